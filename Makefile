@@ -1,0 +1,37 @@
+# Trove: the two commands of the README, and a few more.
+#
+#   make run     install what is missing, build, and show Trove on the example rules
+#   make test    install what is missing, build, and run the whole test suite (what CI runs)
+#
+SWIFT ?= swift
+CONFIG ?= rules/example.yaml
+
+.PHONY: run test deps build release check-rules clean help
+
+help:
+	@echo "make run          install dependencies, build, and run Trove on $(CONFIG)"
+	@echo "make test         install dependencies and run the whole test suite (CI runs this)"
+	@echo "make check-rules  run 'trove check' on every file in rules/"
+	@echo "make release      optimised build in .build/release/trove"
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+run: release
+	@scripts/run.sh "$(CONFIG)"
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+check-rules: build
+	@for f in rules/*.yaml; do .build/debug/trove check --config "$$f" >/dev/null && echo "ok  $$f" || { .build/debug/trove check --config "$$f"; exit 1; }; done
+
+clean:
+	rm -rf .build

@@ -1,0 +1,135 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// One set of compiler settings for every target of ours (Hummingbird does the same):
+// - warnings are errors, so NIO's @preconcurrency APIs cannot hide a real data race behind a warning;
+// - InternalImportsByDefault keeps C modules and dependencies from leaking through public API (SE-0409);
+// - ExistentialAny makes every existential visible at the use site (SE-0335);
+// - MemberImportVisibility: a file sees members only of modules it imports itself (SE-0444).
+let swiftSettings: [SwiftSetting] = [
+    .treatAllWarnings(as: .error),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Trove",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "trove", targets: ["trove"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries. Each is imported by exactly one Swift target.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+
+        // The rules file: parse, validate, match routes, render cache keys. Pure Swift, no I/O but reading
+        // the file.
+        .target(
+            name: "TroveRules",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The decision core: freshness, hit/miss/stale/pass/purge, entries, the store and origin protocols
+        // and their in-memory twins. No sockets, no NIO, no C.
+        .target(
+            name: "TroveCore",
+            dependencies: ["TroveRules"],
+            swiftSettings: swiftSettings
+        ),
+        // The Redis store: hiredis' reader on a NIO-owned socket.
+        .target(
+            name: "TroveRedis",
+            dependencies: [
+                "TroveCore",
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The origin client: libcurl's multi interface on a dedicated thread.
+        .target(
+            name: "TroveCurl",
+            dependencies: [
+                "TroveCore",
+                "CCurl",
+                "CCurlShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // HTTP in and out: the public listener and the admin API. The only place errors become statuses.
+        .target(
+            name: "TroveServer",
+            dependencies: [
+                "TroveCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The composition root and the command line; the only target that imports everything.
+        .target(
+            name: "TroveApp",
+            dependencies: [
+                "TroveRules",
+                "TroveCore",
+                "TroveRedis",
+                "TroveCurl",
+                "TroveServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "trove",
+            dependencies: ["TroveApp"],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "TroveRulesTests",
+            dependencies: ["TroveRules"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TroveRedisTests",
+            dependencies: ["TroveRedis"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TroveCurlTests",
+            dependencies: ["TroveCurl"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TroveAppTests",
+            dependencies: ["TroveApp", "TroveRules"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

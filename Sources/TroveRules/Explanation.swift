@@ -1,0 +1,131 @@
+/// Why Trove would treat a request the way it does, for people: the matched route, the rendered key, TTLs,
+/// tags, and the reason it would or would not be cached (or what a write would purge).
+///
+/// `trove explain` prints `text`; the admin API's `/explain` answers the same fields as JSON.
+public struct Explanation: Sendable, Codable, Equatable {
+    public struct RouteInfo: Sendable, Codable, Equatable {
+        public var name: String
+        public var match: String
+        public var line: Int
+    }
+
+    public struct StatusTTL: Sendable, Codable, Equatable {
+        public var status: Int
+        public var ttl: String
+        public var seconds: Int64
+    }
+
+    public var request: String
+    public var route: RouteInfo?
+    /// Origin name.
+    public var origin: String?
+    /// The URL the request would be forwarded to.
+    public var forwardTo: String?
+    /// `cache`, `bypass`, `pass`, `write` or `reject`.
+    public var decision: String
+    /// One sentence saying why.
+    public var reason: String
+    public var key: String?
+    public var ttl: [StatusTTL]?
+    public var stale: String?
+    public var tags: [String]?
+    public var maxBody: String?
+    /// `shared`, `per-user` or `anonymous`.
+    public var sharing: String?
+    public var purge: PurgeSet?
+    /// The answer status Trove would give itself, for `reject`.
+    public var status: Int?
+
+    public init(plan: RequestPlan, rules: RuleSet, request: RequestHead) {
+        self.request = "\(plan.method) \(request.target)"
+        self.route = plan.route.map { RouteInfo(name: $0.name, match: $0.match, line: $0.line) }
+        self.origin = plan.origin?.name
+        if let origin = plan.origin, let target = plan.target {
+            forwardTo = origin.url + target.forwardTarget
+        }
+        let routeName = plan.route.map { "'\($0.name)'" } ?? ""
+        switch plan.decision {
+        case .cache(let cache):
+            decision = "cache"
+            key = cache.key
+            ttl = cache.policy.statusTTLs.map {
+                StatusTTL(status: $0.status, ttl: Units.format($0.ttl), seconds: $0.ttl.seconds)
+            }
+            stale = Units.format(cache.policy.stale)
+            tags = cache.tags
+            maxBody = Units.format(bytes: cache.policy.maxBodyBytes)
+            if !cache.perUser.isEmpty {
+                sharing = "per-user"
+                reason = "route \(routeName) caches \(plan.method == "HEAD" ? "HEAD (from the GET entry)" : plan.method) "
+                    + "answers; the key holds the user's identity (" + Self.names(cache.perUser) + ", hashed), so each "
+                    + "user has an entry of their own"
+            } else if cache.policy.shared {
+                sharing = "shared"
+                reason = "route \(routeName) caches answers shared by all users (shared: true)"
+                    + (cache.sharedDespite.isEmpty ? "" : "; the request's " + Self.names(cache.sharedDespite)
+                        + " is forwarded on a miss but does not change the key")
+            } else {
+                sharing = "anonymous"
+                reason = "route \(routeName) caches answers to requests without credentials, and this one carries none"
+            }
+        case .bypass(.credentials(let credentials)):
+            decision = "bypass"
+            reason = "the request carries " + Self.names(credentials) + ", which the key of route \(routeName) does "
+                + "not hold, and the route is not shared: it is forwarded and its answer is not stored, so no user is "
+                + "served another's answer (Cache-Status detail=" + credentials.sorted { $0.rawValue < $1.rawValue }
+                    .map { $0.rawValue.uppercased() }.joined(separator: ",") + ")"
+        case .pass:
+            decision = "pass"
+            if plan.route == nil {
+                reason = "no route matches; unmatched requests are passed to the default origin and never stored "
+                    + "(set unmatched: reject to answer 404 instead)"
+            } else {
+                reason = "route \(routeName) passes requests through (pass: true); nothing is stored"
+            }
+        case .write(let purges):
+            decision = "write"
+            purge = purges
+            reason = "route \(routeName) forwards the write; when the origin answers 2xx or 3xx it purges what is "
+                + "listed below before answering, and a failed write purges nothing"
+        case .reject(let status, let message):
+            decision = "reject"
+            self.status = status
+            reason = "Trove answers \(status) itself: \(message)"
+        }
+    }
+
+    private static func names(_ credentials: Set<Credential>) -> String {
+        credentials.sorted { $0.rawValue < $1.rawValue }.map(\.description).joined(separator: " and ")
+    }
+
+    /// The explanation as aligned `label  value` lines.
+    public var text: String {
+        var lines: [(String, String)] = [("request", request)]
+        if let route {
+            lines.append(("route", "\(route.name) (line \(route.line): \(route.match))"))
+        } else {
+            lines.append(("route", "none matched"))
+        }
+        if let origin, let forwardTo { lines.append(("origin", "\(origin) → \(forwardTo)")) }
+        lines.append(("decision", decision.uppercased()))
+        lines.append(("why", reason))
+        if let key { lines.append(("key", key)) }
+        if let ttl {
+            lines.append(("fresh for", ttl.map { "\($0.ttl) (\($0.status))" }.joined(separator: ", ")))
+        }
+        if let stale, stale != "0s" { lines.append(("stale", "\(stale) more, served while one refresh runs")) }
+        if let tags { lines.append(("tags", tags.isEmpty ? "none (purge by key or route)" : tags.joined(separator: ", "))) }
+        if let maxBody { lines.append(("max body", "\(maxBody); bigger answers are passed through unstored")) }
+        if let sharing { lines.append(("users", sharing)) }
+        if let purge {
+            if purge.everything { lines.append(("purge", "every entry")) }
+            if !purge.tags.isEmpty { lines.append(("purge tags", purge.tags.joined(separator: ", "))) }
+            if !purge.keys.isEmpty { lines.append(("purge keys", purge.keys.joined(separator: ", "))) }
+            if !purge.routes.isEmpty { lines.append(("purge routes", purge.routes.joined(separator: ", "))) }
+        }
+        let width = lines.map(\.0.count).max() ?? 0
+        return lines.map { label, value in
+            label.padded(to: width) + "  " + value
+        }.joined(separator: "\n")
+    }
+}

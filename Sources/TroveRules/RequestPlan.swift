@@ -1,0 +1,156 @@
+private import Crypto
+
+/// A request as the rules see it: method, target and headers. The server builds one per request; `trove
+/// explain` builds one from the command line.
+public struct RequestHead: Sendable {
+    public var method: String
+    /// The request target as sent: `/api/v1/events?page=2`.
+    public var target: String
+    public var headers: [(name: String, value: String)]
+
+    public init(method: String, target: String, headers: [(name: String, value: String)] = []) {
+        self.method = method
+        self.target = target
+        self.headers = headers
+    }
+
+    /// True when a header with this name (any case) is present.
+    public func hasHeader(_ lowercasedName: String) -> Bool {
+        headers.contains { $0.name.lowercased() == lowercasedName }
+    }
+}
+
+/// What the rules say to do with one request, before any store or origin is asked.
+public struct RequestPlan: Sendable {
+    public let method: String
+    /// The normalized target; nil when the request was rejected because it could not be parsed.
+    public let target: RequestTarget?
+    /// The route that matched; nil when none did.
+    public let route: Route?
+    /// Where the request goes if it goes anywhere.
+    public let origin: Origin?
+    public let decision: Decision
+
+    public enum Decision: Sendable {
+        /// Look the key up; answer fresh entries from the store, fetch and store the others.
+        case cache(CacheTarget)
+        /// A cacheable route, but this request must not share an entry: forward it, store nothing.
+        case bypass(BypassReason)
+        /// Forward; never store. `route` is nil when no route matched.
+        case pass
+        /// Forward the write; when the origin answers 2xx or 3xx, purge these.
+        case write(PurgeSet)
+        /// Answer without contacting an origin.
+        case reject(status: Int, message: String)
+    }
+
+    /// The entry a cacheable request reads and writes.
+    public struct CacheTarget: Sendable {
+        /// The cache key, shortened by hashing when longer than `store.max_key_length`.
+        public let key: String
+        /// Tags the stored entry will carry, rendered from the request.
+        public let tags: [String]
+        public let policy: CachePolicy
+        /// The credentials that made this entry per user, if any (the key holds them, hashed).
+        public let perUser: Set<Credential>
+        /// Credentials the request carries that a shared route ignores.
+        public let sharedDespite: Set<Credential>
+    }
+
+    public enum BypassReason: Sendable, Equatable {
+        /// The request carries credentials the key does not hold, and the route is not shared.
+        case credentials(Set<Credential>)
+    }
+}
+
+/// Everything one write purges, rendered from the write request.
+public struct PurgeSet: Sendable, Equatable, Codable {
+    public var tags: [String]
+    public var keys: [String]
+    public var routes: [String]
+    public var everything: Bool
+
+    public init(tags: [String] = [], keys: [String] = [], routes: [String] = [], everything: Bool = false) {
+        self.tags = tags
+        self.keys = keys
+        self.routes = routes
+        self.everything = everything
+    }
+
+    public var isEmpty: Bool { tags.isEmpty && keys.isEmpty && routes.isEmpty && !everything }
+}
+
+extension RuleSet {
+    /// The first route whose methods and path match, with the parameters its path captured.
+    public func match(method: String, target: RequestTarget) -> (route: Route, parameters: [String: String])? {
+        for route in routes where route.methods.contains(method) {
+            if let parameters = route.path.match(target.segments) { return (route, parameters) }
+        }
+        return nil
+    }
+
+    /// Decides what to do with a request, from the rules alone.
+    public func plan(for request: RequestHead) -> RequestPlan {
+        let method = request.method.uppercased()
+        let target: RequestTarget
+        do {
+            target = try RequestTarget(parsing: request.target)
+        } catch {
+            return RequestPlan(method: method, target: nil, route: nil, origin: nil,
+                decision: .reject(status: 400, message: error.description))
+        }
+        guard let (route, parameters) = match(method: method, target: target) else {
+            switch unmatched {
+            case .pass:
+                return RequestPlan(method: method, target: target, route: nil, origin: origin(named: defaultOrigin),
+                    decision: .pass)
+            case .reject:
+                return RequestPlan(method: method, target: target, route: nil, origin: nil,
+                    decision: .reject(status: 404, message: "no route matches \(method) \(target.path)"))
+            }
+        }
+        let origin = origin(named: route.origin)
+        let context = TemplateContext(method: method, target: target, pathParameters: parameters, headers: request.headers)
+        switch route.action {
+        case .pass:
+            return RequestPlan(method: method, target: target, route: route, origin: origin, decision: .pass)
+        case .purge(let rule):
+            let purges = PurgeSet(
+                tags: rule.tags.map { $0.render(context) },
+                keys: rule.keys.map { storeKey($0.render(context)) },
+                routes: rule.routes,
+                everything: rule.everything)
+            return RequestPlan(method: method, target: target, route: route, origin: origin, decision: .write(purges))
+        case .cache(let policy):
+            var carried = Set<Credential>()
+            if request.hasHeader("authorization") { carried.insert(.authorization) }
+            if request.hasHeader("cookie") { carried.insert(.cookie) }
+            let keyed = policy.keyedCredentials
+            let uncovered = carried.subtracting(keyed)
+            if !uncovered.isEmpty && !policy.shared {
+                return RequestPlan(method: method, target: target, route: route, origin: origin,
+                    decision: .bypass(.credentials(uncovered)))
+            }
+            let cacheTarget = RequestPlan.CacheTarget(
+                key: storeKey(policy.key.render(context)),
+                tags: policy.tags.map { $0.render(context) },
+                policy: policy,
+                perUser: keyed,
+                sharedDespite: policy.shared ? carried : [])
+            return RequestPlan(method: method, target: target, route: route, origin: origin,
+                decision: .cache(cacheTarget))
+        }
+    }
+
+    /// A rendered key as the store sees it: unchanged when short enough, otherwise a prefix of it, `#`, and the
+    /// SHA-256 of all of it. `#` never appears in a rendered key (templates refuse it and values escape it), so a
+    /// shortened key cannot equal another request's unshortened one.
+    public func storeKey(_ rendered: String) -> String {
+        let limit = store.maxKeyLength
+        guard rendered.utf8.count > limit else { return rendered }
+        let digest = SHA256.hash(data: Array(rendered.utf8)).hexString
+        // Rendered keys are ASCII, so cutting at a byte count never splits a character.
+        let prefix = rendered.utf8.prefix(limit - digest.utf8.count - 1)
+        return String(decoding: prefix, as: UTF8.self) + "#" + digest
+    }
+}

@@ -1,0 +1,179 @@
+/// A request's path and query, normalized the way RFC 3986 §6.2.2 allows without changing what they mean.
+///
+/// - Percent-escapes of unreserved characters are decoded (`%7E` → `~`), the others get upper-case hex
+///   (`%2f` → `%2F`); nothing else is decoded, so `a%2Fb` stays one path segment and `:` stays `:`.
+/// - Dot segments are removed (`/a/./b/../c` → `/a/c`), also when they were written `%2E`.
+/// - The query is kept exactly as sent for forwarding; its items are split for keys and templates.
+///
+/// Values taken from here (path segments, query values) are in this normalized form: two spellings of the
+/// same URL give the same values, and two different URLs never do.
+public struct RequestTarget: Sendable, Equatable {
+    /// One `name=value` item of the query string.
+    public struct QueryItem: Sendable, Equatable {
+        /// The name, fully decoded (`+` is a space), for matching `{query.NAME}`.
+        public var name: String
+        /// The name in normalized form, as it goes into `{query}`.
+        public var rawName: String
+        /// The value in normalized form; nil when the item had no `=` (`?debug`).
+        public var value: String?
+    }
+
+    /// The path segments after the leading `/`, normalized; `/` is `[""]`.
+    public let segments: [String]
+    /// The query as the client sent it, without the `?`; nil when there was no `?`.
+    public let rawQuery: String?
+    /// The query items in the order the client sent them.
+    public let queryItems: [QueryItem]
+
+    /// The normalized path: what is matched, forwarded and used by `{path}`.
+    public var path: String { "/" + segments.joined(separator: "/") }
+
+    /// The normalized path plus the query exactly as sent: what Trove forwards to the origin.
+    public var forwardTarget: String {
+        guard let rawQuery else { return path }
+        return path + "?" + rawQuery
+    }
+
+    /// Why a request target cannot be used.
+    public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Parses an origin-form (`/path?query`) or absolute-form (`http://host/path?query`) request target.
+    public init(parsing target: String) throws(ParseError) {
+        var text = Substring(target)
+        if let fragment = text.firstIndex(of: "#") { text = text[..<fragment] }
+        if !text.hasPrefix("/") {
+            // Absolute form, as sent to proxies: keep only the path and query.
+            let schemeEnd = text.utf8.indices.first { index in text.utf8[index...].starts(with: "://".utf8) }
+            guard let schemeEnd, text[..<schemeEnd].allSatisfy({ $0.isASCII && $0.isLetter }) else {
+                throw ParseError(description: "the request target must start with '/' (got '\(target)')")
+            }
+            let afterAuthority = text[text.utf8.index(schemeEnd, offsetBy: 3)...]
+            if let slash = afterAuthority.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+                text = afterAuthority[slash...]
+                if text.hasPrefix("?") { text = "/" + text }
+            } else {
+                text = "/"
+            }
+        }
+        guard !text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
+            throw ParseError(description: "the request target contains a space or a control character")
+        }
+        let rawPath: Substring
+        if let question = text.firstIndex(of: "?") {
+            rawPath = text[..<question]
+            rawQuery = String(text[text.index(after: question)...])
+        } else {
+            rawPath = text
+            rawQuery = nil
+        }
+        segments = Self.removeDotSegments(rawPath.dropFirst().split(separator: "/", omittingEmptySubsequences: false))
+        queryItems = rawQuery.map(Self.parseQuery) ?? []
+    }
+
+    /// The first value of query parameter `name` (decoded name), in normalized form; nil when absent.
+    public func queryValues(named name: String) -> [String?] {
+        queryItems.filter { $0.name == name }.map(\.value)
+    }
+
+    // RFC 3986 §5.2.4, on already-split segments. A trailing "." or ".." leaves a trailing empty segment,
+    // so "/a/b/.." is "/a/", as the RFC says.
+    private static func removeDotSegments(_ rawSegments: [Substring]) -> [String] {
+        var output: [String] = []
+        for (index, raw) in rawSegments.enumerated() {
+            let segment = normalizePercentEncoding(raw)
+            let isLast = index == rawSegments.count - 1
+            switch segment {
+            case ".":
+                if isLast { output.append("") }
+            case "..":
+                if !output.isEmpty { output.removeLast() }
+                if isLast { output.append("") }
+            default:
+                output.append(segment)
+            }
+        }
+        return output.isEmpty ? [""] : output
+    }
+
+    private static func parseQuery(_ query: String) -> [QueryItem] {
+        query.split(separator: "&", omittingEmptySubsequences: true).map { item in
+            if let equals = item.firstIndex(of: "=") {
+                let name = item[..<equals]
+                return QueryItem(
+                    name: decodeFormComponent(name),
+                    rawName: normalizePercentEncoding(name),
+                    value: normalizePercentEncoding(item[item.index(after: equals)...])
+                )
+            }
+            return QueryItem(name: decodeFormComponent(item), rawName: normalizePercentEncoding(item), value: nil)
+        }
+    }
+
+    /// Decodes `%XX` escapes of unreserved characters and upper-cases the hex of the others.
+    static func normalizePercentEncoding<S: StringProtocol>(_ text: S) -> String {
+        let utf8 = Array(text.utf8)
+        guard utf8.contains(UInt8(ascii: "%")) else { return String(text) }
+        var output: [UInt8] = []
+        output.reserveCapacity(utf8.count)
+        var index = 0
+        while index < utf8.count {
+            let byte = utf8[index]
+            if byte == UInt8(ascii: "%"), index + 2 < utf8.count,
+                let high = hexValue(utf8[index + 1]), let low = hexValue(utf8[index + 2])
+            {
+                let decoded = high << 4 | low
+                if KeyEscaping.isUnreserved(decoded) {
+                    output.append(decoded)
+                } else {
+                    output.append(UInt8(ascii: "%"))
+                    output.append(upperHex(utf8[index + 1]))
+                    output.append(upperHex(utf8[index + 2]))
+                }
+                index += 3
+            } else {
+                output.append(byte)
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Fully decodes a query name or a path literal (`+` is a space in the query), for comparisons only.
+    static func decodeFormComponent<S: StringProtocol>(_ text: S, plusIsSpace: Bool = true) -> String {
+        let utf8 = Array(text.utf8)
+        guard utf8.contains(UInt8(ascii: "%")) || (plusIsSpace && utf8.contains(UInt8(ascii: "+"))) else {
+            return String(text)
+        }
+        var output: [UInt8] = []
+        output.reserveCapacity(utf8.count)
+        var index = 0
+        while index < utf8.count {
+            let byte = utf8[index]
+            if byte == UInt8(ascii: "%"), index + 2 < utf8.count,
+                let high = hexValue(utf8[index + 1]), let low = hexValue(utf8[index + 2])
+            {
+                output.append(high << 4 | low)
+                index += 3
+            } else {
+                output.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    private static func upperHex(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) ? byte - 32 : byte
+    }
+}

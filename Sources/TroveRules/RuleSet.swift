@@ -1,0 +1,309 @@
+/// A validated, immutable rules file: listeners, store, origins and routes, ready to answer "what should
+/// happen to this request?" (`plan(for:)`).
+///
+/// It is built only by `RulesLoader`, which rejects a file with any error; the warnings that remain are kept in
+/// `warnings`. Nothing in it changes after loading: a reload builds a new `RuleSet`.
+public struct RuleSet: Sendable {
+    /// The path of the rules file, as given.
+    public let file: String
+    /// A short fingerprint of the file's bytes (12 hex digits of SHA-256), to tell which rules are in force.
+    public let fingerprint: String
+    public let listen: ListenAddress
+    public let admin: AdminSettings
+    public let store: StoreSettings
+    /// Origins in file order.
+    public let origins: [Origin]
+    /// The origin for routes that name none, and for requests that match no route.
+    public let defaultOrigin: String
+    /// Routes in file order: the first that matches a request wins.
+    public let routes: [Route]
+    /// What to do with a request no route matches.
+    public let unmatched: UnmatchedPolicy
+    /// Findings that did not prevent loading.
+    public let warnings: [RulesDiagnostic]
+
+    /// Environment variables the file reads that are not set; `trove serve` refuses to start until they are.
+    public let missingEnvironment: [String]
+
+    public func origin(named name: String) -> Origin? {
+        origins.first { $0.name == name }
+    }
+
+    public func route(named name: String) -> Route? {
+        routes.first { $0.name == name }
+    }
+}
+
+/// What happens to a request that matches no route.
+public enum UnmatchedPolicy: String, Sendable {
+    /// Forwarded to the default origin, never stored.
+    case pass
+    /// Answered 404 by Trove without contacting an origin.
+    case reject
+}
+
+/// An address to listen on.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+
+    /// True when only this machine can connect (127.0.0.0/8, ::1, localhost).
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Parses `host:port`, `[::1]:port` or `:port` (all interfaces).
+    public init?(parsing text: String) {
+        var host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[close...].hasPrefix("]:") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            guard !host.contains(":") else { return nil }
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard let port = Int(portText), (0...65535).contains(port),
+            host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":" })
+        else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// A string written in the file, or read from an environment variable when the file says `{env: NAME}`.
+public struct ConfigString: Sendable, Equatable {
+    /// The environment variable the value comes from; nil when it is written in the file.
+    public let environmentVariable: String?
+    /// The value; nil when it comes from an environment variable that is not set.
+    public let value: String?
+
+    public static func literal(_ value: String) -> ConfigString {
+        ConfigString(environmentVariable: nil, value: value)
+    }
+
+    /// How to show it without revealing a secret: `$NAME` or the literal.
+    public var display: String {
+        environmentVariable.map { "$" + $0 } ?? value ?? ""
+    }
+}
+
+/// The admin listener: purge, explain, health, stats.
+public struct AdminSettings: Sendable {
+    public let listen: ListenAddress
+    /// The bearer token callers must present; nil only when `allowUnauthenticated` is set.
+    public let token: ConfigString?
+    /// Run without a token; only accepted on a loopback listener.
+    public let allowUnauthenticated: Bool
+}
+
+/// Where entries are kept.
+public struct StoreSettings: Sendable {
+    /// Redis, when configured; the in-process memory store otherwise.
+    public let redis: RedisSettings?
+    /// Prefix of every Redis key Trove writes, so several applications can share one Redis.
+    public let namespace: String
+    /// Bytes the memory store may hold before it evicts the least recently used entries.
+    public let memoryBytes: Int
+    /// Cache keys longer than this many bytes are shortened: a prefix, `#`, and the SHA-256 of the whole key.
+    public let maxKeyLength: Int
+}
+
+/// How to reach Redis.
+public struct RedisSettings: Sendable {
+    public let url: ConfigString
+    /// The parsed URL; nil when it comes from an environment variable that is not set.
+    public let endpoint: RedisEndpoint?
+    public let connectTimeout: Duration
+    /// After this long without an answer, a command fails and the request goes to the origin.
+    public let commandTimeout: Duration
+}
+
+/// A parsed `redis://[[user]:password@]host[:port][/db]` URL.
+public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    public let database: Int
+    public let username: String?
+    public let password: String?
+
+    /// The URL without its password.
+    public var description: String {
+        let auth = password == nil ? "" : "\(username ?? ""):***@"
+        return "redis://\(auth)\(host):\(port)/\(database)"
+    }
+
+    /// Parses a Redis URL; the error says what is wrong with it.
+    public static func parse(_ text: String) -> Result<RedisEndpoint, RedisURLError> {
+        guard text.hasPrefix("redis://") else {
+            if text.hasPrefix("rediss://") {
+                return .failure(RedisURLError(
+                    message: "TLS (rediss://) is not supported; reach Redis over loopback, a private network or a "
+                        + "TLS tunnel such as stunnel"))
+            }
+            return .failure(RedisURLError(message: "'\(text)' is not a redis:// URL; write redis://host:6379/0"))
+        }
+        var rest = Substring(text.dropFirst("redis://".count))
+        var username: String?
+        var password: String?
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                username = credentials[..<colon].isEmpty ? nil : String(credentials[..<colon])
+                password = String(credentials[credentials.index(after: colon)...])
+            } else {
+                password = String(credentials)
+            }
+        }
+        var database = 0
+        if let slash = rest.firstIndex(of: "/") {
+            let dbText = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+            if !dbText.isEmpty {
+                guard let db = Int(dbText), db >= 0 else {
+                    return .failure(RedisURLError(message: "database '\(dbText)' is not a number"))
+                }
+                database = db
+            }
+        }
+        var host = String(rest)
+        var port = 6379
+        if let colon = rest.lastIndex(of: ":") {
+            host = String(rest[..<colon])
+            guard let parsed = Int(rest[rest.index(after: colon)...]), (1...65535).contains(parsed) else {
+                return .failure(RedisURLError(message: "port '\(rest[rest.index(after: colon)...])' is not valid"))
+            }
+            port = parsed
+        }
+        guard !host.isEmpty else { return .failure(RedisURLError(message: "the URL names no host")) }
+        return .success(RedisEndpoint(host: host, port: port, database: database, username: username, password: password))
+    }
+}
+
+public struct RedisURLError: Error, Sendable {
+    public let message: String
+}
+
+/// An HTTP service Trove forwards to.
+public struct Origin: Sendable {
+    public let name: String
+    /// `http` or `https`.
+    public let scheme: String
+    public let host: String
+    public let port: Int
+    /// Prepended to every forwarded path (`/admin/api/2024-01`); empty for none. Never ends with `/`.
+    public let basePath: String
+    public let connectTimeout: Duration
+    /// The whole exchange, from connecting to the last byte of the answer.
+    public let timeout: Duration
+    /// Headers added to every request sent to this origin (replacing any the client sent).
+    public let headers: [(name: String, value: ConfigString)]
+    /// Send the client's `Host` instead of the origin's.
+    public let preserveHost: Bool
+
+    /// `scheme://host:port` plus the base path.
+    public var url: String {
+        let defaultPort = scheme == "https" ? 443 : 80
+        let portText = port == defaultPort ? "" : ":\(port)"
+        return "\(scheme)://\(host.contains(":") ? "[\(host)]" : host)\(portText)\(basePath)"
+    }
+
+    /// The origin's value for the `Host` header.
+    public var hostHeader: String {
+        let defaultPort = scheme == "https" ? 443 : 80
+        return port == defaultPort ? host : "\(host):\(port)"
+    }
+}
+
+/// One entry of `routes:`: what requests it matches and what Trove does with them.
+public struct Route: Sendable {
+    public let name: String
+    /// 1-based position in `routes:`.
+    public let index: Int
+    /// Line of the route in the rules file.
+    public let line: Int
+    public let methods: MethodSet
+    public let path: PathPattern
+    public let origin: String
+    public let action: Action
+    /// Where parts of the route are written, for diagnostics that span routes.
+    let lines: SourceLines
+
+    struct SourceLines: Sendable {
+        var name: SourcePosition?
+        var match: SourcePosition?
+        var key: SourcePosition?
+        var purgeTags: [SourcePosition?] = []
+        var purgeKeys: [SourcePosition?] = []
+        var purgeRoutes: [SourcePosition?] = []
+    }
+
+    /// What a route does with the requests it matches.
+    public enum Action: Sendable {
+        /// Answer from the store when fresh; otherwise fetch, store and answer.
+        case cache(CachePolicy)
+        /// Forward; when the origin answers 2xx or 3xx, purge what the rule names.
+        case purge(PurgeRule)
+        /// Forward; never store.
+        case pass
+    }
+
+    /// `GET /api/v1/events/{id}`, as written.
+    public var match: String { "\(methods) \(path)" }
+
+    public var cachePolicy: CachePolicy? {
+        if case .cache(let policy) = action { policy } else { nil }
+    }
+
+    public var purgeRule: PurgeRule? {
+        if case .purge(let rule) = action { rule } else { nil }
+    }
+}
+
+/// How a cacheable route stores answers.
+public struct CachePolicy: Sendable {
+    public let key: Template
+    public let tags: [Template]
+    /// How long an answer of each storable status stays fresh, in the order written.
+    public let statusTTLs: [(status: Int, ttl: Duration)]
+    /// How long after it stops being fresh an entry may still be served while it is refreshed.
+    public let stale: Duration
+    /// Answers with a bigger body are passed through unstored.
+    public let maxBodyBytes: Int
+    /// One entry for everyone, even for requests carrying credentials.
+    public let shared: Bool
+    /// The route's requests carry credentials (the endpoint needs a login).
+    public let authenticated: Bool
+
+    /// How long an answer with this status stays fresh; nil when such answers are not stored.
+    public func ttl(forStatus status: Int) -> Duration? {
+        statusTTLs.first { $0.status == status }?.ttl
+    }
+
+    /// The credentials the key holds, hashed: requests carrying them get entries of their own.
+    public var keyedCredentials: Set<Credential> { key.credentials }
+}
+
+/// What a write route invalidates when the origin accepts the write.
+public struct PurgeRule: Sendable {
+    /// Tags, rendered from the write request: every entry carrying one is purged.
+    public let tags: [Template]
+    /// Cache keys, rendered from the write request: those entries are purged.
+    public let keys: [Template]
+    /// Route names: every entry those routes stored is purged.
+    public let routes: [String]
+    /// Purge every entry.
+    public let everything: Bool
+}

@@ -1,0 +1,528 @@
+private import Crypto
+
+/// A cache key, tag or purge template such as `events:list:page={query.page|default:1}:user={header.authorization|sha256}`.
+///
+/// Text outside braces is copied as written; each `{…}` placeholder is replaced by a value from the request,
+/// passed through its filters, then escaped with `KeyEscaping`. Because escaped values never contain a
+/// separator, and validation insists that two placeholders are always separated by a character their values
+/// cannot contain, two requests that differ in any value the template reads never render the same text.
+public struct Template: Sendable, Equatable, CustomStringConvertible {
+    /// Where a placeholder's value comes from.
+    public enum Source: Sendable, Hashable {
+        /// `{id}` or `{path.id}`: a parameter captured by the route's path.
+        case pathParameter(String)
+        /// `{query.page}`: the values of one query parameter, joined with `,` when repeated; empty when absent.
+        case queryParameter(String)
+        /// `{header.accept-language}`: one request header (name lower-cased), joined with `,` when repeated.
+        case header(String)
+        /// `{cookie.sessionid}`: one cookie from the `Cookie` header.
+        case cookie(String)
+        /// `{method}`: the request method (`GET` for a HEAD, which is answered from the GET entry).
+        case method
+        /// `{path}`: the whole normalized path.
+        case path
+        /// `{query}`: the whole query, its items sorted, so that `?b=2&a=1` and `?a=1&b=2` share a key.
+        case query
+    }
+
+    /// A transformation applied to a placeholder's value before it is escaped.
+    public enum Filter: Sendable, Equatable, CustomStringConvertible {
+        /// ASCII letters to lower case.
+        case lower
+        /// ASCII letters to upper case.
+        case upper
+        /// Spaces and tabs removed at both ends.
+        case trim
+        /// The hex SHA-256 of the value (of nothing, when absent): keeps credentials out of keys in clear.
+        case sha256
+        /// The value to use when the request does not carry one.
+        case `default`(String)
+
+        var isTextFilter: Bool {
+            switch self {
+            case .lower, .upper, .trim: true
+            case .sha256, .default: false
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .lower: "lower"
+            case .upper: "upper"
+            case .trim: "trim"
+            case .sha256: "sha256"
+            case .default(let value): "default:\(value)"
+            }
+        }
+    }
+
+    public struct Placeholder: Sendable, Equatable {
+        public let source: Source
+        public let filters: [Filter]
+        /// As written, with its braces: `{query.page|default:1}`.
+        public let written: String
+    }
+
+    enum Part: Sendable, Equatable {
+        case literal(String)
+        case placeholder(Placeholder)
+    }
+
+    /// The template as written in the rules file.
+    public let description: String
+    let parts: [Part]
+    /// Which path parameters capture the rest of the path, so their values can contain `/`.
+    private let restParameters: Set<String>
+
+    public var placeholders: [Placeholder] {
+        parts.compactMap { if case .placeholder(let p) = $0 { p } else { nil } }
+    }
+
+    /// True when the template reads no request value at all.
+    public var isConstant: Bool { placeholders.isEmpty }
+
+    /// The request credentials this template puts (hashed) into what it renders.
+    public var credentials: Set<Credential> {
+        var result = Set<Credential>()
+        for placeholder in placeholders {
+            switch placeholder.source {
+            case .header("authorization"): result.insert(.authorization)
+            case .header("cookie"), .cookie: result.insert(.cookie)
+            default: break
+            }
+        }
+        return result
+    }
+
+    /// Why a template cannot be used; the message names the placeholder and says how to fix it.
+    struct ParseError: Error, Equatable {
+        let message: String
+    }
+
+    /// Parses and checks a template. `pathParameters` are the names the route's path captures.
+    init(parsing text: String, pathParameters: [String], restParameters: Set<String> = []) throws(ParseError) {
+        guard !text.isEmpty else { throw ParseError(message: "the template is empty") }
+        var parts: [Part] = []
+        var literal = ""
+        var index = text.startIndex
+        while index < text.endIndex {
+            let character = text[index]
+            if character == "{" {
+                guard let close = text[index...].firstIndex(of: "}") else {
+                    throw ParseError(message: "'{' is never closed; write placeholders like {query.page}")
+                }
+                let inner = String(text[text.index(after: index)..<close])
+                guard !inner.contains("{") else {
+                    throw ParseError(message: "'{' is never closed before the next '{'")
+                }
+                if !literal.isEmpty {
+                    parts.append(.literal(literal))
+                    literal = ""
+                }
+                parts.append(.placeholder(try Self.parsePlaceholder(inner, pathParameters: pathParameters)))
+                index = text.index(after: close)
+                continue
+            }
+            if character == "}" {
+                throw ParseError(message: "'}' without a matching '{'")
+            }
+            guard character.isASCII, let scalar = character.unicodeScalars.first, scalar.value > 0x20,
+                scalar.value < 0x7F
+            else {
+                throw ParseError(
+                    message: "text outside placeholders must be printable ASCII without spaces (found "
+                        + "'\(character.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }.joined())')")
+            }
+            guard character != "#" else {
+                throw ParseError(message: "'#' is reserved: Trove uses it to mark keys it shortened by hashing")
+            }
+            literal.append(character)
+            index = text.index(after: index)
+        }
+        if !literal.isEmpty { parts.append(.literal(literal)) }
+        self.description = text
+        self.parts = parts
+        self.restParameters = restParameters
+        try checkSeparators()
+    }
+
+    private static let sourceHelp =
+        "placeholders are {NAME} (a path parameter), {query.NAME}, {header.NAME}, {cookie.NAME}, "
+        + "{method}, {path} and {query}"
+    private static let filterHelp = "filters are lower, upper, trim, sha256 and default:VALUE"
+
+    private static func parsePlaceholder(_ inner: String, pathParameters: [String]) throws(ParseError) -> Placeholder {
+        let written = "{\(inner)}"
+        let pieces = inner.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        let reference = pieces[0].trimmingWhitespace()
+        guard !reference.isEmpty else {
+            throw ParseError(message: "empty placeholder '\(written)'; \(sourceHelp)")
+        }
+        let source: Source
+        if let dot = reference.firstIndex(of: ".") {
+            let kind = String(reference[..<dot])
+            let name = String(reference[reference.index(after: dot)...])
+            guard !name.isEmpty else {
+                throw ParseError(message: "'\(written)' names no \(kind); write it like {\(kind).NAME}")
+            }
+            switch kind {
+            case "query": source = .queryParameter(name)
+            case "header": source = .header(name.lowercased())
+            case "cookie": source = .cookie(name)
+            case "path":
+                guard pathParameters.contains(name) else {
+                    throw unknownPathParameter(name, written: written, pathParameters: pathParameters)
+                }
+                source = .pathParameter(name)
+            default:
+                let known = ["query", "header", "cookie", "path"]
+                let hint = Suggestions.closest(to: kind, in: known).map { " (did you mean {\($0).\(name)}?)" } ?? ""
+                throw ParseError(message: "unknown placeholder '\(written)'\(hint); \(sourceHelp)")
+            }
+        } else {
+            switch reference {
+            case "method": source = .method
+            case "path": source = .path
+            case "query": source = .query
+            default:
+                guard pathParameters.contains(reference) else {
+                    throw unknownPathParameter(reference, written: written, pathParameters: pathParameters)
+                }
+                source = .pathParameter(reference)
+            }
+        }
+        var filters: [Filter] = []
+        for piece in pieces.dropFirst() {
+            let trimmed = piece.trimmingWhitespace()
+            if trimmed.hasPrefix("default:") {
+                let value = String(trimmed.dropFirst("default:".count))
+                guard !value.isEmpty else {
+                    throw ParseError(message: "'\(written)': default needs a value, e.g. default:1")
+                }
+                filters.append(.default(value))
+                continue
+            }
+            switch trimmed {
+            case "lower": filters.append(.lower)
+            case "upper": filters.append(.upper)
+            case "trim": filters.append(.trim)
+            case "sha256": filters.append(.sha256)
+            case "default":
+                throw ParseError(message: "'\(written)': default needs a value, e.g. default:1")
+            default:
+                let hint = Suggestions.closest(to: trimmed, in: ["lower", "upper", "trim", "sha256", "default"])
+                    .map { " (did you mean '\($0)'?)" } ?? ""
+                throw ParseError(message: "'\(written)': unknown filter '\(trimmed)'\(hint); \(filterHelp)")
+            }
+        }
+        return Placeholder(source: source, filters: filters, written: written)
+    }
+
+    private static func unknownPathParameter(
+        _ name: String, written: String, pathParameters: [String]
+    ) -> ParseError {
+        if let suggestion = Suggestions.closest(to: name, in: pathParameters + ["method", "path", "query"]) {
+            return ParseError(message: "unknown placeholder '\(written)' (did you mean {\(suggestion)}?)")
+        }
+        if let suggestion = Suggestions.closest(to: name, in: ["query", "header", "cookie"]) {
+            return ParseError(message: "unknown placeholder '\(written)' (did you mean {\(suggestion).NAME}?)")
+        }
+        let has = pathParameters.isEmpty
+            ? "the route's path has no parameters"
+            : "the route's path has " + pathParameters.map { "{\($0)}" }.joined(separator: ", ")
+        return ParseError(message: "unknown placeholder '\(written)': \(has); \(sourceHelp)")
+    }
+
+    // Injectivity: every literal between two placeholders must hold a character the placeholder before it can
+    // never produce. Then the first such character after a value marks where the value ends, so the rendered
+    // text determines every value. See `KeyEscaping`.
+    private func checkSeparators() throws(ParseError) {
+        var previous: Placeholder?
+        for part in parts {
+            switch part {
+            case .placeholder(let placeholder):
+                if let previous {
+                    throw ParseError(
+                        message: "placeholders \(previous.written) and \(placeholder.written) are not separated: "
+                            + "put a character such as ':' between them, so that different values cannot render "
+                            + "the same text")
+                }
+                previous = placeholder
+            case .literal(let text):
+                if let placeholder = previous {
+                    let alphabet = alphabet(of: placeholder)
+                    if text.allSatisfy({ alphabet.contains($0) }) {
+                        throw ParseError(
+                            message: "'\(text)' after \(placeholder.written) cannot separate it from what follows, "
+                                + "because the value can contain those characters; use a separator such as ':' "
+                                + "or '=' (letters, digits, '-', '.', '_' and '~' appear in values)")
+                    }
+                }
+                previous = nil
+            }
+        }
+    }
+
+    /// The characters a placeholder's rendered value can contain.
+    func alphabet(of placeholder: Placeholder) -> Set<Character> {
+        if placeholder.filters.last == .sha256 { return Set("0123456789abcdef") }
+        switch placeholder.source {
+        case .path:
+            return KeyEscaping.valueAlphabet.union(["/"])
+        case .pathParameter(let name) where restParameters.contains(name):
+            return KeyEscaping.valueAlphabet.union(["/"])
+        case .query:
+            return KeyEscaping.valueAlphabet.union(["=", "&"])
+        default:
+            return KeyEscaping.valueAlphabet
+        }
+    }
+}
+
+/// A credential a request can carry. Answers to requests carrying one are per user unless a route says
+/// otherwise.
+public enum Credential: String, Sendable, Hashable, CustomStringConvertible {
+    case authorization
+    case cookie
+
+    /// The header that carries it, as `Cache-Status` details and explanations name it.
+    public var description: String {
+        switch self {
+        case .authorization: "Authorization"
+        case .cookie: "Cookie"
+        }
+    }
+}
+
+// MARK: - Rendering
+
+/// The request values a template can read, gathered once per request.
+public struct TemplateContext: Sendable {
+    public let method: String
+    public let target: RequestTarget
+    public let pathParameters: [String: String]
+    public let headers: [(name: String, value: String)]
+
+    public init(
+        method: String, target: RequestTarget, pathParameters: [String: String],
+        headers: [(name: String, value: String)]
+    ) {
+        self.method = method
+        self.target = target
+        self.pathParameters = pathParameters
+        self.headers = headers
+    }
+
+    /// Values of the header (name compared case-insensitively), in order.
+    func headerValues(_ lowercasedName: String) -> [String] {
+        headers.compactMap { $0.name.lowercased() == lowercasedName ? $0.value : nil }
+    }
+
+    func cookie(_ name: String) -> String? {
+        for header in headerValues("cookie") {
+            for pair in header.split(separator: ";") {
+                let trimmed = pair.trimmingWhitespace()
+                guard let equals = trimmed.firstIndex(of: "=") else { continue }
+                if trimmed[..<equals] == name {
+                    var value = Substring(trimmed[trimmed.index(after: equals)...])
+                    if value.count >= 2, value.first == "\"", value.last == "\"" { value = value.dropFirst().dropLast() }
+                    return String(value)
+                }
+            }
+        }
+        return nil
+    }
+}
+
+extension Template {
+    /// The text this template renders for a request.
+    public func render(_ context: TemplateContext) -> String {
+        var output = ""
+        output.reserveCapacity(description.utf8.count + 32)
+        for part in parts {
+            switch part {
+            case .literal(let text):
+                output += text
+            case .placeholder(let placeholder):
+                Self.appendValue(of: placeholder, context, to: &output)
+            }
+        }
+        return output
+    }
+
+    private static func appendValue(of placeholder: Placeholder, _ context: TemplateContext, to output: inout String) {
+        // Structured values keep their own separators; each piece inside them is escaped.
+        switch placeholder.source {
+        case .path where placeholder.filters.isEmpty:
+            output += "/"
+            output += context.target.segments.map(KeyEscaping.escape).joined(separator: "/")
+            return
+        case .query where placeholder.filters.isEmpty:
+            appendSortedQuery(context.target, to: &output)
+            return
+        default:
+            break
+        }
+        var value = rawValue(of: placeholder.source, context)
+        // Text filters work on what the value says, so a value taken from the URL is decoded first
+        // (`%20abc` trims to `abc`); the result is escaped again below like any other value.
+        if placeholder.filters.contains(where: \.isTextFilter), let encoded = value {
+            switch placeholder.source {
+            case .queryParameter: value = RequestTarget.decodeFormComponent(encoded, plusIsSpace: true)
+            case .pathParameter: value = RequestTarget.decodeFormComponent(encoded, plusIsSpace: false)
+            default: break
+            }
+        }
+        for filter in placeholder.filters {
+            value = apply(filter, to: value)
+        }
+        guard let value else { return }
+        if case .pathParameter = placeholder.source, value.contains("/") {
+            // A rest parameter: keep its `/`, escape each segment.
+            output += value.split(separator: "/", omittingEmptySubsequences: false).map(KeyEscaping.escape)
+                .joined(separator: "/")
+        } else {
+            KeyEscaping.append(value, to: &output)
+        }
+    }
+
+    private static func rawValue(of source: Source, _ context: TemplateContext) -> String? {
+        switch source {
+        case .pathParameter(let name):
+            return context.pathParameters[name]
+        case .queryParameter(let name):
+            let values = context.target.queryItems.filter { $0.name == name }.map { $0.value ?? "" }
+            return values.isEmpty ? nil : values.joined(separator: ",")
+        case .header(let name):
+            let values = context.headerValues(name)
+            return values.isEmpty ? nil : values.joined(separator: ",")
+        case .cookie(let name):
+            return context.cookie(name)
+        case .method:
+            return context.method == "HEAD" ? "GET" : context.method
+        case .path:
+            return context.target.path
+        case .query:
+            var text = ""
+            appendSortedQuery(context.target, to: &text)
+            return text
+        }
+    }
+
+    private static func appendSortedQuery(_ target: RequestTarget, to output: inout String) {
+        // Sorted by name; repeated names keep their order (`?tag=b&tag=a` is a different list than `?tag=a&tag=b`).
+        let items = target.queryItems.enumerated().sorted {
+            ($0.element.rawName, $0.offset) < ($1.element.rawName, $1.offset)
+        }.map(\.element)
+        for (index, item) in items.enumerated() {
+            if index > 0 { output += "&" }
+            KeyEscaping.append(item.rawName, to: &output)
+            if let value = item.value {
+                output += "="
+                KeyEscaping.append(value, to: &output)
+            }
+        }
+    }
+
+    private static func apply(_ filter: Filter, to value: String?) -> String? {
+        switch filter {
+        case .default(let fallback):
+            return value ?? fallback
+        case .lower:
+            return value.map { String(String.UnicodeScalarView($0.unicodeScalars.map { $0.asciiLowercased })) }
+        case .upper:
+            return value.map { String(String.UnicodeScalarView($0.unicodeScalars.map { $0.asciiUppercased })) }
+        case .trim:
+            return value.map { $0.trimmingCharacters([" ", "\t"]) }
+        case .sha256:
+            guard let value else { return nil }
+            return SHA256.hash(data: Array(value.utf8)).hexString
+        }
+    }
+}
+
+extension Unicode.Scalar {
+    fileprivate var asciiLowercased: Unicode.Scalar {
+        ("A"..."Z").contains(self) ? Unicode.Scalar(value + 32)! : self
+    }
+
+    fileprivate var asciiUppercased: Unicode.Scalar {
+        ("a"..."z").contains(self) ? Unicode.Scalar(value - 32)! : self
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(_ set: Set<Character>) -> String {
+        var slice = Substring(self)
+        while let first = slice.first, set.contains(first) { slice.removeFirst() }
+        while let last = slice.last, set.contains(last) { slice.removeLast() }
+        return String(slice)
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lower-case hex.
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        for byte in self {
+            bytes.append(digits[Int(byte >> 4)])
+            bytes.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension SHA256.Digest {
+    var hexString: String { Array(self).hexString }
+}
+
+// MARK: - Overlap
+
+extension Template {
+    /// One position of the template seen as a pattern: a literal character, or a placeholder that can stand
+    /// for any string over an alphabet.
+    enum PatternToken: Equatable {
+        case character(Character)
+        case anyOf(Set<Character>)
+    }
+
+    var patternTokens: [PatternToken] {
+        parts.flatMap { part -> [PatternToken] in
+            switch part {
+            case .literal(let text): text.map(PatternToken.character)
+            case .placeholder(let placeholder): [.anyOf(alphabet(of: placeholder))]
+            }
+        }
+    }
+
+    /// True when some request could make this template and `other` render the same text.
+    ///
+    /// Both are patterns whose placeholders stand for strings over their alphabets; this decides whether the
+    /// two patterns share a string. A state is a position in each pattern; a placeholder may end (move on in
+    /// its own pattern) or consume the other side's next literal character when its alphabet allows it.
+    /// Placeholders consuming characters together never change the state, so they need no transition.
+    func canRenderSameText(as other: Template) -> Bool {
+        let a = patternTokens
+        let b = other.patternTokens
+        var seen = Set<Int>()
+        var stack = [(0, 0)]
+        let width = b.count + 1
+        while let (i, j) = stack.popLast() {
+            guard seen.insert(i * width + j).inserted else { continue }
+            if i == a.count && j == b.count { return true }
+            if i < a.count, case .anyOf(let alphabet) = a[i] {
+                stack.append((i + 1, j))
+                if j < b.count, case .character(let c) = b[j], alphabet.contains(c) { stack.append((i, j + 1)) }
+            }
+            if j < b.count, case .anyOf(let alphabet) = b[j] {
+                stack.append((i, j + 1))
+                if i < a.count, case .character(let c) = a[i], alphabet.contains(c) { stack.append((i + 1, j)) }
+            }
+            if i < a.count, j < b.count, case .character(let x) = a[i], case .character(let y) = b[j], x == y {
+                stack.append((i + 1, j + 1))
+            }
+        }
+        return false
+    }
+}

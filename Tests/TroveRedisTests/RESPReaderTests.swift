@@ -1,0 +1,48 @@
+import NIOCore
+import Testing
+import TroveRedis
+
+@Suite struct RESPReaderTests {
+    private func bulk(_ text: String) -> RESPValue { .bulkString(ByteBuffer(string: text)) }
+
+    /// hiredis' reader parses each kind of reply.
+    @Test func parsesEveryReplyKind() throws {
+        let reader = RESPReader()
+        reader.feed(Array("+OK\r\n-ERR wrong type\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n$1\r\na\r\n:7\r\n*0\r\n".utf8))
+        #expect(try reader.next() == .simpleString("OK"))
+        #expect(try reader.next() == .error("ERR wrong type"))
+        #expect(try reader.next() == .integer(42))
+        #expect(try reader.next() == bulk("hello"))
+        #expect(try reader.next() == .null)
+        #expect(try reader.next() == .array([bulk("a"), .integer(7)]))
+        #expect(try reader.next() == .array([]))
+        #expect(try reader.next() == nil)
+    }
+
+    /// A reply split across reads is returned once it is complete; binary bodies survive intact.
+    @Test func reassemblesSplitReplies() throws {
+        let reader = RESPReader()
+        let body: [UInt8] = Array(0...255) + [13, 10, 0]
+        let reply = Array("$\(body.count)\r\n".utf8) + body + Array("\r\n".utf8)
+        for byte in reply.dropLast() {
+            reader.feed([byte])
+            #expect(try reader.next() == nil)
+        }
+        reader.feed([reply.last!])
+        #expect(try reader.next() == .bulkString(ByteBuffer(bytes: body)))
+    }
+
+    /// Bytes that are not RESP are a protocol error, not a crash.
+    @Test func rejectsGarbage() {
+        let reader = RESPReader()
+        reader.feed(Array("HTTP/1.1 200 OK\r\n".utf8))
+        #expect(throws: RESPReader.ProtocolError.self) { try reader.next() }
+    }
+
+    /// Commands are written as RESP arrays of bulk strings, as `redisFormatCommandArgv` does.
+    @Test func encodesCommands() {
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        RESPEncoder.encode(["SET", "k", .bytes(ByteBuffer(string: "v\r\n"))], into: &buffer)
+        #expect(buffer.readString(length: buffer.readableBytes) == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n")
+    }
+}
