@@ -11,10 +11,10 @@ struct ExplainCommand: ParsableCommand {
             Nothing is sent to the origin or the store: the answer comes from the rules alone.
 
             Examples:
-              trove explain --config rules/shopify-events.yaml 'GET /api/v1/events?page=2&limit=5'
-              trove explain --config rules/fastapi-stats.yaml 'GET /api/v1/products/stats/asin-status' \\
-                  -H 'Authorization: Bearer abc'
-              trove explain --config rules/shopify-events.yaml 'PUT /api/v1/events/42'
+              trove explain -c rules/shopify-events.yaml 'GET /api/v1/events?page=2'
+              trove explain -c rules/shopify-events.yaml 'PUT /api/v1/events/42'
+              trove explain -c rules/fastapi-stats.yaml \\
+                'GET /api/v1/products/stats/asin-status' -H 'Authorization: Bearer a'
             """
     )
 

@@ -11,8 +11,8 @@ public struct TroveCommand: AsyncParsableCommand {
             Redis (or memory), misses go to the origin, writes invalidate what they change.
 
             Start with the annotated example:
-              trove check --config rules/example.yaml
-              trove explain --config rules/shopify-events.yaml 'GET /api/v1/events?page=2&limit=5'
+              trove check -c rules/example.yaml
+              trove explain -c rules/shopify-events.yaml 'GET /api/v1/events?page=2'
 
             Rules reference: docs/rules.md
             """,
