@@ -65,6 +65,7 @@ let package = Package(
                 "CHiredis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -111,6 +112,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Test support: a manual clock, a redis-server on a free port (failing loudly when there is none), an
+        // HTTP client, scripted fakes.
+        .target(
+            name: "TroveTestSupport",
+            dependencies: ["TroveCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TroveCoreTests",
+            dependencies: ["TroveCore", "TroveRules", "TroveTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TroveRulesTests",
             dependencies: ["TroveRules"],
@@ -118,7 +131,12 @@ let package = Package(
         ),
         .testTarget(
             name: "TroveRedisTests",
-            dependencies: ["TroveRedis"],
+            dependencies: [
+                "TroveRedis",
+                "TroveTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -138,6 +138,14 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public let username: String?
     public let password: String?
 
+    public init(host: String, port: Int, database: Int = 0, username: String? = nil, password: String? = nil) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.username = username
+        self.password = password
+    }
+
     /// The URL without its password.
     public var description: String {
         let auth = password == nil ? "" : "\(username ?? ""):***@"
@@ -286,6 +294,9 @@ public struct CachePolicy: Sendable {
     public let shared: Bool
     /// The route's requests carry credentials (the endpoint needs a login).
     public let authenticated: Bool
+    /// Store answers even when the origin says `Cache-Control: private` or `no-store`: the route's TTL
+    /// decides. Answers with `Set-Cookie` are never stored, whatever this says.
+    public let overrideCacheControl: Bool
 
     /// How long an answer with this status stays fresh; nil when such answers are not stored.
     public func ttl(forStatus status: Int) -> Duration? {

@@ -537,7 +537,9 @@ extension RulesLoader {
     // MARK: Routes
 
     static let routeKeys = ["name", "match", "origin", "cache", "purge", "pass"]
-    static let cacheKeys = ["key", "ttl", "stale", "statuses", "tags", "max_body", "shared", "authenticated"]
+    static let cacheKeys = [
+        "key", "ttl", "stale", "statuses", "tags", "max_body", "shared", "authenticated", "override_cache_control",
+    ]
     static let purgeKeys = ["tags", "keys", "routes", "all"]
 
     private static func readRoute(
@@ -726,6 +728,9 @@ extension RulesLoader {
         }
         let shared = fields["shared"].flatMap { reader.bool($0, field: "cache.shared") } ?? false
         let authenticated = fields["authenticated"].flatMap { reader.bool($0, field: "cache.authenticated") } ?? false
+        let overrideCacheControl = fields["override_cache_control"].flatMap {
+            reader.bool($0, field: "cache.override_cache_control")
+        } ?? false
 
         guard let key else { return nil }
 
@@ -761,7 +766,7 @@ extension RulesLoader {
         }
         return CachePolicy(
             key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, maxBodyBytes: maxBody, shared: shared,
-            authenticated: authenticated)
+            authenticated: authenticated, overrideCacheControl: overrideCacheControl)
     }
 
     private static func suggestedIdentityKey(_ key: Template) -> String {

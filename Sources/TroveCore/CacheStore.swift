@@ -1,0 +1,137 @@
+public import TroveRules
+
+/// Where entries live: Redis (shared by every Trove instance) or the in-process memory store.
+///
+/// Contract for every method:
+/// - `completion` is called exactly once, on the thread that made the call (for the Redis store, the event
+///   loop that owns its connection; the memory store calls it before returning). So the hit path never hops
+///   threads.
+/// - "Not found" and "the store cannot answer" are different outcomes: a store that is down or slow reports
+///   `.unavailable`, and the request goes to the origin without the cache.
+/// - Counters (see `Dependencies`) that were never increased read as 0.
+public protocol CacheStore<Body> {
+    /// How the store hands out bodies: `ByteBuffer` on the server, `[UInt8]` in tests.
+    associatedtype Body: Sendable
+
+    /// Reads an entry and the current values of the counters it depends on, together (one round trip).
+    func lookup(_ dependencies: Dependencies, completion: @escaping (LookupOutcome<Body>) -> Void)
+
+    /// Stores an entry under `write.dependencies.key`, replacing any other, to be dropped after
+    /// `write.expireAfter` milliseconds.
+    func store(_ write: StoreWrite<Body>, completion: @escaping (Result<Void, StoreError>) -> Void)
+
+    /// Increases the counters a purge names (and drops the named keys' entries to free memory).
+    func purge(_ request: PurgeRequest, completion: @escaping (Result<PurgeReport, StoreError>) -> Void)
+
+    /// The entry stored under `key` with the current values of its counters, for the admin API.
+    func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void)
+}
+
+/// What a lookup found.
+public enum LookupOutcome<Body: Sendable>: Sendable {
+    /// An entry is stored; `generations` are the current values of its counters, in `Dependencies.counters`
+    /// order. Whether it may be served is the decision core's business.
+    case found(EntryMeta, Body, generations: [Int64])
+    /// Nothing is stored; `generations` are what a fetch starting now must record.
+    case notFound(generations: [Int64])
+    /// The store could not answer (down, slow, overloaded).
+    case unavailable(StoreError)
+}
+
+/// An entry to store.
+public struct StoreWrite<Body: Sendable>: Sendable {
+    public let dependencies: Dependencies
+    public let meta: EntryMeta
+    public let body: Body
+    /// When the store should drop it, in milliseconds from now: past its stale window, with some slack.
+    public let expireAfter: Int64
+
+    public init(dependencies: Dependencies, meta: EntryMeta, body: Body, expireAfter: Int64) {
+        self.dependencies = dependencies
+        self.meta = meta
+        self.body = body
+        self.expireAfter = expireAfter
+    }
+}
+
+/// What to purge, and how long the increased counters must outlive any entry they invalidate.
+public struct PurgeRequest: Sendable, Equatable {
+    public let purges: PurgeSet
+    /// Milliseconds. An entry that recorded a counter before the purge can live at most its fetch time plus
+    /// its TTL and stale window; the counter must be kept longer than that, or the entry would match again
+    /// when the counter expires and reads 0.
+    public let counterLifetime: Int64
+
+    public init(purges: PurgeSet, counterLifetime: Int64) {
+        self.purges = purges
+        self.counterLifetime = counterLifetime
+    }
+}
+
+/// What a purge did, as the admin API reports it.
+public struct PurgeReport: Sendable, Equatable, Codable {
+    /// Every entry was invalidated.
+    public var all: Bool
+    /// Routes whose entries were all invalidated.
+    public var routes: [String]
+    /// Tags whose entries were all invalidated.
+    public var tags: [String]
+    /// Keys invalidated, and whether an entry was stored under each.
+    public var keys: [KeyResult]
+
+    public struct KeyResult: Sendable, Equatable, Codable {
+        public var key: String
+        public var found: Bool
+
+        public init(key: String, found: Bool) {
+            self.key = key
+            self.found = found
+        }
+    }
+
+    public init(all: Bool = false, routes: [String] = [], tags: [String] = [], keys: [KeyResult] = []) {
+        self.all = all
+        self.routes = routes
+        self.tags = tags
+        self.keys = keys
+    }
+}
+
+/// An entry as the admin API shows it.
+public struct EntryInspection: Sendable, Equatable {
+    public let meta: EntryMeta
+    /// False when a purge has invalidated it since it was stored.
+    public let valid: Bool
+
+    public init(meta: EntryMeta, valid: Bool) {
+        self.meta = meta
+        self.valid = valid
+    }
+}
+
+/// Why a store could not answer.
+public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    private enum Code: String, Sendable {
+        case unavailable, timeout, overloaded, protocolError
+    }
+
+    private let code: Code
+    public let description: String
+
+    private init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
+
+    /// Not connected (Redis down, refused, reconnecting).
+    public static func unavailable(_ reason: String) -> StoreError { StoreError(.unavailable, reason) }
+    /// A command took longer than `store.command_timeout`.
+    public static func timeout(_ reason: String) -> StoreError { StoreError(.timeout, reason) }
+    /// Too many commands are waiting for answers.
+    public static func overloaded(_ reason: String) -> StoreError { StoreError(.overloaded, reason) }
+    /// The store answered something Trove cannot read.
+    public static func protocolError(_ reason: String) -> StoreError { StoreError(.protocolError, reason) }
+
+    /// A bounded description for metric labels and logs: never carries the details.
+    public var shortDescription: String { code.rawValue }
+}

@@ -1,0 +1,98 @@
+/// Everything about a stored answer except its body: what to answer with, when it was stored, until when it
+/// is fresh, and what it depends on for invalidation.
+///
+/// The body travels beside it in whatever form the store keeps bytes (a NIO `ByteBuffer` on the server), so
+/// the decision core never copies it.
+public struct EntryMeta: Sendable, Equatable {
+    /// The origin's status.
+    public var status: Int
+    /// The origin's end-to-end headers, as stored (no hop-by-hop headers, no `Set-Cookie`, no
+    /// `Content-Length`: that is the body's length).
+    public var headers: [Header]
+    /// When the origin's answer was stored, in milliseconds since the epoch.
+    public var storedAt: Int64
+    /// Fresh until this instant (exclusive).
+    public var freshUntil: Int64
+    /// May be served stale until this instant (equal to `freshUntil` when the route has no stale window).
+    public var staleUntil: Int64
+    /// The route that stored it.
+    public var route: String
+    /// The tags it carries.
+    public var tags: [String]
+    /// The generations of everything that can invalidate it, read before its fetch began (see `Dependencies`).
+    public var generations: [Int64]
+    /// The request's values of the headers the origin's `Vary` names (lower-case names, empty values for
+    /// absent headers): the entry answers only requests with the same values.
+    public var variant: [Header]
+    public var bodyLength: Int
+
+    public init(
+        status: Int, headers: [Header], storedAt: Int64, freshUntil: Int64, staleUntil: Int64, route: String,
+        tags: [String], generations: [Int64], variant: [Header] = [], bodyLength: Int
+    ) {
+        self.status = status
+        self.headers = headers
+        self.storedAt = storedAt
+        self.freshUntil = freshUntil
+        self.staleUntil = staleUntil
+        self.route = route
+        self.tags = tags
+        self.generations = generations
+        self.variant = variant
+        self.bodyLength = bodyLength
+    }
+
+    /// Whole seconds since it was stored, never negative (clocks of instances differ slightly).
+    public func age(at now: Int64) -> Int {
+        Int(max(0, now - storedAt) / 1000)
+    }
+
+    /// Whole seconds of freshness left; negative once it has expired (as RFC 9211's `ttl` parameter).
+    public func remainingTTL(at now: Int64) -> Int {
+        let remaining = freshUntil - now
+        return remaining >= 0 ? Int(remaining / 1000) : -Int((-remaining + 999) / 1000)
+    }
+}
+
+/// One HTTP header field.
+public struct Header: Sendable, Equatable {
+    public var name: String
+    public var value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// What an entry depends on: the counters whose increase invalidates it.
+///
+/// A purge never scans: it increases one counter (for everything, a route, a key or a tag). An entry records
+/// the values of its counters as they were *before its fetch began*; a lookup reads the entry and the
+/// counters' current values together and treats any difference as a miss. So a purge that happens while a
+/// fetch is running invalidates what that fetch stores, and every Trove instance on the same Redis sees a
+/// purge at once.
+public struct Dependencies: Sendable, Equatable {
+    public let key: String
+    public let route: String
+    public let tags: [String]
+
+    public init(key: String, route: String, tags: [String]) {
+        self.key = key
+        self.route = route
+        self.tags = tags
+    }
+
+    /// The counters, in the order generations are recorded: everything, the route, the key, then each tag.
+    public var counters: [Counter] {
+        [.everything, .route(route), .key(key)] + tags.map(Counter.tag)
+    }
+
+    /// A counter that invalidates entries when it increases.
+    public enum Counter: Sendable, Hashable {
+        case everything
+        case route(String)
+        case key(String)
+        case tag(String)
+    }
+}

@@ -1,0 +1,161 @@
+public import TroveRules
+
+/// What happens to headers on the way through: which are dropped (hop-by-hop), which are added toward the
+/// origin (`X-Forwarded-*`, `Host`, the origin's configured ones), and which are kept in a stored entry.
+public enum HeaderPolicy {
+    /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus their relatives.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+
+    /// Hop-by-hop headers plus any the `Connection` header names.
+    static func connectionHeaders(_ headers: [Header]) -> Set<String> {
+        var names = hopByHop
+        for header in headers where header.name.lowercased() == "connection" {
+            for token in header.value.split(separator: ",") {
+                names.insert(token.trimmingWhitespace().lowercased())
+            }
+        }
+        return names
+    }
+
+    /// The headers to send to the origin for a client request.
+    ///
+    /// - Hop-by-hop headers are dropped, and so is `Content-Length` (the client recomputes it).
+    /// - `Host` is the origin's, unless the origin says `preserve_host`.
+    /// - `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` and `X-Forwarded-Host` are
+    ///   set when the client did not send them.
+    /// - For a fetch that will be stored, `Accept-Encoding` is dropped, so the origin answers uncompressed and
+    ///   the entry suits every client (storing compressed variants is a later feature).
+    /// - The origin's configured headers replace the client's of the same name.
+    public static func originRequestHeaders(
+        client headers: [Header], clientAddress: String?, origin: Origin, forStorage: Bool
+    ) -> [Header] {
+        let dropped = connectionHeaders(headers)
+        var out: [Header] = []
+        out.reserveCapacity(headers.count + 4)
+        var clientHost: String?
+        var forwardedFor: String?
+        var hasProto = false
+        var hasForwardedHost = false
+        let configured = Set(origin.headers.map { $0.name.lowercased() })
+        for header in headers {
+            let name = header.name.lowercased()
+            if dropped.contains(name) || name == "content-length" || configured.contains(name) { continue }
+            switch name {
+            case "host":
+                clientHost = header.value
+                continue
+            case "x-forwarded-for":
+                forwardedFor = forwardedFor.map { $0 + ", " + header.value } ?? header.value
+                continue
+            case "x-forwarded-proto":
+                hasProto = true
+            case "x-forwarded-host":
+                hasForwardedHost = true
+            case "accept-encoding" where forStorage:
+                continue
+            default:
+                break
+            }
+            out.append(header)
+        }
+        out.append(Header("Host", origin.preserveHost ? (clientHost ?? origin.hostHeader) : origin.hostHeader))
+        if let clientAddress {
+            out.append(Header("X-Forwarded-For", forwardedFor.map { $0 + ", " + clientAddress } ?? clientAddress))
+        } else if let forwardedFor {
+            out.append(Header("X-Forwarded-For", forwardedFor))
+        }
+        if !hasProto { out.append(Header("X-Forwarded-Proto", "http")) }
+        if !hasForwardedHost, let clientHost { out.append(Header("X-Forwarded-Host", clientHost)) }
+        for configured in origin.headers {
+            if let value = configured.value.value { out.append(Header(configured.name, value)) }
+        }
+        return out
+    }
+
+    /// The origin's headers that go back to the client: everything but hop-by-hop headers and
+    /// `Content-Length` (recomputed from the body Trove sends).
+    public static func responseHeaders(_ headers: [Header]) -> [Header] {
+        let dropped = connectionHeaders(headers)
+        return headers.filter {
+            let name = $0.name.lowercased()
+            return !dropped.contains(name) && name != "content-length"
+        }
+    }
+
+    /// The headers kept in a stored entry: the response headers without `Set-Cookie` (never shared), `Age`
+    /// (recomputed on every hit) and the cache's own `X-Cache`.
+    public static func storedHeaders(_ headers: [Header]) -> [Header] {
+        responseHeaders(headers).filter {
+            let name = $0.name.lowercased()
+            return name != "set-cookie" && name != "age" && name != "x-cache"
+        }
+    }
+
+    /// Why an origin answer must not be stored, or nil when it may be.
+    public static func refusal(status: Int, headers: [Header], bodyLength: Int, policy: CachePolicy) -> NotStored? {
+        if policy.ttl(forStatus: status) == nil { return .status }
+        var cacheControl: [String] = []
+        for header in headers {
+            switch header.name.lowercased() {
+            case "set-cookie":
+                return .setCookie
+            case "cache-control":
+                cacheControl += header.value.split(separator: ",").map { $0.trimmingWhitespace().lowercased() }
+            case "vary" where header.value.trimmingWhitespace() == "*":
+                return .varyStar
+            default:
+                break
+            }
+        }
+        if !policy.overrideCacheControl {
+            if cacheControl.contains(where: { $0 == "no-store" }) { return .noStore }
+            if cacheControl.contains(where: { $0 == "private" || $0.hasPrefix("private=") }) { return .private }
+        }
+        if bodyLength > policy.maxBodyBytes { return .tooLarge }
+        return nil
+    }
+
+    /// The request's values of the headers an answer's `Vary` names, to store with it. `Accept-Encoding` is
+    /// left out: fetches for storage ask for an uncompressed answer, which suits every client.
+    public static func variant(vary responseHeaders: [Header], request: [Header]) -> [Header] {
+        var names: [String] = []
+        for header in responseHeaders where header.name.lowercased() == "vary" {
+            for token in header.value.split(separator: ",") {
+                let name = token.trimmingWhitespace().lowercased()
+                if !name.isEmpty && name != "accept-encoding" && !names.contains(name) { names.append(name) }
+            }
+        }
+        return names.map { name in
+            Header(name, request.filter { $0.name.lowercased() == name }.map(\.value).joined(separator: ","))
+        }
+    }
+
+    /// True when a request has the values an entry's variant was stored for.
+    public static func matches(variant: [Header], request: [Header]) -> Bool {
+        variant.allSatisfy { stored in
+            stored.value == request.filter { $0.name.lowercased() == stored.name }.map(\.value).joined(separator: ",")
+        }
+    }
+
+    /// Why an answer was not stored; its raw value is the `Cache-Status` detail.
+    public enum NotStored: String, Sendable, Equatable {
+        case status = "STATUS"
+        case setCookie = "SET-COOKIE"
+        case noStore = "NO-STORE"
+        case `private` = "PRIVATE"
+        case varyStar = "VARY-STAR"
+        case tooLarge = "BODY-TOO-LARGE"
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> String {
+        var slice = Substring(self)
+        while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
+        return String(slice)
+    }
+}

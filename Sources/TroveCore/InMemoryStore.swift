@@ -1,0 +1,187 @@
+internal import Synchronization
+internal import TroveRules
+
+/// The store used when no Redis is configured: entries in this process's memory, bounded by bytes, the least
+/// recently used evicted first. It keeps the same counters as the Redis store, so purges behave the same, but
+/// it is not shared with other Trove instances.
+///
+/// Thread-safe: every event loop uses the same instance, and each call holds a lock only while it runs.
+/// Completions are called before the method returns.
+public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
+    private let state: Mutex<State>
+    private let clock: any TroveClock
+
+    /// - Parameters:
+    ///   - capacity: bytes of entries (bodies, headers, keys) kept before the least recently used are evicted.
+    public init(capacity: Int, clock: any TroveClock = SystemClock()) {
+        self.state = Mutex(State(capacity: capacity))
+        self.clock = clock
+    }
+
+    /// Bytes held and entries stored, for statistics.
+    public var usage: (bytes: Int, entries: Int) {
+        state.withLock { ($0.bytes, $0.index.count) }
+    }
+
+    public func lookup(_ dependencies: Dependencies, completion: (LookupOutcome<Body>) -> Void) {
+        let now = clock.nowMilliseconds()
+        let outcome: LookupOutcome<Body> = state.withLock { state in
+            let generations = dependencies.counters.map { state.counter($0, now: now) }
+            guard let slot = state.index[dependencies.key] else { return .notFound(generations: generations) }
+            let entry = state.slots[slot].entry!
+            guard entry.expiresAt > now else {
+                state.remove(slot: slot)
+                return .notFound(generations: generations)
+            }
+            state.touch(slot: slot)
+            return .found(entry.meta, entry.body, generations: generations)
+        }
+        completion(outcome)
+    }
+
+    public func store(_ write: StoreWrite<Body>, completion: (Result<Void, StoreError>) -> Void) {
+        let now = clock.nowMilliseconds()
+        let key = write.dependencies.key
+        let size = Self.size(of: write.meta, key: key)
+        state.withLock { state in
+            if let slot = state.index[key] { state.remove(slot: slot) }
+            // An entry bigger than the whole store is not kept (it would evict everything for nothing).
+            guard size <= state.capacity else { return }
+            while state.bytes + size > state.capacity, let oldest = state.tail {
+                state.remove(slot: oldest)
+            }
+            state.insert(Stored(key: key, meta: write.meta, body: write.body, size: size, expiresAt: now + write.expireAfter))
+        }
+        completion(.success(()))
+    }
+
+    public func purge(_ request: PurgeRequest, completion: (Result<PurgeReport, StoreError>) -> Void) {
+        let now = clock.nowMilliseconds()
+        let purges = request.purges
+        let report = state.withLock { state in
+            if purges.everything { state.increase(.everything, now: now, lifetime: nil) }
+            for route in purges.routes { state.increase(.route(route), now: now, lifetime: request.counterLifetime) }
+            for tag in purges.tags { state.increase(.tag(tag), now: now, lifetime: request.counterLifetime) }
+            var keys: [PurgeReport.KeyResult] = []
+            for key in purges.keys {
+                state.increase(.key(key), now: now, lifetime: request.counterLifetime)
+                let slot = state.index[key]
+                if let slot { state.remove(slot: slot) }
+                keys.append(PurgeReport.KeyResult(key: key, found: slot != nil))
+            }
+            state.sweepCounters(now: now)
+            return PurgeReport(all: purges.everything, routes: purges.routes, tags: purges.tags, keys: keys)
+        }
+        completion(.success(report))
+    }
+
+    public func inspect(key: String, completion: (Result<EntryInspection?, StoreError>) -> Void) {
+        let now = clock.nowMilliseconds()
+        let inspection: EntryInspection? = state.withLock { state in
+            guard let slot = state.index[key], let entry = state.slots[slot].entry, entry.expiresAt > now else { return nil }
+            let dependencies = Dependencies(key: key, route: entry.meta.route, tags: entry.meta.tags)
+            let current = dependencies.counters.map { state.counter($0, now: now) }
+            return EntryInspection(meta: entry.meta, valid: current == entry.meta.generations)
+        }
+        completion(.success(inspection))
+    }
+
+    /// What an entry costs: its body, its headers and key, and a fixed overhead for the bookkeeping.
+    static func size(of meta: EntryMeta, key: String) -> Int {
+        meta.bodyLength + key.utf8.count + 128
+            + meta.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 32 }
+            + meta.tags.reduce(0) { $0 + $1.utf8.count + 16 }
+    }
+
+    private struct Stored {
+        let key: String
+        let meta: EntryMeta
+        let body: Body
+        let size: Int
+        let expiresAt: Int64
+    }
+
+    /// Entries in slots of an array, linked from most (head) to least (tail) recently used, so that touching and
+    /// evicting are O(1) without allocating a node per entry.
+    private struct State {
+        struct Slot {
+            var entry: Stored?
+            var newer: Int?
+            var older: Int?
+        }
+
+        let capacity: Int
+        var bytes = 0
+        var slots: [Slot] = []
+        var free: [Int] = []
+        var index: [String: Int] = [:]
+        var head: Int?
+        var tail: Int?
+        var counters: [Dependencies.Counter: (value: Int64, expiresAt: Int64?)] = [:]
+
+        init(capacity: Int) {
+            self.capacity = capacity
+        }
+
+        func counter(_ counter: Dependencies.Counter, now: Int64) -> Int64 {
+            guard let stored = counters[counter] else { return 0 }
+            if let expiresAt = stored.expiresAt, expiresAt <= now { return 0 }
+            return stored.value
+        }
+
+        mutating func increase(_ counter: Dependencies.Counter, now: Int64, lifetime: Int64?) {
+            let next = self.counter(counter, now: now) + 1
+            counters[counter] = (next, lifetime.map { now + $0 })
+        }
+
+        /// Drops expired counters once there are many, so templated tags (`event:{id}`) cannot grow it forever.
+        mutating func sweepCounters(now: Int64) {
+            guard counters.count > 10_000 else { return }
+            counters = counters.filter { _, stored in stored.expiresAt.map { $0 > now } ?? true }
+        }
+
+        mutating func insert(_ entry: Stored) {
+            let slot: Int
+            if let reused = free.popLast() {
+                slot = reused
+                slots[slot] = Slot(entry: entry, newer: nil, older: head)
+            } else {
+                slot = slots.count
+                slots.append(Slot(entry: entry, newer: nil, older: head))
+            }
+            if let head { slots[head].newer = slot }
+            head = slot
+            if tail == nil { tail = slot }
+            index[entry.key] = slot
+            bytes += entry.size
+        }
+
+        mutating func remove(slot: Int) {
+            unlink(slot)
+            if let entry = slots[slot].entry {
+                bytes -= entry.size
+                index[entry.key] = nil
+            }
+            slots[slot] = Slot(entry: nil, newer: nil, older: nil)
+            free.append(slot)
+        }
+
+        mutating func touch(slot: Int) {
+            guard head != slot else { return }
+            unlink(slot)
+            slots[slot].older = head
+            if let head { slots[head].newer = slot }
+            head = slot
+            if tail == nil { tail = slot }
+        }
+
+        private mutating func unlink(_ slot: Int) {
+            let newer = slots[slot].newer
+            let older = slots[slot].older
+            if let newer { slots[newer].older = older } else { head = older }
+            if let older { slots[older].newer = newer } else { tail = newer }
+            slots[slot].newer = nil
+            slots[slot].older = nil
+        }
+    }
+}

@@ -1,0 +1,274 @@
+public import TroveRules
+
+/// Decides, one step at a time, what a request needs: a lookup, a fetch, a store, a purge, an answer.
+///
+/// It does no I/O. The server feeds it events (`start`, `lookupCompleted`, `originResponded`, …), each of which
+/// returns the one `Action` to perform next; the bodies of entries and answers stay with the server, the
+/// machine sees only heads. The request's steps follow Varnish's vocabulary: recv → lookup → hit | miss →
+/// fetch → (store) → deliver, or pass, or a write that purges after the origin accepted it.
+public struct ReadThroughStateMachine: Sendable {
+    /// The next thing the server must do.
+    public enum Action: Sendable, Equatable {
+        /// Look `Dependencies.key` up, with the counters it depends on.
+        case lookup(Dependencies)
+        /// Send the request to the route's origin.
+        case fetch(Fetch)
+        /// Store the origin's answer (with this head; the server adds the body), then answer.
+        case store(PendingStore, then: ResponsePlan)
+        /// Apply the write's purges, then answer.
+        case purge(PurgeRequest, then: ResponsePlan)
+        /// Answer the client.
+        case respond(ResponsePlan)
+    }
+
+    /// How to send the request to the origin.
+    public struct Fetch: Sendable, Equatable {
+        /// The method to send: `GET` for a HEAD on a cacheable route, so the full answer can be stored.
+        public var method: String
+        /// Whether the client's body goes along (writes and passed requests).
+        public var sendsBody: Bool
+        /// The answer may be stored, so ask for it uncompressed (see `HeaderPolicy`).
+        public var forStorage: Bool
+    }
+
+    /// An entry to store, without its body.
+    public struct PendingStore: Sendable, Equatable {
+        public var dependencies: Dependencies
+        public var meta: EntryMeta
+        /// Milliseconds from now until the store may drop it.
+        public var expireAfter: Int64
+    }
+
+    /// What to answer with.
+    public struct ResponsePlan: Sendable, Equatable {
+        public enum Source: Sendable, Equatable {
+            /// The entry the lookup found.
+            case entry
+            /// The origin's answer.
+            case origin
+            /// Trove's own answer: a status and a short text saying why.
+            case trove(status: Int, message: String)
+        }
+
+        public var source: Source
+        /// Nil for Trove's own answers (RFC 9211: a cache does not describe responses it generates).
+        public var cacheStatus: CacheStatus?
+        /// The `Age` header, in seconds, for answers from an entry.
+        public var age: Int?
+        /// A HEAD: headers only.
+        public var omitBody: Bool
+    }
+
+    private enum State: Sendable {
+        case idle
+        case lookingUp(RequestPlan.CacheTarget, Dependencies)
+        case fetching(Fetching)
+        case storing(ResponsePlan)
+        case purging(ResponsePlan)
+        case done
+    }
+
+    private enum Fetching: Sendable {
+        /// A cacheable request; `snapshot` is nil when the store could not be asked.
+        case cache(RequestPlan.CacheTarget, Dependencies, snapshot: [Int64]?, forward: String)
+        case forward(CacheStatus.Outcome, detail: String?)
+        case write(PurgeSet)
+    }
+
+    private var state: State = .idle
+    private let plan: RequestPlan
+    private let requestHeaders: [Header]
+    private let clock: any TroveClock
+    private let counterLifetime: Int64
+
+    /// - Parameters:
+    ///   - plan: what the rules say (`RuleSet.plan(for:)`).
+    ///   - requestHeaders: the client's headers, for `Vary` checks.
+    ///   - counterLifetime: how long purge counters must live (`RuleSet.counterLifetime`).
+    public init(plan: RequestPlan, requestHeaders: [Header], clock: any TroveClock, counterLifetime: Int64) {
+        self.plan = plan
+        self.requestHeaders = requestHeaders
+        self.clock = clock
+        self.counterLifetime = counterLifetime
+    }
+
+    private var isHead: Bool { plan.method == "HEAD" }
+
+    // MARK: Events
+
+    /// The request has arrived and been planned.
+    public mutating func start() -> Action {
+        guard case .idle = state else { return invalid("start") }
+        switch plan.decision {
+        case .reject(let status, let message):
+            state = .done
+            return .respond(ResponsePlan(source: .trove(status: status, message: message), cacheStatus: nil, age: nil,
+                omitBody: isHead))
+        case .cache(let target):
+            let dependencies = Dependencies(key: target.key, route: plan.route?.name ?? "", tags: target.tags)
+            state = .lookingUp(target, dependencies)
+            return .lookup(dependencies)
+        case .bypass(.credentials(let credentials)):
+            let detail = credentials.sorted { $0.rawValue < $1.rawValue }.map { $0.rawValue.uppercased() }
+                .joined(separator: ",")
+            state = .fetching(.forward(.bypass, detail: detail))
+            return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
+        case .pass:
+            state = .fetching(.forward(.pass, detail: plan.route == nil ? "NO-ROUTE" : nil))
+            return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
+        case .write(let purges):
+            state = .fetching(.write(purges))
+            return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
+        }
+    }
+
+    /// The store answered the lookup.
+    public mutating func lookupCompleted(_ result: LookupResult) -> Action {
+        guard case .lookingUp(let target, let dependencies) = state else { return invalid("lookupCompleted") }
+        let fetch = Fetch(method: "GET", sendsBody: false, forStorage: true)
+        switch result {
+        case .unavailable:
+            state = .fetching(.cache(target, dependencies, snapshot: nil, forward: "uri-miss"))
+            return .fetch(fetch)
+        case .notFound(let generations):
+            state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "uri-miss"))
+            return .fetch(fetch)
+        case .found(let meta, let generations):
+            let now = clock.nowMilliseconds()
+            let forward: String
+            if meta.generations != generations || meta.tags != target.tags || meta.route != dependencies.route {
+                forward = "miss"  // purged since it was stored, or stored under other rules
+            } else if !HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) {
+                forward = "vary-miss"
+            } else if now < meta.freshUntil {
+                state = .done
+                let status = CacheStatus(outcome: .hit, hit: true, ttl: meta.remainingTTL(at: now))
+                return .respond(ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead))
+            } else {
+                forward = "stale"
+            }
+            state = .fetching(.cache(target, dependencies, snapshot: generations, forward: forward))
+            return .fetch(fetch)
+        }
+    }
+
+    /// The origin answered (any status).
+    public mutating func originResponded(status: Int, headers: [Header], bodyLength: Int) -> Action {
+        guard case .fetching(let fetching) = state else { return invalid("originResponded") }
+        switch fetching {
+        case .forward(let outcome, let detail):
+            state = .done
+            let status = CacheStatus(outcome: outcome, forward: "bypass", forwardStatus: status, detail: detail)
+            return .respond(ResponsePlan(source: .origin, cacheStatus: status, age: nil, omitBody: isHead))
+        case .write(let purges):
+            let cacheStatus = CacheStatus(outcome: .pass, forward: "method", forwardStatus: status)
+            let response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead)
+            // Only a write the origin accepted changes anything; a failed one purges nothing.
+            guard (200..<400).contains(status), !purges.isEmpty else {
+                state = .done
+                return .respond(response)
+            }
+            state = .purging(response)
+            return .purge(PurgeRequest(purges: purges, counterLifetime: counterLifetime), then: response)
+        case .cache(let target, let dependencies, let snapshot, let forward):
+            var cacheStatus = CacheStatus(outcome: .miss, forward: forward, forwardStatus: status)
+            var response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead)
+            if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength, policy: target.policy) {
+                cacheStatus.detail = refusal.rawValue
+                response.cacheStatus = cacheStatus
+                state = .done
+                return .respond(response)
+            }
+            guard let snapshot, let ttl = target.policy.ttl(forStatus: status) else {
+                cacheStatus.detail = "STORE-UNAVAILABLE"
+                response.cacheStatus = cacheStatus
+                state = .done
+                return .respond(response)
+            }
+            let now = clock.nowMilliseconds()
+            let freshUntil = now + ttl.milliseconds
+            let staleUntil = freshUntil + target.policy.stale.milliseconds
+            let meta = EntryMeta(
+                status: status, headers: HeaderPolicy.storedHeaders(headers), storedAt: now, freshUntil: freshUntil,
+                staleUntil: staleUntil, route: dependencies.route, tags: target.tags, generations: snapshot,
+                variant: HeaderPolicy.variant(vary: headers, request: requestHeaders), bodyLength: bodyLength)
+            cacheStatus.stored = true
+            response.cacheStatus = cacheStatus
+            state = .storing(response)
+            return .store(PendingStore(dependencies: dependencies, meta: meta, expireAfter: Self.expireAfter(now: now, staleUntil: staleUntil)),
+                then: response)
+        }
+    }
+
+    /// The origin gave no answer.
+    public mutating func originFailed(_ error: OriginError) -> Action {
+        guard case .fetching = state else { return invalid("originFailed") }
+        state = .done
+        return .respond(ResponsePlan(source: .trove(status: error.status, message: error.description), cacheStatus: nil,
+            age: nil, omitBody: isHead))
+    }
+
+    /// The store has the entry (or could not take it).
+    public mutating func storeCompleted(_ result: Result<Void, StoreError>) -> Action {
+        guard case .storing(var response) = state else { return invalid("storeCompleted") }
+        state = .done
+        if case .failure = result {
+            response.cacheStatus?.stored = false
+            response.cacheStatus?.detail = "STORE-UNAVAILABLE"
+        }
+        return .respond(response)
+    }
+
+    /// The write's purges are done (or queued until the store is back).
+    public mutating func purgeCompleted(_ result: Result<PurgeReport, StoreError>) -> Action {
+        guard case .purging(var response) = state else { return invalid("purgeCompleted") }
+        state = .done
+        if case .failure = result {
+            response.cacheStatus?.detail = "PURGE-QUEUED"
+        }
+        return .respond(response)
+    }
+
+    /// Store entries a little past their stale window, so a few seconds of clock difference between Trove
+    /// instances never makes one drop what another still considers servable.
+    static func expireAfter(now: Int64, staleUntil: Int64) -> Int64 {
+        max(1000, staleUntil - now) + 5000
+    }
+
+    private mutating func invalid(_ event: String) -> Action {
+        assertionFailure("\(event) in state \(state)")
+        state = .done
+        return .respond(ResponsePlan(source: .trove(status: 500, message: "internal error: \(event) out of order"),
+            cacheStatus: nil, age: nil, omitBody: isHead))
+    }
+}
+
+/// What a lookup found, without the body (see `LookupOutcome`).
+public enum LookupResult: Sendable, Equatable {
+    case found(EntryMeta, generations: [Int64])
+    case notFound(generations: [Int64])
+    case unavailable
+}
+
+extension LookupOutcome {
+    /// The outcome without its body, for the state machine.
+    public var result: LookupResult {
+        switch self {
+        case .found(let meta, _, let generations): .found(meta, generations: generations)
+        case .notFound(let generations): .notFound(generations: generations)
+        case .unavailable: .unavailable
+        }
+    }
+}
+
+extension RuleSet {
+    /// How long purge counters must outlive the purge (milliseconds): longer than any entry that recorded the
+    /// old value can live (its fetch, its TTL, its stale window, the store's slack), twice over.
+    public var counterLifetime: Int64 {
+        let longestEntry = routes.compactMap(\.cachePolicy).map { policy in
+            (policy.statusTTLs.map(\.ttl).max() ?? .zero) + policy.stale
+        }.max() ?? .zero
+        let longestFetch = origins.map(\.timeout).max() ?? .zero
+        return 2 * (longestEntry.milliseconds + longestFetch.milliseconds + 6000)
+    }
+}

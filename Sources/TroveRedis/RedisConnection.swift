@@ -1,0 +1,194 @@
+internal import Logging
+internal import NIOCore
+internal import NIOPosix
+internal import TroveCore
+public import TroveRules
+
+/// Settings of the connections to Redis, from the rules file.
+public struct RedisConnectionSettings: Sendable {
+    public var endpoint: RedisEndpoint
+    public var connectTimeout: Duration
+    public var commandTimeout: Duration
+    /// Commands waiting for answers on one connection before new ones fail fast.
+    public var maxPending: Int
+
+    public init(endpoint: RedisEndpoint, connectTimeout: Duration, commandTimeout: Duration, maxPending: Int = 4096) {
+        self.endpoint = endpoint
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+        self.maxPending = maxPending
+    }
+}
+
+/// One event loop's connection to Redis: connects (AUTH, SELECT), sends command batches, and reconnects by
+/// itself with backoff when the connection is lost or a command times out.
+///
+/// While it is not connected, commands fail at once with `.unavailable`: that is the circuit breaker. A dead or
+/// stuck Redis costs one timeout per connection cycle, not one per request, and the backoff between attempts
+/// grows while Redis stays away.
+///
+/// Lives on its event loop only.
+final class RedisConnection {
+    private enum State {
+        case idle
+        case connecting
+        case ready(RedisChannelHandler, any Channel)
+        case waiting(Scheduled<Void>)
+        case stopped
+    }
+
+    let eventLoop: any EventLoop
+    private let settings: RedisConnectionSettings
+    private let logger: Logger
+    private var state: State = .idle
+    private var backoff = Backoff()
+    private var lastError: StoreError = .unavailable("not connected to Redis yet")
+    /// Called on the loop each time the connection becomes ready (the store replays queued purges then).
+    var onReady: (() -> Void)?
+
+    init(eventLoop: any EventLoop, settings: RedisConnectionSettings, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.logger = logger
+    }
+
+    var isReady: Bool {
+        if case .ready = state { true } else { false }
+    }
+
+    /// Why the connection is not ready, for `/readyz`.
+    var status: String {
+        switch state {
+        case .ready: "connected to \(settings.endpoint)"
+        case .idle, .connecting: "connecting to \(settings.endpoint)"
+        case .waiting, .stopped: "not connected to \(settings.endpoint): \(lastError)"
+        }
+    }
+
+    func start() {
+        guard case .idle = state else { return }
+        connect()
+    }
+
+    func stop() {
+        switch state {
+        case .ready(_, let channel):
+            channel.close(promise: nil)
+        case .waiting(let scheduled):
+            scheduled.cancel()
+        default:
+            break
+        }
+        state = .stopped
+    }
+
+    /// Sends a batch; fails at once when not connected.
+    func send(_ commands: [[RESPArgument]], completion: @escaping RedisChannelHandler.Completion) {
+        guard case .ready(let handler, _) = state else {
+            completion(.failure(lastError))
+            return
+        }
+        handler.send(commands, completion: completion)
+    }
+
+    private func connect() {
+        state = .connecting
+        let endpoint = settings.endpoint
+        let handler = RedisChannelHandler(
+            commandTimeout: .nanoseconds(Int64(settings.commandTimeout.milliseconds) * 1_000_000 + 1),
+            maxPending: settings.maxPending)
+        let bound = NIOLoopBound(handler, eventLoop: eventLoop)
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.milliseconds(settings.connectTimeout.milliseconds))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    self.handshake(handler, channel)
+                case .failure(let error):
+                    self.failed(.unavailable("cannot connect to Redis at \(endpoint.host):\(endpoint.port): \(error)"))
+                }
+            }
+    }
+
+    /// AUTH and SELECT, before anything else is sent.
+    private func handshake(_ handler: RedisChannelHandler, _ channel: any Channel) {
+        guard case .connecting = state else {
+            channel.close(promise: nil)
+            return
+        }
+        handler.onClose = { [weak self] reason in self?.lost(reason) }
+        var commands: [[RESPArgument]] = []
+        if let password = settings.endpoint.password {
+            commands.append(["AUTH"] + (settings.endpoint.username.map { [.string($0)] } ?? []) + [.string(password)])
+        }
+        if settings.endpoint.database != 0 {
+            commands.append(["SELECT", .string(String(settings.endpoint.database))])
+        }
+        commands.append(["PING"])
+        handler.send(commands) { result in
+            switch result {
+            case .success(let replies):
+                if let error = replies.lazy.compactMap({ reply -> String? in
+                    if case .error(let message) = reply { message } else { nil }
+                }).first {
+                    handler.onClose = nil
+                    channel.close(promise: nil)
+                    self.failed(.unavailable("Redis refused the connection set-up: \(error)"))
+                    return
+                }
+                self.state = .ready(handler, channel)
+                self.backoff.reset()
+                self.logger.info("connected to Redis", metadata: ["redis.endpoint": "\(self.settings.endpoint)"])
+                self.onReady?()
+            case .failure(let error):
+                self.failed(error)
+            }
+        }
+    }
+
+    /// The connection was ready and is gone.
+    private func lost(_ reason: StoreError) {
+        guard case .ready = state else { return }
+        logger.warning("lost the Redis connection; requests go to the origin until it is back",
+            metadata: ["redis.endpoint": "\(settings.endpoint)", "redis.error": "\(reason)"])
+        failed(reason)
+    }
+
+    private func failed(_ reason: StoreError) {
+        if case .stopped = state { return }
+        lastError = reason
+        let delay = backoff.next()
+        logger.debug("retrying Redis", metadata: ["redis.error": "\(reason)", "retry.in_ms": "\(delay.milliseconds)"])
+        let scheduled = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay.milliseconds)) {
+            if case .waiting = self.state { self.connect() }
+        }
+        state = .waiting(scheduled)
+    }
+}
+
+/// Exponential backoff with jitter: 50 ms, 100 ms, … up to 5 s, each ±20 %, so that the connections of many
+/// Trove instances do not all knock at once when Redis comes back.
+struct Backoff {
+    static let first: Duration = .milliseconds(50)
+    static let limit: Duration = .seconds(5)
+    private(set) var current: Duration = Backoff.first
+
+    mutating func next() -> Duration {
+        let base = current
+        current = min(current * 2, Self.limit)
+        let jitter = Double.random(in: 0.8...1.2)
+        return .milliseconds(Int64(Double(base.milliseconds) * jitter))
+    }
+
+    mutating func reset() {
+        current = Self.first
+    }
+}

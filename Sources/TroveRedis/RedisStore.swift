@@ -1,0 +1,256 @@
+public import Logging
+public import NIOCore
+public import TroveCore
+internal import Synchronization
+internal import TroveRules
+
+/// The Redis `CacheStore` for one event loop, over that loop's own pipelined connection.
+///
+/// Keys, under the namespace `NS`:
+/// - `NS:e:KEY` the entry: `EntryCodec` head then body, with a Redis TTL past its stale window;
+/// - `NS:g:all`, `NS:g:r:ROUTE`, `NS:g:k:KEY`, `NS:g:t:TAG` the purge counters (see `Dependencies`).
+///
+/// A lookup is one round trip (`GET` and `MGET` pipelined); a purge is one `INCR` per counter. Nothing scans
+/// the keyspace. Purges that fail while Redis is away are queued (shared by every loop's store) and replayed
+/// when a connection comes back; until then lookups report the store unavailable, so no entry a queued purge
+/// covers can be served.
+public final class RedisStore: CacheStore {
+    public typealias Body = ByteBuffer
+
+    private let connection: RedisConnection
+    private let namespace: String
+    private let queue: PurgeQueue
+
+    init(connection: RedisConnection, namespace: String, queue: PurgeQueue) {
+        self.connection = connection
+        self.namespace = namespace
+        self.queue = queue
+        connection.onReady = { [weak self] in self?.replayQueuedPurges() }
+    }
+
+    /// Whether the connection is up, and why not.
+    public var health: (ready: Bool, status: String) {
+        (connection.isReady && queue.isEmpty, connection.isReady && !queue.isEmpty
+            ? "replaying \(queue.count) purges made while Redis was away" : connection.status)
+    }
+
+    func entryKey(_ key: String) -> String { "\(namespace):e:\(key)" }
+
+    func counterKey(_ counter: Dependencies.Counter) -> String {
+        switch counter {
+        case .everything: "\(namespace):g:all"
+        case .route(let route): "\(namespace):g:r:\(route)"
+        case .key(let key): "\(namespace):g:k:\(key)"
+        case .tag(let tag): "\(namespace):g:t:\(tag)"
+        }
+    }
+
+    // MARK: CacheStore
+
+    public func lookup(_ dependencies: Dependencies, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        guard queue.isEmpty else {
+            completion(.unavailable(.unavailable("purges made while Redis was away are not replayed yet")))
+            return
+        }
+        let counters = dependencies.counters.map { RESPArgument.string(counterKey($0)) }
+        connection.send([["GET", .string(entryKey(dependencies.key))], ["MGET"] + counters]) { result in
+            switch result {
+            case .failure(let error):
+                completion(.unavailable(error))
+            case .success(let replies):
+                guard let generations = Self.generations(replies[1], count: counters.count) else {
+                    completion(.unavailable(.protocolError("MGET answered \(replies[1])")))
+                    return
+                }
+                guard case .bulkString(let value) = replies[0], let (meta, body) = Self.decode(value) else {
+                    // Absent, or not an entry of this format (an older Trove, or a foreign value): a miss.
+                    completion(.notFound(generations: generations))
+                    return
+                }
+                completion(.found(meta, body, generations: generations))
+            }
+        }
+    }
+
+    public func store(_ write: StoreWrite<ByteBuffer>, completion: @escaping (Result<Void, StoreError>) -> Void) {
+        let head = EntryCodec.encodeHead(write.meta)
+        var value = ByteBufferAllocator().buffer(capacity: head.count + write.body.readableBytes)
+        value.writeBytes(head)
+        value.writeImmutableBuffer(write.body)
+        connection.send([["SET", .string(entryKey(write.dependencies.key)), .bytes(value), "PX", .string(String(write.expireAfter))]]) { result in
+            switch result {
+            case .success(let replies):
+                if case .error(let message) = replies[0] {
+                    completion(.failure(.protocolError("SET failed: \(message)")))
+                } else {
+                    completion(.success(()))
+                }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    public func purge(_ request: PurgeRequest, completion: @escaping (Result<PurgeReport, StoreError>) -> Void) {
+        let purges = request.purges
+        var commands: [[RESPArgument]] = []
+        var counters: [Dependencies.Counter] = []
+        if purges.everything { counters.append(.everything) }
+        counters += purges.routes.map(Dependencies.Counter.route) + purges.tags.map(Dependencies.Counter.tag)
+            + purges.keys.map(Dependencies.Counter.key)
+        let lifetime = String(request.counterLifetime)
+        for counter in counters {
+            commands.append(["INCR", .string(counterKey(counter))])
+            if counter != .everything { commands.append(["PEXPIRE", .string(counterKey(counter)), .string(lifetime)]) }
+        }
+        // Drop the purged keys' entries too: not needed for correctness (their counters changed), but it frees
+        // the memory now and tells the caller whether there was anything.
+        let deletes = commands.count
+        for key in purges.keys { commands.append(["DEL", .string(entryKey(key))]) }
+        connection.send(commands) { [queue] result in
+            switch result {
+            case .success(let replies):
+                if let error = replies.first(where: { if case .error = $0 { true } else { false } }) {
+                    queue.append(request)
+                    completion(.failure(.protocolError("purge failed: \(error)")))
+                    return
+                }
+                let found = replies[deletes...].map { if case .integer(let n) = $0 { n > 0 } else { false } }
+                completion(.success(PurgeReport(
+                    all: purges.everything, routes: purges.routes, tags: purges.tags,
+                    keys: zip(purges.keys, found).map { PurgeReport.KeyResult(key: $0, found: $1) })))
+            case .failure(let error):
+                // Never lost: replayed as soon as a connection is back (an INCR twice only invalidates twice).
+                queue.append(request)
+                completion(.failure(error))
+            }
+        }
+    }
+
+    public func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void) {
+        connection.send([["GET", .string(entryKey(key))]]) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(error))
+            case .success(let replies):
+                guard case .bulkString(let value) = replies[0], let (meta, _) = Self.decode(value) else {
+                    completion(.success(nil))
+                    return
+                }
+                let dependencies = Dependencies(key: key, route: meta.route, tags: meta.tags)
+                let counters = dependencies.counters.map { RESPArgument.string(self.counterKey($0)) }
+                self.connection.send([["MGET"] + counters]) { result in
+                    switch result {
+                    case .failure(let error):
+                        completion(.failure(error))
+                    case .success(let replies):
+                        let current = Self.generations(replies[0], count: counters.count)
+                        completion(.success(EntryInspection(meta: meta, valid: current == meta.generations)))
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Replay
+
+    private func replayQueuedPurges() {
+        guard let next = queue.first else { return }
+        purge(next) { [queue] result in
+            guard case .success = result else { return }  // purge() queued it again; the next connection retries
+            queue.remove(next)
+            self.replayQueuedPurges()
+        }
+    }
+
+    // MARK: Decoding
+
+    static func decode(_ value: ByteBuffer) -> (EntryMeta, ByteBuffer)? {
+        let head = value.withUnsafeReadableBytes { EntryCodec.decodeHead($0) }
+        guard let (meta, offset) = head, let body = value.getSlice(at: value.readerIndex + offset, length: meta.bodyLength)
+        else { return nil }
+        return (meta, body)
+    }
+
+    static func generations(_ reply: RESPValue, count: Int) -> [Int64]? {
+        guard case .array(let values) = reply, values.count == count else { return nil }
+        var generations: [Int64] = []
+        generations.reserveCapacity(count)
+        for value in values {
+            switch value {
+            case .null:
+                generations.append(0)
+            case .bulkString(let text):
+                guard let number = Int64(String(buffer: text)) else { return nil }
+                generations.append(number)
+            default:
+                return nil
+            }
+        }
+        return generations
+    }
+}
+
+/// Purges that could not reach Redis, shared by every loop's store, oldest first.
+///
+/// Bounded: past `limit` waiting purges, they are replaced by one purge of everything, which covers them all.
+final class PurgeQueue: Sendable {
+    private let requests = Mutex<[PurgeRequest]>([])
+    private let limit: Int
+
+    init(limit: Int = 1000) {
+        self.limit = limit
+    }
+
+    var isEmpty: Bool { requests.withLock { $0.isEmpty } }
+    var count: Int { requests.withLock { $0.count } }
+    var first: PurgeRequest? { requests.withLock { $0.first } }
+
+    func append(_ request: PurgeRequest) {
+        requests.withLock { queued in
+            guard !queued.contains(request) else { return }
+            if queued.count >= limit {
+                let lifetime = queued.map(\.counterLifetime).max() ?? request.counterLifetime
+                queued = [PurgeRequest(purges: PurgeSet(everything: true), counterLifetime: lifetime)]
+            } else {
+                queued.append(request)
+            }
+        }
+    }
+
+    func remove(_ request: PurgeRequest) {
+        requests.withLock { queued in
+            if let index = queued.firstIndex(of: request) { queued.remove(at: index) }
+        }
+    }
+}
+
+/// Builds the Redis store of each event loop, all sharing one queue of purges to replay.
+public final class RedisStoreFactory: Sendable {
+    private let settings: RedisConnectionSettings
+    private let namespace: String
+    private let queue = PurgeQueue()
+    private let logger: Logger
+
+    public init(settings: RedisConnectionSettings, namespace: String, logger: Logger) {
+        self.settings = settings
+        self.namespace = namespace
+        self.logger = logger
+    }
+
+    /// A store for `eventLoop`, connecting in the background. Call on that loop.
+    public func makeStore(on eventLoop: any EventLoop) -> RedisStore {
+        eventLoop.preconditionInEventLoop()
+        let connection = RedisConnection(eventLoop: eventLoop, settings: settings, logger: logger)
+        let store = RedisStore(connection: connection, namespace: namespace, queue: queue)
+        connection.start()
+        return store
+    }
+}
+
+extension RedisStore {
+    /// Closes the connection and stops reconnecting. Call on the store's loop.
+    public func close() {
+        connection.stop()
+    }
+}

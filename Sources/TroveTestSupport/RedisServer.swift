@@ -1,0 +1,138 @@
+import Foundation
+import Synchronization
+
+/// A real `redis-server` on a free loopback port, started for a test and stopped by it (or when released).
+///
+/// Tests that need Redis fail, with a message saying how to install it, when `redis-server` is missing: they
+/// never skip.
+public final class RedisServer: Sendable {
+    public let port: Int
+    /// The password from `--requirepass`, which the fixture's own commands use.
+    public let password: String?
+    private let arguments: [String]
+    private let process = Mutex<ChildProcess?>(nil)
+
+    /// Starts `redis-server` with no persistence; `extraArguments` such as `["--requirepass", "s3cret"]`.
+    public init(extraArguments: [String] = []) throws {
+        port = try Sockets.freePort()
+        password = extraArguments.firstIndex(of: "--requirepass").map { extraArguments[$0 + 1] }
+        arguments = [
+            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+        ] + extraArguments
+        try start()
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// `redis://127.0.0.1:PORT/DB`.
+    public func url(database: Int = 0) -> String { "redis://127.0.0.1:\(port)/\(database)" }
+
+    public static func executable() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let directories: [String] = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/bin"]
+        for directory in directories {
+            let candidate = "\(directory)/redis-server"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw TestSupportError(
+            "redis-server is not installed, and this test needs a real Redis: run scripts/install-deps.sh "
+                + "(or `apt-get install redis-server`). Tests that need Redis fail instead of skipping.")
+    }
+
+    /// Starts the server (again, on the same port) and waits until it answers PING.
+    public func start() throws {
+        let process = try ChildProcess(executable: try Self.executable(), arguments: arguments)
+        self.process.withLock { $0 = process }
+        try wait(until: "redis-server on port \(port) answers PING") { (try? self.command(["PING"], password: self.password)) == "PONG" }
+    }
+
+    /// Stops the server the way a crash would (SIGKILL), and waits until it is gone.
+    public func kill() {
+        process.withLock { $0.take() }?.stop(signal: SIGKILL)
+    }
+
+    /// Stops the server.
+    public func stop() {
+        process.withLock { $0.take() }?.stop(signal: SIGTERM)
+    }
+
+    /// Runs one command and returns its reply as text: the status or bulk string, the integer, `nil` for a
+    /// null, `ERR …` for an error. `password` authenticates first; `database` is selected first.
+    @discardableResult
+    public func command(_ arguments: [String], password: String? = nil, database: Int = 0) throws -> String {
+        var request: [UInt8] = []
+        var expected = 1
+        func encode(_ command: [String]) {
+            request += Array("*\(command.count)\r\n".utf8)
+            for argument in command { request += Array("$\(argument.utf8.count)\r\n\(argument)\r\n".utf8) }
+        }
+        if let password {
+            encode(["AUTH", password])
+            expected += 1
+        }
+        if database != 0 {
+            encode(["SELECT", String(database)])
+            expected += 1
+        }
+        encode(arguments)
+        let reply = try Sockets.exchange(port: port, request: request) { Self.replies(in: $0)?.count ?? 0 >= expected }
+        return Self.replies(in: reply)!.last!
+    }
+
+    /// Whole simple replies in `bytes`, as text; nil entries are not whole yet.
+    private static func replies(in bytes: [UInt8]) -> [String]? {
+        var replies: [String] = []
+        var index = 0
+        func line() -> String? {
+            guard let end = bytes[index...].firstIndex(of: UInt8(ascii: "\n")), end > index else { return nil }
+            let text = String(decoding: bytes[index..<end - 1], as: UTF8.self)
+            index = end + 1
+            return text
+        }
+        while index < bytes.count {
+            guard let header = line() else { return replies }
+            switch header.first {
+            case "+", ":": replies.append(String(header.dropFirst()))
+            case "-": replies.append(String(header.dropFirst()))
+            case "$":
+                let length = Int(header.dropFirst()) ?? -1
+                if length < 0 { replies.append("nil"); continue }
+                guard bytes.count >= index + length + 2 else { return replies }
+                replies.append(String(decoding: bytes[index..<index + length], as: UTF8.self))
+                index += length + 2
+            default:
+                return replies
+            }
+        }
+        return replies
+    }
+}
+
+/// Polls `condition` until it holds, failing after `timeout`: a test waits on a condition, never on a sleep.
+public func wait(
+    until description: String, timeout: Duration = .seconds(10), _ condition: () throws -> Bool
+) throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try condition() { return }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+    throw TestSupportError("timed out after \(timeout) waiting until \(description)")
+}
+
+/// The async form of `wait(until:)`.
+public func eventually(
+    _ description: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool
+) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    throw TestSupportError("timed out after \(timeout) waiting until \(description)")
+}

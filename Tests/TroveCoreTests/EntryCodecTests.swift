@@ -1,0 +1,42 @@
+import Testing
+import TroveCore
+
+@Suite struct EntryCodecTests {
+    static let meta = EntryMeta(
+        status: 200, headers: [Header("Content-Type", "application/json"), Header("ETag", "\"v1\"")],
+        storedAt: 1_800_000_000_000, freshUntil: 1_800_000_300_000, staleUntil: 1_800_000_360_000,
+        route: "events-list", tags: ["events", "event:42"], generations: [0, 3, 0, 7, 1],
+        variant: [Header("accept", "application/json")], bodyLength: 5)
+
+    /// The head survives a round trip, and the body starts right after it.
+    @Test func roundTrip() throws {
+        let bytes = EntryCodec.encodeHead(Self.meta) + Array("hello".utf8)
+        let (decoded, offset) = try #require(EntryCodec.decodeHead(bytes))
+        #expect(decoded == Self.meta)
+        #expect(Array(bytes[offset...]) == Array("hello".utf8))
+    }
+
+    /// Cut, foreign or mislabelled values are not entries: they decode as nil, never crash.
+    @Test func rejectsWhatIsNotAnEntry() {
+        let bytes = EntryCodec.encodeHead(Self.meta) + Array("hello".utf8)
+        #expect(EntryCodec.decodeHead(Array(bytes.dropLast())) == nil)
+        #expect(EntryCodec.decodeHead(bytes + [0]) == nil)
+        #expect(EntryCodec.decodeHead(Array("{\"json\": true}".utf8)) == nil)
+        #expect(EntryCodec.decodeHead([]) == nil)
+        var otherVersion = bytes
+        otherVersion[3] = 2
+        #expect(EntryCodec.decodeHead(otherVersion) == nil)
+        for cut in stride(from: 0, to: bytes.count - 5, by: 7) {
+            #expect(EntryCodec.decodeHead(Array(bytes.prefix(cut))) == nil)
+        }
+    }
+
+    /// Ages and remaining TTLs are whole seconds; an expired entry has a negative TTL, as RFC 9211 wants.
+    @Test func agesAndTTLs() {
+        #expect(Self.meta.age(at: 1_800_000_010_900) == 10)
+        #expect(Self.meta.age(at: 1_799_999_999_000) == 0)
+        #expect(Self.meta.remainingTTL(at: 1_800_000_000_000) == 300)
+        #expect(Self.meta.remainingTTL(at: 1_800_000_299_999) == 0)
+        #expect(Self.meta.remainingTTL(at: 1_800_000_301_000) == -1)
+    }
+}

@@ -1,0 +1,106 @@
+import Testing
+import TroveCore
+import TroveRules
+
+@Suite struct HeaderPolicyTests {
+    static let rules = try! RulesLoader.parse("""
+        version: 1
+        origins:
+          api:
+            url: http://origin.internal:8000
+            headers:
+              X-Api-Key: {env: API_KEY}
+              Accept: application/json
+          keep:
+            url: http://origin.internal:8000
+            preserve_host: true
+        defaults: {origin: api}
+        routes:
+          - {name: a, match: GET /a, cache: {ttl: 1m, statuses: [200, 404], max_body: 10B}}
+          - {name: b, match: GET /b, cache: {ttl: 1m, override_cache_control: true}}
+        """, file: "h.yaml", environment: ["API_KEY": "secret", "TROVE_ADMIN_TOKEN": "t"])
+
+    static let api = rules.origin(named: "api")!
+    static let keep = rules.origin(named: "keep")!
+    static let strict = rules.route(named: "a")!.cachePolicy!
+    static let lenient = rules.route(named: "b")!.cachePolicy!
+
+    private func names(_ headers: [Header]) -> [String] { headers.map(\.name) }
+    private func value(_ headers: [Header], _ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    /// Hop-by-hop headers, those `Connection` names, and Content-Length never reach the origin.
+    @Test func dropsHopByHopHeaders() {
+        let out = HeaderPolicy.originRequestHeaders(client: [
+            Header("Host", "shop.example.com"), Header("Connection", "keep-alive, X-Secret-Hop"),
+            Header("Keep-Alive", "timeout=5"), Header("X-Secret-Hop", "1"), Header("Transfer-Encoding", "chunked"),
+            Header("TE", "trailers"), Header("Upgrade", "h2c"), Header("Content-Length", "12"),
+            Header("Proxy-Authorization", "Basic x"), Header("X-Kept", "yes"),
+        ], clientAddress: "10.0.0.9", origin: Self.api, forStorage: false)
+        #expect(names(out).filter { ["connection", "keep-alive", "x-secret-hop", "transfer-encoding", "te", "upgrade",
+            "content-length", "proxy-authorization"].contains($0.lowercased()) }.isEmpty)
+        #expect(value(out, "X-Kept") == "yes")
+    }
+
+    /// The origin's Host is sent unless the origin preserves the client's; X-Forwarded-* are added.
+    @Test func forwardingHeaders() {
+        let client = [Header("Host", "shop.example.com"), Header("X-Forwarded-For", "203.0.113.7")]
+        let out = HeaderPolicy.originRequestHeaders(client: client, clientAddress: "10.0.0.9", origin: Self.api, forStorage: false)
+        #expect(value(out, "Host") == "origin.internal:8000")
+        #expect(value(out, "X-Forwarded-For") == "203.0.113.7, 10.0.0.9")
+        #expect(value(out, "X-Forwarded-Proto") == "http")
+        #expect(value(out, "X-Forwarded-Host") == "shop.example.com")
+        let kept = HeaderPolicy.originRequestHeaders(client: client, clientAddress: "10.0.0.9", origin: Self.keep, forStorage: false)
+        #expect(value(kept, "Host") == "shop.example.com")
+        #expect(out.filter { $0.name.lowercased() == "host" }.count == 1)
+    }
+
+    /// The origin's configured headers replace the client's; Accept-Encoding is dropped only for storage.
+    @Test func configuredHeadersAndEncoding() {
+        let client = [Header("Accept", "text/html"), Header("X-Api-Key", "forged"), Header("Accept-Encoding", "gzip")]
+        let out = HeaderPolicy.originRequestHeaders(client: client, clientAddress: nil, origin: Self.api, forStorage: true)
+        #expect(out.filter { $0.name.lowercased() == "accept" }.map(\.value) == ["application/json"])
+        #expect(out.filter { $0.name.lowercased() == "x-api-key" }.map(\.value) == ["secret"])
+        #expect(value(out, "Accept-Encoding") == nil)
+        let passed = HeaderPolicy.originRequestHeaders(client: client, clientAddress: nil, origin: Self.api, forStorage: false)
+        #expect(value(passed, "Accept-Encoding") == "gzip")
+    }
+
+    /// What is stored leaves out Set-Cookie, Age and hop-by-hop headers.
+    @Test func storedHeaders() {
+        let stored = HeaderPolicy.storedHeaders([
+            Header("Content-Type", "application/json"), Header("Set-Cookie", "a=1"), Header("Age", "30"),
+            Header("Connection", "close"), Header("Content-Length", "5"), Header("Cache-Status", "origin; hit"),
+        ])
+        #expect(names(stored) == ["Content-Type", "Cache-Status"])
+    }
+
+    /// Each reason an answer must not be stored, and the route override that lifts only Cache-Control.
+    @Test func refusals() {
+        func refusal(_ status: Int, _ headers: [Header], length: Int = 5, policy: CachePolicy = Self.strict) -> HeaderPolicy.NotStored? {
+            HeaderPolicy.refusal(status: status, headers: headers, bodyLength: length, policy: policy)
+        }
+        #expect(refusal(200, []) == nil)
+        #expect(refusal(404, []) == nil)
+        #expect(refusal(500, []) == .status)
+        #expect(refusal(200, [], length: 11) == .tooLarge)
+        #expect(refusal(200, [Header("Set-Cookie", "s=1")]) == .setCookie)
+        #expect(refusal(200, [Header("Cache-Control", "max-age=60, no-store")]) == .noStore)
+        #expect(refusal(200, [Header("cache-control", "Private")]) == .private)
+        #expect(refusal(200, [Header("Vary", "*")]) == .varyStar)
+        #expect(refusal(200, [Header("Cache-Control", "private")], policy: Self.lenient) == nil)
+        #expect(refusal(200, [Header("Cache-Control", "no-store")], policy: Self.lenient) == nil)
+        #expect(refusal(200, [Header("Set-Cookie", "s=1")], policy: Self.lenient) == .setCookie)
+    }
+
+    /// An entry answers only requests with the values its Vary headers had; Accept-Encoding is ignored.
+    @Test func variants() {
+        let variant = HeaderPolicy.variant(vary: [Header("Vary", "Accept, Accept-Encoding"), Header("vary", "X-Region")],
+            request: [Header("Accept", "application/json")])
+        #expect(variant == [Header("accept", "application/json"), Header("x-region", "")])
+        #expect(HeaderPolicy.matches(variant: variant, request: [Header("ACCEPT", "application/json")]))
+        #expect(!HeaderPolicy.matches(variant: variant, request: [Header("Accept", "text/html")]))
+        #expect(!HeaderPolicy.matches(variant: variant, request: [Header("Accept", "application/json"), Header("X-Region", "eu")]))
+    }
+}

@@ -1,0 +1,248 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+import TroveCore
+import TroveRules
+import TroveTestSupport
+@testable import TroveRedis
+
+/// The Redis store against a real redis-server on a free port.
+@Suite(.serialized) final class RedisStoreTests: Sendable {
+    let redis: RedisServer
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    init() throws {
+        redis = try RedisServer()
+    }
+
+    deinit {
+        try? group.syncShutdownGracefully()
+    }
+
+    private func factory(
+        _ redis: RedisServer? = nil, password: String? = nil, database: Int = 0, commandTimeout: Duration = .milliseconds(300),
+        maxPending: Int = 4096, namespace: String = "test"
+    ) -> RedisStoreFactory {
+        let endpoint = RedisEndpoint(
+            host: "127.0.0.1", port: (redis ?? self.redis).port, database: database, username: nil, password: password)
+        return RedisStoreFactory(
+            settings: RedisConnectionSettings(endpoint: endpoint, connectTimeout: .seconds(1), commandTimeout: commandTimeout,
+                maxPending: maxPending),
+            namespace: namespace, logger: Logger(label: "test"))
+    }
+
+    /// A store on one of the group's loops, connected.
+    private func store(_ factory: RedisStoreFactory, loop index: Int = 0) async throws -> Bound {
+        let loop = Array(group.makeIterator())[index]
+        let bound = try await loop.submit { NIOLoopBound(factory.makeStore(on: loop), eventLoop: loop) }.get()
+        let store = Bound(loop: loop, store: bound)
+        try await eventually("the store is connected") { try await store.health().ready }
+        return store
+    }
+
+    /// A loop's store, driven from async tests.
+    struct Bound: Sendable {
+        let loop: any EventLoop
+        let store: NIOLoopBound<RedisStore>
+
+        private func call<T: Sendable>(_ body: @escaping @Sendable (RedisStore, EventLoopPromise<T>) -> Void) async throws -> T {
+            let promise = loop.makePromise(of: T.self)
+            loop.execute { body(store.value, promise) }
+            return try await promise.futureResult.get()
+        }
+
+        func health() async throws -> (ready: Bool, status: String) {
+            try await call { store, promise in promise.succeed(store.health) }
+        }
+
+        func lookup(_ dependencies: Dependencies) async throws -> LookupOutcome<ByteBuffer> {
+            try await call { store, promise in store.lookup(dependencies) { promise.succeed($0) } }
+        }
+
+        func store(_ dependencies: Dependencies, generations: [Int64], body: String, ttl: Int64 = 60_000) async throws -> Result<Void, StoreError> {
+            try await call { store, promise in
+                let meta = EntryMeta(status: 200, headers: [Header("Content-Type", "text/plain")], storedAt: 1, freshUntil: 2,
+                    staleUntil: 2, route: dependencies.route, tags: dependencies.tags, generations: generations,
+                    bodyLength: body.utf8.count)
+                store.store(StoreWrite(dependencies: dependencies, meta: meta, body: ByteBuffer(string: body), expireAfter: ttl)) {
+                    promise.succeed($0)
+                }
+            }
+        }
+
+        func purge(_ purges: PurgeSet) async throws -> Result<PurgeReport, StoreError> {
+            try await call { store, promise in
+                store.purge(PurgeRequest(purges: purges, counterLifetime: 600_000)) { promise.succeed($0) }
+            }
+        }
+
+        func inspect(_ key: String) async throws -> Result<EntryInspection?, StoreError> {
+            try await call { store, promise in store.inspect(key: key) { promise.succeed($0) } }
+        }
+
+        func close() async throws {
+            try await call { (store: RedisStore, promise: EventLoopPromise<Void>) in
+                store.close()
+                promise.succeed(())
+            }
+        }
+    }
+
+    let event = Dependencies(key: "event:42", route: "event", tags: ["events", "event:42"])
+
+    private func generations(_ outcome: LookupOutcome<ByteBuffer>) -> [Int64]? {
+        switch outcome {
+        case .found(_, _, let generations), .notFound(let generations): generations
+        case .unavailable: nil
+        }
+    }
+
+    /// Store, then find: the body comes back intact, with the counters it depends on.
+    @Test func storesAndFinds() async throws {
+        let store = try await store(factory())
+        guard case .notFound(let generations) = try await store.lookup(event) else { Issue.record("expected notFound"); return }
+        #expect(generations == [0, 0, 0, 0, 0])
+        guard case .success = try await store.store(event, generations: generations, body: "{\"id\": 42}") else {
+            Issue.record("the store write failed"); return
+        }
+        guard case .found(let meta, let body, let current) = try await store.lookup(event) else { Issue.record("expected found"); return }
+        #expect(String(buffer: body) == "{\"id\": 42}")
+        #expect(meta.headers == [Header("Content-Type", "text/plain")])
+        #expect(current == generations)
+        // The entry lives under the namespace with a Redis TTL.
+        #expect(Int(try redis.command(["PTTL", "test:e:event:42"])) ?? 0 > 50_000)
+        try await store.close()
+    }
+
+    /// Purges increase exactly the counters they name, with an expiry; a key purge deletes the entry.
+    @Test func purgesIncreaseCounters() async throws {
+        let store = try await store(factory())
+        _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "x")
+        #expect(try await store.purge(PurgeSet(tags: ["event:42"])) == .success(PurgeReport(tags: ["event:42"])))
+        #expect(generations(try await store.lookup(event)) == [0, 0, 0, 0, 1])
+        #expect(Int(try redis.command(["PTTL", "test:g:t:event:42"])) ?? 0 > 500_000)
+        _ = try await store.purge(PurgeSet(routes: ["event"], everything: true))
+        #expect(generations(try await store.lookup(event)) == [1, 1, 0, 0, 1])
+        #expect(try redis.command(["PTTL", "test:g:all"]) == "-1")
+        let report = try await store.purge(PurgeSet(keys: ["event:42", "event:7"]))
+        #expect(report == .success(PurgeReport(keys: [.init(key: "event:42", found: true), .init(key: "event:7", found: false)])))
+        guard case .notFound(let afterKey) = try await store.lookup(event) else { Issue.record("the key's entry is deleted"); return }
+        #expect(afterKey == [1, 1, 1, 0, 1])
+        #expect(try redis.command(["EXISTS", "test:e:event:42"]) == "0")
+        try await store.close()
+    }
+
+    /// Two stores (two loops, or two Trove instances) on one Redis share entries and purges.
+    @Test func storesShareEntriesAndPurges() async throws {
+        let one = try await store(factory(), loop: 0)
+        let other = try await store(factory(), loop: 1)
+        _ = try await one.store(event, generations: [0, 0, 0, 0, 0], body: "shared")
+        guard case .found(_, let body, _) = try await other.lookup(event) else { Issue.record("expected found"); return }
+        #expect(String(buffer: body) == "shared")
+        _ = try await other.purge(PurgeSet(tags: ["events"]))
+        #expect(generations(try await one.lookup(event)) == [0, 0, 0, 1, 0])
+        try await one.close()
+        try await other.close()
+    }
+
+    /// The admin view of an entry says whether a purge invalidated it.
+    @Test func inspection() async throws {
+        let store = try await store(factory())
+        _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "x")
+        guard case .success(let before?) = try await store.inspect("event:42") else { Issue.record("expected an entry"); return }
+        #expect(before.valid)
+        _ = try await store.purge(PurgeSet(routes: ["event"]))
+        guard case .success(let after?) = try await store.inspect("event:42") else { Issue.record("expected an entry"); return }
+        #expect(!after.valid)
+        #expect(try await store.inspect("none") == .success(nil))
+        try await store.close()
+    }
+
+    /// Values that are not entries of this format are misses, not errors.
+    @Test func foreignValuesAreMisses() async throws {
+        let store = try await store(factory())
+        try redis.command(["SET", "test:e:event:42", "{\"hand-written\": true}"])
+        guard case .notFound = try await store.lookup(event) else { Issue.record("a foreign value is a miss"); return }
+        try await store.close()
+    }
+
+    /// Redis killed: lookups report the store unavailable (at once, while it is down). Restarted: the store
+    /// reconnects by itself.
+    @Test func reconnectsAfterRedisComesBack() async throws {
+        let store = try await store(factory())
+        redis.kill()
+        try await eventually("the store notices Redis is gone") { try await !store.health().ready }
+        for _ in 0..<20 {
+            guard case .unavailable = try await store.lookup(event) else { Issue.record("Redis is down"); return }
+        }
+        #expect(try await store.health().status.contains("not connected"))
+        try redis.start()
+        try await eventually("the store reconnects") { try await store.health().ready }
+        guard case .notFound = try await store.lookup(event) else { Issue.record("lookups work again"); return }
+        try await store.close()
+    }
+
+    /// A Redis that stops answering makes commands time out; the connection is closed and reopened once Redis
+    /// answers again.
+    @Test func slowRedisTimesOutAndRecovers() async throws {
+        let store = try await store(factory(commandTimeout: .milliseconds(100)))
+        try redis.command(["CLIENT", "PAUSE", "1500", "ALL"])
+        guard case .unavailable(let error) = try await store.lookup(event) else { Issue.record("a paused Redis times out"); return }
+        #expect(error.shortDescription == "timeout")
+        try await eventually("the store reconnects after the pause", timeout: .seconds(15)) {
+            if case .notFound = try await store.lookup(self.event) { return true }
+            return false
+        }
+        try await store.close()
+    }
+
+    /// A purge that cannot reach Redis is kept and applied when Redis is back; until then no lookup is answered
+    /// from the store, so nothing the purge covers is served.
+    @Test func purgesMadeWhileRedisIsAwayAreReplayed() async throws {
+        let store = try await store(factory(commandTimeout: .milliseconds(100)))
+        _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "old")
+        try redis.command(["CLIENT", "PAUSE", "1000", "ALL"])
+        guard case .failure = try await store.purge(PurgeSet(tags: ["event:42"])) else { Issue.record("the purge cannot reach Redis"); return }
+        guard case .unavailable = try await store.lookup(event) else { Issue.record("no answers while a purge waits"); return }
+        try await eventually("the queued purge is replayed", timeout: .seconds(15)) {
+            if case .found(_, _, let generations) = try await store.lookup(self.event) { return generations == [0, 0, 0, 0, 1] }
+            return false
+        }
+        try await store.close()
+    }
+
+    /// AUTH and SELECT happen on connect; a wrong password keeps the store unavailable and says why.
+    @Test func authenticatesAndSelectsTheDatabase() async throws {
+        let secured = try RedisServer(extraArguments: ["--requirepass", "s3cret"])
+        let store = try await store(factory(secured, password: "s3cret", database: 3))
+        _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "x")
+        #expect(try secured.command(["EXISTS", "test:e:event:42"], password: "s3cret", database: 3) == "1")
+        #expect(try secured.command(["EXISTS", "test:e:event:42"], password: "s3cret", database: 0) == "0")
+        try await store.close()
+
+        let loop = group.next()
+        let wrong = try await loop.submit { NIOLoopBound(self.factory(secured, password: "nope").makeStore(on: loop), eventLoop: loop) }.get()
+        let bound = Bound(loop: loop, store: wrong)
+        try await eventually("the refusal is reported") { try await bound.health().status.contains("refused") }
+        guard case .unavailable = try await bound.lookup(event) else { Issue.record("a refused store is unavailable"); return }
+        try await bound.close()
+        secured.stop()
+    }
+
+    /// Past the cap of waiting commands, new ones fail at once instead of queueing without bound.
+    @Test func capsPendingCommands() async throws {
+        let store = try await store(factory(maxPending: 1))
+        let outcomes = try await store.loop.submit { () -> EventLoopFuture<[Bool]> in
+            let first = store.loop.makePromise(of: Bool.self)
+            let second = store.loop.makePromise(of: Bool.self)
+            store.store.value.lookup(self.event) { if case .unavailable = $0 { first.succeed(false) } else { first.succeed(true) } }
+            store.store.value.lookup(self.event) {
+                if case .unavailable(let error) = $0 { second.succeed(error.shortDescription == "overloaded") } else { second.succeed(false) }
+            }
+            return first.futureResult.and(second.futureResult).map { [$0.0, $0.1] }
+        }.get().get()
+        #expect(outcomes == [true, true])
+        try await store.close()
+    }
+}
