@@ -74,6 +74,7 @@ let package = Package(
             name: "TroveCurl",
             dependencies: [
                 "TroveCore",
+                "TroveRules",
                 "CCurl",
                 "CCurlShim",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -89,6 +90,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The demo origin: a slow legacy API to run Trove in front of (`trove demo-origin`, tests, load tests).
+        .target(
+            name: "TroveDemoOrigin",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -141,7 +152,12 @@ let package = Package(
         ),
         .testTarget(
             name: "TroveCurlTests",
-            dependencies: ["TroveCurl"],
+            dependencies: [
+                "TroveCurl",
+                "TroveDemoOrigin",
+                "TroveTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

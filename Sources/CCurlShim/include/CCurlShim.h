@@ -13,5 +13,6 @@ CURLcode CCurlShim_easy_setopt_read_cb(CURL *handle, CURLoption option, curl_rea
 CURLcode CCurlShim_easy_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode CCurlShim_easy_getinfo_ptr(CURL *handle, CURLINFO info, void **value);
 CURLcode CCurlShim_easy_getinfo_off(CURL *handle, CURLINFO info, curl_off_t *value);
+CURLcode CCurlShim_easy_getinfo_double(CURL *handle, CURLINFO info, double *value);
 CURLMcode CCurlShim_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 #endif

@@ -1,0 +1,309 @@
+internal import CCurl
+internal import CCurlShim
+internal import Foundation
+public import NIOCore
+internal import Synchronization
+public import TroveCore
+internal import TroveRules
+
+/// Sends requests to origins with libcurl's multi interface, on one thread of its own.
+///
+/// Callers on any thread hand over a request (only `Sendable` values cross: the request and a completion);
+/// the curl thread builds the transfer, drives every transfer in flight with `curl_multi_poll`, and calls the
+/// completion when a transfer ends. Connections to origins are kept and reused by the multi handle.
+///
+/// Bodies pass through unchanged: no redirects are followed and no content decoding is asked for.
+public final class CurlOriginClient: OriginClient, Sendable {
+    public typealias Body = ByteBuffer
+    public typealias Completion = @Sendable (Result<OriginResponse<ByteBuffer>, OriginError>) -> Void
+
+    private struct Inbox {
+        var requests: [(OriginRequest<ByteBuffer>, Completion)] = []
+        var stopping = false
+        var stopped: [CheckedContinuation<Void, Never>] = []
+        var finished = false
+    }
+
+    private let multi: MultiHandle
+    private let inbox = Mutex(Inbox())
+
+    /// - Parameter maxCachedConnections: connections kept open for reuse, across origins; enough for the
+    ///   bursts of concurrent misses Trove expects, so a burst does not end in reconnecting.
+    public init(maxCachedConnections: Int = 1024) {
+        precondition(CurlLibrary.initialized, "libcurl could not be initialised")
+        guard let handle = curl_multi_init() else {
+            fatalError("libcurl could not create a multi handle (out of memory)")
+        }
+        multi = MultiHandle(raw: handle)
+        _ = CCurlShim_multi_setopt_long(handle, CURLMOPT_MAXCONNECTS, maxCachedConnections)
+        let thread = Thread { [self] in self.run() }
+        thread.name = "trove-curl"
+        thread.start()
+    }
+
+    public func send(_ request: OriginRequest<ByteBuffer>, completion: @escaping Completion) {
+        let accepted = inbox.withLock { inbox in
+            guard !inbox.stopping else { return false }
+            inbox.requests.append((request, completion))
+            return true
+        }
+        guard accepted else {
+            completion(.failure(OriginError(kind: .failed, origin: request.origin, reason: "Trove is shutting down")))
+            return
+        }
+        _ = curl_multi_wakeup(multi.raw)
+    }
+
+    /// Fails the transfers in flight, stops the thread and frees libcurl's handles. Idempotent.
+    public func shutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let finished = inbox.withLock { inbox in
+                inbox.stopping = true
+                if inbox.finished { return true }
+                inbox.stopped.append(continuation)
+                return false
+            }
+            if finished {
+                continuation.resume()
+            } else {
+                _ = curl_multi_wakeup(multi.raw)
+            }
+        }
+    }
+
+    // MARK: The curl thread
+
+    /// All state of the loop is local to this function: nothing but the inbox is shared.
+    private func run() {
+        let handle = multi.raw
+        var active: [UnsafeMutableRawPointer: Transfer] = [:]
+        var running: Int32 = 0
+        while true {
+            let (requests, stopping) = inbox.withLock { inbox in
+                defer { inbox.requests.removeAll(keepingCapacity: true) }
+                return (inbox.requests, inbox.stopping)
+            }
+            for (request, completion) in requests {
+                if stopping {
+                    completion(.failure(OriginError(kind: .failed, origin: request.origin, reason: "Trove is shutting down")))
+                    continue
+                }
+                switch Transfer.start(request, completion: completion) {
+                case .success(let transfer):
+                    active[transfer.easy] = transfer
+                    _ = curl_multi_add_handle(handle, transfer.easy)
+                case .failure(let error):
+                    completion(.failure(error))
+                }
+            }
+            if stopping { break }
+            _ = curl_multi_perform(handle, &running)
+            var left: Int32 = 0
+            while let message = curl_multi_info_read(handle, &left) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
+                    let transfer = active.removeValue(forKey: easy)
+                else { continue }
+                _ = curl_multi_remove_handle(handle, easy)
+                transfer.finish(code: message.pointee.data.result)
+            }
+            _ = curl_multi_poll(handle, nil, 0, 1000, nil)
+        }
+        for (easy, transfer) in active {
+            _ = curl_multi_remove_handle(handle, easy)
+            transfer.fail(OriginError(kind: .failed, origin: transfer.origin, reason: "Trove is shutting down"))
+        }
+        curl_multi_cleanup(handle)
+        let waiting = inbox.withLock { inbox in
+            inbox.finished = true
+            defer { inbox.stopped.removeAll() }
+            return inbox.stopped
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+}
+
+/// The multi handle, shared by the caller threads and the curl thread.
+///
+/// `@unchecked Sendable` is safe here because the only libcurl call made with it from other threads than the
+/// curl thread is `curl_multi_wakeup`, which libcurl documents as callable from any thread; every other use
+/// happens on the curl thread.
+private struct MultiHandle: @unchecked Sendable {
+    let raw: UnsafeMutableRawPointer
+}
+
+/// One request in flight: the easy handle and what accumulates while the answer arrives. Created, used and
+/// freed on the curl thread only (not `Sendable`).
+private final class Transfer {
+    let easy: UnsafeMutableRawPointer
+    let origin: String
+    private let completion: CurlOriginClient.Completion
+    private let maxBytes: Int
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    /// libcurl writes its detailed error message here; it must stay put while the transfer exists.
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    private var status = 0
+    private var headers: [Header] = []
+    private var body: ByteBuffer
+    private var tooLarge = false
+    private var finished = false
+    private let timeout: Duration
+
+    private init(easy: UnsafeMutableRawPointer, request: OriginRequest<ByteBuffer>, completion: @escaping CurlOriginClient.Completion) {
+        self.easy = easy
+        self.origin = request.origin
+        self.completion = completion
+        self.maxBytes = request.maxResponseBytes
+        self.timeout = request.timeout
+        self.body = ByteBufferAllocator().buffer(capacity: 0)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit {
+        curl_slist_free_all(headerList)
+        curl_easy_cleanup(easy)
+        errorBuffer.deallocate()
+    }
+
+    static func start(
+        _ request: OriginRequest<ByteBuffer>, completion: @escaping CurlOriginClient.Completion
+    ) -> Result<Transfer, OriginError> {
+        guard let easy = curl_easy_init() else {
+            return .failure(OriginError(kind: .failed, origin: request.origin, reason: "libcurl could not create a transfer"))
+        }
+        let transfer = Transfer(easy: easy, request: request, completion: completion)
+        transfer.configure(request)
+        return .success(transfer)
+    }
+
+    private func configure(_ request: OriginRequest<ByteBuffer>) {
+        // The callbacks find the transfer through this pointer; the curl thread's table of active transfers
+        // keeps it alive for as long as libcurl may call them.
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        _ = CCurlShim_easy_setopt_str(easy, CURLOPT_URL, request.url)
+        _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_PRIVATE, context)
+        _ = CCurlShim_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = CCurlShim_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1)  // Trove normalized the path already
+        _ = CCurlShim_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+        _ = CCurlShim_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeout.milliseconds))
+        _ = CCurlShim_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(request.timeout.milliseconds))
+        _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, errorBuffer)
+        _ = CCurlShim_easy_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION, writeCallback)
+        _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, context)
+        _ = CCurlShim_easy_setopt_write_cb(easy, CURLOPT_HEADERFUNCTION, headerCallback)
+        _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, context)
+
+        var names = Set<String>()
+        for header in request.headers {
+            names.insert(header.name.lowercased())
+            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+        }
+        // Headers libcurl would add by itself are removed, so the origin gets what the client sent:
+        // no "Expect: 100-continue" round trip, no made-up Accept or form Content-Type.
+        headerList = curl_slist_append(headerList, "Expect:")
+        if !names.contains("accept") { headerList = curl_slist_append(headerList, "Accept:") }
+
+        switch request.method {
+        case "GET":
+            break
+        case "HEAD":
+            _ = CCurlShim_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
+        default:
+            _ = CCurlShim_easy_setopt_str(easy, CURLOPT_CUSTOMREQUEST, request.method)
+            // Writes always carry a length (0 when empty); other methods only when the client sent a body.
+            let body = request.body ?? (["POST", "PUT", "PATCH"].contains(request.method) ? ByteBuffer() : nil)
+            if let body {
+                if !names.contains("content-type") { headerList = curl_slist_append(headerList, "Content-Type:") }
+                _ = CCurlShim_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.readableBytes))
+                // COPYPOSTFIELDS copies the bytes, so the buffer need not outlive this call.
+                body.withUnsafeReadableBytes { raw in
+                    if let base = raw.baseAddress, raw.count > 0 {
+                        _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: base))
+                    } else {
+                        _ = CCurlShim_easy_setopt_str(easy, CURLOPT_COPYPOSTFIELDS, "")
+                    }
+                }
+            }
+        }
+        _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
+    }
+
+    fileprivate func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard body.readableBytes + bytes.count <= maxBytes else {
+            tooLarge = true
+            return false
+        }
+        body.writeBytes(bytes)
+        return true
+    }
+
+    fileprivate func headerLine(_ line: Substring) {
+        if line.hasPrefix("HTTP/") {
+            // A new status line (after 100 Continue, for instance): the headers start over.
+            headers.removeAll()
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = String(line[..<colon])
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        headers.append(Header(name, value))
+    }
+
+    func finish(code: CURLcode) {
+        guard !finished else { return }
+        finished = true
+        if code == CURLE_OK {
+            var status = 0
+            _ = CCurlShim_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+            completion(.success(OriginResponse(status: status, headers: headers, body: body, bodyLength: body.readableBytes)))
+            return
+        }
+        completion(.failure(error(for: code)))
+    }
+
+    func fail(_ error: OriginError) {
+        guard !finished else { return }
+        finished = true
+        completion(.failure(error))
+    }
+
+    private func error(for code: CURLcode) -> OriginError {
+        let detail = String(cString: errorBuffer)
+        let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        if tooLarge {
+            return OriginError(kind: .tooLarge, origin: origin, reason: "the body exceeds \(maxBytes) bytes")
+        }
+        switch code {
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
+            return OriginError(kind: .unreachable, origin: origin, reason: reason)
+        case CURLE_OPERATION_TIMEDOUT:
+            // A timeout before the connection was made means the origin could not be reached.
+            var connected: Double = 0
+            _ = CCurlShim_easy_getinfo_double(easy, CURLINFO_CONNECT_TIME, &connected)
+            if connected == 0 {
+                return OriginError(kind: .unreachable, origin: origin, reason: reason)
+            }
+            return OriginError(kind: .timeout, origin: origin, reason: "no whole answer within \(Units.format(timeout))")
+        default:
+            return OriginError(kind: .failed, origin: origin, reason: reason)
+        }
+    }
+}
+
+/// A C function pointer built from a closure without captures: the transfer comes back through `userdata`.
+private let writeCallback: curl_write_callback = { data, size, count, userdata in
+    guard let userdata else { return 0 }
+    let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
+    let length = size * count
+    guard length > 0, let data else { return length }
+    return transfer.append(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+}
+
+/// Called once per header line, status lines included.
+private let headerCallback: curl_write_callback = { data, size, count, userdata in
+    let length = size * count
+    guard let userdata, let data, length > 0 else { return length }
+    let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+    transfer.headerLine(Substring(line.trimmingCharacters(in: .newlines)))
+    return length
+}

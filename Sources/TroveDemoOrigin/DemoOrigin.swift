@@ -1,0 +1,126 @@
+public import NIOCore
+internal import NIOHTTP1
+internal import NIOPosix
+internal import Foundation
+internal import Synchronization
+
+/// A slow legacy API to put Trove in front of: the demo of `make run`, and the real HTTP origin of the tests.
+///
+/// It imitates the seeds' APIs (an events API over a slow backend, per-user stats) with a configurable delay,
+/// accepts writes, and counts everything it served, so that a person or a test can see what reached it:
+///
+/// | endpoint | does |
+/// |---|---|
+/// | `GET /api/v1/events?page=&limit=&category=&status=&search=` | a page of events (about 2 KB for 20) |
+/// | `GET /api/v1/events/{id}` | one event, or 404 |
+/// | `POST /api/v1/events`, `PUT`/`PATCH`/`DELETE /api/v1/events/{id}` | change the events |
+/// | `GET /api/v1/products/stats/asin-status` | per-user stats (needs `Authorization`) |
+/// | `POST /api/v1/products` | adds a product for the user in `Authorization` |
+/// | `ANY /echo/**` | the request as JSON (method, path, query, headers, body) |
+/// | `GET /respond?status=&header=Name:Value&kb=` | an answer built from the query |
+/// | `GET /__close` | closes the connection without answering |
+/// | `GET /__stats`, `GET /__count?target=`, `POST /__reset` | what was served; reset the counts |
+///
+/// Every answer except `/__*` waits `delay` first; a request can ask for another delay with the
+/// `X-Origin-Delay-Ms` header or the `delay_ms` query parameter.
+public final class DemoOrigin: Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var delay: Duration
+        public var events: Int
+
+        public init(host: String = "127.0.0.1", port: Int = 0, delay: Duration = .zero, events: Int = 60) {
+            self.host = host
+            self.port = port
+            self.delay = delay
+            self.events = events
+        }
+    }
+
+    public let port: Int
+    public let stats: DemoOriginStats
+    private let channel: any Channel
+    let data: DemoData
+
+    private init(port: Int, stats: DemoOriginStats, channel: any Channel, data: DemoData) {
+        self.port = port
+        self.stats = stats
+        self.channel = channel
+        self.data = data
+    }
+
+    /// Starts listening; `configuration.port` 0 picks a free port (see `port`).
+    public static func start(_ configuration: Configuration, group: any EventLoopGroup) async throws -> DemoOrigin {
+        let stats = DemoOriginStats()
+        let data = DemoData(events: configuration.events)
+        let delay = configuration.delay
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        DemoOriginHandler(delay: delay, stats: stats, data: data))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        return DemoOrigin(port: channel.localAddress?.port ?? configuration.port, stats: stats, channel: channel, data: data)
+    }
+
+    /// Stops listening (connections in progress are closed by the event loop group's shutdown).
+    public func stop() async throws {
+        try await channel.close()
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+}
+
+/// What the demo origin served, for `/__stats` and for tests.
+public final class DemoOriginStats: Sendable {
+    public struct Snapshot: Sendable, Codable, Equatable {
+        public var total = 0
+        public var byMethod: [String: Int] = [:]
+        /// Counted by path (without the query).
+        public var byPath: [String: Int] = [:]
+        /// Counted by path and query, as sent.
+        public var byTarget: [String: Int] = [:]
+        public var byStatus: [String: Int] = [:]
+        public var inFlight = 0
+        public var maxInFlight = 0
+    }
+
+    private let state = Mutex(Snapshot())
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+
+    /// Requests that reached the origin for this exact target (`/api/v1/events?page=1`).
+    public func count(target: String) -> Int { state.withLock { $0.byTarget[target] ?? 0 } }
+
+    /// Requests that reached the origin for this path, whatever the query.
+    public func count(path: String) -> Int { state.withLock { $0.byPath[path] ?? 0 } }
+
+    public func reset() { state.withLock { $0 = Snapshot() } }
+
+    func started(method: String, target: String) {
+        let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
+        state.withLock { stats in
+            stats.total += 1
+            stats.byMethod[method, default: 0] += 1
+            stats.byPath[path, default: 0] += 1
+            stats.byTarget[target, default: 0] += 1
+            stats.inFlight += 1
+            stats.maxInFlight = max(stats.maxInFlight, stats.inFlight)
+        }
+    }
+
+    func finished(status: Int) {
+        state.withLock { stats in
+            stats.inFlight -= 1
+            stats.byStatus[String(status), default: 0] += 1
+        }
+    }
+}

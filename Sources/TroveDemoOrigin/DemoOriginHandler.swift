@@ -1,0 +1,275 @@
+internal import Foundation
+internal import NIOCore
+internal import NIOHTTP1
+internal import Synchronization
+
+/// The demo data: events that writes change, and products per user for the stats endpoint.
+final class DemoData: Sendable {
+    struct Event: Codable, Sendable {
+        var id: Int
+        var title: String
+        var category: String
+        var status: String
+        var venue: String
+        var startsAt: String
+        var price: Double
+        var ticketsLeft: Int
+    }
+
+    private struct State {
+        var events: [Int: Event] = [:]
+        var nextID = 1
+        var products: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    init(events: Int) {
+        let categories = ["music", "theatre", "sports", "comedy"]
+        let venues = ["Dubai Opera", "Coca-Cola Arena", "Etihad Park", "The Theatre", "Zabeel Hall"]
+        state.withLock { state in
+            for id in 1...max(1, events) {
+                state.events[id] = Event(
+                    id: id, title: "Event \(id): an evening of \(categories[id % categories.count])",
+                    category: categories[id % categories.count], status: id % 7 == 0 ? "sold-out" : "active",
+                    venue: venues[id % venues.count], startsAt: "2026-12-\(String(format: "%02d", id % 28 + 1))T20:00:00Z",
+                    price: Double(50 + id * 5), ticketsLeft: (id * 37) % 500)
+            }
+            state.nextID = max(1, events) + 1
+        }
+    }
+
+    func page(page: Int, limit: Int, category: String?, status: String?, search: String?) -> [Event] {
+        state.withLock { state in
+            state.events.values.sorted { $0.id < $1.id }.filter { event in
+                (category == nil || event.category == category) && (status == nil || event.status == status)
+                    && (search == nil || event.title.localizedCaseInsensitiveContains(search!))
+            }.dropFirst(max(0, page - 1) * limit).prefix(limit).map { $0 }
+        }
+    }
+
+    func event(_ id: Int) -> Event? { state.withLock { $0.events[id] } }
+
+    func create(title: String) -> Event {
+        state.withLock { state in
+            let id = state.nextID
+            state.nextID += 1
+            let event = Event(id: id, title: title, category: "music", status: "active", venue: "Dubai Opera",
+                startsAt: "2026-12-31T20:00:00Z", price: 100, ticketsLeft: 100)
+            state.events[id] = event
+            return event
+        }
+    }
+
+    func update(_ id: Int, title: String?) -> Event? {
+        state.withLock { state in
+            guard var event = state.events[id] else { return nil }
+            if let title { event.title = title }
+            event.ticketsLeft = max(0, event.ticketsLeft - 1)
+            state.events[id] = event
+            return event
+        }
+    }
+
+    func delete(_ id: Int) -> Bool { state.withLock { $0.events.removeValue(forKey: id) != nil } }
+
+    func addProduct(user: String) -> Int { state.withLock { state in
+        state.products[user, default: 0] += 1
+        return state.products[user]!
+    } }
+
+    func products(user: String) -> Int { state.withLock { $0.products[user] ?? 0 } }
+}
+
+/// Answers one connection's requests for `DemoOrigin`, after the configured delay.
+final class DemoOriginHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let delay: Duration
+    private let stats: DemoOriginStats
+    private let data: DemoData
+    private var head: HTTPRequestHead?
+    private var body: ByteBuffer?
+
+    init(delay: Duration, stats: DemoOriginStats, data: DemoData) {
+        self.delay = delay
+        self.stats = stats
+        self.data = data
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.body = nil
+        case .body(var chunk):
+            if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            handle(context: context, head: head, body: body ?? ByteBuffer())
+        }
+    }
+
+    private struct Answer {
+        var status: HTTPResponseStatus
+        var headers: [(String, String)] = [("Content-Type", "application/json")]
+        var body: ByteBuffer
+    }
+
+    private func handle(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        let components = URLComponents(string: head.uri)
+        let path = components?.percentEncodedPath ?? head.uri
+        let query = Dictionary((components?.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
+        if path.hasPrefix("/__") {
+            if path == "/__close" {
+                context.close(promise: nil)
+                return
+            }
+            write(context: context, head: head, answer: control(path: path, method: head.method, query: query))
+            return
+        }
+        stats.started(method: head.method.rawValue, target: head.uri)
+        let answer = self.answer(head: head, path: path, query: query, body: body)
+        var wait = delay
+        if let override = head.headers.first(name: "X-Origin-Delay-Ms").flatMap(Int.init) ?? query["delay_ms"].flatMap(Int.init) {
+            wait = .milliseconds(override)
+        }
+        let status = Int(answer.status.code)
+        if wait == .zero {
+            stats.finished(status: status)
+            write(context: context, head: head, answer: answer)
+        } else {
+            let nanoseconds = wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
+                self.stats.finished(status: status)
+                self.write(context: context, head: head, answer: answer)
+            }
+        }
+    }
+
+    private func answer(head: HTTPRequestHead, path: String, query: [String: String], body: ByteBuffer) -> Answer {
+        let segments = path.split(separator: "/").map(String.init)
+        let user = head.headers.first(name: "Authorization")
+        let method = head.method
+        let isRead = method == .GET || method == .HEAD
+        if segments == ["api", "v1", "events"] {
+            if isRead {
+                let page = Int(query["page"] ?? "") ?? 1
+                let limit = min(100, Int(query["limit"] ?? "") ?? 20)
+                let events = data.page(page: page, limit: limit, category: query["category"], status: query["status"],
+                    search: query["search"])
+                return json(.ok, ["page": page, "limit": limit, "count": events.count, "events": events.map(encode)])
+            }
+            if method == .POST {
+                let event = data.create(title: decodeTitle(body) ?? "New event")
+                var answer = json(.created, encode(event))
+                answer.headers.append(("Location", "/api/v1/events/\(event.id)"))
+                return answer
+            }
+        }
+        if segments.count == 4, Array(segments.prefix(3)) == ["api", "v1", "events"] {
+            guard let id = Int(segments[3]) else { return json(.notFound, ["error": "no such event"]) }
+            switch method {
+            case .GET, .HEAD:
+                guard let event = data.event(id) else { return json(.notFound, ["error": "no such event"]) }
+                return json(.ok, encode(event))
+            case .PUT, .PATCH:
+                guard let event = data.update(id, title: decodeTitle(body)) else { return json(.notFound, ["error": "no such event"]) }
+                return json(.ok, encode(event))
+            case .DELETE:
+                guard data.delete(id) else { return json(.notFound, ["error": "no such event"]) }
+                return Answer(status: .noContent, headers: [], body: ByteBuffer())
+            default:
+                break
+            }
+        }
+        if segments == ["api", "v1", "products", "stats", "asin-status"] && isRead {
+            guard let user else { return json(.unauthorized, ["error": "log in first"]) }
+            let count = data.products(user: user)
+            return json(.ok, ["user": String(user.suffix(8)), "products": count, "active": count, "pending": 0])
+        }
+        if segments == ["api", "v1", "products"] && method == .POST {
+            guard let user else { return json(.unauthorized, ["error": "log in first"]) }
+            return json(.created, ["products": data.addProduct(user: user)])
+        }
+        if segments.first == "echo" {
+            return json(.ok, [
+                "method": method.rawValue, "uri": head.uri, "path": path,
+                "headers": head.headers.map { [$0.name, $0.value] },
+                "body": String(buffer: body),
+            ])
+        }
+        if segments == ["respond"] && isRead {
+            return respond(to: head, query: query)
+        }
+        return json(.notFound, ["error": "no such endpoint: \(method.rawValue) \(path)"])
+    }
+
+    /// `/respond?status=201&header=Set-Cookie:a=1&header=Cache-Control:private&kb=64&body=text`
+    private func respond(to head: HTTPRequestHead, query: [String: String]) -> Answer {
+        let items = URLComponents(string: head.uri)?.queryItems ?? []
+        let status = HTTPResponseStatus(statusCode: Int(query["status"] ?? "") ?? 200)
+        var headers: [(String, String)] = [("Content-Type", "text/plain")]
+        for item in items where item.name == "header" {
+            guard let value = item.value, let colon = value.firstIndex(of: ":") else { continue }
+            headers.append((String(value[..<colon]), String(value[value.index(after: colon)...])))
+        }
+        var body = ByteBuffer(string: query["body"] ?? "")
+        if let kb = Int(query["kb"] ?? ""), kb > 0 {
+            body = ByteBuffer(repeating: UInt8(ascii: "x"), count: kb * 1024)
+        }
+        return Answer(status: status, headers: headers, body: body)
+    }
+
+    private func control(path: String, method: HTTPMethod, query: [String: String]) -> Answer {
+        switch (method, path) {
+        case (.GET, "/__stats"):
+            let data = (try? JSONEncoder().encode(stats.snapshot)) ?? Data()
+            return Answer(status: .ok, body: ByteBuffer(bytes: data))
+        case (.GET, "/__count"):
+            return json(.ok, ["target": query["target"] ?? "", "count": stats.count(target: query["target"] ?? "")])
+        case (.POST, "/__reset"):
+            stats.reset()
+            return json(.ok, ["reset": true])
+        default:
+            return json(.notFound, ["error": "no such control endpoint"])
+        }
+    }
+
+    private func write(context: ChannelHandlerContext, head: HTTPRequestHead, answer: Answer) {
+        var headers = HTTPHeaders(answer.headers)
+        headers.replaceOrAdd(name: "Content-Length", value: String(answer.body.readableBytes))
+        headers.replaceOrAdd(name: "Server", value: "trove-demo-origin")
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: answer.status, headers: headers))), promise: nil)
+        if head.method != .HEAD && answer.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    private func encode(_ event: DemoData.Event) -> [String: Any] {
+        [
+            "id": event.id, "title": event.title, "category": event.category, "status": event.status,
+            "venue": event.venue, "starts_at": event.startsAt, "price": event.price, "tickets_left": event.ticketsLeft,
+        ]
+    }
+
+    private func decodeTitle(_ body: ByteBuffer) -> String? {
+        guard body.readableBytes > 0,
+            let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        else { return nil }
+        return object["title"] as? String
+    }
+
+    private func json(_ status: HTTPResponseStatus, _ object: Any) -> Answer {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Answer(status: status, body: ByteBuffer(bytes: data))
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import TroveCore
+import TroveCurl
+import TroveDemoOrigin
+import TroveTestSupport
+
+/// The libcurl origin client against a real HTTP origin (the demo origin) on a free port.
+@Suite final class CurlOriginClientTests: Sendable {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// One client (one curl thread) for the whole suite.
+    static let sharedClient = CurlOriginClient()
+    var client: CurlOriginClient { Self.sharedClient }
+
+    deinit {
+        try? group.syncShutdownGracefully()
+    }
+
+    private func origin() async throws -> DemoOrigin {
+        try await DemoOrigin.start(.init(), group: group)
+    }
+
+    private func send(
+        _ method: String, _ url: String, headers: [Header] = [], body: String? = nil, timeout: Duration = .seconds(5),
+        maxBytes: Int = 1 << 20
+    ) async -> Result<OriginResponse<ByteBuffer>, OriginError> {
+        await withCheckedContinuation { continuation in
+            client.send(OriginRequest(
+                origin: "demo", method: method, url: url, headers: headers, body: body.map { ByteBuffer(string: $0) },
+                connectTimeout: .seconds(1), timeout: timeout, maxResponseBytes: maxBytes)) { continuation.resume(returning: $0) }
+        }
+    }
+
+    private func json(_ response: OriginResponse<ByteBuffer>) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+    }
+
+    /// A GET comes back with its status, headers and body as the origin sent them.
+    @Test func get() async throws {
+        let origin = try await origin()
+        let response = try await send("GET", origin.url + "/api/v1/events/3").get()
+        #expect(response.status == 200)
+        #expect(response.headers.contains(Header("Content-Type", "application/json")))
+        #expect(response.bodyLength == response.body.readableBytes)
+        #expect(try json(response)["id"] as? Int == 3)
+        #expect(try await send("GET", origin.url + "/api/v1/events/999").get().status == 404)
+        try await origin.stop()
+    }
+
+    /// The origin receives exactly the method, headers and body given: libcurl adds no Expect, Accept or form
+    /// Content-Type of its own.
+    @Test func forwardsExactly() async throws {
+        let origin = try await origin()
+        let response = try await send("PATCH", origin.url + "/echo/x?a=1", headers: [Header("X-Trace", "t1")], body: "{\"k\": 1}").get()
+        let echo = try json(response)
+        #expect(echo["method"] as? String == "PATCH")
+        #expect(echo["uri"] as? String == "/echo/x?a=1")
+        #expect(echo["body"] as? String == "{\"k\": 1}")
+        let headers = (echo["headers"] as? [[String]] ?? []).map { $0[0].lowercased() }
+        #expect(headers.contains("x-trace"))
+        #expect(!headers.contains("expect"))
+        #expect(!headers.contains("accept"))
+        #expect(!headers.contains("content-type"))
+        let delete = try json(try await send("DELETE", origin.url + "/echo/y").get())
+        #expect(delete["method"] as? String == "DELETE")
+        let post = try json(try await send("POST", origin.url + "/echo/z", body: String(repeating: "b", count: 5000)).get())
+        #expect((post["body"] as? String)?.count == 5000)
+        try await origin.stop()
+    }
+
+    /// HEAD asks for headers only.
+    @Test func head() async throws {
+        let origin = try await origin()
+        let response = try await send("HEAD", origin.url + "/api/v1/events/3").get()
+        #expect(response.status == 200)
+        #expect(response.body.readableBytes == 0)
+        try await origin.stop()
+    }
+
+    /// No answer within the timeout is `.timeout` (504); nobody listening is `.unreachable` (502).
+    @Test func timeoutAndUnreachable() async throws {
+        let origin = try await origin()
+        let slow = await send("GET", origin.url + "/echo/slow?delay_ms=3000", timeout: .milliseconds(200))
+        guard case .failure(let timeout) = slow else { Issue.record("expected a timeout"); return }
+        #expect(timeout.kind == .timeout)
+        #expect(timeout.status == 504)
+        let port = try Sockets.freePort()
+        guard case .failure(let refused) = await send("GET", "http://127.0.0.1:\(port)/") else { Issue.record("expected a failure"); return }
+        #expect(refused.kind == .unreachable)
+        #expect(refused.status == 502)
+        #expect(refused.description.hasPrefix("origin 'demo' is unreachable: "))
+        try await origin.stop()
+    }
+
+    /// An answer bigger than allowed is refused instead of filling memory.
+    @Test func tooLarge() async throws {
+        let origin = try await origin()
+        guard case .failure(let error) = await send("GET", origin.url + "/respond?kb=64", maxBytes: 1024) else {
+            Issue.record("expected a failure"); return
+        }
+        #expect(error.kind == .tooLarge)
+        #expect(try await send("GET", origin.url + "/respond?kb=64", maxBytes: 65536).get().bodyLength == 65536)
+        try await origin.stop()
+    }
+
+    /// One thread drives many slow transfers at once.
+    @Test func manyAtOnce() async throws {
+        let origin = try await origin()
+        let statuses = await withTaskGroup(of: Int.self) { group in
+            for index in 0..<200 {
+                group.addTask { (try? await self.send("GET", origin.url + "/api/v1/events/\(index % 50 + 1)?delay_ms=200").get().status) ?? 0 }
+            }
+            return await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.count == 200)
+        #expect(statuses.allSatisfy { $0 == 200 })
+        #expect(origin.stats.snapshot.maxInFlight >= 100)
+        try await origin.stop()
+    }
+
+    /// After shutdown, requests fail with a reason instead of hanging.
+    @Test func shutdown() async throws {
+        let client = CurlOriginClient()
+        await client.shutdown()
+        await client.shutdown()
+        let result = await withCheckedContinuation { continuation in
+            client.send(OriginRequest(origin: "demo", method: "GET", url: "http://127.0.0.1:1/", headers: [], body: nil,
+                connectTimeout: .seconds(1), timeout: .seconds(1), maxResponseBytes: 1024)) { continuation.resume(returning: $0) }
+        }
+        guard case .failure(let error) = result else { Issue.record("expected a failure"); return }
+        #expect(error.reason == "Trove is shutting down")
+    }
+}
