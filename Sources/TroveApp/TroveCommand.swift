@@ -17,7 +17,7 @@ public struct TroveCommand: AsyncParsableCommand {
             Rules reference: docs/rules.md
             """,
         version: TroveVersion.current,
-        subcommands: [CheckCommand.self, ExplainCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, ExplainCommand.self, PurgeCommand.self, DemoOriginCommand.self]
     )
 
     public init() {}

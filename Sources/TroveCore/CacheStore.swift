@@ -25,6 +25,20 @@ public protocol CacheStore<Body> {
 
     /// The entry stored under `key` with the current values of its counters, for the admin API.
     func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void)
+
+    /// Whether lookups can be answered now, and a sentence about it (for `/readyz`).
+    var health: StoreHealth { get }
+}
+
+/// A store's state, as `/readyz` reports it.
+public struct StoreHealth: Sendable, Equatable {
+    public var ready: Bool
+    public var status: String
+
+    public init(ready: Bool, status: String) {
+        self.ready = ready
+        self.status = status
+    }
 }
 
 /// What a lookup found.

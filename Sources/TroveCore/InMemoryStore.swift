@@ -23,6 +23,13 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         state.withLock { ($0.bytes, $0.index.count) }
     }
 
+    public var health: StoreHealth {
+        let (bytes, entries) = usage
+        return StoreHealth(ready: true, status: "memory store: \(entries) entries, \(bytes) of \(capacity) bytes")
+    }
+
+    private var capacity: Int { state.withLock { $0.capacity } }
+
     public func lookup(_ dependencies: Dependencies, completion: (LookupOutcome<Body>) -> Void) {
         let now = clock.nowMilliseconds()
         let outcome: LookupOutcome<Body> = state.withLock { state in

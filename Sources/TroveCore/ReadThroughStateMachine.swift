@@ -57,6 +57,13 @@ public struct ReadThroughStateMachine: Sendable {
         public var age: Int?
         /// A HEAD: headers only.
         public var omitBody: Bool
+
+        public init(source: Source, cacheStatus: CacheStatus?, age: Int?, omitBody: Bool) {
+            self.source = source
+            self.cacheStatus = cacheStatus
+            self.age = age
+            self.omitBody = omitBody
+        }
     }
 
     private enum State: Sendable {

@@ -28,10 +28,12 @@ public final class RedisStore: CacheStore {
         connection.onReady = { [weak self] in self?.replayQueuedPurges() }
     }
 
-    /// Whether the connection is up, and why not.
-    public var health: (ready: Bool, status: String) {
-        (connection.isReady && queue.isEmpty, connection.isReady && !queue.isEmpty
-            ? "replaying \(queue.count) purges made while Redis was away" : connection.status)
+    /// Whether the connection is up and no purge waits to be replayed; otherwise, why not.
+    public var health: StoreHealth {
+        if connection.isReady && !queue.isEmpty {
+            return StoreHealth(ready: false, status: "replaying \(queue.count) purges made while Redis was away")
+        }
+        return StoreHealth(ready: connection.isReady, status: connection.status)
     }
 
     func entryKey(_ key: String) -> String { "\(namespace):e:\(key)" }

@@ -1,2 +1,68 @@
-/// The HTTP side of Trove: the public listener and the admin API. Built in the serving-path issue (#3).
-public enum TroveServer {}
+public import NIOCore
+internal import NIOHTTP1
+internal import NIOPosix
+public import TroveRules
+
+/// The two listeners of a running Trove: the public proxy and the admin API, on one event loop group.
+public final class TroveServer: Sendable {
+    public let environment: ProxyEnvironment
+    private let publicChannel: any Channel
+    private let adminChannel: any Channel
+
+    /// The port the proxy listens on (useful when the rules said port 0).
+    public var publicPort: Int { publicChannel.localAddress?.port ?? 0 }
+    /// The port the admin API listens on.
+    public var adminPort: Int { adminChannel.localAddress?.port ?? 0 }
+
+    private init(environment: ProxyEnvironment, publicChannel: any Channel, adminChannel: any Channel) {
+        self.environment = environment
+        self.publicChannel = publicChannel
+        self.adminChannel = adminChannel
+    }
+
+    /// Binds both listeners.
+    /// - Parameter adminToken: the bearer token the admin API requires; nil only when the rules allow an
+    ///   unauthenticated loopback admin API.
+    public static func start(
+        environment: ProxyEnvironment, listen: ListenAddress, admin: ListenAddress, adminToken: String?,
+        group: any EventLoopGroup
+    ) async throws -> TroveServer {
+        let publicChannel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
+                }
+            }
+            .bind(host: listen.host, port: listen.port)
+            .get()
+        let adminChannel: any Channel
+        do {
+            adminChannel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(AdminHandler(environment: environment, token: adminToken))
+                    }
+                }
+                .bind(host: admin.host, port: admin.port)
+                .get()
+        } catch {
+            try? await publicChannel.close()
+            throw error
+        }
+        return TroveServer(environment: environment, publicChannel: publicChannel, adminChannel: adminChannel)
+    }
+
+    /// Stops accepting connections on both listeners.
+    public func close() async {
+        try? await publicChannel.close()
+        try? await adminChannel.close()
+    }
+}

@@ -52,7 +52,7 @@ import TroveTestSupport
             return try await promise.futureResult.get()
         }
 
-        func health() async throws -> (ready: Bool, status: String) {
+        func health() async throws -> StoreHealth {
             try await call { store, promise in promise.succeed(store.health) }
         }
 

@@ -1,0 +1,47 @@
+internal import ArgumentParser
+internal import Logging
+internal import NIOCore
+internal import NIOPosix
+internal import ServiceLifecycle
+internal import UnixSignals
+internal import TroveDemoOrigin
+internal import TroveRules
+
+/// `trove demo-origin`: runs the bundled slow API, to put Trove in front of.
+struct DemoOriginCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo-origin",
+        abstract: "Run a slow demo API (events, writes, per-user stats) to put Trove in front of.",
+        discussion: """
+            Endpoints: GET /api/v1/events?page=&limit=, GET|PUT|PATCH|DELETE /api/v1/events/{id}, \
+            POST /api/v1/events, GET /api/v1/products/stats/asin-status (needs Authorization), \
+            ANY /echo/**, GET /respond?status=&header=Name:Value&kb=. GET /__stats shows what it served.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Where to listen.", valueName: "host:port"))
+    var listen: String = "127.0.0.1:8000"
+
+    @Option(help: ArgumentHelp("How long every answer takes: 200ms, 3s.", valueName: "duration"))
+    var delay: String = "300ms"
+
+    @Option(help: "How many events the API starts with.")
+    var events: Int = 60
+
+    func run() async throws {
+        guard let address = ListenAddress(parsing: listen) else { throw ValidationError("'\(listen)' is not host:port") }
+        guard let wait = Units.parseDuration(delay) else { throw ValidationError("'\(delay)' is not a duration such as 300ms") }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let origin = try await DemoOrigin.start(
+            .init(host: address.host, port: address.port, delay: wait, events: events), group: group)
+        print("demo origin on http://\(address.host):\(origin.port) (every answer takes \(Units.format(wait)); stats at /__stats)")
+        let logger = Logger(label: "trove-demo-origin")
+        let services = ServiceGroup(
+            services: [ShutdownService {
+                try? await origin.stop()
+                try? await group.shutdownGracefully()
+            }],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await services.run()
+    }
+}

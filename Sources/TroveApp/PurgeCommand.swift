@@ -1,0 +1,99 @@
+internal import ArgumentParser
+internal import Foundation
+internal import NIOCore
+internal import TroveCore
+internal import TroveCurl
+internal import TroveRules
+
+/// `trove purge`: asks a running Trove's admin API to purge tags, keys, routes or everything.
+struct PurgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purge",
+        abstract: "Purge entries of a running Trove through its admin API.",
+        discussion: """
+            Examples:
+              trove purge --tag events
+              trove purge --tag event:42 --key events:full:42 --admin http://10.0.0.5:9090
+              trove purge --route events-list
+              trove purge --all
+            The token is read from $TROVE_ADMIN_TOKEN (or --token-env); with --config, the admin address \
+            comes from the rules file.
+            """
+    )
+
+    @Option(name: .customLong("tag"), help: ArgumentHelp("A tag to purge. Repeat for more.", valueName: "tag"))
+    var tags: [String] = []
+
+    @Option(name: .customLong("key"), help: ArgumentHelp("A cache key to purge. Repeat for more.", valueName: "key"))
+    var keys: [String] = []
+
+    @Option(name: .customLong("route"), help: ArgumentHelp("A route whose entries to purge. Repeat for more.", valueName: "route"))
+    var routes: [String] = []
+
+    @Flag(help: "Purge every entry.")
+    var all = false
+
+    @Option(help: ArgumentHelp("The admin API's URL.", valueName: "url"))
+    var admin: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("A rules file to read the admin address from.", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("The environment variable holding the admin token.", valueName: "name"))
+    var tokenEnv: String = "TROVE_ADMIN_TOKEN"
+
+    func validate() throws {
+        if tags.isEmpty && keys.isEmpty && routes.isEmpty && !all {
+            throw ValidationError("say what to purge: --tag, --key, --route or --all")
+        }
+    }
+
+    func run() async throws {
+        var url = admin ?? "http://127.0.0.1:9090"
+        if admin == nil, let config {
+            do {
+                let rules = try RulesLoader.load(path: config)
+                let host = rules.admin.listen.host == "0.0.0.0" ? "127.0.0.1" : rules.admin.listen.host
+                url = "http://\(host):\(rules.admin.listen.port)"
+            } catch {
+                print(RulesReport.rejection(error, path: config))
+                throw ExitCode.failure
+            }
+        }
+        var body: [String: Any] = [:]
+        if !tags.isEmpty { body["tags"] = tags }
+        if !keys.isEmpty { body["keys"] = keys }
+        if !routes.isEmpty { body["routes"] = routes }
+        if all { body["all"] = true }
+        var headers = [Header("Content-Type", "application/json")]
+        let token = ProcessInfo.processInfo.environment[tokenEnv].flatMap { $0.isEmpty ? nil : $0 }
+        if let token { headers.append(Header("Authorization", "Bearer \(token)")) }
+        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        let client = CurlOriginClient(maxCachedConnections: 1)
+        let result = await withCheckedContinuation { continuation in
+            client.send(OriginRequest(
+                origin: "admin", method: "POST", url: url.trimmingSuffix("/") + "/purge", headers: headers,
+                body: ByteBuffer(bytes: data), connectTimeout: .seconds(2), timeout: .seconds(10), maxResponseBytes: 1 << 20)) {
+                continuation.resume(returning: $0)
+            }
+        }
+        await client.shutdown()
+        switch result {
+        case .failure(let error):
+            FileHandle.standardError.write(Data("trove purge: cannot reach the admin API at \(url): \(error.reason)\n".utf8))
+            throw ExitCode.failure
+        case .success(let response):
+            print(String(buffer: response.body), terminator: "")
+            if response.status == 401 && token == nil {
+                FileHandle.standardError.write(Data("trove purge: the admin API wants a token: set $\(tokenEnv)\n".utf8))
+            }
+            if response.status >= 400 { throw ExitCode.failure }
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}

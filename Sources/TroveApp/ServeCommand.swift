@@ -1,0 +1,103 @@
+internal import ArgumentParser
+internal import Foundation
+internal import Logging
+internal import ServiceLifecycle
+internal import UnixSignals
+internal import TroveRules
+internal import TroveServer
+
+/// `trove serve`: runs the proxy and the admin API until SIGINT or SIGTERM.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run Trove: the caching proxy on `listen`, the admin API on `admin.listen`.",
+        discussion: """
+            Reads the rules file, refuses to start if it has errors or reads environment variables that are \
+            not set, then serves until SIGINT or SIGTERM. Redis is used when the rules name one (requests go \
+            to the origin while it is down); --memory uses the in-process memory store instead.
+
+            Example:
+              TROVE_ADMIN_TOKEN=secret trove serve -c rules/shopify-events.yaml
+            """
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    @Flag(name: .customLong("memory"), help: "Use the in-process memory store even when the rules name a Redis.")
+    var memory = false
+
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("'\(logLevel)' is not a log level; use trace, debug, info, notice, warning or error")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "trove")
+        let rules: RuleSet
+        do {
+            rules = try RulesLoader.load(path: options.config)
+        } catch {
+            print(RulesReport.rejection(error, path: options.config))
+            throw ExitCode.failure
+        }
+        for warning in rules.warnings where !(memory && warning.field == "store.redis") {
+            FileHandle.standardError.write(Data("\(warning)\n".utf8))
+        }
+        let application: TroveApplication
+        do {
+            application = try await TroveApplication.start(
+                rules: rules, options: TroveApplication.Options(forceMemoryStore: memory, logger: logger))
+        } catch let error as TroveApplication.StartError {
+            FileHandle.standardError.write(Data("trove: \(error)\n".utf8))
+            throw ExitCode.failure
+        } catch {
+            FileHandle.standardError.write(Data("trove: cannot listen: \(error) (is another process using the port?)\n".utf8))
+            throw ExitCode.failure
+        }
+        // Written at once: stdout to a file or a pipe is block-buffered, and the banner tells where Trove listens.
+        FileHandle.standardOutput.write(Data((Self.banner(rules, application: application, memory: memory) + "\n").utf8))
+        let group = ServiceGroup(
+            services: [ShutdownService { await application.stop() }],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+        logger.info("stopped")
+    }
+
+    static func banner(_ rules: RuleSet, application: TroveApplication, memory: Bool) -> String {
+        let store: String
+        if let redis = rules.store.redis, let endpoint = redis.endpoint, !memory {
+            store = "redis \(endpoint), namespace '\(rules.store.namespace)'"
+        } else {
+            store = "memory, \(Units.format(bytes: rules.store.memoryBytes))"
+        }
+        var lines = [
+            "trove \(TroveVersion.current): serving \(rules.file) (rules \(rules.fingerprint), \(rules.routes.count) routes)",
+            "  proxy    http://\(rules.listen.host):\(application.publicPort)",
+            "  admin    http://\(rules.admin.listen.host):\(application.adminPort)"
+                + (rules.admin.allowUnauthenticated ? " (no token)" : " (bearer token from \(rules.admin.token?.display ?? "?"))"),
+            "  store    \(store)",
+        ]
+        for origin in rules.origins { lines.append("  origin   \(origin.name) → \(origin.url)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Waits for the service group's graceful shutdown, then runs `stop`.
+struct ShutdownService: Service {
+    let stop: @Sendable () async -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await stop()
+    }
+}

@@ -1,0 +1,120 @@
+public import Logging
+public import NIOCore
+internal import Synchronization
+public import TroveCore
+public import TroveRules
+
+/// Everything a connection handler needs, shared by every connection: the rules in force, the origin client,
+/// the stores, the clock, the statistics, the logger.
+public struct ProxyEnvironment: Sendable {
+    public let rules: RulesState
+    public let origins: any OriginClient<ByteBuffer>
+    public let stores: StoreDirectory
+    public let clock: any TroveClock
+    public let stats: ProxyStats
+    public let logger: Logger
+    /// Bodies clients may send (writes); bigger ones are answered 413.
+    public let maxRequestBody: Int
+    /// Answers Trove holds in memory while passing them through; bigger ones are answered 502.
+    public let maxResponseBody: Int
+
+    public init(
+        rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
+        stats: ProxyStats, logger: Logger, maxRequestBody: Int = 32 << 20, maxResponseBody: Int = 256 << 20
+    ) {
+        self.rules = rules
+        self.origins = origins
+        self.stores = stores
+        self.clock = clock
+        self.stats = stats
+        self.logger = logger
+        self.maxRequestBody = maxRequestBody
+        self.maxResponseBody = maxResponseBody
+    }
+}
+
+/// The rules in force. A request reads them once when it starts and keeps them until it ends, so a reload
+/// never changes the rules under a request in flight.
+public final class RulesState: Sendable {
+    /// One version of the rules and what is derived from it once.
+    public struct Loaded: Sendable {
+        public let rules: RuleSet
+        public let counterLifetime: Int64
+        /// When these rules were put in force (milliseconds since the epoch).
+        public let loadedAt: Int64
+
+        public init(rules: RuleSet, loadedAt: Int64) {
+            self.rules = rules
+            self.counterLifetime = rules.counterLifetime
+            self.loadedAt = loadedAt
+        }
+    }
+
+    private let loaded: Mutex<Loaded>
+
+    public init(_ rules: RuleSet, loadedAt: Int64) {
+        loaded = Mutex(Loaded(rules: rules, loadedAt: loadedAt))
+    }
+
+    public var current: Loaded { loaded.withLock { $0 } }
+
+    /// Puts new rules in force for requests that start from now on.
+    public func replace(with rules: RuleSet, loadedAt: Int64) {
+        loaded.withLock { $0 = Loaded(rules: rules, loadedAt: loadedAt) }
+    }
+}
+
+/// The store each event loop uses: the shared memory store, or each loop's own Redis connection.
+public final class StoreDirectory: Sendable {
+    private enum Kind: Sendable {
+        case shared(InMemoryStore<ByteBuffer>)
+        case perLoop([ObjectIdentifier: NIOLoopBound<any CacheStore<ByteBuffer>>])
+    }
+
+    private let kind: Kind
+    /// `memory` or `redis`, for statistics.
+    public let name: String
+
+    /// One memory store for every loop.
+    public init(memory: InMemoryStore<ByteBuffer>) {
+        kind = .shared(memory)
+        name = "memory"
+    }
+
+    /// A store per loop, built on each loop by `make` (which runs on that loop).
+    public static func perLoop(
+        group: any EventLoopGroup, name: String, make: @escaping @Sendable (any EventLoop) -> any CacheStore<ByteBuffer>
+    ) async throws -> StoreDirectory {
+        var stores: [ObjectIdentifier: NIOLoopBound<any CacheStore<ByteBuffer>>] = [:]
+        for loop in group.makeIterator() {
+            stores[ObjectIdentifier(loop)] = try await loop.submit { NIOLoopBound(make(loop), eventLoop: loop) }.get()
+        }
+        return StoreDirectory(stores: stores, name: name)
+    }
+
+    private init(stores: [ObjectIdentifier: NIOLoopBound<any CacheStore<ByteBuffer>>], name: String) {
+        kind = .perLoop(stores)
+        self.name = name
+    }
+
+    /// The store of `loop`. Call on that loop.
+    public func store(for loop: any EventLoop) -> any CacheStore<ByteBuffer> {
+        switch kind {
+        case .shared(let memory):
+            return memory
+        case .perLoop(let stores):
+            guard let bound = stores[ObjectIdentifier(loop)] else {
+                preconditionFailure("no store for event loop \(loop): stores are built for the server's own group")
+            }
+            return bound.value
+        }
+    }
+
+    /// Runs `body` with each loop's store, on its loop (to close Redis connections at shutdown).
+    public func forEachStore(_ body: @escaping @Sendable (any CacheStore<ByteBuffer>) -> Void) async throws {
+        guard case .perLoop(let stores) = kind else { return }
+        for bound in stores.values {
+            try await bound.eventLoop.submit { body(bound.value) }.get()
+        }
+    }
+}
