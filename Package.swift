@@ -132,7 +132,7 @@ let package = Package(
         // HTTP client, scripted fakes.
         .target(
             name: "TroveTestSupport",
-            dependencies: ["TroveCore"],
+            dependencies: ["TroveCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -162,6 +162,32 @@ let package = Package(
                 "TroveDemoOrigin",
                 "TroveTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TroveServerTests",
+            dependencies: [
+                "TroveServer",
+                "TroveTestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Trove end to end: a real redis-server and a real origin on free ports.
+        .testTarget(
+            name: "TroveIntegrationTests",
+            dependencies: [
+                "TroveApp",
+                "TroveCore",
+                "TroveRules",
+                "TroveCurl",
+                "TroveDemoOrigin",
+                "TroveTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

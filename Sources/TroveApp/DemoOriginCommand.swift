@@ -15,7 +15,7 @@ struct DemoOriginCommand: AsyncParsableCommand {
         discussion: """
             Endpoints: GET /api/v1/events?page=&limit=, GET|PUT|PATCH|DELETE /api/v1/events/{id}, \
             POST /api/v1/events, GET /api/v1/products/stats/asin-status (needs Authorization), \
-            ANY /echo/**, GET /respond?status=&header=Name:Value&kb=. GET /__stats shows what it served.
+            ANY /echo/**, GET /respond/**?status=&header=Name:Value&kb=. GET /__stats shows what it served.
             """
     )
 

@@ -82,6 +82,13 @@ public final class TroveApplication: Sendable {
                         commandTimeout: redis.commandTimeout),
                     namespace: rules.store.namespace, logger: options.logger)
                 stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in factory.makeStore(on: loop) }
+                // Give the connections their connect timeout before serving, so the first requests find the
+                // store; past it, serve anyway (from the origin) and keep connecting in the background.
+                let ready = try await waitUntilReady(stores, loop: group.next(), within: redis.connectTimeout)
+                if !ready {
+                    options.logger.warning("Redis is not reachable yet; requests go to the origin until it is",
+                        metadata: ["redis.endpoint": "\(endpoint)"])
+                }
             } else {
                 stores = StoreDirectory(memory: InMemoryStore<ByteBuffer>(capacity: rules.store.memoryBytes, clock: options.clock))
             }
@@ -97,6 +104,16 @@ public final class TroveApplication: Sendable {
             try? await group.shutdownGracefully()
             throw error
         }
+    }
+
+    private static func waitUntilReady(_ stores: StoreDirectory, loop: any EventLoop, within timeout: Duration) async throws -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout + .milliseconds(100)
+        while clock.now < deadline {
+            if try await stores.health(on: loop).get().ready { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
     }
 
     /// Stops listening, closes the Redis connections and the curl thread, and stops the event loops.

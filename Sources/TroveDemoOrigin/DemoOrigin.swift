@@ -17,7 +17,7 @@ internal import Synchronization
 /// | `GET /api/v1/products/stats/asin-status` | per-user stats (needs `Authorization`) |
 /// | `POST /api/v1/products` | adds a product for the user in `Authorization` |
 /// | `ANY /echo/**` | the request as JSON (method, path, query, headers, body) |
-/// | `GET /respond?status=&header=Name:Value&kb=` | an answer built from the query |
+/// | `GET /respond/**?status=&header=Name:Value&kb=` | an answer built from the query |
 /// | `GET /__close` | closes the connection without answering |
 /// | `GET /__stats`, `GET /__count?target=`, `POST /__reset` | what was served; reset the counts |
 ///

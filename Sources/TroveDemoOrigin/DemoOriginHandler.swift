@@ -201,7 +201,7 @@ final class DemoOriginHandler: ChannelInboundHandler {
                 "body": String(buffer: body),
             ])
         }
-        if segments == ["respond"] && isRead {
+        if segments.first == "respond" && isRead {
             return respond(to: head, query: query)
         }
         return json(.notFound, ["error": "no such endpoint: \(method.rawValue) \(path)"])

@@ -52,6 +52,12 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
+    /// A malformed request: NIO's protocol error handler, in front, has already answered 400 with
+    /// `Connection: close`; the connection cannot be read further, so close it.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     private func handle(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let components = URLComponents(string: head.uri)
         let path = components?.path ?? head.uri
@@ -66,9 +72,9 @@ final class AdminHandler: ChannelInboundHandler {
         case (.GET, "/healthz"):
             write(context: context, head: head, answer: .json(200, ["status": "ok"]))
         case (.GET, "/readyz"):
-            write(context: context, head: head, answer: readiness())
+            storeHealth(context) { self.write(context: context, head: head, answer: self.readiness($0)) }
         case (.GET, "/stats"):
-            write(context: context, head: head, answer: statistics())
+            storeHealth(context) { self.write(context: context, head: head, answer: self.statistics($0)) }
         case (.GET, "/explain"):
             write(context: context, head: head, answer: explain(query))
         case (.GET, "/entry"):
@@ -105,9 +111,14 @@ final class AdminHandler: ChannelInboundHandler {
 
     // MARK: Endpoints
 
-    private func readiness() -> Answer {
+    private func storeHealth(_ context: ChannelHandlerContext, _ body: @escaping (StoreHealth) -> Void) {
+        environment.stores.health(on: context.eventLoop).assumeIsolated().whenComplete { result in
+            body((try? result.get()) ?? StoreHealth(ready: false, status: "the store's health is unknown"))
+        }
+    }
+
+    private func readiness(_ health: StoreHealth) -> Answer {
         let loaded = environment.rules.current
-        let health = store?.health ?? StoreHealth(ready: false, status: "no store")
         return .json(200, [
             "status": health.ready ? "ready" : "degraded",
             "rules": ["file": loaded.rules.file, "version": loaded.rules.fingerprint, "loaded_at": iso(loaded.loadedAt)],
@@ -115,9 +126,8 @@ final class AdminHandler: ChannelInboundHandler {
         ])
     }
 
-    private func statistics() -> Answer {
+    private func statistics(_ health: StoreHealth) -> Answer {
         let loaded = environment.rules.current
-        let health = store?.health ?? StoreHealth(ready: false, status: "no store")
         return .json(200, [
             "rules": ["file": loaded.rules.file, "version": loaded.rules.fingerprint, "loaded_at": iso(loaded.loadedAt)],
             "store": ["kind": environment.stores.name, "ready": health.ready, "status": health.status],

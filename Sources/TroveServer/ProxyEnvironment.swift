@@ -110,6 +110,24 @@ public final class StoreDirectory: Sendable {
         }
     }
 
+    /// The health of every loop's store together, answered on `loop`: ready only when all are (each event
+    /// loop has its own Redis connection, and a request may land on any of them).
+    public func health(on loop: any EventLoop) -> EventLoopFuture<StoreHealth> {
+        switch kind {
+        case .shared(let memory):
+            return loop.makeSucceededFuture(memory.health)
+        case .perLoop(let stores):
+            let futures = stores.values.map { bound in bound.eventLoop.submit { bound.value.health } }
+            return EventLoopFuture.whenAllSucceed(futures, on: loop).map { healths in
+                if let sick = healths.first(where: { !$0.ready }) {
+                    let count = healths.filter { !$0.ready }.count
+                    return StoreHealth(ready: false, status: "\(count) of \(healths.count) connections: \(sick.status)")
+                }
+                return StoreHealth(ready: true, status: healths.first?.status ?? "no store")
+            }
+        }
+    }
+
     /// Runs `body` with each loop's store, on its loop (to close Redis connections at shutdown).
     public func forEachStore(_ body: @escaping @Sendable (any CacheStore<ByteBuffer>) -> Void) async throws {
         guard case .perLoop(let stores) = kind else { return }

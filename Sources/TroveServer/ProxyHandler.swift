@@ -21,7 +21,6 @@ final class ProxyHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
     private var bodyTooLarge = false
-    private var clientAddress: String?
 
     init(environment: ProxyEnvironment) {
         self.environment = environment
@@ -50,7 +49,6 @@ final class ProxyHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         store = environment.stores.store(for: context.eventLoop)
-        clientAddress = context.channel.remoteAddress?.ipAddress
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -81,6 +79,12 @@ final class ProxyHandler: ChannelInboundHandler {
             self.head = nil
             start(head, body: body)
         }
+    }
+
+    /// A malformed request: NIO's protocol error handler, in front, has already answered 400 with
+    /// `Connection: close`; the connection cannot be read further, so close it.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 
     // MARK: Running a request
@@ -146,7 +150,8 @@ final class ProxyHandler: ChannelInboundHandler {
         let request = OriginRequest<ByteBuffer>(
             origin: origin.name, method: fetch.method, url: origin.url + target.forwardTarget,
             headers: HeaderPolicy.originRequestHeaders(
-                client: exchange.head.headers.map { Header($0.name, $0.value) }, clientAddress: clientAddress,
+                client: exchange.head.headers.map { Header($0.name, $0.value) },
+                clientAddress: context.channel.remoteAddress?.ipAddress,
                 origin: origin, forStorage: fetch.forStorage),
             body: fetch.sendsBody ? exchange.body : nil, connectTimeout: origin.connectTimeout, timeout: origin.timeout,
             maxResponseBytes: environment.maxResponseBody)

@@ -26,7 +26,7 @@ public enum Sockets {
     /// Connects to 127.0.0.1:`port`, sends `request` and reads until `isComplete` says the reply is whole.
     /// Throws when nothing listens or no whole reply arrives within `timeout` seconds.
     public static func exchange(
-        port: Int, request: [UInt8], timeout: Int = 5, isComplete: ([UInt8]) -> Bool
+        port: Int, request: [UInt8], timeout: Int = 5, untilClosed: Bool = false, isComplete: ([UInt8]) -> Bool
     ) throws -> [UInt8] {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket() failed: errno \(errno)") }
@@ -45,10 +45,17 @@ public enum Sockets {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while !isComplete(reply) {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 && untilClosed { return reply }
             guard count > 0 else { throw TestSupportError("no whole reply from 127.0.0.1:\(port) within \(timeout) s") }
             reply += chunk[..<count]
         }
         return reply
+    }
+
+    /// Connects, sends `request`, and reads everything until the other side closes the connection (or
+    /// `timeout` seconds pass without a byte, which throws).
+    public static func exchangeUntilClosed(port: Int, request: [UInt8], timeout: Int = 5) throws -> [UInt8] {
+        try exchange(port: port, request: request, timeout: timeout, untilClosed: true) { _ in false }
     }
 
     private static func loopback(port: Int) -> sockaddr_in {
