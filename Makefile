@@ -4,12 +4,12 @@
 #   make test    install what is missing, build, and run the whole test suite (what CI runs)
 #
 SWIFT ?= swift
-CONFIG ?= rules/example.yaml
+CONFIG ?= rules/demo.yaml
 
 .PHONY: run test deps build release check-rules clean help
 
 help:
-	@echo "make run          install dependencies, build, and run Trove on $(CONFIG)"
+	@echo "make run          install dependencies, build, and run Trove in front of the demo origin ($(CONFIG))"
 	@echo "make test         install dependencies and run the whole test suite (CI runs this)"
 	@echo "make check-rules  run 'trove check' on every file in rules/"
 	@echo "make release      optimised build in .build/release/trove"

@@ -8,7 +8,7 @@
 # Uses sudo only when not running as root.
 set -euo pipefail
 
-packages=(libhiredis-dev libcurl4-openssl-dev redis-server pkg-config)
+packages=(libhiredis-dev libcurl4-openssl-dev redis-server pkg-config curl)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx varnish redis-tools curl iproute2)
 fi

@@ -1,4 +1,5 @@
 internal import ArgumentParser
+internal import Foundation
 internal import Logging
 internal import NIOCore
 internal import NIOPosix
@@ -34,7 +35,8 @@ struct DemoOriginCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let origin = try await DemoOrigin.start(
             .init(host: address.host, port: address.port, delay: wait, events: events), group: group)
-        print("demo origin on http://\(address.host):\(origin.port) (every answer takes \(Units.format(wait)); stats at /__stats)")
+        FileHandle.standardOutput.write(Data(
+            "demo origin on http://\(address.host):\(origin.port) (every answer takes \(Units.format(wait)); stats at /__stats)\n".utf8))
         let logger = Logger(label: "trove-demo-origin")
         let services = ServiceGroup(
             services: [ShutdownService {

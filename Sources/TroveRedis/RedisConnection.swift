@@ -71,7 +71,10 @@ final class RedisConnection {
     }
 
     func stop() {
-        switch state {
+        // Stopped first: closing the channel reports the close, which must not read as a lost connection.
+        let previous = state
+        state = .stopped
+        switch previous {
         case .ready(_, let channel):
             channel.close(promise: nil)
         case .waiting(let scheduled):
@@ -79,7 +82,6 @@ final class RedisConnection {
         default:
             break
         }
-        state = .stopped
     }
 
     /// Sends a batch; fails at once when not connected.

@@ -113,7 +113,7 @@ public struct Explanation: Sendable, Codable, Equatable {
         if let ttl {
             lines.append(("fresh for", ttl.map { "\($0.ttl) (\($0.status))" }.joined(separator: ", ")))
         }
-        if let stale, stale != "0s" { lines.append(("stale", "\(stale) more, served while one refresh runs")) }
+        if let stale, stale != "0s" { lines.append(("stale", "\(stale) more (kept; serving it stale arrives with issue #5)")) }
         if let tags { lines.append(("tags", tags.isEmpty ? "none (purge by key or route)" : tags.joined(separator: ", "))) }
         if let maxBody { lines.append(("max body", "\(maxBody); bigger answers are passed through unstored")) }
         if let sharing { lines.append(("users", sharing)) }

@@ -120,7 +120,7 @@ final class ProxyHandler: ChannelInboundHandler {
         case .fetch(let fetch):
             fetchFromOrigin(fetch, exchange)
         case .store(let pending, _):
-            guard let response = exchange.response else { return }
+            guard let response = exchange.response else { return internalError("store without an origin answer", exchange) }
             store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: response.body,
                 expireAfter: pending.expireAfter)) { result in
                 if case .failure(let error) = result {
@@ -182,13 +182,13 @@ final class ProxyHandler: ChannelInboundHandler {
         var contentLength: Int?
         switch plan.source {
         case .entry:
-            guard let entry = exchange.entry else { return }
+            guard let entry = exchange.entry else { return internalError("answer from an entry without one", exchange) }
             status = entry.meta.status
             headers = entry.meta.headers
             body = entry.body
             contentLength = entry.meta.bodyLength
         case .origin:
-            guard let response = exchange.response else { return }
+            guard let response = exchange.response else { return internalError("answer from the origin without one", exchange) }
             status = response.status
             headers = HeaderPolicy.responseHeaders(response.headers)
             body = response.body
@@ -218,6 +218,13 @@ final class ProxyHandler: ChannelInboundHandler {
 
         write(status: status, headers: headers, body: plan.omitBody ? nil : body, contentLength: contentLength,
             request: exchange.head, close: close)
+    }
+
+    /// A step the state machine should never ask for: answer 500 rather than leave the client waiting.
+    private func internalError(_ what: String, _ exchange: Exchange) {
+        environment.logger.error("internal error: \(what)", metadata: ["route.name": "\(exchange.plan.route?.name ?? "")"])
+        respond(.init(source: .trove(status: 500, message: "internal error (\(what)); see Trove's log"), cacheStatus: nil,
+            age: nil, omitBody: false), exchange, close: true)
     }
 
     private func write(status: Int, headers: [Header], body: ByteBuffer?, contentLength: Int?, request: HTTPRequestHead, close: Bool) {

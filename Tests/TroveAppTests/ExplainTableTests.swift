@@ -131,7 +131,7 @@ private let cases: [ExplainCase] = [
             why        route 'event-detail' caches answers to requests without credentials, and this one carries none
             key        events:full:42
             fresh for  10m (200), 30s (404)
-            stale      1m more, served while one refresh runs
+            stale      1m more (kept; serving it stale arrives with issue #5)
             tags       events, event:42
             max body   2 MiB; bigger answers are passed through unstored
             users      anonymous
