@@ -132,7 +132,7 @@ let package = Package(
         // HTTP client, scripted fakes.
         .target(
             name: "TroveTestSupport",
-            dependencies: ["TroveCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["TroveCore", "TroveRules", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

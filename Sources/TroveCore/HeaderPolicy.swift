@@ -150,12 +150,3 @@ public enum HeaderPolicy {
         case tooLarge = "BODY-TOO-LARGE"
     }
 }
-
-extension StringProtocol {
-    func trimmingWhitespace() -> String {
-        var slice = Substring(self)
-        while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
-        return String(slice)
-    }
-}

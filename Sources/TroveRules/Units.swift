@@ -87,7 +87,8 @@ extension Duration {
 }
 
 extension StringProtocol {
-    func trimmingWhitespace() -> String {
+    /// The text without spaces, tabs and newlines at either end (Foundation-free).
+    public func trimmingWhitespace() -> String {
         var scalars = Substring(self)
         while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
         while let last = scalars.last, last.isWhitespace { scalars.removeLast() }

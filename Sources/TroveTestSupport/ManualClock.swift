@@ -1,5 +1,6 @@
 public import TroveCore
 internal import Synchronization
+internal import TroveRules
 
 /// A clock that moves only when a test says so, for TTL and stale logic without sleeping.
 public final class ManualClock: TroveClock, Sendable {
@@ -16,6 +17,6 @@ public final class ManualClock: TroveClock, Sendable {
 
     /// Moves the clock forward.
     public func advance(by duration: Duration) {
-        now.withLock { $0 += duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 }
+        now.withLock { $0 += duration.milliseconds }
     }
 }
