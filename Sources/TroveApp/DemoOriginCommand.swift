@@ -16,7 +16,9 @@ struct DemoOriginCommand: AsyncParsableCommand {
         discussion: """
             Endpoints: GET /api/v1/events?page=&limit=, GET|PUT|PATCH|DELETE /api/v1/events/{id}, \
             POST /api/v1/events, GET /api/v1/products/stats/asin-status (needs Authorization), \
-            ANY /echo/**, GET /respond/**?status=&header=Name:Value&kb=. GET /__stats shows what it served.
+            ANY /echo/**, GET /respond/**?status=&header=Name:Value&kb=. GET /__stats shows what it served; \
+            POST /__break?status=503 makes it fail until POST /__heal. --rate 2 --burst 40 limits it like \
+            Shopify's Admin API (429 beyond).
             """
     )
 
@@ -29,12 +31,21 @@ struct DemoOriginCommand: AsyncParsableCommand {
     @Option(help: "How many events the API starts with.")
     var events: Int = 60
 
+    @Option(help: ArgumentHelp(
+        "Limit requests like Shopify's Admin API: a leaky bucket draining at this many per second; 429 beyond.",
+        valueName: "per-second"))
+    var rate: Double?
+
+    @Option(help: ArgumentHelp("The leaky bucket's size (with --rate).", valueName: "requests"))
+    var burst: Int = 40
+
     func run() async throws {
         guard let address = ListenAddress(parsing: listen) else { throw ValidationError("'\(listen)' is not host:port") }
         guard let wait = Units.parseDuration(delay) else { throw ValidationError("'\(delay)' is not a duration such as 300ms") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let origin = try await DemoOrigin.start(
-            .init(host: address.host, port: address.port, delay: wait, events: events), group: group)
+            .init(host: address.host, port: address.port, delay: wait, events: events, rateLimit: rate.map { ($0, burst) }),
+            group: group)
         FileHandle.standardOutput.write(Data(
             "demo origin on http://\(address.host):\(origin.port) (every answer takes \(Units.format(wait)); stats at /__stats)\n".utf8))
         let logger = Logger(label: "trove-demo-origin")

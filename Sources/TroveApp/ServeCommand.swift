@@ -13,8 +13,10 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run Trove: the caching proxy on `listen`, the admin API on `admin.listen`.",
         discussion: """
             Reads the rules file, refuses to start if it has errors or reads environment variables that are \
-            not set, then serves until SIGINT or SIGTERM. Redis is used when the rules name one (requests go \
-            to the origin while it is down); --memory uses the in-process memory store instead.
+            not set, then serves until SIGINT or SIGTERM, after which it stops accepting connections and lets \
+            requests in flight finish (--drain). SIGHUP (or POST /reload on the admin API) re-reads the rules \
+            file; a file with errors is refused and the rules in force stay. Redis is used when the rules name \
+            one (requests go to the origin while it is down); --memory uses the in-process memory store instead.
 
             Example:
               TROVE_ADMIN_TOKEN=secret trove serve -c rules/shopify-events.yaml
@@ -29,7 +31,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
+    @Option(help: ArgumentHelp(
+        "On SIGTERM/SIGINT, how long requests in flight may take to finish before their connections are closed.",
+        valueName: "duration"))
+    var drain: String = "10s"
+
     func validate() throws {
+        guard Units.parseDuration(drain) != nil else {
+            throw ValidationError("'\(drain)' is not a duration; write it like 10s or 500ms")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("'\(logLevel)' is not a log level; use trace, debug, info, notice, warning or error")
         }
@@ -56,7 +66,7 @@ struct ServeCommand: AsyncParsableCommand {
         let application: TroveApplication
         do {
             application = try await TroveApplication.start(
-                rules: rules, options: TroveApplication.Options(forceMemoryStore: memory, logger: logger))
+                rules: rules, options: TroveApplication.Options(forceMemoryStore: memory, logger: logger, rulesPath: options.config))
         } catch let error as TroveApplication.StartError {
             FileHandle.standardError.write(Data("trove: \(error)\n".utf8))
             throw ExitCode.failure
@@ -66,8 +76,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         // Written at once: stdout to a file or a pipe is block-buffered, and the banner tells where Trove listens.
         FileHandle.standardOutput.write(Data((Self.banner(rules, application: application, memory: memory) + "\n").utf8))
+        let grace = Units.parseDuration(drain) ?? .seconds(10)
         let group = ServiceGroup(
-            services: [ShutdownService { await application.stop() }],
+            services: [
+                ShutdownService {
+                    logger.notice("draining: no new connections; requests in flight may take \(Units.format(grace))")
+                    await application.stop(grace: grace)
+                },
+                ReloadService(application: application, logger: logger),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         logger.info("stopped")
@@ -89,6 +106,25 @@ struct ServeCommand: AsyncParsableCommand {
         ]
         for origin in rules.origins { lines.append("  origin   \(origin.name) → \(origin.url)") }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// Re-reads the rules file on each SIGHUP.
+struct ReloadService: Service {
+    let application: TroveApplication
+    let logger: Logger
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            let outcome = application.reload()
+            if outcome.applied {
+                let restart = outcome.needsRestart.isEmpty ? "" : "; restart to apply \(outcome.needsRestart.joined(separator: ", "))"
+                logger.notice("SIGHUP: rules \(outcome.version) in force\(restart)")
+            } else {
+                let errors = outcome.diagnostics.map { "  \($0)" }.joined(separator: "\n")
+                logger.error("SIGHUP: the rules file was refused; the rules in force stay:\n\(errors)")
+            }
+        }
     }
 }
 

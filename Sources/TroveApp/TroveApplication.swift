@@ -20,12 +20,21 @@ public final class TroveApplication: Sendable {
         public var logger = Logger(label: "trove")
         /// Event loops; one per core when nil.
         public var threads: Int?
+        /// The file the rules came from, re-read by `reload()` (SIGHUP, `POST /reload`); nil: no reload.
+        public var rulesPath: String?
+        /// The environment `{env: NAME}` values are read from on reload (the process's when nil).
+        public var environment: [String: String]?
 
-        public init(forceMemoryStore: Bool = false, clock: any TroveClock = SystemClock(), logger: Logger = Logger(label: "trove"), threads: Int? = nil) {
+        public init(
+            forceMemoryStore: Bool = false, clock: any TroveClock = SystemClock(), logger: Logger = Logger(label: "trove"),
+            threads: Int? = nil, rulesPath: String? = nil, environment: [String: String]? = nil
+        ) {
             self.forceMemoryStore = forceMemoryStore
             self.clock = clock
             self.logger = logger
             self.threads = threads
+            self.rulesPath = rulesPath
+            self.environment = environment
         }
     }
 
@@ -38,16 +47,25 @@ public final class TroveApplication: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let origins: CurlOriginClient
     private let stores: StoreDirectory
+    private let subscriber: RedisSubscriber?
+    private let drain: ConnectionDrain
 
     public var publicPort: Int { server.publicPort }
     public var adminPort: Int { server.adminPort }
     public var environment: ProxyEnvironment { server.environment }
+    /// Requests being answered now.
+    public var inFlight: Int { drain.inFlight }
 
-    private init(server: TroveServer, group: MultiThreadedEventLoopGroup, origins: CurlOriginClient, stores: StoreDirectory) {
+    private init(
+        server: TroveServer, group: MultiThreadedEventLoopGroup, origins: CurlOriginClient, stores: StoreDirectory,
+        subscriber: RedisSubscriber?, drain: ConnectionDrain
+    ) {
         self.server = server
         self.group = group
         self.origins = origins
         self.stores = stores
+        self.subscriber = subscriber
+        self.drain = drain
     }
 
     /// Checks that `rules` can be served now: every environment variable it reads is set, and the admin API has
@@ -74,14 +92,18 @@ public final class TroveApplication: Sendable {
         _ = CurlLibrary.initialized  // before any thread of ours exists
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads ?? System.coreCount))
         let origins = CurlOriginClient()
+        var subscriber: RedisSubscriber?
         do {
             let stores: StoreDirectory
             if let redis = rules.store.redis, let endpoint = redis.endpoint, !options.forceMemoryStore {
-                let factory = RedisStoreFactory(
-                    settings: RedisConnectionSettings(endpoint: endpoint, connectTimeout: redis.connectTimeout,
-                        commandTimeout: redis.commandTimeout),
-                    namespace: rules.store.namespace, logger: options.logger)
+                let settings = RedisConnectionSettings(endpoint: endpoint, connectTimeout: redis.connectTimeout,
+                    commandTimeout: redis.commandTimeout)
+                let factory = RedisStoreFactory(settings: settings, namespace: rules.store.namespace, logger: options.logger)
                 stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in factory.makeStore(on: loop) }
+                let loop = group.next()
+                subscriber = try await loop.submit {
+                    RedisSubscriber(settings: settings, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
+                }.get()
                 // Give the connections their connect timeout before serving, so the first requests find the
                 // store; past it, serve anyway (from the origin) and keep connecting in the background.
                 let ready = try await waitUntilReady(stores, loop: group.next(), within: redis.connectTimeout)
@@ -92,14 +114,23 @@ public final class TroveApplication: Sendable {
             } else {
                 stores = StoreDirectory(memory: InMemoryStore<ByteBuffer>(capacity: rules.store.memoryBytes, clock: options.clock))
             }
+            let state = RulesState(rules, loadedAt: options.clock.nowMilliseconds())
+            let gates = OriginGates(rules: rules, timerLoop: group.next())
+            var reload: (@Sendable () -> ReloadOutcome)?
+            if let path = options.rulesPath {
+                reload = { @Sendable in Self.reload(path: path, into: state, gates: gates, options: options) }
+            }
             let environment = ProxyEnvironment(
-                rules: RulesState(rules, loadedAt: options.clock.nowMilliseconds()), origins: origins, stores: stores,
-                clock: options.clock, stats: ProxyStats(), logger: options.logger)
+                rules: state, origins: origins, stores: stores, clock: options.clock, stats: ProxyStats(),
+                coordinator: FetchCoordinator(clock: options.clock, notifications: subscriber), gates: gates,
+                logger: options.logger, reload: reload)
+            let drain = ConnectionDrain()
             let server = try await TroveServer.start(
                 environment: environment, listen: rules.listen, admin: rules.admin.listen,
-                adminToken: rules.admin.allowUnauthenticated ? nil : rules.admin.token?.value, group: group)
-            return TroveApplication(server: server, group: group, origins: origins, stores: stores)
+                adminToken: rules.admin.allowUnauthenticated ? nil : rules.admin.token?.value, group: group, drain: drain)
+            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, drain: drain)
         } catch {
+            try? await subscriber?.stop()
             await origins.shutdown()
             try? await group.shutdownGracefully()
             throw error
@@ -116,9 +147,69 @@ public final class TroveApplication: Sendable {
         return false
     }
 
-    /// Stops listening, closes the Redis connections and the curl thread, and stops the event loops.
-    public func stop() async {
+    /// Re-reads the rules file and puts it in force, or refuses it with the errors `trove check` gives and keeps
+    /// the rules in force. Requests in flight finish under the rules they started with.
+    public func reload() -> ReloadOutcome {
+        guard let reload = environment.reload else {
+            return ReloadOutcome(applied: false, version: environment.rules.current.rules.fingerprint,
+                diagnostics: ["these rules were not read from a file"])
+        }
+        return reload()
+    }
+
+    static func reload(path: String, into state: RulesState, gates: OriginGates, options: Options) -> ReloadOutcome {
+        let current = state.current.rules
+        let rules: RuleSet
+        do {
+            rules = try RulesLoader.load(path: path, environment: options.environment)
+        } catch {
+            options.logger.error("reload refused: the rules file has errors; the rules in force stay",
+                metadata: ["rules.file": "\(path)", "rules.errors": "\(error.errors.count)"])
+            return ReloadOutcome(applied: false, version: current.fingerprint, diagnostics: error.diagnostics.map(\.description))
+        }
+        do {
+            try check(rules, options: options)
+        } catch {
+            return ReloadOutcome(applied: false, version: current.fingerprint, diagnostics: [error.description])
+        }
+        var needsRestart: [String] = []
+        if rules.listen != current.listen { needsRestart.append("listen") }
+        if rules.admin.listen != current.admin.listen { needsRestart.append("admin.listen") }
+        if rules.admin.token?.value != current.admin.token?.value || rules.admin.allowUnauthenticated != current.admin.allowUnauthenticated {
+            needsRestart.append("admin.token")
+        }
+        if rules.store.redis?.endpoint != current.store.redis?.endpoint || rules.store.namespace != current.store.namespace
+            || rules.store.memoryBytes != current.store.memoryBytes
+        {
+            needsRestart.append("store")
+        }
+        state.replace(with: rules, loadedAt: options.clock.nowMilliseconds())
+        gates.update(for: rules)
+        options.logger.notice("reloaded the rules", metadata: [
+            "rules.file": "\(path)", "rules.version": "\(rules.fingerprint)", "rules.routes": "\(rules.routes.count)",
+            "rules.needs_restart": "\(needsRestart)",
+        ])
+        return ReloadOutcome(applied: true, version: rules.fingerprint, diagnostics: rules.warnings.map(\.description),
+            needsRestart: needsRestart)
+    }
+
+    /// Stops taking requests and lets those in flight finish for up to `grace`, then closes what is left:
+    /// the remaining connections, Redis, the curl thread, the event loops.
+    public func stop(grace: Duration = .seconds(10)) async {
+        await server.closePublic()
+        drain.beginDraining()
+        let clock = ContinuousClock()
+        let deadline = clock.now + grace
+        while drain.inFlight > 0 && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if drain.inFlight > 0 {
+            environment.logger.warning("closing requests still in flight after the drain's grace period",
+                metadata: ["requests": "\(drain.inFlight)"])
+        }
+        drain.closeAll()
         await server.close()
+        try? await subscriber?.stop()
         try? await stores.forEachStore { store in (store as? RedisStore)?.close() }
         await origins.shutdown()
         try? await group.shutdownGracefully()

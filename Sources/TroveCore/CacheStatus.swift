@@ -25,13 +25,15 @@ public struct CacheStatus: Sendable, Equatable {
     public var ttl: Int?
     /// `stored`: the answer was stored.
     public var stored: Bool = false
+    /// `collapsed`: the answer came from another request's fetch, which this one waited for.
+    public var collapsed: Bool = false
     /// `detail`: why the answer was not stored or the store was not used, e.g. `AUTHORIZATION`,
     /// `STORE-UNAVAILABLE`, `SET-COOKIE`.
     public var detail: String?
 
     public init(
         outcome: Outcome, hit: Bool = false, forward: String? = nil, forwardStatus: Int? = nil, ttl: Int? = nil,
-        stored: Bool = false, detail: String? = nil
+        stored: Bool = false, collapsed: Bool = false, detail: String? = nil
     ) {
         self.outcome = outcome
         self.hit = hit
@@ -39,6 +41,7 @@ public struct CacheStatus: Sendable, Equatable {
         self.forwardStatus = forwardStatus
         self.ttl = ttl
         self.stored = stored
+        self.collapsed = collapsed
         self.detail = detail
     }
 
@@ -51,6 +54,7 @@ public struct CacheStatus: Sendable, Equatable {
         if let forwardStatus { text += "; fwd-status=\(forwardStatus)" }
         if let ttl { text += "; ttl=\(ttl)" }
         if stored { text += "; stored" }
+        if collapsed { text += "; collapsed" }
         if let detail { text += "; detail=\(detail)" }
         return text
     }

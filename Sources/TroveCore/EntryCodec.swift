@@ -2,7 +2,7 @@
 ///
 /// Layout, all integers big-endian:
 /// ```
-/// "TRV" u8(version=1)  u16 status  i64 storedAt  i64 freshUntil  i64 staleUntil  u32 bodyLength
+/// "TRV" u8(version=2)  u16 status  i64 storedAt  i64 freshUntil  i64 staleUntil  i64 errorUntil  u32 bodyLength
 /// str route  u16 n × str tag  u16 n × i64 generation  u16 n × (str name, lstr value) as headers
 /// u16 n × (str name, lstr value) as variant  body (bodyLength bytes)
 /// ```
@@ -10,7 +10,7 @@
 /// with the magic and version, or is cut short, decodes as nil, so an old format or a foreign value in the
 /// namespace is a miss, never a crash.
 public enum EntryCodec {
-    static let magic: [UInt8] = Array("TRV".utf8) + [1]
+    static let magic: [UInt8] = Array("TRV".utf8) + [2]
 
     /// The head bytes; the body follows them in the stored value.
     public static func encodeHead(_ meta: EntryMeta) -> [UInt8] {
@@ -21,6 +21,7 @@ public enum EntryCodec {
         append(UInt64(bitPattern: meta.storedAt), to: &out)
         append(UInt64(bitPattern: meta.freshUntil), to: &out)
         append(UInt64(bitPattern: meta.staleUntil), to: &out)
+        append(UInt64(bitPattern: meta.errorUntil), to: &out)
         append(UInt32(clamping: meta.bodyLength), to: &out)
         appendString(meta.route, to: &out)
         append(UInt16(clamping: meta.tags.count), to: &out)
@@ -46,7 +47,8 @@ public enum EntryCodec {
         var reader = Reader(bytes: bytes)
         guard reader.take(4).map(Array.init) == magic,
             let status = reader.u16(), let storedAt = reader.u64(), let freshUntil = reader.u64(),
-            let staleUntil = reader.u64(), let bodyLength = reader.u32(), let route = reader.string16(),
+            let staleUntil = reader.u64(), let errorUntil = reader.u64(), let bodyLength = reader.u32(),
+            let route = reader.string16(),
             let tagCount = reader.u16()
         else { return nil }
         var tags: [String] = []
@@ -67,7 +69,8 @@ public enum EntryCodec {
         else { return nil }
         let meta = EntryMeta(
             status: Int(status), headers: headers, storedAt: Int64(bitPattern: storedAt),
-            freshUntil: Int64(bitPattern: freshUntil), staleUntil: Int64(bitPattern: staleUntil), route: route,
+            freshUntil: Int64(bitPattern: freshUntil), staleUntil: Int64(bitPattern: staleUntil),
+            errorUntil: Int64(bitPattern: errorUntil), route: route,
             tags: tags, generations: generations, variant: variant, bodyLength: Int(bodyLength))
         return (meta, reader.offset)
     }

@@ -13,8 +13,12 @@ public struct EntryMeta: Sendable, Equatable {
     public var storedAt: Int64
     /// Fresh until this instant (exclusive).
     public var freshUntil: Int64
-    /// May be served stale until this instant (equal to `freshUntil` when the route has no stale window).
+    /// May be served stale, while one refresh runs, until this instant (`freshUntil` when the route has no
+    /// stale window).
     public var staleUntil: Int64
+    /// May be served stale when the origin fails until this instant (`freshUntil` when the route has no
+    /// `stale_if_error` window).
+    public var errorUntil: Int64
     /// The route that stored it.
     public var route: String
     /// The tags it carries.
@@ -27,19 +31,27 @@ public struct EntryMeta: Sendable, Equatable {
     public var bodyLength: Int
 
     public init(
-        status: Int, headers: [Header], storedAt: Int64, freshUntil: Int64, staleUntil: Int64, route: String,
-        tags: [String], generations: [Int64], variant: [Header] = [], bodyLength: Int
+        status: Int, headers: [Header], storedAt: Int64, freshUntil: Int64, staleUntil: Int64, errorUntil: Int64? = nil,
+        route: String, tags: [String], generations: [Int64], variant: [Header] = [], bodyLength: Int
     ) {
         self.status = status
         self.headers = headers
         self.storedAt = storedAt
         self.freshUntil = freshUntil
         self.staleUntil = staleUntil
+        self.errorUntil = errorUntil ?? freshUntil
         self.route = route
         self.tags = tags
         self.generations = generations
         self.variant = variant
         self.bodyLength = bodyLength
+    }
+
+    /// True when the entry may answer a request for `dependencies` whose counters now read `generations`: no
+    /// purge since it was stored, and stored under the same route and tags. (Freshness and `Vary` are checked
+    /// apart.)
+    public func isValid(for dependencies: Dependencies, generations: [Int64]) -> Bool {
+        self.generations == generations && tags == dependencies.tags && route == dependencies.route
     }
 
     /// Whole seconds since it was stored, never negative (clocks of instances differ slightly).

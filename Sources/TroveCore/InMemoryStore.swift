@@ -93,6 +93,13 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         completion(.success(inspection))
     }
 
+    /// One instance owns a memory store, and it coalesces in process: the lock is always its own.
+    public func lockFetch(_ key: String, ttl: Int64, completion: (Result<FetchLock, StoreError>) -> Void) {
+        completion(.success(.acquired(token: "memory")))
+    }
+
+    public func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice) {}
+
     /// What an entry costs: its body, its headers and key, and a fixed overhead for the bookkeeping.
     static func size(of meta: EntryMeta, key: String) -> Int {
         meta.bodyLength + key.utf8.count + 128

@@ -6,6 +6,11 @@ public import TroveRules
 /// returns the one `Action` to perform next; the bodies of entries and answers stay with the server, the
 /// machine sees only heads. The request's steps follow Varnish's vocabulary: recv → lookup → hit | miss →
 /// fetch → (store) → deliver, or pass, or a write that purges after the origin accepted it.
+///
+/// Staleness: within a route's `stale` window after expiry, an entry is answered at once and refreshed in
+/// the background (`respondAndRefresh`); within its `stale_if_error` window, it is answered instead of an
+/// origin failure (connection error, timeout, 5xx, 429, or the origin's limit reached). A purged entry is
+/// never served, not even stale.
 public struct ReadThroughStateMachine: Sendable {
     /// The next thing the server must do.
     public enum Action: Sendable, Equatable {
@@ -19,6 +24,9 @@ public struct ReadThroughStateMachine: Sendable {
         case purge(PurgeRequest, then: ResponsePlan)
         /// Answer the client.
         case respond(ResponsePlan)
+        /// Answer the client from the stale entry now, and refresh the entry in the background (once, however
+        /// many requests ask: the server's fetch coordination decides).
+        case respondAndRefresh(ResponsePlan, Refresh)
     }
 
     /// How to send the request to the origin.
@@ -29,6 +37,15 @@ public struct ReadThroughStateMachine: Sendable {
         public var sendsBody: Bool
         /// The answer may be stored, so ask for it uncompressed (see `HeaderPolicy`).
         public var forStorage: Bool
+        /// Concurrent misses for the same key may share this fetch (see the server's `FetchCoordinator`).
+        public var coalesce: Bool
+
+        public init(method: String, sendsBody: Bool, forStorage: Bool, coalesce: Bool = false) {
+            self.method = method
+            self.sendsBody = sendsBody
+            self.forStorage = forStorage
+            self.coalesce = coalesce
+        }
     }
 
     /// An entry to store, without its body.
@@ -39,10 +56,16 @@ public struct ReadThroughStateMachine: Sendable {
         public var expireAfter: Int64
     }
 
+    /// A background refresh of a stale entry: what to fetch again, and the counters read before it began.
+    public struct Refresh: Sendable, Equatable {
+        public var dependencies: Dependencies
+        public var snapshot: [Int64]
+    }
+
     /// What to answer with.
     public struct ResponsePlan: Sendable, Equatable {
         public enum Source: Sendable, Equatable {
-            /// The entry the lookup found.
+            /// The entry the lookup (or the fetch this request waited for) found.
             case entry
             /// The origin's answer.
             case origin
@@ -57,13 +80,26 @@ public struct ReadThroughStateMachine: Sendable {
         public var age: Int?
         /// A HEAD: headers only.
         public var omitBody: Bool
+        /// The `Retry-After` header, in seconds, when Trove answers 503 because the origin is at its limit.
+        public var retryAfter: Int?
 
-        public init(source: Source, cacheStatus: CacheStatus?, age: Int?, omitBody: Bool) {
+        public init(source: Source, cacheStatus: CacheStatus?, age: Int?, omitBody: Bool, retryAfter: Int? = nil) {
             self.source = source
             self.cacheStatus = cacheStatus
             self.age = age
             self.omitBody = omitBody
+            self.retryAfter = retryAfter
         }
+    }
+
+    /// What became of the fetch another request made for the same key, which this one waited for.
+    public enum Coalesced: Sendable, Equatable {
+        /// It stored this entry (the server holds its body).
+        case entry(EntryMeta)
+        /// Its answer could not be shared (not storable, or that fetch went away): fetch on your own.
+        case released
+        /// The origin gave no answer.
+        case failed(OriginError)
     }
 
     private enum State: Sendable {
@@ -76,8 +112,9 @@ public struct ReadThroughStateMachine: Sendable {
     }
 
     private enum Fetching: Sendable {
-        /// A cacheable request; `snapshot` is nil when the store could not be asked.
-        case cache(RequestPlan.CacheTarget, Dependencies, snapshot: [Int64]?, forward: String)
+        /// A cacheable request; `snapshot` is nil when the store could not be asked. `stale` is an entry that
+        /// may be answered if the origin fails.
+        case cache(RequestPlan.CacheTarget, Dependencies, snapshot: [Int64]?, forward: String, stale: EntryMeta?)
         case forward(CacheStatus.Outcome, detail: String?)
         case write(PurgeSet)
     }
@@ -97,6 +134,16 @@ public struct ReadThroughStateMachine: Sendable {
         self.requestHeaders = requestHeaders
         self.clock = clock
         self.counterLifetime = counterLifetime
+    }
+
+    /// A machine for a background refresh: it starts by fetching, and stores what it may.
+    public static func refreshing(
+        plan: RequestPlan, refresh: Refresh, requestHeaders: [Header], clock: any TroveClock, counterLifetime: Int64
+    ) -> (ReadThroughStateMachine, Action)? {
+        guard case .cache(let target) = plan.decision else { return nil }
+        var machine = ReadThroughStateMachine(plan: plan, requestHeaders: requestHeaders, clock: clock, counterLifetime: counterLifetime)
+        machine.state = .fetching(.cache(target, refresh.dependencies, snapshot: refresh.snapshot, forward: "stale", stale: nil))
+        return (machine, .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true)))
     }
 
     private var isHead: Bool { plan.method == "HEAD" }
@@ -132,29 +179,39 @@ public struct ReadThroughStateMachine: Sendable {
     /// The store answered the lookup.
     public mutating func lookupCompleted(_ result: LookupResult) -> Action {
         guard case .lookingUp(let target, let dependencies) = state else { return invalid("lookupCompleted") }
-        let fetch = Fetch(method: "GET", sendsBody: false, forStorage: true)
+        let fetch = Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: true)
         switch result {
         case .unavailable:
-            state = .fetching(.cache(target, dependencies, snapshot: nil, forward: "uri-miss"))
+            state = .fetching(.cache(target, dependencies, snapshot: nil, forward: "uri-miss", stale: nil))
             return .fetch(fetch)
         case .notFound(let generations):
-            state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "uri-miss"))
+            state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "uri-miss", stale: nil))
             return .fetch(fetch)
         case .found(let meta, let generations):
             let now = clock.nowMilliseconds()
-            let forward: String
-            if meta.generations != generations || meta.tags != target.tags || meta.route != dependencies.route {
-                forward = "miss"  // purged since it was stored, or stored under other rules
-            } else if !HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) {
-                forward = "vary-miss"
-            } else if now < meta.freshUntil {
+            if !meta.isValid(for: dependencies, generations: generations) {
+                // Purged since it was stored, or stored under other rules: never served, not even stale.
+                state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "miss", stale: nil))
+                return .fetch(fetch)
+            }
+            if !HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) {
+                state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "vary-miss", stale: nil))
+                return .fetch(fetch)
+            }
+            if now < meta.freshUntil {
                 state = .done
                 let status = CacheStatus(outcome: .hit, hit: true, ttl: meta.remainingTTL(at: now))
                 return .respond(ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead))
-            } else {
-                forward = "stale"
             }
-            state = .fetching(.cache(target, dependencies, snapshot: generations, forward: forward))
+            if now < meta.staleUntil {
+                state = .done
+                let status = CacheStatus(outcome: .stale, forward: "stale", ttl: meta.remainingTTL(at: now))
+                return .respondAndRefresh(
+                    ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead),
+                    Refresh(dependencies: dependencies, snapshot: generations))
+            }
+            let stale = now < meta.errorUntil ? meta : nil
+            state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "stale", stale: stale))
             return .fetch(fetch)
         }
     }
@@ -177,7 +234,10 @@ public struct ReadThroughStateMachine: Sendable {
             }
             state = .purging(response)
             return .purge(PurgeRequest(purges: purges, counterLifetime: counterLifetime), then: response)
-        case .cache(let target, let dependencies, let snapshot, let forward):
+        case .cache(let target, let dependencies, let snapshot, let forward, let stale):
+            if status >= 500 || status == 429, let stale, let answer = serveStale(stale, forwardStatus: status, detail: "ORIGIN-ERROR") {
+                return answer
+            }
             var cacheStatus = CacheStatus(outcome: .miss, forward: forward, forwardStatus: status)
             var response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead)
             if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength, policy: target.policy) {
@@ -195,24 +255,65 @@ public struct ReadThroughStateMachine: Sendable {
             let now = clock.nowMilliseconds()
             let freshUntil = now + ttl.milliseconds
             let staleUntil = freshUntil + target.policy.stale.milliseconds
+            let errorUntil = freshUntil + target.policy.staleIfError.milliseconds
             let meta = EntryMeta(
                 status: status, headers: HeaderPolicy.storedHeaders(headers), storedAt: now, freshUntil: freshUntil,
-                staleUntil: staleUntil, route: dependencies.route, tags: target.tags, generations: snapshot,
-                variant: HeaderPolicy.variant(vary: headers, request: requestHeaders), bodyLength: bodyLength)
+                staleUntil: staleUntil, errorUntil: errorUntil, route: dependencies.route, tags: target.tags,
+                generations: snapshot, variant: HeaderPolicy.variant(vary: headers, request: requestHeaders),
+                bodyLength: bodyLength)
             cacheStatus.stored = true
             response.cacheStatus = cacheStatus
             state = .storing(response)
-            return .store(PendingStore(dependencies: dependencies, meta: meta, expireAfter: Self.expireAfter(now: now, staleUntil: staleUntil)),
-                then: response)
+            let expireAfter = Self.expireAfter(now: now, until: max(staleUntil, errorUntil))
+            return .store(PendingStore(dependencies: dependencies, meta: meta, expireAfter: expireAfter), then: response)
         }
     }
 
     /// The origin gave no answer.
     public mutating func originFailed(_ error: OriginError) -> Action {
-        guard case .fetching = state else { return invalid("originFailed") }
+        guard case .fetching(let fetching) = state else { return invalid("originFailed") }
+        if case .cache(_, _, _, _, let stale?) = fetching,
+            let answer = serveStale(stale, forwardStatus: nil, detail: error.kind == .timeout ? "ORIGIN-TIMEOUT" : "ORIGIN-UNREACHABLE")
+        {
+            return answer
+        }
         state = .done
         return .respond(ResponsePlan(source: .trove(status: error.status, message: error.description), cacheStatus: nil,
             age: nil, omitBody: isHead))
+    }
+
+    /// The origin is at the limit the rules set (rate, concurrency, queue): nothing was sent to it.
+    public mutating func originBusy(retryAfter: Int, reason: String) -> Action {
+        guard case .fetching(let fetching) = state else { return invalid("originBusy") }
+        if case .cache(_, _, _, _, let stale?) = fetching, let answer = serveStale(stale, forwardStatus: nil, detail: "ORIGIN-BUSY") {
+            return answer
+        }
+        state = .done
+        return .respond(ResponsePlan(source: .trove(status: 503, message: reason), cacheStatus: nil, age: nil,
+            omitBody: isHead, retryAfter: max(1, retryAfter)))
+    }
+
+    /// The fetch this request waited for has ended.
+    public mutating func coalesced(_ outcome: Coalesced) -> Action {
+        guard case .fetching(.cache(let target, let dependencies, let snapshot, _, let stale)) = state else {
+            return invalid("coalesced")
+        }
+        switch outcome {
+        case .entry(let meta):
+            let now = clock.nowMilliseconds()
+            guard HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) else {
+                // Stored for other Vary values: this request needs a fetch of its own.
+                state = .fetching(.cache(target, dependencies, snapshot: snapshot, forward: "vary-miss", stale: stale))
+                return .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: false))
+            }
+            state = .done
+            let status = CacheStatus(outcome: .hit, hit: true, ttl: meta.remainingTTL(at: now), collapsed: true)
+            return .respond(ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead))
+        case .released:
+            return .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: false))
+        case .failed(let error):
+            return originFailed(error)
+        }
     }
 
     /// The store has the entry (or could not take it).
@@ -236,10 +337,20 @@ public struct ReadThroughStateMachine: Sendable {
         return .respond(response)
     }
 
-    /// Store entries a little past their stale window, so a few seconds of clock difference between Trove
-    /// instances never makes one drop what another still considers servable.
-    static func expireAfter(now: Int64, staleUntil: Int64) -> Int64 {
-        max(1000, staleUntil - now) + 5000
+    /// Answers from `stale` if it is still within its error window.
+    private mutating func serveStale(_ stale: EntryMeta, forwardStatus: Int?, detail: String) -> Action? {
+        let now = clock.nowMilliseconds()
+        guard now < stale.errorUntil else { return nil }
+        state = .done
+        let status = CacheStatus(outcome: .stale, forward: "stale", forwardStatus: forwardStatus, ttl: stale.remainingTTL(at: now),
+            detail: detail)
+        return .respond(ResponsePlan(source: .entry, cacheStatus: status, age: stale.age(at: now), omitBody: isHead))
+    }
+
+    /// Store entries a little past the last moment they may be served, so a few seconds of clock difference
+    /// between Trove instances never makes one drop what another still considers servable.
+    static func expireAfter(now: Int64, until: Int64) -> Int64 {
+        max(1000, until - now) + 5000
     }
 
     private mutating func invalid(_ event: String) -> Action {
@@ -270,10 +381,10 @@ extension LookupOutcome {
 
 extension RuleSet {
     /// How long purge counters must outlive the purge (milliseconds): longer than any entry that recorded the
-    /// old value can live (its fetch, its TTL, its stale window, the store's slack), twice over.
+    /// old value can live (its fetch, its TTL, its stale windows, the store's slack), twice over.
     public var counterLifetime: Int64 {
         let longestEntry = routes.compactMap(\.cachePolicy).map { policy in
-            (policy.statusTTLs.map(\.ttl).max() ?? .zero) + policy.stale
+            (policy.statusTTLs.map(\.ttl).max() ?? .zero) + max(policy.stale, policy.staleIfError)
         }.max() ?? .zero
         let longestFetch = origins.map(\.timeout).max() ?? .zero
         return 2 * (longestEntry.milliseconds + longestFetch.milliseconds + 6000)

@@ -20,47 +20,75 @@ internal import Synchronization
 /// | `GET /respond/**?status=&header=Name:Value&kb=` | an answer built from the query |
 /// | `GET /__close` | closes the connection without answering |
 /// | `GET /__stats`, `GET /__count?target=`, `POST /__reset` | what was served; reset the counts |
+/// | `POST /__break?status=503`, `POST /__heal` | answer every request with that status from now on; stop |
 ///
 /// Every answer except `/__*` waits `delay` first; a request can ask for another delay with the
-/// `X-Origin-Delay-Ms` header or the `delay_ms` query parameter.
+/// `X-Origin-Delay-Ms` header or the `delay_ms` query parameter. With a `rateLimit`, it behaves like
+/// Shopify's Admin API: a leaky bucket of `burst` requests draining at `perSecond`; a request that finds it
+/// full gets 429 with `Retry-After`.
 public final class DemoOrigin: Sendable {
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
         public var delay: Duration
         public var events: Int
+        /// Requests per second and bucket size of a Shopify-like leaky bucket; nil for no limit.
+        public var rateLimit: (perSecond: Double, burst: Int)?
 
-        public init(host: String = "127.0.0.1", port: Int = 0, delay: Duration = .zero, events: Int = 60) {
+        public init(
+            host: String = "127.0.0.1", port: Int = 0, delay: Duration = .zero, events: Int = 60,
+            rateLimit: (perSecond: Double, burst: Int)? = nil
+        ) {
             self.host = host
             self.port = port
             self.delay = delay
             self.events = events
+            self.rateLimit = rateLimit
         }
     }
 
     public let port: Int
     public let stats: DemoOriginStats
     private let channel: any Channel
+    private let connections: Connections
     let data: DemoData
 
-    private init(port: Int, stats: DemoOriginStats, channel: any Channel, data: DemoData) {
+    /// The connections clients have open, so that `stop()` can close them: an origin that is down does not
+    /// keep answering on connections opened before.
+    final class Connections: Sendable {
+        private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+        func add(_ channel: any Channel) {
+            open.withLock { $0[ObjectIdentifier(channel)] = channel }
+            channel.closeFuture.whenComplete { [self] _ in _ = open.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+        }
+
+        func closeAll() {
+            for channel in open.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+        }
+    }
+
+    private init(port: Int, stats: DemoOriginStats, channel: any Channel, connections: Connections, data: DemoData) {
         self.port = port
         self.stats = stats
         self.channel = channel
+        self.connections = connections
         self.data = data
     }
 
     /// Starts listening; `configuration.port` 0 picks a free port (see `port`).
     public static func start(_ configuration: Configuration, group: any EventLoopGroup) async throws -> DemoOrigin {
         let stats = DemoOriginStats()
-        let data = DemoData(events: configuration.events)
+        let data = DemoData(events: configuration.events, rateLimit: configuration.rateLimit)
         let delay = configuration.delay
+        let connections = Connections()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         DemoOriginHandler(delay: delay, stats: stats, data: data))
@@ -68,12 +96,14 @@ public final class DemoOrigin: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        return DemoOrigin(port: channel.localAddress?.port ?? configuration.port, stats: stats, channel: channel, data: data)
+        return DemoOrigin(port: channel.localAddress?.port ?? configuration.port, stats: stats, channel: channel,
+            connections: connections, data: data)
     }
 
-    /// Stops listening (connections in progress are closed by the event loop group's shutdown).
+    /// Stops listening and closes every open connection: from now on the origin is unreachable.
     public func stop() async throws {
         try await channel.close()
+        connections.closeAll()
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }

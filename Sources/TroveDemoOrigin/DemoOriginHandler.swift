@@ -20,11 +20,18 @@ final class DemoData: Sendable {
         var events: [Int: Event] = [:]
         var nextID = 1
         var products: [String: Int] = [:]
+        /// Set by `POST /__break`: every request gets this status.
+        var broken: Int?
+        /// The leaky bucket's level, and when it was last drained.
+        var level: Double = 0
+        var drainedAt = ContinuousClock.now
     }
 
     private let state = Mutex(State())
+    private let rateLimit: (perSecond: Double, burst: Int)?
 
-    init(events: Int) {
+    init(events: Int, rateLimit: (perSecond: Double, burst: Int)? = nil) {
+        self.rateLimit = rateLimit
         let categories = ["music", "theatre", "sports", "comedy"]
         let venues = ["Dubai Opera", "Coca-Cola Arena", "Etihad Park", "The Theatre", "Zabeel Hall"]
         state.withLock { state in
@@ -49,6 +56,27 @@ final class DemoData: Sendable {
     }
 
     func event(_ id: Int) -> Event? { state.withLock { $0.events[id] } }
+
+    var broken: Int? {
+        get { state.withLock { $0.broken } }
+    }
+
+    func breakWith(_ status: Int?) { state.withLock { $0.broken = status } }
+
+    /// Pours one request into the leaky bucket: false (answer 429) when it is full.
+    func admit() -> Bool {
+        guard let rateLimit else { return true }
+        return state.withLock { state in
+            let now = ContinuousClock.now
+            let elapsed = now - state.drainedAt
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            state.level = max(0, state.level - seconds * rateLimit.perSecond)
+            state.drainedAt = now
+            guard state.level + 1 <= Double(rateLimit.burst) else { return false }
+            state.level += 1
+            return true
+        }
+    }
 
     func create(title: String) -> Event {
         state.withLock { state in
@@ -131,7 +159,14 @@ final class DemoOriginHandler: ChannelInboundHandler {
             return
         }
         stats.started(method: head.method.rawValue, target: head.uri)
-        let answer = self.answer(head: head, path: path, query: query, body: body)
+        var answer = self.answer(head: head, path: path, query: query, body: body)
+        if let status = data.broken {
+            answer = json(HTTPResponseStatus(statusCode: status), ["error": "the demo origin was broken on purpose (POST /__heal)"])
+            if status == 429 || status == 503 { answer.headers.append(("Retry-After", "2")) }
+        } else if !data.admit() {
+            answer = json(.tooManyRequests, ["errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."])
+            answer.headers.append(("Retry-After", "1"))
+        }
         var wait = delay
         if let override = head.headers.first(name: "X-Origin-Delay-Ms").flatMap(Int.init) ?? query["delay_ms"].flatMap(Int.init) {
             wait = .milliseconds(override)
@@ -233,6 +268,13 @@ final class DemoOriginHandler: ChannelInboundHandler {
         case (.POST, "/__reset"):
             stats.reset()
             return json(.ok, ["reset": true])
+        case (.POST, "/__break"):
+            let status = Int(query["status"] ?? "") ?? 503
+            data.breakWith(status)
+            return json(.ok, ["broken": status])
+        case (.POST, "/__heal"):
+            data.breakWith(nil)
+            return json(.ok, ["broken": false])
         default:
             return json(.notFound, ["error": "no such control endpoint"])
         }

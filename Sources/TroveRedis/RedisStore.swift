@@ -154,6 +154,42 @@ public final class RedisStore: CacheStore {
         }
     }
 
+    // MARK: Fetch locks
+
+    /// Releases a lock only if it still holds our token (it may have expired and been taken by another
+    /// instance since), and tells every instance what became of the fetch.
+    static let unlockScript = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+        return redis.call('PUBLISH', KEYS[2], ARGV[2])
+        """
+
+    /// The channel instances publish fetch notices on: `NOTICE\nKEY`.
+    public static func noticeChannel(namespace: String) -> String { "\(namespace):fetched" }
+
+    public func lockFetch(_ key: String, ttl: Int64, completion: @escaping (Result<FetchLock, StoreError>) -> Void) {
+        let token = String(UInt64.random(in: 1...UInt64.max), radix: 36)
+        connection.send([["SET", .string("\(namespace):l:\(key)"), .string(token), "NX", "PX", .string(String(max(1, ttl)))]]) { result in
+            switch result {
+            case .success(let replies):
+                switch replies[0] {
+                case .simpleString("OK"): completion(.success(.acquired(token: token)))
+                case .null: completion(.success(.heldElsewhere))
+                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
+                }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    public func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice) {
+        guard case .acquired(let token) = lock else { return }
+        connection.send([[
+            "EVAL", .string(Self.unlockScript), "2", .string("\(namespace):l:\(key)"),
+            .string(Self.noticeChannel(namespace: namespace)), .string(token), .string("\(notice.rawValue)\n\(key)"),
+        ]]) { _ in }
+    }
+
     // MARK: Replay
 
     private func replayQueuedPurges() {

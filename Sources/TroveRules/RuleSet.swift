@@ -220,6 +220,8 @@ public struct Origin: Sendable {
     public let headers: [(name: String, value: ConfigString)]
     /// Send the client's `Host` instead of the origin's.
     public let preserveHost: Bool
+    /// How much of the origin Trove may use at once; nil fields mean no limit.
+    public let protection: OriginProtection
 
     /// `scheme://host:port` plus the base path.
     public var url: String {
@@ -233,6 +235,33 @@ public struct Origin: Sendable {
         let defaultPort = scheme == "https" ? 443 : 80
         return port == defaultPort ? host : "\(host):\(port)"
     }
+}
+
+/// Limits that keep Trove from overwhelming an origin: requests at once, requests per second, and a bounded
+/// queue for what exceeds them. Past the queue, Trove answers from a stale entry, or 503 with `Retry-After`.
+public struct OriginProtection: Sendable, Equatable {
+    /// Requests in flight to the origin at most; nil for no cap.
+    public let maxConcurrency: Int?
+    /// Requests per second, refilled continuously; nil for no rate limit.
+    public let rate: Double?
+    /// Requests that may go at once after a quiet period (the token bucket's size).
+    public let burst: Int
+    /// Requests that may wait for their turn; past it they are answered at once.
+    public let queue: Int
+    /// How long a request may wait in the queue.
+    public let queueTimeout: Duration
+
+    public static let unlimited = OriginProtection(maxConcurrency: nil, rate: nil, burst: 1, queue: 0, queueTimeout: .zero)
+
+    public init(maxConcurrency: Int?, rate: Double?, burst: Int, queue: Int, queueTimeout: Duration) {
+        self.maxConcurrency = maxConcurrency
+        self.rate = rate
+        self.burst = burst
+        self.queue = queue
+        self.queueTimeout = queueTimeout
+    }
+
+    public var isUnlimited: Bool { maxConcurrency == nil && rate == nil }
 }
 
 /// One entry of `routes:`: what requests it matches and what Trove does with them.
@@ -288,6 +317,8 @@ public struct CachePolicy: Sendable {
     public let statusTTLs: [(status: Int, ttl: Duration)]
     /// How long after it stops being fresh an entry may still be served while it is refreshed.
     public let stale: Duration
+    /// How long after it stops being fresh an entry may still be served when the origin fails.
+    public let staleIfError: Duration
     /// Answers with a bigger body are passed through unstored.
     public let maxBodyBytes: Int
     /// One entry for everyone, even for requests carrying credentials.

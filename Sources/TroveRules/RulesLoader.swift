@@ -324,7 +324,8 @@ public enum RulesLoader {
     private static func readOrigin(_ name: String, _ node: Node, reader: inout RulesReader) -> Origin? {
         let path = "origins.\(name)"
         guard let fields = reader.mapping(node, path: path, allowed: [
-            "url", "connect_timeout", "timeout", "headers", "preserve_host",
+            "url", "connect_timeout", "timeout", "headers", "preserve_host", "max_concurrency", "rate", "burst", "queue",
+            "queue_timeout",
         ]) else { return nil }
         guard let urlNode = fields["url"] else {
             reader.error("'url' is missing, e.g. url: http://127.0.0.1:8000", at: node, field: path)
@@ -386,9 +387,45 @@ public enum RulesLoader {
         let preserveHost = fields["preserve_host"].flatMap { reader.bool($0, field: "\(path).preserve_host") } ?? false
         let port = components.port ?? (scheme == "https" ? 443 : 80)
         let bareHost = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        let protection = readProtection(fields, path: path, timeout: timeout, reader: &reader)
         return Origin(
             name: name, scheme: scheme, host: bareHost, port: port, basePath: basePath,
-            connectTimeout: connectTimeout, timeout: timeout, headers: headers, preserveHost: preserveHost)
+            connectTimeout: connectTimeout, timeout: timeout, headers: headers, preserveHost: preserveHost,
+            protection: protection)
+    }
+
+    /// `max_concurrency: 8`, `rate: 2/s` (or `120/m`), `burst: 4`, `queue: 100`, `queue_timeout: 10s`.
+    private static func readProtection(
+        _ fields: RulesReader.Fields, path: String, timeout: Duration, reader: inout RulesReader
+    ) -> OriginProtection {
+        let maxConcurrency = fields["max_concurrency"].flatMap {
+            reader.int($0, field: "\(path).max_concurrency", range: 1...100_000)
+        }
+        var rate: Double?
+        if let rateNode = fields["rate"], let text = reader.string(rateNode, field: "\(path).rate", example: "2/s") {
+            let parts = text.replacingOccurrences(of: " ", with: "").split(separator: "/")
+            let seconds: Double? = parts.count == 2 ? ["s": 1, "m": 60, "h": 3600][String(parts[1])] : nil
+            if let seconds, let count = Double(parts[0]), count > 0, count <= 1_000_000 {
+                rate = count / seconds
+            } else {
+                reader.error("'\(text)' is not a rate; write requests per second, minute or hour: 2/s, 120/m, 5000/h",
+                    at: rateNode, field: "\(path).rate")
+            }
+        }
+        let defaultBurst = max(1, Int((rate ?? 1).rounded(.up)))
+        let burst = fields["burst"].flatMap { reader.int($0, field: "\(path).burst", range: 1...100_000) } ?? defaultBurst
+        if fields["burst"] != nil && rate == nil {
+            reader.warning("has no effect without rate", at: fields["burst"], field: "\(path).burst")
+        }
+        let limited = rate != nil || maxConcurrency != nil
+        let queue = fields["queue"].flatMap { reader.int($0, field: "\(path).queue", range: 0...1_000_000) } ?? (limited ? 100 : 0)
+        let queueTimeout = fields["queue_timeout"].flatMap {
+            reader.duration($0, field: "\(path).queue_timeout", maximum: .seconds(3600))
+        } ?? min(timeout, .seconds(10))
+        for name in ["queue", "queue_timeout"] where fields[name] != nil && !limited {
+            reader.warning("has no effect without rate or max_concurrency", at: fields[name], field: "\(path).\(name)")
+        }
+        return OriginProtection(maxConcurrency: maxConcurrency, rate: rate, burst: burst, queue: queue, queueTimeout: queueTimeout)
     }
 
     static let forbiddenOriginHeaders: Set<String> = [
@@ -423,12 +460,13 @@ public enum RulesLoader {
         var origin: String?
         var ttl: Duration?
         var stale: Duration = .zero
+        var staleIfError: Duration = .zero
         var statuses: [(status: Int, ttl: Duration?)] = [(200, nil)]
         var maxBodyBytes = 1 << 20
         var cacheNode: Node?
     }
 
-    static let cacheDefaultKeys = ["ttl", "stale", "statuses", "max_body"]
+    static let cacheDefaultKeys = ["ttl", "stale", "stale_if_error", "statuses", "max_body"]
 
     private static func readDefaults(_ node: Node?, origins: [Origin], reader: inout RulesReader) -> Defaults {
         var defaults = Defaults()
@@ -452,6 +490,11 @@ public enum RulesLoader {
                     let stale = reader.duration(staleNode, field: "defaults.cache.stale", allowZero: true)
                 {
                     defaults.stale = stale
+                }
+                if let node = cache["stale_if_error"],
+                    let value = reader.duration(node, field: "defaults.cache.stale_if_error", allowZero: true)
+                {
+                    defaults.staleIfError = value
                 }
                 if let statusesNode = cache["statuses"],
                     let statuses = readStatuses(statusesNode, field: "defaults.cache.statuses", reader: &reader)
@@ -538,7 +581,8 @@ extension RulesLoader {
 
     static let routeKeys = ["name", "match", "origin", "cache", "purge", "pass"]
     static let cacheKeys = [
-        "key", "ttl", "stale", "statuses", "tags", "max_body", "shared", "authenticated", "override_cache_control",
+        "key", "ttl", "stale", "stale_if_error", "statuses", "tags", "max_body", "shared", "authenticated",
+        "override_cache_control",
     ]
     static let purgeKeys = ["tags", "keys", "routes", "all"]
 
@@ -721,6 +765,11 @@ extension RulesLoader {
             guard let parsed = reader.duration(staleNode, field: "cache.stale", allowZero: true) else { return nil }
             stale = parsed
         }
+        var staleIfError = defaults.staleIfError
+        if let node = fields["stale_if_error"] {
+            guard let parsed = reader.duration(node, field: "cache.stale_if_error", allowZero: true) else { return nil }
+            staleIfError = parsed
+        }
         var maxBody = defaults.maxBodyBytes
         if let bodyNode = fields["max_body"] {
             guard let parsed = reader.size(bodyNode, field: "cache.max_body", maximum: maxBodyLimit) else { return nil }
@@ -765,7 +814,8 @@ extension RulesLoader {
             }
         }
         return CachePolicy(
-            key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, maxBodyBytes: maxBody, shared: shared,
+            key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, staleIfError: staleIfError, maxBodyBytes: maxBody,
+            shared: shared,
             authenticated: authenticated, overrideCacheControl: overrideCacheControl)
     }
 

@@ -18,6 +18,7 @@ internal import TroveRules
 /// | `GET /healthz` | alive |
 /// | `GET /readyz` | rules loaded; store ready or degraded |
 /// | `GET /stats` | requests, hits, misses, passes, hit ratio, overall and per route |
+/// | `POST /reload` | re-reads the rules file; refused (and the old rules kept) when it has errors |
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -81,11 +82,13 @@ final class AdminHandler: ChannelInboundHandler {
             entry(query) { self.write(context: context, head: head, answer: $0) }
         case (.POST, "/purge"):
             purge { self.write(context: context, head: head, answer: $0) }
-        case (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/explain"), (_, "/entry"), (_, "/purge"):
+        case (.POST, "/reload"):
+            reload(on: context.eventLoop) { self.write(context: context, head: head, answer: $0) }
+        case (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/explain"), (_, "/entry"), (_, "/purge"), (_, "/reload"):
             write(context: context, head: head, answer: .error(405, "\(head.method.rawValue) is not allowed on \(path)"))
         default:
             write(context: context, head: head, answer: .error(404,
-                "no such endpoint \(path); try GET /healthz, /readyz, /stats, /explain?request=…, /entry?key=… or POST /purge"))
+                "no such endpoint \(path); try GET /healthz, /readyz, /stats, /explain?request=…, /entry?key=…, or POST /purge, /reload"))
         }
     }
 
@@ -140,6 +143,7 @@ final class AdminHandler: ChannelInboundHandler {
         var fields: [String: Any] = [
             "requests": snapshot.requests, "hits": snapshot.hits, "misses": snapshot.misses, "stale": snapshot.stale,
             "bypasses": snapshot.bypasses, "passes": snapshot.passes, "errors": snapshot.errors, "stored": snapshot.stored,
+            "collapsed": snapshot.collapsed,
         ]
         fields["hit_ratio"] = snapshot.hitRatio.map { ($0 * 10_000).rounded() / 10_000 } ?? NSNull()
         return fields
@@ -190,6 +194,24 @@ final class AdminHandler: ChannelInboundHandler {
                     "stored_at": self.iso(meta.storedAt), "tags": meta.tags, "size": meta.bodyLength,
                     "headers": meta.headers.map { [$0.name, $0.value] },
                 ]))
+            }
+        }
+    }
+
+    /// Re-reads the rules file off the event loop (it reads a file), and answers with what happened.
+    private func reload(on loop: any EventLoop, answer: @escaping (Answer) -> Void) {
+        guard let reload = environment.reload else {
+            return answer(.error(409, "these rules were not read from a file, so there is nothing to re-read"))
+        }
+        let promise = loop.makePromise(of: ReloadOutcome.self)
+        Task { promise.succeed(reload()) }
+        promise.futureResult.assumeIsolated().whenSuccess { outcome in
+            if outcome.applied {
+                answer(.json(200, ["applied": true, "version": outcome.version, "warnings": outcome.diagnostics,
+                    "needs_restart": outcome.needsRestart]))
+            } else {
+                answer(.json(400, ["applied": false, "version": outcome.version, "errors": outcome.diagnostics,
+                    "error": "the rules file was refused; the rules in force stay"]))
             }
         }
     }

@@ -12,7 +12,13 @@ public struct ProxyEnvironment: Sendable {
     public let stores: StoreDirectory
     public let clock: any TroveClock
     public let stats: ProxyStats
+    /// Shares one origin fetch among concurrent misses for a key.
+    public let coordinator: FetchCoordinator
+    /// Each origin's limits.
+    public let gates: OriginGates
     public let logger: Logger
+    /// Re-reads the rules file (`POST /reload`, SIGHUP); nil when the rules were not read from a file.
+    public let reload: (@Sendable () -> ReloadOutcome)?
     /// Bodies clients may send (writes); bigger ones are answered 413.
     public let maxRequestBody: Int
     /// Answers Trove holds in memory while passing them through; bigger ones are answered 502.
@@ -20,16 +26,39 @@ public struct ProxyEnvironment: Sendable {
 
     public init(
         rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
-        stats: ProxyStats, logger: Logger, maxRequestBody: Int = 32 << 20, maxResponseBody: Int = 256 << 20
+        stats: ProxyStats, coordinator: FetchCoordinator, gates: OriginGates, logger: Logger,
+        reload: (@Sendable () -> ReloadOutcome)? = nil, maxRequestBody: Int = 32 << 20, maxResponseBody: Int = 256 << 20
     ) {
+        self.reload = reload
         self.rules = rules
         self.origins = origins
         self.stores = stores
         self.clock = clock
         self.stats = stats
+        self.coordinator = coordinator
+        self.gates = gates
         self.logger = logger
         self.maxRequestBody = maxRequestBody
         self.maxResponseBody = maxResponseBody
+    }
+}
+
+/// What a reload of the rules file did.
+public struct ReloadOutcome: Sendable {
+    /// True when the new rules are in force.
+    public var applied: Bool
+    /// The fingerprint of the rules in force afterwards.
+    public var version: String
+    /// Errors (when refused) and warnings, as `trove check` prints them.
+    public var diagnostics: [String]
+    /// Settings that changed but only take effect on restart (listeners, store).
+    public var needsRestart: [String]
+
+    public init(applied: Bool, version: String, diagnostics: [String], needsRestart: [String] = []) {
+        self.applied = applied
+        self.version = version
+        self.diagnostics = diagnostics
+        self.needsRestart = needsRestart
     }
 }
 

@@ -9,21 +9,28 @@ internal import TroveRules
 ///
 /// NIO's pipelining handler in front of it hands over one request at a time, so at most one `Exchange` is in
 /// flight per connection. Store callbacks arrive on this loop; origin answers are hopped back to it. Errors
-/// become statuses here and only here: origin unreachable 502, origin too slow 504, bad request 400, body
-/// too large 413.
+/// become statuses here and only here: origin unreachable 502, origin too slow 504, origin at its limit 503,
+/// bad request 400, body too large 413.
+///
+/// A cacheable miss goes through the `FetchCoordinator`: the first request for a key fetches, the others wait
+/// for it. Across instances, the first also takes the store's fetch lock; an instance that finds the lock
+/// taken waits for the holder's notice (and looks the key up now and then), then answers from the stored
+/// entry.
 final class ProxyHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let environment: ProxyEnvironment
+    private let drain: ConnectionDrain?
     private var store: (any CacheStore<ByteBuffer>)?
     private var context: ChannelHandlerContext?
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
     private var bodyTooLarge = false
 
-    init(environment: ProxyEnvironment) {
+    init(environment: ProxyEnvironment, drain: ConnectionDrain? = nil) {
         self.environment = environment
+        self.drain = drain
     }
 
     /// One request from the moment it is complete to the moment its answer is written.
@@ -31,18 +38,39 @@ final class ProxyHandler: ChannelInboundHandler {
         let head: HTTPRequestHead
         let body: ByteBuffer?
         let plan: RequestPlan
+        let headers: [Header]
         var machine: ReadThroughStateMachine
         let counters: ProxyStats.Counters
+        let counterLifetime: Int64
         var entry: (meta: EntryMeta, body: ByteBuffer)?
         var response: OriginResponse<ByteBuffer>?
         var fetchMethod = "GET"
+        /// Set while this request leads the fetch of its key (in process, and maybe across instances).
+        var flight: Flight?
+        /// Set while this request waits for another's fetch.
+        var waiting: Scheduled<Void>?
+        var answered = false
 
-        init(head: HTTPRequestHead, body: ByteBuffer?, plan: RequestPlan, machine: ReadThroughStateMachine, counters: ProxyStats.Counters) {
+        struct Flight {
+            let dependencies: Dependencies
+            /// The store's fetch lock, when this instance holds it.
+            var lock: FetchLock?
+        }
+
+        init(head: HTTPRequestHead, body: ByteBuffer?, plan: RequestPlan, headers: [Header], machine: ReadThroughStateMachine,
+             counters: ProxyStats.Counters, counterLifetime: Int64) {
             self.head = head
             self.body = body
             self.plan = plan
+            self.headers = headers
             self.machine = machine
             self.counters = counters
+            self.counterLifetime = counterLifetime
+        }
+
+        var dependencies: Dependencies? {
+            guard case .cache(let target) = plan.decision else { return nil }
+            return Dependencies(key: target.key, route: plan.route?.name ?? "", tags: target.tags)
         }
     }
 
@@ -61,6 +89,7 @@ final class ProxyHandler: ChannelInboundHandler {
             self.head = head
             body = nil
             bodyTooLarge = false
+            drain?.started(context.channel)
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
@@ -91,13 +120,13 @@ final class ProxyHandler: ChannelInboundHandler {
 
     private func start(_ head: HTTPRequestHead, body: ByteBuffer?) {
         let loaded = environment.rules.current
-        let headers = head.headers.map { (name: $0.name, value: $0.value) }
-        let plan = loaded.rules.plan(for: RequestHead(method: head.method.rawValue, target: head.uri, headers: headers))
+        let headers = head.headers.map { Header($0.name, $0.value) }
+        let plan = loaded.rules.plan(for: RequestHead(method: head.method.rawValue, target: head.uri,
+            headers: headers.map { ($0.name, $0.value) }))
         let machine = ReadThroughStateMachine(
-            plan: plan, requestHeaders: headers.map { Header($0.name, $0.value) }, clock: environment.clock,
-            counterLifetime: loaded.counterLifetime)
-        let exchange = Exchange(head: head, body: body, plan: plan, machine: machine,
-            counters: environment.stats.counters(route: plan.route?.name))
+            plan: plan, requestHeaders: headers, clock: environment.clock, counterLifetime: loaded.counterLifetime)
+        let exchange = Exchange(head: head, body: body, plan: plan, headers: headers, machine: machine,
+            counters: environment.stats.counters(route: plan.route?.name), counterLifetime: loaded.counterLifetime)
         if bodyTooLarge {
             respond(.init(source: .trove(status: 413, message: "the request body is larger than \(Units.format(bytes: environment.maxRequestBody))"),
                 cacheStatus: nil, age: nil, omitBody: false), exchange, close: true)
@@ -118,7 +147,12 @@ final class ProxyHandler: ChannelInboundHandler {
                 self.execute(exchange.machine.lookupCompleted(outcome.result), exchange)
             }
         case .fetch(let fetch):
-            fetchFromOrigin(fetch, exchange)
+            exchange.fetchMethod = fetch.method
+            if fetch.coalesce, let dependencies = exchange.dependencies {
+                coordinate(fetch, dependencies, exchange)
+            } else {
+                send(fetch, exchange)
+            }
         case .store(let pending, _):
             guard let response = exchange.response else { return internalError("store without an origin answer", exchange) }
             store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: response.body,
@@ -126,6 +160,9 @@ final class ProxyHandler: ChannelInboundHandler {
                 if case .failure(let error) = result {
                     self.environment.logger.debug("store write failed", metadata: ["store.error": "\(error)"])
                 }
+                // The answer is shareable whether or not the store took it: waiters here get it either way,
+                // other instances only when it is stored.
+                self.endFlight(exchange, .entry(pending.meta, response.body), notice: (try? result.get()) != nil ? .stored : .released)
                 self.execute(exchange.machine.storeCompleted(result), exchange)
             }
         case .purge(let request, _):
@@ -137,38 +174,186 @@ final class ProxyHandler: ChannelInboundHandler {
                 self.execute(exchange.machine.purgeCompleted(result), exchange)
             }
         case .respond(let plan):
+            // A fetch this request led ends here when its answer was not stored: the waiters fetch alone.
+            endFlight(exchange, .released, notice: .released)
             respond(plan, exchange, close: false)
+        case .respondAndRefresh(let plan, let refresh):
+            respond(plan, exchange, close: false)
+            if let loop = context?.eventLoop {
+                BackgroundRefresh.start(refresh, plan: exchange.plan, headers: exchange.headers,
+                    counterLifetime: exchange.counterLifetime, environment: environment, store: store, loop: loop)
+            }
         }
     }
 
-    private func fetchFromOrigin(_ fetch: ReadThroughStateMachine.Fetch, _ exchange: Exchange) {
-        guard let context, let origin = exchange.plan.origin, let target = exchange.plan.target else {
+    // MARK: Coalescing
+
+    private func coordinate(_ fetch: ReadThroughStateMachine.Fetch, _ dependencies: Dependencies, _ exchange: Exchange) {
+        guard let context else { return }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, exchange), eventLoop: loop)
+        let join = environment.coordinator.join(dependencies.key, on: loop) { outcome in
+            let (handler, exchange) = bound.value
+            handler.deliver(outcome, to: exchange)
+        }
+        switch join {
+        case .alone:
+            send(fetch, exchange)
+        case .wait:
+            // Bounded: if the fetch we wait for never ends, fetch on our own.
+            let limit = TimeAmount.milliseconds((exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000)
+            exchange.waiting = loop.assumeIsolated().scheduleTask(in: limit) {
+                self.deliver(.released, to: exchange)
+            }
+        case .lead:
+            exchange.flight = Exchange.Flight(dependencies: dependencies, lock: nil)
+            lockAcrossInstances(fetch, dependencies, exchange)
+        }
+    }
+
+    /// The fetch this request waited for has ended (or the wait did).
+    private func deliver(_ outcome: FetchCoordinator.Outcome, to exchange: Exchange) {
+        guard let waiting = exchange.waiting else { return }  // already delivered, or never waiting
+        waiting.cancel()
+        exchange.waiting = nil
+        switch outcome {
+        case .entry(let meta, let body):
+            exchange.entry = (meta, body)
+            execute(exchange.machine.coalesced(.entry(meta)), exchange)
+        case .released:
+            execute(exchange.machine.coalesced(.released), exchange)
+        case .failed(let error):
+            execute(exchange.machine.coalesced(.failed(error)), exchange)
+        }
+    }
+
+    private func lockAcrossInstances(_ fetch: ReadThroughStateMachine.Fetch, _ dependencies: Dependencies, _ exchange: Exchange) {
+        guard let store else { return }
+        let ttl = (exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000
+        store.lockFetch(dependencies.key, ttl: ttl) { result in
+            switch result {
+            case .success(.acquired(let token)):
+                exchange.flight?.lock = .acquired(token: token)
+                self.send(fetch, exchange)
+            case .success(.heldElsewhere):
+                self.waitForOtherInstance(fetch, dependencies, exchange,
+                    deadline: .now() + .milliseconds(ttl))
+            case .failure:
+                // No store to coordinate through: this instance fetches (its own waiters still share it).
+                self.send(fetch, exchange)
+            }
+        }
+    }
+
+    /// Another instance holds the key's fetch lock: wait for its notice, looking the key up now and then,
+    /// until the entry is there (answer with it), the lock is free (take it and fetch), or the deadline.
+    private func waitForOtherInstance(
+        _ fetch: ReadThroughStateMachine.Fetch, _ dependencies: Dependencies, _ exchange: Exchange, deadline: NIODeadline
+    ) {
+        guard let context, let store else { return }
+        let loop = context.eventLoop
+        var watchID: Int?
+        var checking = false
+        var done = false
+        var timer: Scheduled<Void>?
+
+        func finishWaiting() {
+            done = true
+            timer?.cancel()
+            if let watchID { environment.coordinator.notifications?.unwatch(dependencies.key, id: watchID) }
+        }
+
+        func check() {
+            guard !done, !checking else { return }
+            checking = true
+            store.lookup(dependencies) { outcome in
+                checking = false
+                guard !done else { return }
+                let now = self.environment.clock.nowMilliseconds()
+                if case .found(let meta, let body, let generations) = outcome, meta.isValid(for: dependencies, generations: generations),
+                    now < meta.freshUntil
+                {
+                    finishWaiting()
+                    exchange.entry = (meta, body)
+                    // Our own waiters share what the other instance stored; there is no lock of ours to release.
+                    self.endFlight(exchange, .entry(meta, body), notice: .released)
+                    self.execute(exchange.machine.coalesced(.entry(meta)), exchange)
+                    return
+                }
+                if NIODeadline.now() >= deadline {
+                    finishWaiting()
+                    self.send(fetch, exchange)
+                    return
+                }
+                store.lockFetch(dependencies.key, ttl: (exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000) { result in
+                    guard !done else { return }
+                    switch result {
+                    case .success(.acquired(let token)):
+                        finishWaiting()
+                        exchange.flight?.lock = .acquired(token: token)
+                        self.send(fetch, exchange)
+                    case .success(.heldElsewhere):
+                        break  // keep waiting
+                    case .failure:
+                        finishWaiting()
+                        self.send(fetch, exchange)
+                    }
+                }
+            }
+        }
+
+        if let notifications = environment.coordinator.notifications {
+            let bound = NIOLoopBound(check, eventLoop: loop)
+            watchID = notifications.watch(dependencies.key) { _ in
+                loop.execute { bound.value() }
+            }
+        }
+        // Notices make waiting short; looking every 200 ms makes it certain even if a notice is lost.
+        func tick() {
+            timer = loop.assumeIsolated().scheduleTask(in: .milliseconds(200)) {
+                check()
+                if !done { tick() }
+            }
+        }
+        tick()
+    }
+
+    /// Ends the fetch this request led, if it led one: local waiters get `outcome`, other instances `notice`.
+    private func endFlight(_ exchange: Exchange, _ outcome: FetchCoordinator.Outcome, notice: FetchNotice) {
+        guard let flight = exchange.flight else { return }
+        exchange.flight = nil
+        environment.coordinator.finish(flight.dependencies.key, outcome)
+        if let lock = flight.lock { store?.unlockFetch(flight.dependencies.key, lock: lock, notice: notice) }
+    }
+
+    // MARK: The origin
+
+    private func send(_ fetch: ReadThroughStateMachine.Fetch, _ exchange: Exchange) {
+        guard let context, let request = OriginRequests.make(
+            plan: exchange.plan, fetch: fetch, headers: exchange.headers, clientAddress: context.channel.remoteAddress?.ipAddress,
+            body: exchange.body, maxResponseBytes: environment.maxResponseBody)
+        else {
+            endFlight(exchange, .released, notice: .released)
             execute(exchange.machine.originFailed(OriginError(kind: .failed, origin: "?", reason: "no origin for this request")), exchange)
             return
         }
         exchange.fetchMethod = fetch.method
-        let request = OriginRequest<ByteBuffer>(
-            origin: origin.name, method: fetch.method, url: origin.url + target.forwardTarget,
-            headers: HeaderPolicy.originRequestHeaders(
-                client: exchange.head.headers.map { Header($0.name, $0.value) },
-                clientAddress: context.channel.remoteAddress?.ipAddress,
-                origin: origin, forStorage: fetch.forStorage),
-            body: fetch.sendsBody ? exchange.body : nil, connectTimeout: origin.connectTimeout, timeout: origin.timeout,
-            maxResponseBytes: environment.maxResponseBody)
-        let promise = context.eventLoop.makePromise(of: OriginResponse<ByteBuffer>.self)
-        environment.origins.send(request) { promise.completeWith($0.mapError { $0 as any Error }) }
-        promise.futureResult.assumeIsolated().whenComplete { result in
+        environment.call(request, on: context.eventLoop).assumeIsolated().whenSuccess { result in
             switch result {
-            case .success(let response):
+            case .response(let response):
                 exchange.response = response
                 self.execute(exchange.machine.originResponded(
                     status: response.status, headers: response.headers, bodyLength: response.bodyLength), exchange)
-            case .failure(let error):
-                let originError = error as? OriginError ?? OriginError(kind: .failed, origin: origin.name, reason: "\(error)")
+            case .failed(let error):
                 self.environment.logger.warning("origin failed", metadata: [
-                    "origin.name": "\(origin.name)", "origin.error": "\(originError.reason)", "route.name": "\(exchange.plan.route?.name ?? "")",
+                    "origin.name": "\(error.origin)", "origin.error": "\(error.reason)",
+                    "route.name": "\(exchange.plan.route?.name ?? "")",
                 ])
-                self.execute(exchange.machine.originFailed(originError), exchange)
+                self.endFlight(exchange, .failed(error), notice: .released)
+                self.execute(exchange.machine.originFailed(error), exchange)
+            case .busy(let retryAfter, let reason):
+                self.endFlight(exchange, .released, notice: .released)
+                self.execute(exchange.machine.originBusy(retryAfter: retryAfter, reason: reason), exchange)
             }
         }
     }
@@ -176,19 +361,27 @@ final class ProxyHandler: ChannelInboundHandler {
     // MARK: Answering
 
     private func respond(_ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, close: Bool) {
+        guard !exchange.answered else { return }
+        exchange.answered = true
         var status: Int
         var headers: [Header]
         var body: ByteBuffer?
         var contentLength: Int?
         switch plan.source {
         case .entry:
-            guard let entry = exchange.entry else { return internalError("answer from an entry without one", exchange) }
+            guard let entry = exchange.entry else {
+                exchange.answered = false
+                return internalError("answer from an entry without one", exchange)
+            }
             status = entry.meta.status
             headers = entry.meta.headers
             body = entry.body
             contentLength = entry.meta.bodyLength
         case .origin:
-            guard let response = exchange.response else { return internalError("answer from the origin without one", exchange) }
+            guard let response = exchange.response else {
+                exchange.answered = false
+                return internalError("answer from the origin without one", exchange)
+            }
             status = response.status
             headers = HeaderPolicy.responseHeaders(response.headers)
             body = response.body
@@ -210,11 +403,12 @@ final class ProxyHandler: ChannelInboundHandler {
             headers.append(Header("Cache-Status", cacheStatus.headerValue(appendingTo: existing.isEmpty ? nil : existing)))
         }
         if let age = plan.age { headers.append(Header("Age", String(age))) }
+        if let retryAfter = plan.retryAfter { headers.append(Header("Retry-After", String(retryAfter))) }
 
         var isError = false
         if case .trove(let troveStatus, _) = plan.source, troveStatus >= 500 || troveStatus == 400 || troveStatus == 413 { isError = true }
         environment.stats.record(exchange.counters, outcome: plan.cacheStatus?.outcome, stored: plan.cacheStatus?.stored ?? false,
-            error: isError)
+            collapsed: plan.cacheStatus?.collapsed ?? false, error: isError)
 
         write(status: status, headers: headers, body: plan.omitBody ? nil : body, contentLength: contentLength,
             request: exchange.head, close: close)
@@ -223,19 +417,24 @@ final class ProxyHandler: ChannelInboundHandler {
     /// A step the state machine should never ask for: answer 500 rather than leave the client waiting.
     private func internalError(_ what: String, _ exchange: Exchange) {
         environment.logger.error("internal error: \(what)", metadata: ["route.name": "\(exchange.plan.route?.name ?? "")"])
+        endFlight(exchange, .released, notice: .released)
         respond(.init(source: .trove(status: 500, message: "internal error (\(what)); see Trove's log"), cacheStatus: nil,
             age: nil, omitBody: false), exchange, close: true)
     }
 
     private func write(status: Int, headers: [Header], body: ByteBuffer?, contentLength: Int?, request: HTTPRequestHead, close: Bool) {
-        guard let context, context.channel.isActive else { return }
+        guard let context, context.channel.isActive else {
+            drain?.finished(nil, closing: true)
+            return
+        }
         var fields = HTTPHeaders()
         fields.reserveCapacity(headers.count + 2)
         for header in headers { fields.add(name: header.name, value: header.value) }
         // 1xx, 204 and 304 answers have no body and no Content-Length.
         let bodiless = status < 200 || status == 204 || status == 304
         if !bodiless { fields.replaceOrAdd(name: "Content-Length", value: String(contentLength ?? body?.readableBytes ?? 0)) }
-        let keepAlive = request.isKeepAlive && !close
+        // While Trove drains for shutdown, every answer closes its connection.
+        let keepAlive = request.isKeepAlive && !close && !(drain?.isDraining ?? false)
         if !keepAlive { fields.replaceOrAdd(name: "Connection", value: "close") }
         let head = HTTPResponseHead(version: request.version, status: HTTPResponseStatus(statusCode: status), headers: fields)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -243,8 +442,10 @@ final class ProxyHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        let channel = context.channel
+        done.assumeIsolated().whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+            self.drain?.finished(channel, closing: !keepAlive)
         }
     }
 }

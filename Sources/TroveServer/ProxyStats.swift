@@ -17,13 +17,16 @@ public final class ProxyStats: Sendable {
         /// Answers Trove made itself because of an error (origin unreachable or too slow, bad request).
         let errors = Atomic<Int>(0)
         let stored = Atomic<Int>(0)
+        /// Requests answered from another request's fetch, which they waited for.
+        let collapsed = Atomic<Int>(0)
 
         public var snapshot: Snapshot {
             Snapshot(
                 requests: requests.load(ordering: .relaxed), hits: hits.load(ordering: .relaxed),
                 misses: misses.load(ordering: .relaxed), stale: stale.load(ordering: .relaxed),
                 bypasses: bypasses.load(ordering: .relaxed), passes: passes.load(ordering: .relaxed),
-                errors: errors.load(ordering: .relaxed), stored: stored.load(ordering: .relaxed))
+                errors: errors.load(ordering: .relaxed), stored: stored.load(ordering: .relaxed),
+                collapsed: collapsed.load(ordering: .relaxed))
         }
     }
 
@@ -37,6 +40,7 @@ public final class ProxyStats: Sendable {
         public var passes = 0
         public var errors = 0
         public var stored = 0
+        public var collapsed = 0
 
         /// hits / (hits + misses); nil before any cacheable request.
         public var hitRatio: Double? {
@@ -46,7 +50,7 @@ public final class ProxyStats: Sendable {
         static func + (a: Snapshot, b: Snapshot) -> Snapshot {
             Snapshot(requests: a.requests + b.requests, hits: a.hits + b.hits, misses: a.misses + b.misses,
                 stale: a.stale + b.stale, bypasses: a.bypasses + b.bypasses, passes: a.passes + b.passes,
-                errors: a.errors + b.errors, stored: a.stored + b.stored)
+                errors: a.errors + b.errors, stored: a.stored + b.stored, collapsed: a.collapsed + b.collapsed)
         }
     }
 
@@ -68,7 +72,7 @@ public final class ProxyStats: Sendable {
     }
 
     /// Records one answered request.
-    public func record(_ counters: Counters, outcome: CacheStatus.Outcome?, stored: Bool, error: Bool) {
+    public func record(_ counters: Counters, outcome: CacheStatus.Outcome?, stored: Bool, collapsed: Bool = false, error: Bool) {
         counters.requests.add(1, ordering: .relaxed)
         switch outcome {
         case .hit: counters.hits.add(1, ordering: .relaxed)
@@ -79,6 +83,7 @@ public final class ProxyStats: Sendable {
         case nil: break
         }
         if stored { counters.stored.add(1, ordering: .relaxed) }
+        if collapsed { counters.collapsed.add(1, ordering: .relaxed) }
         if error { counters.errors.add(1, ordering: .relaxed) }
     }
 

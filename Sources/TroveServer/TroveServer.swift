@@ -25,7 +25,7 @@ public final class TroveServer: Sendable {
     ///   unauthenticated loopback admin API.
     public static func start(
         environment: ProxyEnvironment, listen: ListenAddress, admin: ListenAddress, adminToken: String?,
-        group: any EventLoopGroup
+        group: any EventLoopGroup, drain: ConnectionDrain? = nil
     ) async throws -> TroveServer {
         let publicChannel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
@@ -36,7 +36,8 @@ public final class TroveServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
+                    drain?.opened(channel)
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment, drain: drain))
                 }
             }
             .bind(host: listen.host, port: listen.port)
@@ -64,5 +65,10 @@ public final class TroveServer: Sendable {
     public func close() async {
         try? await publicChannel.close()
         try? await adminChannel.close()
+    }
+
+    /// Stops accepting proxy connections (the admin API stays up while requests drain).
+    public func closePublic() async {
+        try? await publicChannel.close()
     }
 }

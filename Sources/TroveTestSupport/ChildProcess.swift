@@ -11,12 +11,19 @@ public import Darwin
 public final class ChildProcess: Sendable {
     public let pid: pid_t
 
-    /// Starts `executable` with `arguments`; its output goes to /dev/null unless `inheritOutput`.
-    public init(executable: String, arguments: [String], inheritOutput: Bool = false) throws {
+    /// Starts `executable` with `arguments`; its output goes to /dev/null unless `inheritOutput`, or to
+    /// `outputFile`. `environment` adds to (or replaces) the test process's variables.
+    public init(
+        executable: String, arguments: [String], inheritOutput: Bool = false, outputFile: String? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if !inheritOutput {
+        if let outputFile {
+            posix_spawn_file_actions_addopen(&actions, 1, outputFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else if !inheritOutput {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         }
@@ -34,8 +41,18 @@ public final class ChildProcess: Sendable {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var variables: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let equals = text.firstIndex(of: "=") { variables[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+            entry += 1
+        }
+        variables.merge(environment) { _, new in new }
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else { throw TestSupportError("cannot start \(executable): \(String(cString: strerror(result)))") }
         self.pid = pid
     }
@@ -47,9 +64,16 @@ public final class ChildProcess: Sendable {
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     }
 
-    /// True while the process has not exited.
-    public var isRunning: Bool {
+    /// Sends a signal without waiting.
+    public func signal(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
+    /// Waits for the process to exit and returns its exit status (or 128 + the signal that killed it).
+    public func waitForExit() -> Int32 {
         var status: Int32 = 0
-        return waitpid(pid, &status, WNOHANG) == 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
 }

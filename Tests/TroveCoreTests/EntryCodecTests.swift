@@ -23,9 +23,11 @@ import TroveCore
         #expect(EntryCodec.decodeHead(bytes + [0]) == nil)
         #expect(EntryCodec.decodeHead(Array("{\"json\": true}".utf8)) == nil)
         #expect(EntryCodec.decodeHead([]) == nil)
-        var otherVersion = bytes
-        otherVersion[3] = 2
-        #expect(EntryCodec.decodeHead(otherVersion) == nil)
+        for version: UInt8 in [1, 3] {
+            var otherVersion = bytes
+            otherVersion[3] = version
+            #expect(EntryCodec.decodeHead(otherVersion) == nil)
+        }
         for cut in stride(from: 0, to: bytes.count - 5, by: 7) {
             #expect(EntryCodec.decodeHead(Array(bytes.prefix(cut))) == nil)
         }

@@ -28,7 +28,8 @@ import TroveTestSupport
         return ReadThroughStateMachine(plan: plan, requestHeaders: headers, clock: clock, counterLifetime: Self.rules.counterLifetime)
     }
 
-    private let storageFetch = ReadThroughStateMachine.Action.fetch(.init(method: "GET", sendsBody: false, forStorage: true))
+    /// A miss's fetch: GET, for storage, shared with concurrent misses of the key.
+    private let storageFetch = ReadThroughStateMachine.Action.fetch(.init(method: "GET", sendsBody: false, forStorage: true, coalesce: true))
     private let json = [Header("Content-Type", "application/json")]
 
     /// Stores what a miss fetched, and returns the entry head the store got.

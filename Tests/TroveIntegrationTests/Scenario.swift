@@ -24,11 +24,13 @@ final class Scenario: Sendable {
     let namespace = "it\(UInt32.random(in: 0...UInt32.max))"
     private let originGroup: MultiThreadedEventLoopGroup
 
-    /// - Parameter redis: a real Redis store; false uses the memory store.
-    init(redis: Bool) async throws {
+    /// - Parameters:
+    ///   - redis: a real Redis store; false uses the memory store.
+    ///   - origin: the demo origin's settings (its delay, its rate limit).
+    init(redis: Bool, origin configuration: DemoOrigin.Configuration = .init()) async throws {
         self.redis = redis ? try RedisServer() : nil
         originGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        origin = try await DemoOrigin.start(.init(), group: originGroup)
+        origin = try await DemoOrigin.start(configuration, group: originGroup)
     }
 
     func stop(_ troves: TroveApplication...) async {
@@ -78,28 +80,46 @@ final class Scenario: Sendable {
             pass: true
         """
 
-    /// A rules file for this scenario; `origin` and `timeout` override the demo origin's address and timeout.
-    func rules(routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s") throws -> RuleSet {
+    /// A rules file for this scenario; `originURL`, `timeout` and `origin` (more settings, e.g. `rate: 2/s`)
+    /// describe the demo origin.
+    func rules(routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "") throws -> RuleSet {
+        try RulesLoader.parse(yaml(routes: routes, originURL: originURL, timeout: timeout, origin: extra), file: "scenario.yaml",
+            environment: ["TROVE_ADMIN_TOKEN": Self.token])
+    }
+
+    /// The text of `rules(…)`, to write to a file (for reload scenarios).
+    func yaml(routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "") -> String {
         let store = redis.map { "store: {redis: \"\($0.url())\", namespace: \(namespace), command_timeout: 200ms}" } ?? ""
-        let yaml = """
+        return """
             version: 1
             listen: 127.0.0.1:0
             admin: {listen: 127.0.0.1:0, token: {env: TROVE_ADMIN_TOKEN}}
             \(store)
             origins:
-              demo: {url: "\(originURL ?? origin.url)", timeout: \(timeout), connect_timeout: 1s}
+              demo: {url: "\(originURL ?? origin.url)", timeout: \(timeout), connect_timeout: 1s\(extra.isEmpty ? "" : ", " + extra)}
             routes:
             \(routes)
             """
-        return try RulesLoader.parse(yaml, file: "scenario.yaml", environment: ["TROVE_ADMIN_TOKEN": Self.token])
     }
 
-    /// A Trove instance on free ports, with the scenario's clock.
-    func trove(_ rules: RuleSet? = nil) async throws -> TroveApplication {
+    /// A Trove instance on free ports, with the scenario's clock; `rulesPath` makes it reloadable from that file.
+    func trove(_ rules: RuleSet? = nil, rulesPath: String? = nil) async throws -> TroveApplication {
         var logger = Logger(label: "trove-test")
-        logger.logLevel = .error
+        logger.logLevel = .critical
         return try await TroveApplication.start(
-            rules: rules ?? self.rules(), options: TroveApplication.Options(clock: clock, logger: logger, threads: 2))
+            rules: rules ?? self.rules(), options: TroveApplication.Options(clock: clock, logger: logger, threads: 2,
+                rulesPath: rulesPath, environment: ["TROVE_ADMIN_TOKEN": Self.token]))
+    }
+
+    /// Sends the same request `count` times at once (on as many connections) and returns every answer.
+    func concurrently(_ count: Int, _ trove: (Int) -> TroveApplication, _ path: String, headers: [Header] = []) async throws -> [Answer] {
+        try await withThrowingTaskGroup(of: Answer.self) { group in
+            for index in 0..<count {
+                let instance = trove(index)
+                group.addTask { try await self.request(instance, path, headers: headers) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
     }
 
     /// An answer as the client saw it.
@@ -118,6 +138,17 @@ final class Scenario: Sendable {
         func json() throws -> [String: Any] {
             try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], "not a JSON object: \(body)")
         }
+    }
+
+    /// Sends a request to any URL (a Trove running as its own process, say).
+    func request(url: String, _ method: String = "GET", headers: [Header] = []) async throws -> Answer {
+        let result = await withCheckedContinuation { continuation in
+            Self.client.send(OriginRequest(
+                origin: "trove", method: method, url: url, headers: headers, body: nil, connectTimeout: .seconds(2),
+                timeout: .seconds(10), maxResponseBytes: 16 << 20)) { continuation.resume(returning: $0) }
+        }
+        let response = try result.get()
+        return Answer(status: response.status, headers: response.headers, body: String(buffer: response.body))
     }
 
     /// Sends a GET to a Trove instance's proxy.
@@ -151,6 +182,16 @@ final class Scenario: Sendable {
         var headers = json == nil ? [] : [Header("Content-Type", "application/json")]
         if let token { headers.append(Header("Authorization", "Bearer \(token)")) }
         return try await request(trove, method, path, headers: headers, body: json, admin: true)
+    }
+
+    /// Sends a control request (`/__break`, `/__heal`) straight to the demo origin, not through Trove.
+    func control(_ path: String) async throws {
+        let result = await withCheckedContinuation { continuation in
+            Self.client.send(OriginRequest(
+                origin: "demo", method: "POST", url: origin.url + path, headers: [], body: nil, connectTimeout: .seconds(2),
+                timeout: .seconds(5), maxResponseBytes: 1 << 20)) { continuation.resume(returning: $0) }
+        }
+        _ = try result.get()
     }
 
     /// How many requests for this exact target reached the origin.

@@ -23,11 +23,13 @@ import TroveTestSupport
     let clock = ManualClock()
 
     private func channel(origin: ScriptedOrigin, pipelining: Bool = false, maxRequestBody: Int = 1 << 20) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
         let environment = ProxyEnvironment(
             rules: RulesState(Self.rules, loadedAt: 0), origins: origin,
             stores: StoreDirectory(memory: InMemoryStore<ByteBuffer>(capacity: 1 << 20, clock: clock)), clock: clock,
-            stats: ProxyStats(), logger: Logger(label: "test"), maxRequestBody: maxRequestBody)
-        let channel = EmbeddedChannel()
+            stats: ProxyStats(), coordinator: FetchCoordinator(clock: clock, notifications: nil),
+            gates: OriginGates(rules: Self.rules, timerLoop: channel.eventLoop), logger: Logger(label: "test"),
+            maxRequestBody: maxRequestBody)
         if pipelining { try channel.pipeline.syncOperations.addHandler(HTTPServerPipelineHandler()) }
         try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
         // An accepted connection is active, with a client address.

@@ -1,0 +1,58 @@
+internal import Logging
+internal import NIOCore
+internal import TroveCore
+internal import TroveRules
+
+/// Refreshes a stale entry after its client has been answered, once however many requests ask for it: the
+/// `FetchCoordinator` keeps a second refresh of the key from starting in this instance, the store's fetch lock
+/// in the others. It obeys the origin's gate but never waits in its queue (a later request can refresh instead).
+///
+/// Runs on the event loop of the request that started it, independently of that request's connection.
+enum BackgroundRefresh {
+    static func start(
+        _ refresh: ReadThroughStateMachine.Refresh, plan: RequestPlan, headers: [Header], counterLifetime: Int64,
+        environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, loop: any EventLoop
+    ) {
+        let key = refresh.dependencies.key
+        guard environment.coordinator.startRefresh(key),
+            let (started, action) = ReadThroughStateMachine.refreshing(
+                plan: plan, refresh: refresh, requestHeaders: headers, clock: environment.clock, counterLifetime: counterLifetime),
+            case .fetch(let fetch) = action,
+            let request = OriginRequests.make(plan: plan, fetch: fetch, headers: headers, clientAddress: nil, body: nil,
+                maxResponseBytes: environment.maxResponseBody)
+        else { return }
+        var machine = started
+        let ttl = request.timeout.milliseconds + 5000
+        store.lockFetch(key, ttl: ttl) { lock in
+            let held = try? lock.get()
+            if held == .heldElsewhere {
+                environment.coordinator.finish(key, .released)  // another instance refreshes it
+                return
+            }
+            func end(_ outcome: FetchCoordinator.Outcome, _ notice: FetchNotice) {
+                environment.coordinator.finish(key, outcome)
+                if let held { store.unlockFetch(key, lock: held, notice: notice) }
+            }
+            environment.call(request, on: loop, background: true).assumeIsolated().whenSuccess { result in
+                switch result {
+                case .busy:
+                    end(.released, .released)
+                case .failed(let error):
+                    environment.logger.info("background refresh failed; the stale entry stays",
+                        metadata: ["cache.key": "\(key)", "origin.error": "\(error.reason)"])
+                    end(.failed(error), .released)
+                case .response(let response):
+                    switch machine.originResponded(status: response.status, headers: response.headers, bodyLength: response.bodyLength) {
+                    case .store(let pending, _):
+                        store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: response.body,
+                            expireAfter: pending.expireAfter)) { stored in
+                            end(.entry(pending.meta, response.body), (try? stored.get()) != nil ? .stored : .released)
+                        }
+                    default:
+                        end(.released, .released)  // not storable (or the origin failed): the stale entry stays
+                    }
+                }
+            }
+        }
+    }
+}

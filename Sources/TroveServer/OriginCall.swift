@@ -1,0 +1,54 @@
+public import NIOCore
+public import TroveCore
+internal import TroveRules
+
+/// What asking an origin came to.
+public enum OriginCallResult: Sendable {
+    case response(OriginResponse<ByteBuffer>)
+    case failed(OriginError)
+    /// The origin's gate refused: nothing was sent.
+    case busy(retryAfter: Int, reason: String)
+}
+
+extension ProxyEnvironment {
+    /// Sends `request` through its origin's gate, and completes on `loop`. Releases the gate's slot when the
+    /// origin is done, and pauses the gate when the origin answers 429.
+    func call(_ request: OriginRequest<ByteBuffer>, on loop: any EventLoop, background: Bool = false) -> EventLoopFuture<OriginCallResult> {
+        let promise = loop.makePromise(of: OriginCallResult.self)
+        let origins = self.origins
+        guard let gate = gates.gate(for: request.origin) else {
+            origins.send(request) { result in promise.succeed(result.get(orElse: OriginCallResult.failed)) }
+            return promise.futureResult
+        }
+        gate.acquire(on: loop, background: background) { grant in
+            switch grant {
+            case .refused(let retryAfter, let reason):
+                promise.succeed(.busy(retryAfter: retryAfter, reason: reason))
+            case .granted:
+                origins.send(request) { result in
+                    gate.release()
+                    if case .success(let response) = result, response.status == 429 {
+                        gate.slowDown(for: Self.retryAfter(response.headers))
+                    }
+                    promise.succeed(result.get(orElse: OriginCallResult.failed))
+                }
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Seconds from a `Retry-After` header (delay-seconds form); 1 when absent or a date.
+    static func retryAfter(_ headers: [Header]) -> Int {
+        let value = headers.first { $0.name.lowercased() == "retry-after" }?.value.trimmingWhitespace()
+        return value.flatMap(Int.init).map { min(max(1, $0), 3600) } ?? 1
+    }
+}
+
+extension Result where Success == OriginResponse<ByteBuffer>, Failure == OriginError {
+    fileprivate func get(orElse failure: (OriginError) -> OriginCallResult) -> OriginCallResult {
+        switch self {
+        case .success(let response): .response(response)
+        case .failure(let error): failure(error)
+        }
+    }
+}

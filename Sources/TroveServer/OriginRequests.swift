@@ -1,0 +1,20 @@
+internal import NIOCore
+internal import TroveCore
+internal import TroveRules
+
+/// Builds the request Trove sends to an origin for a client request.
+enum OriginRequests {
+    /// Nil when the plan names no origin or target (a rejected request).
+    static func make(
+        plan: RequestPlan, fetch: ReadThroughStateMachine.Fetch, headers: [Header], clientAddress: String?, body: ByteBuffer?,
+        maxResponseBytes: Int
+    ) -> OriginRequest<ByteBuffer>? {
+        guard let origin = plan.origin, let target = plan.target else { return nil }
+        return OriginRequest(
+            origin: origin.name, method: fetch.method, url: origin.url + target.forwardTarget,
+            headers: HeaderPolicy.originRequestHeaders(client: headers, clientAddress: clientAddress, origin: origin,
+                forStorage: fetch.forStorage),
+            body: fetch.sendsBody ? body : nil, connectTimeout: origin.connectTimeout, timeout: origin.timeout,
+            maxResponseBytes: maxResponseBytes)
+    }
+}

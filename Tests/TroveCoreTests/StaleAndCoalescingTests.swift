@@ -1,0 +1,166 @@
+import Testing
+@testable import TroveCore
+import TroveRules
+import TroveTestSupport
+
+/// Transcripts of stale-while-revalidate, stale-if-error, origin limits and coalescing.
+@Suite struct StaleAndCoalescingTests {
+    static let rules = try! RulesLoader.parse("""
+        version: 1
+        origins: {api: {url: "http://127.0.0.1:8000", timeout: 10s}}
+        routes:
+          - name: event
+            match: GET /events/{id}
+            cache: {key: "event:{id}", ttl: 60s, stale: 30s, stale_if_error: 1h, tags: ["event:{id}"]}
+          - name: strict
+            match: GET /strict/{id}
+            cache: {key: "strict:{id}", ttl: 60s}
+        """, file: "stale.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
+
+    let clock = ManualClock()
+    let generations: [Int64] = [0, 0, 0, 0]
+
+    private func machine(_ target: String) -> ReadThroughStateMachine {
+        ReadThroughStateMachine(plan: Self.rules.plan(for: RequestHead(method: "GET", target: target)), requestHeaders: [],
+            clock: clock, counterLifetime: Self.rules.counterLifetime)
+    }
+
+    /// An entry stored now by a miss on `target`.
+    private func stored(_ target: String) throws -> EntryMeta {
+        var sm = machine(target)
+        _ = sm.start()
+        _ = sm.lookupCompleted(.notFound(generations: generations))
+        guard case .store(let pending, _) = sm.originResponded(status: 200, headers: [], bodyLength: 2) else {
+            throw TestSupportError("not stored")
+        }
+        return pending.meta
+    }
+
+    /// Windows are recorded in the entry, and the store keeps it past the longest of them.
+    @Test func windowsAreStored() throws {
+        let meta = try stored("/events/1")
+        #expect(meta.staleUntil - meta.freshUntil == 30_000)
+        #expect(meta.errorUntil - meta.freshUntil == 3_600_000)
+        var sm = machine("/events/1")
+        _ = sm.start()
+        _ = sm.lookupCompleted(.notFound(generations: generations))
+        guard case .store(let pending, _) = sm.originResponded(status: 200, headers: [], bodyLength: 2) else { Issue.record("expected store"); return }
+        #expect(pending.expireAfter == 60_000 + 3_600_000 + 5000)
+    }
+
+    /// Within the stale window: answered at once as STALE, and one refresh is asked for.
+    @Test func staleWhileRevalidate() throws {
+        let meta = try stored("/events/1")
+        clock.advance(by: .seconds(70))
+        var sm = machine("/events/1")
+        _ = sm.start()
+        #expect(sm.lookupCompleted(.found(meta, generations: generations)) == .respondAndRefresh(
+            .init(source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: "stale", ttl: -10), age: 70, omitBody: false),
+            .init(dependencies: Dependencies(key: "event:1", route: "event", tags: ["event:1"]), snapshot: generations)))
+
+        // The refresh runs its own machine: fetch, then store with the counters read before it began.
+        let refresh = ReadThroughStateMachine.Refresh(dependencies: Dependencies(key: "event:1", route: "event", tags: ["event:1"]),
+            snapshot: [0, 0, 0, 7])
+        guard let (started, first) = ReadThroughStateMachine.refreshing(
+            plan: Self.rules.plan(for: RequestHead(method: "GET", target: "/events/1")), refresh: refresh, requestHeaders: [],
+            clock: clock, counterLifetime: Self.rules.counterLifetime)
+        else { Issue.record("a cacheable plan can be refreshed"); return }
+        var refresher = started
+        #expect(first == .fetch(.init(method: "GET", sendsBody: false, forStorage: true)))
+        guard case .store(let pending, _) = refresher.originResponded(status: 200, headers: [], bodyLength: 3) else {
+            Issue.record("the refresh stores"); return
+        }
+        #expect(pending.meta.generations == [0, 0, 0, 7])
+        #expect(pending.meta.storedAt == clock.nowMilliseconds())
+    }
+
+    /// Past the stale window but within the error window: the origin's failure, 5xx, 429 or limit is answered
+    /// with the stale entry.
+    @Test func staleIfError() throws {
+        let meta = try stored("/events/1")
+        clock.advance(by: .seconds(120))
+        func fetching() -> ReadThroughStateMachine {
+            var sm = machine("/events/1")
+            _ = sm.start()
+            _ = sm.lookupCompleted(.found(meta, generations: generations))
+            return sm
+        }
+        var down = fetching()
+        #expect(down.originFailed(OriginError(kind: .unreachable, origin: "api", reason: "refused")) == .respond(.init(
+            source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: "stale", ttl: -60, detail: "ORIGIN-UNREACHABLE"),
+            age: 120, omitBody: false)))
+        var slow = fetching()
+        guard case .respond(let timeout) = slow.originFailed(OriginError(kind: .timeout, origin: "api", reason: "10s")) else { return }
+        #expect(timeout.cacheStatus?.detail == "ORIGIN-TIMEOUT")
+        var failing = fetching()
+        #expect(failing.originResponded(status: 503, headers: [], bodyLength: 5) == .respond(.init(
+            source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: "stale", forwardStatus: 503, ttl: -60, detail: "ORIGIN-ERROR"),
+            age: 120, omitBody: false)))
+        var limited = fetching()
+        guard case .respond(let busy) = limited.originResponded(status: 429, headers: [], bodyLength: 5) else { return }
+        #expect(busy.source == .entry)
+        var gated = fetching()
+        guard case .respond(let refused) = gated.originBusy(retryAfter: 3, reason: "at its limit") else { return }
+        #expect(refused.cacheStatus?.detail == "ORIGIN-BUSY")
+        // A 404 is an answer, not an error: it is passed on.
+        var missing = fetching()
+        guard case .respond(let notFound) = missing.originResponded(status: 404, headers: [], bodyLength: 5) else { return }
+        #expect(notFound.source == .origin)
+    }
+
+    /// Past the error window, the failure is the answer: 502, 504, or 503 with Retry-After.
+    @Test func afterTheErrorWindow() throws {
+        let meta = try stored("/events/1")
+        clock.advance(by: .seconds(60 + 3600 + 1))
+        var sm = machine("/events/1")
+        _ = sm.start()
+        _ = sm.lookupCompleted(.found(meta, generations: generations))
+        guard case .respond(let plan) = sm.originFailed(OriginError(kind: .unreachable, origin: "api", reason: "refused")) else { return }
+        #expect(plan.source == .trove(status: 502, message: "origin 'api' is unreachable: refused"))
+        var strict = machine("/strict/1")
+        _ = strict.start()
+        _ = strict.lookupCompleted(.notFound(generations: [0, 0, 0]))
+        #expect(strict.originBusy(retryAfter: 4, reason: "origin 'api' is at its limit") == .respond(.init(
+            source: .trove(status: 503, message: "origin 'api' is at its limit"), cacheStatus: nil, age: nil, omitBody: false,
+            retryAfter: 4)))
+    }
+
+    /// A purged entry is never served, not even when the origin fails.
+    @Test func purgedEntriesAreNotServedStale() throws {
+        let meta = try stored("/events/1")
+        clock.advance(by: .seconds(120))
+        var sm = machine("/events/1")
+        _ = sm.start()
+        _ = sm.lookupCompleted(.found(meta, generations: [0, 0, 0, 1]))
+        guard case .respond(let plan) = sm.originFailed(OriginError(kind: .unreachable, origin: "api", reason: "refused")) else { return }
+        #expect(plan.source == .trove(status: 502, message: "origin 'api' is unreachable: refused"))
+    }
+
+    /// A request that waited for another's fetch answers with its entry (collapsed), fetches alone when it was
+    /// released, or reports the origin's failure.
+    @Test func coalesced() throws {
+        let meta = try stored("/events/2")
+        var waiter = machine("/events/2")
+        _ = waiter.start()
+        _ = waiter.lookupCompleted(.notFound(generations: generations))
+        #expect(waiter.coalesced(.entry(meta)) == .respond(.init(
+            source: .entry, cacheStatus: CacheStatus(outcome: .hit, hit: true, ttl: 60, collapsed: true), age: 0, omitBody: false)))
+        var released = machine("/events/2")
+        _ = released.start()
+        _ = released.lookupCompleted(.notFound(generations: generations))
+        #expect(released.coalesced(.released) == .fetch(.init(method: "GET", sendsBody: false, forStorage: true, coalesce: false)))
+        guard case .store = released.originResponded(status: 200, headers: [], bodyLength: 2) else {
+            Issue.record("a released waiter still stores what it fetches"); return
+        }
+        var failed = machine("/events/2")
+        _ = failed.start()
+        _ = failed.lookupCompleted(.notFound(generations: generations))
+        guard case .respond(let plan) = failed.coalesced(.failed(OriginError(kind: .timeout, origin: "api", reason: "10s"))) else { return }
+        #expect(plan.source == .trove(status: 504, message: "origin 'api' did not answer in time: 10s"))
+    }
+
+    /// Stale and error windows are part of how long purge counters must live.
+    @Test func counterLifetimeCoversTheErrorWindow() {
+        #expect(Self.rules.counterLifetime == 2 * (60_000 + 3_600_000 + 10_000 + 6000))
+    }
+}
