@@ -28,6 +28,8 @@ public struct Explanation: Sendable, Codable, Equatable {
     public var key: String?
     public var ttl: [StatusTTL]?
     public var stale: String?
+    /// How long past its TTL the entry answers when the origin fails.
+    public var staleIfError: String?
     public var tags: [String]?
     public var maxBody: String?
     /// `shared`, `per-user` or `anonymous`.
@@ -52,6 +54,7 @@ public struct Explanation: Sendable, Codable, Equatable {
                 StatusTTL(status: $0.status, ttl: Units.format($0.ttl), seconds: $0.ttl.seconds)
             }
             stale = Units.format(cache.policy.stale)
+            staleIfError = Units.format(cache.policy.staleIfError)
             tags = cache.tags
             maxBody = Units.format(bytes: cache.policy.maxBodyBytes)
             if !cache.perUser.isEmpty {
@@ -113,7 +116,8 @@ public struct Explanation: Sendable, Codable, Equatable {
         if let ttl {
             lines.append(("fresh for", ttl.map { "\($0.ttl) (\($0.status))" }.joined(separator: ", ")))
         }
-        if let stale, stale != "0s" { lines.append(("stale", "\(stale) more (kept; serving it stale arrives with issue #5)")) }
+        if let stale, stale != "0s" { lines.append(("stale", "\(stale) more, served while one refresh runs")) }
+        if let staleIfError, staleIfError != "0s" { lines.append(("if error", "\(staleIfError) more, served when the origin fails")) }
         if let tags { lines.append(("tags", tags.isEmpty ? "none (purge by key or route)" : tags.joined(separator: ", "))) }
         if let maxBody { lines.append(("max body", "\(maxBody); bigger answers are passed through unstored")) }
         if let sharing { lines.append(("users", sharing)) }

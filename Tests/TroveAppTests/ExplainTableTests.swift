@@ -125,13 +125,14 @@ private let cases: [ExplainCase] = [
             environment: Repository.environment)
         #expect(outcome.output == """
             request    GET /api/v1/events/42
-            route      event-detail (line 61: GET /api/v1/events/{id})
+            route      event-detail (line 73: GET /api/v1/events/{id})
             origin     events-api → http://127.0.0.1:8000/api/v1/events/42
             decision   CACHE
             why        route 'event-detail' caches answers to requests without credentials, and this one carries none
             key        events:full:42
             fresh for  10m (200), 30s (404)
-            stale      1m more (kept; serving it stale arrives with issue #5)
+            stale      1m more, served while one refresh runs
+            if error   1d more, served when the origin fails
             tags       events, event:42
             max body   2 MiB; bigger answers are passed through unstored
             users      anonymous
