@@ -25,7 +25,7 @@ struct DemoOriginCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where to listen.", valueName: "host:port"))
     var listen: String = "127.0.0.1:8000"
 
-    @Option(help: ArgumentHelp("How long every answer takes: 200ms, 3s.", valueName: "duration"))
+    @Option(help: ArgumentHelp("How long every answer takes: 200ms, 3s, or a range such as 2s..3s.", valueName: "duration"))
     var delay: String = "300ms"
 
     @Option(help: "How many events the API starts with.")
@@ -41,13 +41,17 @@ struct DemoOriginCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let address = ListenAddress(parsing: listen) else { throw ValidationError("'\(listen)' is not host:port") }
-        guard let wait = Units.parseDuration(delay) else { throw ValidationError("'\(delay)' is not a duration such as 300ms") }
+        let bounds = delay.components(separatedBy: "..").map { Units.parseDuration($0) }
+        guard (1...2).contains(bounds.count), let wait = bounds.first ?? nil, let longest = bounds.last ?? nil, longest >= wait else {
+            throw ValidationError("'\(delay)' is not a duration such as 300ms, or a range such as 2s..3s")
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let origin = try await DemoOrigin.start(
-            .init(host: address.host, port: address.port, delay: wait, events: events, rateLimit: rate.map { ($0, burst) }),
+            .init(host: address.host, port: address.port, delay: wait, jitter: longest - wait, events: events,
+                rateLimit: rate.map { ($0, burst) }),
             group: group)
         FileHandle.standardOutput.write(Data(
-            "demo origin on http://\(address.host):\(origin.port) (every answer takes \(Units.format(wait)); stats at /__stats)\n".utf8))
+            "demo origin on http://\(address.host):\(origin.port) (every answer takes \(wait == longest ? Units.format(wait) : "\(Units.format(wait)) to \(Units.format(longest))"); stats at /__stats)\n".utf8))
         let logger = Logger(label: "trove-demo-origin")
         let services = ServiceGroup(
             services: [ShutdownService {

@@ -36,7 +36,27 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "duration"))
     var drain: String = "10s"
 
+    @Option(help: ArgumentHelp("Listen here instead of the rules' `listen` (e.g. 0.0.0.0:8080 in a container).", valueName: "host:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Serve the admin API here instead of the rules' `admin.listen`.", valueName: "host:port"))
+    var adminListen: String?
+
+    @Option(help: ArgumentHelp("Use this Redis instead of the rules' `store.redis`.", valueName: "redis://host:port/db"))
+    var redis: String?
+
     func validate() throws {
+        for (name, value) in [("--listen", listen), ("--admin-listen", adminListen)] {
+            if let value, ListenAddress(parsing: value) == nil {
+                throw ValidationError("\(name) '\(value)' is not host:port, e.g. 0.0.0.0:8080")
+            }
+        }
+        if let redis, case .failure(let error) = RedisEndpoint.parse(redis) {
+            throw ValidationError("--redis: \(error.message)")
+        }
+        if redis != nil && memory {
+            throw ValidationError("say --redis or --memory, not both")
+        }
         guard Units.parseDuration(drain) != nil else {
             throw ValidationError("'\(drain)' is not a duration; write it like 10s or 500ms")
         }
@@ -55,7 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "trove")
         let rules: RuleSet
         do {
-            rules = try RulesLoader.load(path: options.config)
+            rules = try overridden(RulesLoader.load(path: options.config))
         } catch {
             print(RulesReport.rejection(error, path: options.config))
             throw ExitCode.failure
@@ -65,8 +85,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let application: TroveApplication
         do {
-            application = try await TroveApplication.start(
-                rules: rules, options: TroveApplication.Options(forceMemoryStore: memory, logger: logger, rulesPath: options.config))
+            var settings = TroveApplication.Options(forceMemoryStore: memory, logger: logger, rulesPath: options.config)
+            let command = self
+            settings.adjust = { command.overridden($0) }
+            application = try await TroveApplication.start(rules: rules, options: settings)
         } catch let error as TroveApplication.StartError {
             FileHandle.standardError.write(Data("trove: \(error)\n".utf8))
             throw ExitCode.failure
@@ -88,6 +110,13 @@ struct ServeCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         logger.info("stopped")
+    }
+
+    /// The rules with the command line's --listen, --admin-listen, --redis and --memory applied.
+    func overridden(_ rules: RuleSet) -> RuleSet {
+        rules.overriding(
+            listen: listen.flatMap(ListenAddress.init(parsing:)), admin: adminListen.flatMap(ListenAddress.init(parsing:)),
+            redis: redis.flatMap { try? RedisEndpoint.parse($0).get() }, memory: memory)
     }
 
     static func banner(_ rules: RuleSet, application: TroveApplication, memory: Bool) -> String {

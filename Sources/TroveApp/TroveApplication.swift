@@ -24,6 +24,8 @@ public final class TroveApplication: Sendable {
         public var rulesPath: String?
         /// The environment `{env: NAME}` values are read from on reload (the process's when nil).
         public var environment: [String: String]?
+        /// Applied to the rules read on reload, as to those read at start (command-line overrides).
+        public var adjust: @Sendable (RuleSet) -> RuleSet = { $0 }
 
         public init(
             forceMemoryStore: Bool = false, clock: any TroveClock = SystemClock(), logger: Logger = Logger(label: "trove"),
@@ -161,7 +163,7 @@ public final class TroveApplication: Sendable {
         let current = state.current.rules
         let rules: RuleSet
         do {
-            rules = try RulesLoader.load(path: path, environment: options.environment)
+            rules = options.adjust(try RulesLoader.load(path: path, environment: options.environment))
         } catch {
             options.logger.error("reload refused: the rules file has errors; the rules in force stay",
                 metadata: ["rules.file": "\(path)", "rules.errors": "\(error.errors.count)"])

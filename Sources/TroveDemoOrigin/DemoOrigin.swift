@@ -21,6 +21,8 @@ internal import Synchronization
 /// | `GET /__close` | closes the connection without answering |
 /// | `GET /__stats`, `GET /__count?target=`, `POST /__reset` | what was served; reset the counts |
 /// | `POST /__break?status=503`, `POST /__heal` | answer every request with that status from now on; stop |
+/// | `/api/categories/…`, `/api/products/…`, `/api/variants/…` | a Django REST catalog (`DemoCatalog`) |
+/// | `/api/areas/{kind}`, `/api/property-types`, `/api/property/valuation` | a Flask property API |
 ///
 /// Every answer except `/__*` waits `delay` first; a request can ask for another delay with the
 /// `X-Origin-Delay-Ms` header or the `delay_ms` query parameter. With a `rateLimit`, it behaves like
@@ -30,18 +32,21 @@ public final class DemoOrigin: Sendable {
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
+        /// Every answer waits `delay`, plus a random part of `jitter` (uniformly drawn).
         public var delay: Duration
+        public var jitter: Duration
         public var events: Int
         /// Requests per second and bucket size of a Shopify-like leaky bucket; nil for no limit.
         public var rateLimit: (perSecond: Double, burst: Int)?
 
         public init(
-            host: String = "127.0.0.1", port: Int = 0, delay: Duration = .zero, events: Int = 60,
+            host: String = "127.0.0.1", port: Int = 0, delay: Duration = .zero, jitter: Duration = .zero, events: Int = 60,
             rateLimit: (perSecond: Double, burst: Int)? = nil
         ) {
             self.host = host
             self.port = port
             self.delay = delay
+            self.jitter = jitter
             self.events = events
             self.rateLimit = rateLimit
         }
@@ -80,7 +85,7 @@ public final class DemoOrigin: Sendable {
     public static func start(_ configuration: Configuration, group: any EventLoopGroup) async throws -> DemoOrigin {
         let stats = DemoOriginStats()
         let data = DemoData(events: configuration.events, rateLimit: configuration.rateLimit)
-        let delay = configuration.delay
+        let delay = configuration.delay...(configuration.delay + configuration.jitter)
         let connections = Connections()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)

@@ -114,13 +114,13 @@ final class DemoOriginHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let delay: Duration
+    private let delay: ClosedRange<Duration>
     private let stats: DemoOriginStats
     private let data: DemoData
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
 
-    init(delay: Duration, stats: DemoOriginStats, data: DemoData) {
+    init(delay: ClosedRange<Duration>, stats: DemoOriginStats, data: DemoData) {
         self.delay = delay
         self.stats = stats
         self.data = data
@@ -167,7 +167,9 @@ final class DemoOriginHandler: ChannelInboundHandler {
             answer = json(.tooManyRequests, ["errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."])
             answer.headers.append(("Retry-After", "1"))
         }
-        var wait = delay
+        var wait = delay.lowerBound == delay.upperBound
+            ? delay.lowerBound
+            : .nanoseconds(Int64.random(in: delay.lowerBound.nanoseconds...delay.upperBound.nanoseconds))
         if let override = head.headers.first(name: "X-Origin-Delay-Ms").flatMap(Int.init) ?? query["delay_ms"].flatMap(Int.init) {
             wait = .milliseconds(override)
         }
@@ -238,6 +240,10 @@ final class DemoOriginHandler: ChannelInboundHandler {
         }
         if segments.first == "respond" && isRead {
             return respond(to: head, query: query)
+        }
+        if let (status, object) = DemoCatalog.answer(method: method.rawValue, segments: segments, query: query, user: user) {
+            if status == 204 { return Answer(status: .noContent, headers: [], body: ByteBuffer()) }
+            return json(HTTPResponseStatus(statusCode: status), object)
         }
         return json(.notFound, ["error": "no such endpoint: \(method.rawValue) \(path)"])
     }
@@ -313,5 +319,11 @@ final class DemoOriginHandler: ChannelInboundHandler {
     private func json(_ status: HTTPResponseStatus, _ object: Any) -> Answer {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Answer(status: status, body: ByteBuffer(bytes: data))
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }

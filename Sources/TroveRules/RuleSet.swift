@@ -25,6 +25,30 @@ public struct RuleSet: Sendable {
     /// Environment variables the file reads that are not set; `trove serve` refuses to start until they are.
     public let missingEnvironment: [String]
 
+    /// The same rules with where to listen, and which Redis to use, replaced (from command-line options).
+    /// `redis` "memory" drops `store.redis`.
+    public func overriding(listen: ListenAddress? = nil, admin: ListenAddress? = nil, redis: RedisEndpoint? = nil, memory: Bool = false) -> RuleSet {
+        var store = self.store
+        if memory {
+            store = StoreSettings(redis: nil, namespace: store.namespace, memoryBytes: store.memoryBytes, maxKeyLength: store.maxKeyLength)
+        } else if let redis {
+            let current = store.redis
+            store = StoreSettings(
+                redis: RedisSettings(url: .literal(redis.description), endpoint: redis,
+                    connectTimeout: current?.connectTimeout ?? .seconds(1), commandTimeout: current?.commandTimeout ?? .milliseconds(250)),
+                namespace: store.namespace, memoryBytes: store.memoryBytes, maxKeyLength: store.maxKeyLength)
+        }
+        // Variables only the replaced settings read are no longer needed.
+        var missing = missingEnvironment
+        if memory || redis != nil, let variable = self.store.redis?.url.environmentVariable { missing.removeAll { $0 == variable } }
+        return RuleSet(
+            file: file, fingerprint: fingerprint, listen: listen ?? self.listen,
+            admin: AdminSettings(listen: admin ?? self.admin.listen, token: self.admin.token,
+                allowUnauthenticated: self.admin.allowUnauthenticated),
+            store: store, origins: origins, defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched,
+            warnings: warnings, missingEnvironment: missing)
+    }
+
     public func origin(named name: String) -> Origin? {
         origins.first { $0.name == name }
     }
