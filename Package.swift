@@ -18,6 +18,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "trove", targets: ["trove"]),
+        .executable(name: "trove-loadtest", targets: ["trove-loadtest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries. Each is imported by exactly one Swift target.
@@ -128,11 +130,40 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Test support: a manual clock, a redis-server on a free port (failing loudly when there is none), an
-        // HTTP client, scripted fakes.
+        // Fixtures for tests and load tests: processes (posix_spawn), a redis-server on a free port (failing
+        // loudly when there is none), blocking sockets, waiting on conditions. Nothing of Trove's.
+        .target(
+            name: "TroveFixtures",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        // Test support: a manual clock and a scripted origin, the in-memory twins of Trove's clock and origin.
         .target(
             name: "TroveTestSupport",
-            dependencies: ["TroveCore", "TroveRules", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["TroveCore", "TroveRules", "TroveFixtures", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // The load-test tool: runs a scenario straight at the origin and through Trove, and reports both.
+        // A black box: it starts `trove` and the demo origin as processes and talks HTTP to them.
+        .target(
+            name: "TroveLoadTest",
+            dependencies: [
+                "TroveFixtures",
+                "TroveRules",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "trove-loadtest",
+            dependencies: [
+                "TroveLoadTest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -148,6 +179,7 @@ let package = Package(
         .testTarget(
             name: "TroveRedisTests",
             dependencies: [
+                "TroveFixtures",
                 "TroveRedis",
                 "TroveTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -158,6 +190,7 @@ let package = Package(
         .testTarget(
             name: "TroveCurlTests",
             dependencies: [
+                "TroveFixtures",
                 "TroveCurl",
                 "TroveDemoOrigin",
                 "TroveTestSupport",
@@ -179,6 +212,7 @@ let package = Package(
         .testTarget(
             name: "TroveIntegrationTests",
             dependencies: [
+                "TroveFixtures",
                 "TroveApp",
                 "TroveCore",
                 "TroveRules",
@@ -191,9 +225,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The load-test tool: scenarios, the request mix, the generator and the report; and the whole tool end
+        // to end with `trove` and redis-server as processes.
+        .testTarget(
+            name: "TroveLoadTestTests",
+            dependencies: [
+                "TroveLoadTest",
+                "TroveFixtures",
+                "TroveDemoOrigin",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TroveAppTests",
-            dependencies: ["TroveApp", "TroveRules"],
+            dependencies: ["TroveApp", "TroveRules", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
     ]

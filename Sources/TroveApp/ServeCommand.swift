@@ -45,7 +45,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Use this Redis instead of the rules' `store.redis`.", valueName: "redis://host:port/db"))
     var redis: String?
 
+    @Option(
+        name: .customLong("origin"),
+        help: ArgumentHelp(
+            "Send an origin's requests to another URL, keeping its headers, timeouts and limits (repeatable).",
+            valueName: "name=http://host:port"))
+    var originOverrides: [String] = []
+
     func validate() throws {
+        _ = try originAddresses()
         for (name, value) in [("--listen", listen), ("--admin-listen", adminListen)] {
             if let value, ListenAddress(parsing: value) == nil {
                 throw ValidationError("\(name) '\(value)' is not host:port, e.g. 0.0.0.0:8080")
@@ -80,6 +88,11 @@ struct ServeCommand: AsyncParsableCommand {
             print(RulesReport.rejection(error, path: options.config))
             throw ExitCode.failure
         }
+        if let unknown = try originAddresses().keys.sorted().first(where: { rules.origin(named: $0) == nil }) {
+            FileHandle.standardError.write(Data(
+                "trove: --origin \(unknown)=…: \(options.config) has no origin named '\(unknown)'; it has \(rules.origins.map(\.name).joined(separator: ", "))\n".utf8))
+            throw ExitCode.failure
+        }
         for warning in rules.warnings where !(memory && warning.field == "store.redis") {
             FileHandle.standardError.write(Data("\(warning)\n".utf8))
         }
@@ -112,11 +125,27 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("stopped")
     }
 
-    /// The rules with the command line's --listen, --admin-listen, --redis and --memory applied.
+    /// The rules with the command line's --listen, --admin-listen, --redis, --memory and --origin applied.
+    /// (`validate()` has checked the --origin options.)
     func overridden(_ rules: RuleSet) -> RuleSet {
         rules.overriding(
             listen: listen.flatMap(ListenAddress.init(parsing:)), admin: adminListen.flatMap(ListenAddress.init(parsing:)),
-            redis: redis.flatMap { try? RedisEndpoint.parse($0).get() }, memory: memory)
+            redis: redis.flatMap { try? RedisEndpoint.parse($0).get() }, memory: memory, origins: (try? originAddresses()) ?? [:])
+    }
+
+    /// `--origin name=url` options, parsed.
+    func originAddresses() throws -> [String: OriginAddress] {
+        var addresses: [String: OriginAddress] = [:]
+        for text in originOverrides {
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                throw ValidationError("--origin '\(text)' is not name=URL, e.g. --origin events-api=http://127.0.0.1:8001")
+            }
+            switch OriginAddress.parse(String(text[text.index(after: equals)...])) {
+            case .success(let address): addresses[String(text[..<equals])] = address
+            case .failure(let problem): throw ValidationError("--origin \(text): \(problem.message)")
+            }
+        }
+        return addresses
     }
 
     static func banner(_ rules: RuleSet, application: TroveApplication, memory: Bool) -> String {

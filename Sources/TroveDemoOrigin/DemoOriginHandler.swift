@@ -159,15 +159,20 @@ final class DemoOriginHandler: ChannelInboundHandler {
             return
         }
         stats.started(method: head.method.rawValue, target: head.uri)
-        var answer = self.answer(head: head, path: path, query: query, body: body)
+        // A request that is refused changes nothing, and a rate-limited one is refused at once, as Shopify does.
+        var answer: Answer
+        var limited = false
         if let status = data.broken {
             answer = json(HTTPResponseStatus(statusCode: status), ["error": "the demo origin was broken on purpose (POST /__heal)"])
             if status == 429 || status == 503 { answer.headers.append(("Retry-After", "2")) }
         } else if !data.admit() {
             answer = json(.tooManyRequests, ["errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."])
             answer.headers.append(("Retry-After", "1"))
+            limited = true
+        } else {
+            answer = self.answer(head: head, path: path, query: query, body: body)
         }
-        var wait = delay.lowerBound == delay.upperBound
+        var wait = limited ? .zero : delay.lowerBound == delay.upperBound
             ? delay.lowerBound
             : .nanoseconds(Int64.random(in: delay.lowerBound.nanoseconds...delay.upperBound.nanoseconds))
         if let override = head.headers.first(name: "X-Origin-Delay-Ms").flatMap(Int.init) ?? query["delay_ms"].flatMap(Int.init) {

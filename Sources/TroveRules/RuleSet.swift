@@ -1,3 +1,5 @@
+internal import Foundation
+
 /// A validated, immutable rules file: listeners, store, origins and routes, ready to answer "what should
 /// happen to this request?" (`plan(for:)`).
 ///
@@ -25,9 +27,13 @@ public struct RuleSet: Sendable {
     /// Environment variables the file reads that are not set; `trove serve` refuses to start until they are.
     public let missingEnvironment: [String]
 
-    /// The same rules with where to listen, and which Redis to use, replaced (from command-line options).
-    /// `redis` "memory" drops `store.redis`.
-    public func overriding(listen: ListenAddress? = nil, admin: ListenAddress? = nil, redis: RedisEndpoint? = nil, memory: Bool = false) -> RuleSet {
+    /// The same rules with where to listen, which Redis to use and where origins are replaced (from
+    /// command-line options). `memory` drops `store.redis`; `origins` maps origin names to new addresses and
+    /// keeps everything else about them (headers, timeouts, limits).
+    public func overriding(
+        listen: ListenAddress? = nil, admin: ListenAddress? = nil, redis: RedisEndpoint? = nil, memory: Bool = false,
+        origins addresses: [String: OriginAddress] = [:]
+    ) -> RuleSet {
         var store = self.store
         if memory {
             store = StoreSettings(redis: nil, namespace: store.namespace, memoryBytes: store.memoryBytes, maxKeyLength: store.maxKeyLength)
@@ -45,7 +51,9 @@ public struct RuleSet: Sendable {
             file: file, fingerprint: fingerprint, listen: listen ?? self.listen,
             admin: AdminSettings(listen: admin ?? self.admin.listen, token: self.admin.token,
                 allowUnauthenticated: self.admin.allowUnauthenticated),
-            store: store, origins: origins, defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched,
+            store: store,
+            origins: origins.map { origin in addresses[origin.name].map { origin.moved(to: $0) } ?? origin },
+            defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched,
             warnings: warnings, missingEnvironment: missing)
     }
 
@@ -228,6 +236,41 @@ public struct RedisURLError: Error, Sendable {
     public let message: String
 }
 
+/// Where an origin is: scheme, host, port and base path, parsed from its URL.
+public struct OriginAddress: Sendable, Equatable {
+    public let scheme: String
+    public let host: String
+    public let port: Int
+    /// Never ends with `/`; empty for none.
+    public let basePath: String
+
+    /// Parses `http(s)://host[:port][/base]`; the error says what is wrong. `credentialsVariable` is the
+    /// environment variable suggested when the URL holds credentials.
+    public static func parse(_ text: String, credentialsVariable: String = "ORIGIN_AUTHORIZATION") -> Result<OriginAddress, OriginURLError> {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else {
+            return .failure(OriginURLError(message: "'\(text)' is not an http:// or https:// URL with a host"))
+        }
+        if components.query != nil || components.fragment != nil {
+            return .failure(OriginURLError(message: "the origin URL must not have a query or fragment; Trove forwards the client's"))
+        }
+        if components.user != nil || components.password != nil {
+            return .failure(OriginURLError(
+                message: "credentials must not be written in the URL; send them with headers: {Authorization: {env: \(credentialsVariable)}}"))
+        }
+        var basePath = components.percentEncodedPath
+        while basePath.hasSuffix("/") { basePath.removeLast() }
+        return .success(OriginAddress(
+            scheme: scheme, host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host,
+            port: components.port ?? (scheme == "https" ? 443 : 80), basePath: basePath))
+    }
+}
+
+public struct OriginURLError: Error, Sendable {
+    public let message: String
+}
+
 /// An HTTP service Trove forwards to.
 public struct Origin: Sendable {
     public let name: String
@@ -252,6 +295,13 @@ public struct Origin: Sendable {
         let defaultPort = scheme == "https" ? 443 : 80
         let portText = port == defaultPort ? "" : ":\(port)"
         return "\(scheme)://\(host.contains(":") ? "[\(host)]" : host)\(portText)\(basePath)"
+    }
+
+    /// The same origin at another address.
+    func moved(to address: OriginAddress) -> Origin {
+        Origin(
+            name: name, scheme: address.scheme, host: address.host, port: address.port, basePath: address.basePath,
+            connectTimeout: connectTimeout, timeout: timeout, headers: headers, preserveHost: preserveHost, protection: protection)
     }
 
     /// The origin's value for the `Host` header.

@@ -332,23 +332,14 @@ public enum RulesLoader {
             return nil
         }
         guard let urlText = reader.string(urlNode, field: "\(path).url") else { return nil }
-        guard let components = URLComponents(string: urlText), let scheme = components.scheme?.lowercased(),
-            scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
-        else {
-            reader.error("'\(urlText)' is not an http:// or https:// URL with a host", at: urlNode, field: "\(path).url")
+        let address: OriginAddress
+        switch OriginAddress.parse(urlText, credentialsVariable: "\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_AUTHORIZATION") {
+        case .success(let parsed):
+            address = parsed
+        case .failure(let problem):
+            reader.error(problem.message, at: urlNode, field: "\(path).url")
             return nil
         }
-        if components.query != nil || components.fragment != nil {
-            reader.error("the origin URL must not have a query or fragment; Trove forwards the client's", at: urlNode,
-                field: "\(path).url")
-        }
-        if components.user != nil || components.password != nil {
-            reader.error("credentials must not be written in the URL; send them with headers: "
-                + "{Authorization: {env: \(name.uppercased().replacingOccurrences(of: "-", with: "_"))_AUTHORIZATION}}",
-                at: urlNode, field: "\(path).url")
-        }
-        var basePath = components.percentEncodedPath
-        while basePath.hasSuffix("/") { basePath.removeLast() }
 
         let connectTimeout = fields["connect_timeout"].flatMap {
             reader.duration($0, field: "\(path).connect_timeout", maximum: .seconds(300))
@@ -385,11 +376,9 @@ public enum RulesLoader {
             }
         }
         let preserveHost = fields["preserve_host"].flatMap { reader.bool($0, field: "\(path).preserve_host") } ?? false
-        let port = components.port ?? (scheme == "https" ? 443 : 80)
-        let bareHost = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
         let protection = readProtection(fields, path: path, timeout: timeout, reader: &reader)
         return Origin(
-            name: name, scheme: scheme, host: bareHost, port: port, basePath: basePath,
+            name: name, scheme: address.scheme, host: address.host, port: address.port, basePath: address.basePath,
             connectTimeout: connectTimeout, timeout: timeout, headers: headers, preserveHost: preserveHost,
             protection: protection)
     }

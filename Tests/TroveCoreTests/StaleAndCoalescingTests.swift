@@ -1,6 +1,7 @@
 import Testing
 @testable import TroveCore
 import TroveRules
+import TroveFixtures
 import TroveTestSupport
 
 /// Transcripts of stale-while-revalidate, stale-if-error, origin limits and coalescing.

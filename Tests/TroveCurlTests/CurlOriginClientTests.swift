@@ -5,6 +5,7 @@ import Testing
 import TroveCore
 import TroveCurl
 import TroveDemoOrigin
+import TroveFixtures
 import TroveTestSupport
 
 /// The libcurl origin client against a real HTTP origin (the demo origin) on a free port.

@@ -3,6 +3,7 @@ import Testing
 import TroveApp
 import TroveCore
 import TroveDemoOrigin
+import TroveFixtures
 import TroveTestSupport
 
 /// What clients see when parts fail: Redis, the origin, the request itself.

@@ -3,6 +3,7 @@ import Testing
 import TroveApp
 import TroveCore
 import TroveDemoOrigin
+import TroveFixtures
 import TroveTestSupport
 
 /// Reload, drain, and Redis failing under load.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TroveCore
 import TroveDemoOrigin
+import TroveFixtures
 import TroveTestSupport
 
 /// `trove serve` as its own process, driven with signals: SIGHUP reloads, SIGTERM drains.

@@ -3,6 +3,7 @@ import Testing
 import TroveApp
 import TroveCore
 import TroveDemoOrigin
+import TroveFixtures
 import TroveTestSupport
 
 /// Read-through, purges and sharing, with a real origin and (where `redis` is true) a real redis-server.

@@ -3,6 +3,7 @@ import Testing
 import TroveApp
 import TroveCore
 import TroveDemoOrigin
+import TroveFixtures
 import TroveTestSupport
 
 /// Protecting a slow, fragile origin: coalescing, stale answers, origin limits.

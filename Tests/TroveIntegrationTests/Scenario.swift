@@ -8,6 +8,7 @@ import TroveCore
 import TroveCurl
 import TroveDemoOrigin
 import TroveRules
+import TroveFixtures
 import TroveTestSupport
 
 /// One integration scenario: a real redis-server (or the memory store), the demo origin on a free port, a

@@ -4,6 +4,7 @@ import NIOPosix
 import Testing
 import TroveCore
 import TroveRules
+import TroveFixtures
 import TroveTestSupport
 @testable import TroveRedis
 

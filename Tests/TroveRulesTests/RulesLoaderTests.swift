@@ -275,6 +275,48 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
         ])
     }
 
+    /// `trove serve --listen/--admin-listen/--redis/--memory/--origin` replace those settings and keep the rest.
+    @Test func commandLineOverrides() throws {
+        let rules = try load("""
+            version: 1
+            admin: {listen: 127.0.0.1:9090, token: {env: TROVE_ADMIN_TOKEN}}
+            store: {redis: {env: REDIS_URL}, namespace: shop}
+            origins:
+              api:
+                url: https://api.example.com/v2
+                timeout: 7s
+                headers: {X-Api-Key: {env: API_KEY}}
+                rate: 2/s
+              other:
+                url: http://127.0.0.1:8001
+            defaults: {origin: api}
+            routes: [{name: all, match: ANY /**, pass: true}]
+            """, environment: ["TROVE_ADMIN_TOKEN": "t", "API_KEY": "k"])
+        #expect(rules.missingEnvironment == ["REDIS_URL"])
+        let address = try OriginAddress.parse("http://127.0.0.1:18080/base/").get()
+        #expect(address == OriginAddress(scheme: "http", host: "127.0.0.1", port: 18080, basePath: "/base"))
+        let moved = rules.overriding(
+            listen: ListenAddress(parsing: "127.0.0.1:1"), admin: ListenAddress(parsing: "127.0.0.1:2"),
+            redis: try RedisEndpoint.parse("redis://127.0.0.1:3/4").get(), origins: ["api": address])
+        #expect(moved.listen.port == 1)
+        #expect(moved.admin.listen.port == 2)
+        #expect(moved.store.redis?.endpoint?.port == 3)
+        #expect(moved.store.namespace == "shop")
+        #expect(moved.missingEnvironment.isEmpty, "REDIS_URL is no longer read")
+        let api = try #require(moved.origin(named: "api"))
+        #expect(api.url == "http://127.0.0.1:18080/base")
+        #expect(api.timeout == .seconds(7))
+        #expect(api.headers.map(\.name) == ["X-Api-Key"])
+        #expect(api.protection.rate == 2)
+        #expect(moved.origin(named: "other")?.url == "http://127.0.0.1:8001", "an origin not named stays where it was")
+        #expect(rules.overriding(memory: true).store.redis == nil)
+        guard case .failure(let problem) = OriginAddress.parse("127.0.0.1:8000") else {
+            Issue.record("a URL without a scheme was accepted")
+            return
+        }
+        #expect(problem.message == "'127.0.0.1:8000' is not an http:// or https:// URL with a host")
+    }
+
     /// Tokens are read from the environment, never written in the file.
     @Test func originSecretsMustComeFromTheEnvironment() {
         let found = rejection("""

@@ -4,12 +4,16 @@ public import Glibc
 public import Darwin
 #endif
 
+import Synchronization
+
 /// A process a test starts and stops: `posix_spawn` and `waitpid`, nothing else.
 ///
 /// Foundation's `Process.waitUntilExit()` spins in a run loop when it is called from another thread than the
 /// one that launched the process (as Swift concurrency does), so fixtures use this instead.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
+    /// The exit status once the process has been reaped: it can be reaped only once.
+    private let reaped = Mutex<Int32?>(nil)
 
     /// Starts `executable` with `arguments`; its output goes to /dev/null unless `inheritOutput`, or to
     /// `outputFile`. `environment` adds to (or replaces) the test process's variables.
@@ -59,9 +63,9 @@ public final class ChildProcess: Sendable {
 
     /// Sends `signal` and waits until the process has exited.
     public func stop(signal: Int32 = SIGTERM) {
+        guard exitStatus == nil else { return }
         kill(pid, signal)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        _ = waitForExit()
     }
 
     /// Sends a signal without waiting.
@@ -71,9 +75,26 @@ public final class ChildProcess: Sendable {
 
     /// Waits for the process to exit and returns its exit status (or 128 + the signal that killed it).
     public func waitForExit() -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let signal = status & 0x7F
-        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+        reap(blocking: true) ?? -1
+    }
+
+    /// The exit status if the process has exited, nil while it runs; never blocks.
+    public var exitStatus: Int32? {
+        reap(blocking: false)
+    }
+
+    private func reap(blocking: Bool) -> Int32? {
+        reaped.withLock { reaped in
+            if let reaped { return reaped }
+            var status: Int32 = 0
+            var result: pid_t
+            repeat {
+                result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+            } while result == -1 && errno == EINTR
+            guard result == pid else { return nil }
+            let signal = status & 0x7F
+            reaped = signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+            return reaped
+        }
     }
 }

@@ -38,7 +38,7 @@ public final class RedisServer: Sendable {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         throw TestSupportError(
-            "redis-server is not installed, and this test needs a real Redis: run scripts/install-deps.sh "
+            "redis-server is not installed, and this needs a real Redis: run scripts/install-deps.sh "
                 + "(or `apt-get install redis-server`). Tests that need Redis fail instead of skipping.")
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// Small blocking socket helpers for test fixtures (never used by Trove itself).
 public enum Sockets {
@@ -73,5 +74,43 @@ public struct TestSupportError: Error, CustomStringConvertible {
 
     public init(_ description: String) {
         self.description = description
+    }
+}
+
+/// An HTTP answer read whole by `Sockets.http`.
+public struct HTTPReply: Sendable {
+    public let status: Int
+    /// Header names lower-cased.
+    public let headers: [String: String]
+    public let body: String
+}
+
+extension Sockets {
+    /// One HTTP/1.1 request to 127.0.0.1:`port` on a connection of its own (`Connection: close`), read until
+    /// the server closes it. For fixtures and tools, not for load.
+    public static func http(
+        port: Int, method: String = "GET", path: String, headers: [(String, String)] = [], body: String? = nil,
+        timeout: Int = 10
+    ) throws -> HTTPReply {
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        if let body { request += "Content-Length: \(body.utf8.count)\r\n" }
+        request += "\r\n" + (body ?? "")
+        let bytes = try exchangeUntilClosed(port: port, request: Array(request.utf8), timeout: timeout)
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else {
+            throw TestSupportError("127.0.0.1:\(port) answered \(method) \(path) with no whole HTTP head")
+        }
+        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let statusParts = lines.first?.split(separator: " ") ?? []
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else {
+            throw TestSupportError("127.0.0.1:\(port) answered \(method) \(path) with '\(lines.first ?? "")'")
+        }
+        var fields: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return HTTPReply(status: status, headers: fields, body: String(text[split.upperBound...]))
     }
 }
