@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# start-trove.sh NAME PORT ADMIN_PORT redis|memory
+# Start `trove serve` (trove-peers.yaml) in the background in front of the origin; pid in $WORKDIR/NAME.pid.
+# TROVE_BIN (default: .build/release/trove of this repository) is the binary.
+set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/common.sh"
+name=${1:?name}; port=${2:?port}; admin=${3:?admin port}; store=${4:?redis or memory}
+TROVE_BIN=${TROVE_BIN:-$PEERS_DIR/../../.build/release/trove}
+[ -x "$TROVE_BIN" ] || die "$TROVE_BIN is missing: build it with 'swift build -c release'"
+pid_alive "$name" && die "$name already running (pid $(cat "$WORKDIR/$name.pid")); run stop.sh $name"
+mkdir -p "$WORKDIR"
+case $store in
+    redis) store_args=(--redis "redis://$REDIS_HOST:$REDIS_PORT/1") ;;
+    memory) store_args=(--memory) ;;
+    *) die "store must be redis or memory, not '$store'" ;;
+esac
+nohup "$TROVE_BIN" serve --config "$PEERS_DIR/trove-peers.yaml" --listen "127.0.0.1:$port" \
+    --admin-listen "127.0.0.1:$admin" --origin "origin=http://$ORIGIN_HOST:$ORIGIN_PORT" "${store_args[@]}" \
+    --log-level warning >"$WORKDIR/$name.log" 2>&1 </dev/null &
+echo $! >"$WORKDIR/$name.pid"
+wait_http "http://127.0.0.1:$admin/readyz" 15 || { cat "$WORKDIR/$name.log" >&2; die "$name did not come up"; }
+log "$name up on 127.0.0.1:$port (pid $(cat "$WORKDIR/$name.pid"), $store store, admin on $admin)"
