@@ -191,6 +191,7 @@ let package = Package(
             name: "TroveCurlTests",
             dependencies: [
                 "TroveFixtures",
+                "TroveRules",
                 "TroveCurl",
                 "TroveDemoOrigin",
                 "TroveTestSupport",

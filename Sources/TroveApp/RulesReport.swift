@@ -128,9 +128,9 @@ enum RulesReport {
         guard method.allSatisfy({ $0.isASCII && $0.isLetter }) else {
             throw ExplainError(message: "'\(words[0])' is not an HTTP method")
         }
-        let parsedHeaders = headers.compactMap { item -> (name: String, value: String)? in
+        let parsedHeaders = headers.compactMap { item -> Header? in
             guard let colon = item.firstIndex(of: ":") else { return nil }
-            return (String(item[..<colon]).trimmingCharacters(in: .whitespaces),
+            return Header(String(item[..<colon]).trimmingCharacters(in: .whitespaces),
                 String(item[item.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
         }
         return RequestHead(method: method, target: target, headers: parsedHeaders)

@@ -1,3 +1,5 @@
+internal import TroveRules
+
 /// Writes and reads the bytes of a stored entry: a small binary head (`EntryMeta`) followed by the body.
 ///
 /// Layout, all integers big-endian:

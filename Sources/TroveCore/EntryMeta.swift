@@ -1,3 +1,5 @@
+public import TroveRules
+
 /// Everything about a stored answer except its body: what to answer with, when it was stored, until when it
 /// is fresh, and what it depends on for invalidation.
 ///
@@ -66,16 +68,8 @@ public struct EntryMeta: Sendable, Equatable {
     }
 }
 
-/// One HTTP header field.
-public struct Header: Sendable, Equatable {
-    public var name: String
-    public var value: String
-
-    public init(_ name: String, _ value: String) {
-        self.name = name
-        self.value = value
-    }
-}
+/// One HTTP header field (declared with the rules, which read request headers too).
+public typealias Header = TroveRules.Header
 
 /// What an entry depends on: the counters whose increase invalidates it.
 ///

@@ -75,13 +75,18 @@ public enum HeaderPolicy {
         return out
     }
 
-    /// The origin's headers that go back to the client: everything but hop-by-hop headers and
-    /// `Content-Length` (recomputed from the body Trove sends).
+    /// The origin's headers that go back to the client: everything but hop-by-hop headers,
+    /// `Content-Length` (recomputed from the body Trove sends), and any header that could not be written back
+    /// as it is (a name that is not a token, a value with CR, LF or NUL).
+    ///
+    /// Every header Trove sends passes through here or is Trove's own, which is why the listener skips NIO's
+    /// per-answer header validation: a stored entry's headers were checked once, when it was stored.
     public static func responseHeaders(_ headers: [Header]) -> [Header] {
         let dropped = connectionHeaders(headers)
         return headers.filter {
             let name = $0.name.lowercased()
-            return !dropped.contains(name) && name != "content-length"
+            return !dropped.contains(name) && name != "content-length" && HTTPSyntax.isToken($0.name)
+                && HTTPSyntax.isFieldValue($0.value)
         }
     }
 

@@ -126,6 +126,10 @@ public final class DemoOriginStats: Sendable {
         public var byStatus: [String: Int] = [:]
         public var inFlight = 0
         public var maxInFlight = 0
+        /// Requests marked `X-Loadtest-Measured` (the load-test tool marks those of its measured part), and
+        /// their statuses: the origin's own count of the measured part, exact whatever the timing.
+        public var measured = 0
+        public var measuredByStatus: [String: Int] = [:]
     }
 
     private let state = Mutex(Snapshot())
@@ -140,10 +144,11 @@ public final class DemoOriginStats: Sendable {
 
     public func reset() { state.withLock { $0 = Snapshot() } }
 
-    func started(method: String, target: String) {
+    func started(method: String, target: String, measured: Bool) {
         let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
         state.withLock { stats in
             stats.total += 1
+            if measured { stats.measured += 1 }
             stats.byMethod[method, default: 0] += 1
             stats.byPath[path, default: 0] += 1
             stats.byTarget[target, default: 0] += 1
@@ -152,10 +157,11 @@ public final class DemoOriginStats: Sendable {
         }
     }
 
-    func finished(status: Int) {
+    func finished(status: Int, measured: Bool) {
         state.withLock { stats in
             stats.inFlight -= 1
             stats.byStatus[String(status), default: 0] += 1
+            if measured { stats.measuredByStatus[String(status), default: 0] += 1 }
         }
     }
 }

@@ -158,7 +158,8 @@ final class DemoOriginHandler: ChannelInboundHandler {
             write(context: context, head: head, answer: control(path: path, method: head.method, query: query))
             return
         }
-        stats.started(method: head.method.rawValue, target: head.uri)
+        let measured = head.headers.contains(name: "X-Loadtest-Measured")
+        stats.started(method: head.method.rawValue, target: head.uri, measured: measured)
         // A request that is refused changes nothing, and a rate-limited one is refused at once, as Shopify does.
         var answer: Answer
         var limited = false
@@ -180,12 +181,12 @@ final class DemoOriginHandler: ChannelInboundHandler {
         }
         let status = Int(answer.status.code)
         if wait == .zero {
-            stats.finished(status: status)
+            stats.finished(status: status, measured: measured)
             write(context: context, head: head, answer: answer)
         } else {
             let nanoseconds = wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000
             context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
-                self.stats.finished(status: status)
+                self.stats.finished(status: status, measured: measured)
                 self.write(context: context, head: head, answer: answer)
             }
         }

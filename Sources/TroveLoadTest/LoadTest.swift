@@ -86,10 +86,6 @@ public enum LoadTest {
         report(.note("\(name): \(Report.seconds(scenario.load.warmup)) warm-up, then \(Report.seconds(scenario.load.duration)) measured"))
         let result = try await LoadGenerator.run(
             host: "127.0.0.1", port: port, load: scenario.load, mix: RequestMix(scenario: scenario, seed: seed),
-            measuring: {
-                // The origin's count covers the measured part only, like the latencies.
-                DispatchQueue.global().async { _ = try? Sockets.http(port: originPort, method: "POST", path: "/__reset") }
-            },
             chaos: chaos.map { driver -> @Sendable (Double) -> Void in { second in driver.at(second: second) } },
             progress: { report(.progress(side: name, $0)) })
         // Requests the origin is still answering (a refresh in the background) count too: wait briefly for them.

@@ -5,7 +5,7 @@ public import Histogram
 public struct Side: Sendable {
     public var name: String
     public var result: RunResult
-    /// What the origin served during the measured part and the warm-up.
+    /// What the origin served for the measured requests (its own count).
     public var origin: OriginCounts
     /// Trove's counters, on the side that went through Trove.
     public var trove: TroveCounts?

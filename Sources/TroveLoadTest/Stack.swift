@@ -104,14 +104,14 @@ final class Stack {
 
     // MARK: What the parts say
 
-    /// What the origin served since the last `resetOrigin()`.
+    /// What the origin served for the measured requests (those the generator marks) since `resetOrigin()`.
     func originCounts() throws -> OriginCounts {
         let reply = try Sockets.http(port: originPort, path: "/__stats")
         guard let json = try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any] else {
             throw LoadTestError("the demo origin's /__stats is not JSON: \(reply.body.prefix(200))")
         }
-        let statuses = (json["byStatus"] as? [String: Int]) ?? [:]
-        return OriginCounts(total: json["total"] as? Int ?? 0, statuses: statuses, maxInFlight: json["maxInFlight"] as? Int ?? 0)
+        let statuses = (json["measuredByStatus"] as? [String: Int]) ?? [:]
+        return OriginCounts(total: json["measured"] as? Int ?? 0, statuses: statuses, maxInFlight: json["maxInFlight"] as? Int ?? 0)
     }
 
     func resetOrigin() throws {

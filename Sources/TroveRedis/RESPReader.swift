@@ -112,23 +112,42 @@ public final class RESPReader {
 public enum RESPEncoder {
     /// Appends `*N\r\n$len\r\narg\r\n…` for the command and its arguments.
     public static func encode(_ arguments: [RESPArgument], into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("*")
-        buffer.writeString(String(arguments.count))
+        buffer.writeInteger(UInt8(ascii: "*"))
+        writeDecimal(arguments.count, into: &buffer)
         buffer.writeStaticString("\r\n")
         for argument in arguments {
+            buffer.writeInteger(UInt8(ascii: "$"))
             switch argument {
             case .string(let text):
-                buffer.writeStaticString("$")
-                buffer.writeString(String(text.utf8.count))
+                writeDecimal(text.utf8.count, into: &buffer)
                 buffer.writeStaticString("\r\n")
                 buffer.writeString(text)
             case .bytes(let bytes):
-                buffer.writeStaticString("$")
-                buffer.writeString(String(bytes.readableBytes))
+                writeDecimal(bytes.readableBytes, into: &buffer)
                 buffer.writeStaticString("\r\n")
                 buffer.writeImmutableBuffer(bytes)
             }
             buffer.writeStaticString("\r\n")
+        }
+    }
+
+    /// A non-negative count in decimal, without making a String of it (every command has several).
+    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        if value < 10 {
+            buffer.writeInteger(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while rest > 0 {
+                raw[19 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[(20 - count)...]))
         }
     }
 }

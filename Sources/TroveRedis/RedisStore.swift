@@ -54,17 +54,26 @@ public final class RedisStore: CacheStore {
             completion(.unavailable(.unavailable("purges made while Redis was away are not replayed yet")))
             return
         }
-        let counters = dependencies.counters.map { RESPArgument.string(counterKey($0)) }
-        connection.send([["GET", .string(entryKey(dependencies.key))], ["MGET"] + counters]) { result in
+        // One command for the entry and every counter it depends on: one reply to parse, and half the work
+        // for Redis of a GET plus an MGET.
+        var command: [RESPArgument] = []
+        command.reserveCapacity(dependencies.counters.count + 2)
+        command.append("MGET")
+        command.append(.string(entryKey(dependencies.key)))
+        for counter in dependencies.counters { command.append(.string(counterKey(counter))) }
+        let counters = dependencies.counters.count
+        connection.send([command]) { result in
             switch result {
             case .failure(let error):
                 completion(.unavailable(error))
             case .success(let replies):
-                guard let generations = Self.generations(replies[1], count: counters.count) else {
-                    completion(.unavailable(.protocolError("MGET answered \(replies[1])")))
+                guard case .array(let values) = replies[0], values.count == counters + 1,
+                    let generations = Self.generations(values.dropFirst())
+                else {
+                    completion(.unavailable(.protocolError("MGET answered \(replies[0])")))
                     return
                 }
-                guard case .bulkString(let value) = replies[0], let (meta, body) = Self.decode(value) else {
+                guard case .bulkString(let value) = values[0], let (meta, body) = Self.decode(value) else {
                     // Absent, or not an entry of this format (an older Trove, or a foreign value): a miss.
                     completion(.notFound(generations: generations))
                     return
@@ -146,7 +155,10 @@ public final class RedisStore: CacheStore {
                     case .failure(let error):
                         completion(.failure(error))
                     case .success(let replies):
-                        let current = Self.generations(replies[0], count: counters.count)
+                        var current: [Int64]?
+                        if case .array(let values) = replies[0], values.count == counters.count {
+                            current = Self.generations(values[...])
+                        }
                         completion(.success(EntryInspection(meta: meta, valid: current == meta.generations)))
                     }
                 }
@@ -203,6 +215,27 @@ public final class RedisStore: CacheStore {
 
     // MARK: Decoding
 
+    /// A decimal integer (as INCR leaves it), read without making a String of it.
+    static func integer(_ buffer: ByteBuffer) -> Int64? {
+        buffer.withUnsafeReadableBytes { bytes -> Int64? in
+            var index = 0
+            var negative = false
+            if bytes.first == UInt8(ascii: "-") {
+                negative = true
+                index = 1
+            }
+            guard index < bytes.count, bytes.count - index <= 18 else { return nil }
+            var value: Int64 = 0
+            while index < bytes.count {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                value = value * 10 + Int64(digit)
+                index += 1
+            }
+            return negative ? -value : value
+        }
+    }
+
     static func decode(_ value: ByteBuffer) -> (EntryMeta, ByteBuffer)? {
         let head = value.withUnsafeReadableBytes { EntryCodec.decodeHead($0) }
         guard let (meta, offset) = head, let body = value.getSlice(at: value.readerIndex + offset, length: meta.bodyLength)
@@ -210,16 +243,16 @@ public final class RedisStore: CacheStore {
         return (meta, body)
     }
 
-    static func generations(_ reply: RESPValue, count: Int) -> [Int64]? {
-        guard case .array(let values) = reply, values.count == count else { return nil }
+    /// The counters' values from MGET's replies (absent is 0); nil when one is not a number.
+    static func generations(_ values: ArraySlice<RESPValue>) -> [Int64]? {
         var generations: [Int64] = []
-        generations.reserveCapacity(count)
+        generations.reserveCapacity(values.count)
         for value in values {
             switch value {
             case .null:
                 generations.append(0)
             case .bulkString(let text):
-                guard let number = Int64(String(buffer: text)) else { return nil }
+                guard let number = integer(text) else { return nil }
                 generations.append(number)
             default:
                 return nil

@@ -6,9 +6,9 @@ public struct RequestHead: Sendable {
     public var method: String
     /// The request target as sent: `/api/v1/events?page=2`.
     public var target: String
-    public var headers: [(name: String, value: String)]
+    public var headers: [Header]
 
-    public init(method: String, target: String, headers: [(name: String, value: String)] = []) {
+    public init(method: String, target: String, headers: [Header] = []) {
         self.method = method
         self.target = target
         self.headers = headers
@@ -16,7 +16,7 @@ public struct RequestHead: Sendable {
 
     /// True when a header with this name (any case) is present.
     public func hasHeader(_ lowercasedName: String) -> Bool {
-        headers.contains { $0.name.lowercased() == lowercasedName }
+        headers.contains { HTTPSyntax.name($0.name, is: lowercasedName) }
     }
 }
 
@@ -91,7 +91,9 @@ extension RuleSet {
 
     /// Decides what to do with a request, from the rules alone.
     public func plan(for request: RequestHead) -> RequestPlan {
-        let method = request.method.uppercased()
+        // Methods arrive upper-case (NIO's parser); only others pay for the conversion.
+        let method = request.method.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") })
+            ? request.method.uppercased() : request.method
         let target: RequestTarget
         do {
             target = try RequestTarget(parsing: request.target)

@@ -26,7 +26,7 @@ public struct RequestTarget: Sendable, Equatable {
     public let queryItems: [QueryItem]
 
     /// The normalized path: what is matched, forwarded and used by `{path}`.
-    public var path: String { "/" + segments.joined(separator: "/") }
+    public let path: String
 
     /// The normalized path plus the query exactly as sent: what Trove forwards to the origin.
     public var forwardTarget: String {
@@ -41,8 +41,10 @@ public struct RequestTarget: Sendable, Equatable {
 
     /// Parses an origin-form (`/path?query`) or absolute-form (`http://host/path?query`) request target.
     public init(parsing target: String) throws(ParseError) {
+        // Byte-wise scanning throughout: this runs for every request, and Character-wise scanning of a String
+        // (grapheme breaking) costs several times more.
         var text = Substring(target)
-        if let fragment = text.firstIndex(of: "#") { text = text[..<fragment] }
+        if let fragment = text.utf8.firstIndex(of: UInt8(ascii: "#")) { text = text[..<fragment] }
         if !text.hasPrefix("/") {
             // Absolute form, as sent to proxies: keep only the path and query.
             let schemeEnd = text.utf8.indices.first { index in text.utf8[index...].starts(with: "://".utf8) }
@@ -61,14 +63,16 @@ public struct RequestTarget: Sendable, Equatable {
             throw ParseError(description: "the request target contains a space or a control character")
         }
         let rawPath: Substring
-        if let question = text.firstIndex(of: "?") {
+        if let question = text.utf8.firstIndex(of: UInt8(ascii: "?")) {
             rawPath = text[..<question]
             rawQuery = String(text[text.index(after: question)...])
         } else {
             rawPath = text
             rawQuery = nil
         }
-        segments = Self.removeDotSegments(rawPath.dropFirst().split(separator: "/", omittingEmptySubsequences: false))
+        let segments = Self.removeDotSegments(Self.split(rawPath.dropFirst(), at: UInt8(ascii: "/"), keepingEmpty: true))
+        self.segments = segments
+        path = segments.count == 1 ? "/" + segments[0] : "/" + segments.joined(separator: "/")
         queryItems = rawQuery.map(Self.parseQuery) ?? []
     }
 
@@ -97,9 +101,25 @@ public struct RequestTarget: Sendable, Equatable {
         return output.isEmpty ? [""] : output
     }
 
+    /// `text` split at every `separator` byte (an ASCII character, so never inside a multi-byte one).
+    static func split(_ text: Substring, at separator: UInt8, keepingEmpty: Bool) -> [Substring] {
+        var parts: [Substring] = []
+        var start = text.startIndex
+        var index = text.utf8.startIndex
+        while index < text.utf8.endIndex {
+            if text.utf8[index] == separator {
+                if keepingEmpty || start < index { parts.append(text[start..<index]) }
+                start = text.utf8.index(after: index)
+            }
+            index = text.utf8.index(after: index)
+        }
+        if keepingEmpty || start < text.endIndex { parts.append(text[start...]) }
+        return parts
+    }
+
     private static func parseQuery(_ query: String) -> [QueryItem] {
-        query.split(separator: "&", omittingEmptySubsequences: true).map { item in
-            if let equals = item.firstIndex(of: "=") {
+        split(Substring(query), at: UInt8(ascii: "&"), keepingEmpty: false).map { item in
+            if let equals = item.utf8.firstIndex(of: UInt8(ascii: "=")) {
                 let name = item[..<equals]
                 return QueryItem(
                     name: decodeFormComponent(name),
@@ -113,8 +133,8 @@ public struct RequestTarget: Sendable, Equatable {
 
     /// Decodes `%XX` escapes of unreserved characters and upper-cases the hex of the others.
     static func normalizePercentEncoding<S: StringProtocol>(_ text: S) -> String {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
         let utf8 = Array(text.utf8)
-        guard utf8.contains(UInt8(ascii: "%")) else { return String(text) }
         var output: [UInt8] = []
         output.reserveCapacity(utf8.count)
         var index = 0
@@ -142,10 +162,10 @@ public struct RequestTarget: Sendable, Equatable {
 
     /// Fully decodes a query name or a path literal (`+` is a space in the query), for comparisons only.
     static func decodeFormComponent<S: StringProtocol>(_ text: S, plusIsSpace: Bool = true) -> String {
-        let utf8 = Array(text.utf8)
-        guard utf8.contains(UInt8(ascii: "%")) || (plusIsSpace && utf8.contains(UInt8(ascii: "+"))) else {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else {
             return String(text)
         }
+        let utf8 = Array(text.utf8)
         var output: [UInt8] = []
         output.reserveCapacity(utf8.count)
         var index = 0

@@ -272,7 +272,9 @@ public struct OriginURLError: Error, Sendable {
 }
 
 /// An HTTP service Trove forwards to.
-public struct Origin: Sendable {
+// A class: plans and state machines hold it for every request, and copying a reference is one retain where copying
+// its fields is dozens. Immutable, so sharing it is safe.
+public final class Origin: Sendable {
     public let name: String
     /// `http` or `https`.
     public let scheme: String
@@ -289,6 +291,19 @@ public struct Origin: Sendable {
     public let preserveHost: Bool
     /// How much of the origin Trove may use at once; nil fields mean no limit.
     public let protection: OriginProtection
+
+    init(name: String, scheme: String, host: String, port: Int, basePath: String, connectTimeout: Duration, timeout: Duration, headers: [(name: String, value: ConfigString)], preserveHost: Bool, protection: OriginProtection) {
+        self.name = name
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.basePath = basePath
+        self.connectTimeout = connectTimeout
+        self.timeout = timeout
+        self.headers = headers
+        self.preserveHost = preserveHost
+        self.protection = protection
+    }
 
     /// `scheme://host:port` plus the base path.
     public var url: String {
@@ -339,7 +354,9 @@ public struct OriginProtection: Sendable, Equatable {
 }
 
 /// One entry of `routes:`: what requests it matches and what Trove does with them.
-public struct Route: Sendable {
+// A class: plans and state machines hold it for every request, and copying a reference is one retain where copying
+// its fields is dozens. Immutable, so sharing it is safe.
+public final class Route: Sendable {
     public let name: String
     /// 1-based position in `routes:`.
     public let index: Int
@@ -351,6 +368,17 @@ public struct Route: Sendable {
     public let action: Action
     /// Where parts of the route are written, for diagnostics that span routes.
     let lines: SourceLines
+
+    init(name: String, index: Int, line: Int, methods: MethodSet, path: PathPattern, origin: String, action: Action, lines: SourceLines) {
+        self.name = name
+        self.index = index
+        self.line = line
+        self.methods = methods
+        self.path = path
+        self.origin = origin
+        self.action = action
+        self.lines = lines
+    }
 
     struct SourceLines: Sendable {
         var name: SourcePosition?
@@ -384,7 +412,9 @@ public struct Route: Sendable {
 }
 
 /// How a cacheable route stores answers.
-public struct CachePolicy: Sendable {
+// A class: plans and state machines hold it for every request, and copying a reference is one retain where copying
+// its fields is dozens. Immutable, so sharing it is safe.
+public final class CachePolicy: Sendable {
     public let key: Template
     public let tags: [Template]
     /// How long an answer of each storable status stays fresh, in the order written.
@@ -402,6 +432,18 @@ public struct CachePolicy: Sendable {
     /// Store answers even when the origin says `Cache-Control: private` or `no-store`: the route's TTL
     /// decides. Answers with `Set-Cookie` are never stored, whatever this says.
     public let overrideCacheControl: Bool
+
+    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool) {
+        self.key = key
+        self.tags = tags
+        self.statusTTLs = statusTTLs
+        self.stale = stale
+        self.staleIfError = staleIfError
+        self.maxBodyBytes = maxBodyBytes
+        self.shared = shared
+        self.authenticated = authenticated
+        self.overrideCacheControl = overrideCacheControl
+    }
 
     /// How long an answer with this status stays fresh; nil when such answers are not stored.
     public func ttl(forStatus status: Int) -> Duration? {

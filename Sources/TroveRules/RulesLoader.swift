@@ -432,7 +432,7 @@ public enum RulesLoader {
     }
 
     static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "!#$%&'*+-.^_`|~".contains($0)) }
+        HTTPSyntax.isToken(text)
     }
 
     /// Route and origin names: they become metric labels and appear in purge requests.

@@ -81,18 +81,9 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// True when the template reads no request value at all.
     public var isConstant: Bool { placeholders.isEmpty }
 
-    /// The request credentials this template puts (hashed) into what it renders.
-    public var credentials: Set<Credential> {
-        var result = Set<Credential>()
-        for placeholder in placeholders {
-            switch placeholder.source {
-            case .header("authorization"): result.insert(.authorization)
-            case .header("cookie"), .cookie: result.insert(.cookie)
-            default: break
-            }
-        }
-        return result
-    }
+    /// The request credentials this template puts (hashed) into what it renders (worked out once: every
+    /// cacheable request asks).
+    public let credentials: Set<Credential>
 
     /// Why a template cannot be used; the message names the placeholder and says how to fix it.
     struct ParseError: Error, Equatable {
@@ -143,6 +134,15 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         self.description = text
         self.parts = parts
         self.restParameters = restParameters
+        var credentials = Set<Credential>()
+        for case .placeholder(let placeholder) in parts {
+            switch placeholder.source {
+            case .header("authorization"): credentials.insert(.authorization)
+            case .header("cookie"), .cookie: credentials.insert(.cookie)
+            default: break
+            }
+        }
+        self.credentials = credentials
         try checkSeparators()
     }
 
@@ -301,11 +301,11 @@ public struct TemplateContext: Sendable {
     public let method: String
     public let target: RequestTarget
     public let pathParameters: [String: String]
-    public let headers: [(name: String, value: String)]
+    public let headers: [Header]
 
     public init(
         method: String, target: RequestTarget, pathParameters: [String: String],
-        headers: [(name: String, value: String)]
+        headers: [Header]
     ) {
         self.method = method
         self.target = target
@@ -315,7 +315,7 @@ public struct TemplateContext: Sendable {
 
     /// Values of the header (name compared case-insensitively), in order.
     func headerValues(_ lowercasedName: String) -> [String] {
-        headers.compactMap { $0.name.lowercased() == lowercasedName ? $0.value : nil }
+        headers.compactMap { HTTPSyntax.name($0.name, is: lowercasedName) ? $0.value : nil }
     }
 
     func cookie(_ name: String) -> String? {

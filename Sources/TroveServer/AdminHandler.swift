@@ -157,12 +157,12 @@ final class AdminHandler: ChannelInboundHandler {
         guard (1...2).contains(words.count) else { return .error(400, "the request must be 'METHOD /path?query'") }
         let method = words.count == 2 ? words[0].uppercased() : "GET"
         let target = String(words.last!)
-        var headers: [(name: String, value: String)] = []
+        var headers: [Header] = []
         for item in query where item.name == "header" {
             guard let value = item.value, let colon = value.firstIndex(of: ":") else {
                 return .error(400, "header '\(item.value ?? "")' has no ':'; write header=Name:%20value")
             }
-            headers.append((String(value[..<colon]).trimmingCharacters(in: .whitespaces),
+            headers.append(Header(String(value[..<colon]).trimmingCharacters(in: .whitespaces),
                 String(value[value.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
         }
         let rules = environment.rules.current.rules

@@ -1,3 +1,4 @@
+public import TroveRules
 public import NIOCore
 internal import Synchronization
 public import TroveCore

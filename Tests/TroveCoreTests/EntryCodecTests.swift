@@ -1,3 +1,4 @@
+import TroveRules
 import Testing
 import TroveCore
 

@@ -24,7 +24,7 @@ import TroveTestSupport
     let dependencies = Dependencies(key: "event:42", route: "event", tags: ["events", "event:42"])
 
     private func machine(_ method: String, _ target: String, _ headers: [Header] = []) -> ReadThroughStateMachine {
-        let plan = Self.rules.plan(for: RequestHead(method: method, target: target, headers: headers.map { ($0.name, $0.value) }))
+        let plan = Self.rules.plan(for: RequestHead(method: method, target: target, headers: headers))
         return ReadThroughStateMachine(plan: plan, requestHeaders: headers, clock: clock, counterLifetime: Self.rules.counterLifetime)
     }
 
@@ -139,13 +139,13 @@ import TroveTestSupport
 
     /// Answers that must not be stored are passed on with the reason.
     @Test(arguments: [
-        (500, [Header]()  , 7, "STATUS"),
+        (500, [] as [Header], 7, "STATUS"),
         (200, [Header("Set-Cookie", "s=1")], 7, "SET-COOKIE"),
         (200, [Header("Cache-Control", "private")], 7, "PRIVATE"),
         (200, [Header("Cache-Control", "no-store")], 7, "NO-STORE"),
         (200, [], 2048, "BODY-TOO-LARGE"),
     ])
-    func refusals(status: Int, headers: [Header], length: Int, detail: String) {
+    func refusals(status: Int, headers: Array<Header>, length: Int, detail: String) {
         var sm = machine("GET", "/events/42")
         _ = sm.start()
         _ = sm.lookupCompleted(.notFound(generations: [0, 0, 0, 0, 0]))

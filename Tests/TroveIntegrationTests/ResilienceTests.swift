@@ -1,3 +1,4 @@
+import TroveRules
 import Foundation
 import Testing
 import TroveApp

@@ -29,6 +29,8 @@ import TroveLoadTest
             progress: { reports.add($0) })
         // 40/s × 1.5 s reached the origin; 40 of them were due in the measured second.
         #expect(origin.stats.snapshot.total == 60)
+        #expect(origin.stats.snapshot.measured == 40, "the measured requests are marked for the origin's count")
+        #expect(origin.stats.snapshot.measuredByStatus == ["200": 40])
         #expect(result.answered == 40)
         #expect(result.statuses == [200: 40])
         #expect(result.failed == 0)

@@ -1,6 +1,6 @@
 import NIOCore
 import Testing
-import TroveRedis
+@testable import TroveRedis
 
 @Suite struct RESPReaderTests {
     private func bulk(_ text: String) -> RESPValue { .bulkString(ByteBuffer(string: text)) }
@@ -44,5 +44,24 @@ import TroveRedis
         var buffer = ByteBufferAllocator().buffer(capacity: 64)
         RESPEncoder.encode(["SET", "k", .bytes(ByteBuffer(string: "v\r\n"))], into: &buffer)
         #expect(buffer.readString(length: buffer.readableBytes) == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n")
+        // Lengths of every size are written in decimal without a String in between.
+        let long = String(repeating: "x", count: 12_345)
+        var big = ByteBufferAllocator().buffer(capacity: 13_000)
+        RESPEncoder.encode(Array(repeating: RESPArgument.string("a"), count: 10) + [.string(long)], into: &big)
+        let text = big.readString(length: big.readableBytes) ?? ""
+        #expect(text.hasPrefix("*11\r\n$1\r\na\r\n"))
+        #expect(text.contains("$12345\r\nxxx"))
+    }
+
+    /// Counters are read as numbers straight from the reply's bytes.
+    @Test func readsIntegers() {
+        #expect(RedisStore.integer(ByteBuffer(string: "0")) == 0)
+        #expect(RedisStore.integer(ByteBuffer(string: "42")) == 42)
+        #expect(RedisStore.integer(ByteBuffer(string: "-7")) == -7)
+        #expect(RedisStore.integer(ByteBuffer(string: "123456789012345678")) == 123_456_789_012_345_678)
+        #expect(RedisStore.integer(ByteBuffer(string: "1234567890123456789")) == nil, "too long to be a counter")
+        #expect(RedisStore.integer(ByteBuffer(string: "4x")) == nil)
+        #expect(RedisStore.integer(ByteBuffer(string: "")) == nil)
+        #expect(RedisStore.integer(ByteBuffer(string: "-")) == nil)
     }
 }

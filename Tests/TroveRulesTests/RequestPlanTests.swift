@@ -44,7 +44,7 @@ private let rules = """
     }
 
     private func plan(_ method: String, _ target: String, _ headers: [(name: String, value: String)] = []) -> RequestPlan {
-        set.plan(for: RequestHead(method: method, target: target, headers: headers))
+        set.plan(for: RequestHead(method: method, target: target, headers: headers.map { Header($0.name, $0.value) }))
     }
 
     private func cacheTarget(_ plan: RequestPlan) -> RequestPlan.CacheTarget? {
@@ -162,7 +162,7 @@ private let rules = """
 
     /// The explanation says the same thing in words.
     @Test func explanations() {
-        let head = RequestHead(method: "GET", target: "/products/42/", headers: [("Authorization", "Bearer a")])
+        let head = RequestHead(method: "GET", target: "/products/42/", headers: [Header("Authorization", "Bearer a")])
         let bypass = Explanation(plan: set.plan(for: head), rules: set, request: head)
         #expect(bypass.decision == "bypass")
         #expect(bypass.reason.contains("Cache-Status detail=AUTHORIZATION"))

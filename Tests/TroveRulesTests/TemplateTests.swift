@@ -8,7 +8,8 @@ import Testing
     ) throws -> String {
         let parsed = try Template(parsing: template, pathParameters: pathParameters.isEmpty ? Array(parameters.keys) : pathParameters)
         let context = TemplateContext(
-            method: method, target: try RequestTarget(parsing: target), pathParameters: parameters, headers: headers)
+            method: method, target: try RequestTarget(parsing: target), pathParameters: parameters,
+            headers: headers.map { Header($0.name, $0.value) })
         return parsed.render(context)
     }
 

@@ -22,7 +22,7 @@ import TroveTestSupport
 
     let clock = ManualClock()
 
-    private func channel(origin: ScriptedOrigin, pipelining: Bool = false, maxRequestBody: Int = 1 << 20) throws -> EmbeddedChannel {
+    private func channel(origin: ScriptedOrigin, maxRequestBody: Int = 1 << 20) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         let environment = ProxyEnvironment(
             rules: RulesState(Self.rules, loadedAt: 0), origins: origin,
@@ -30,7 +30,6 @@ import TroveTestSupport
             stats: ProxyStats(), coordinator: FetchCoordinator(clock: clock, notifications: nil),
             gates: OriginGates(rules: Self.rules, timerLoop: channel.eventLoop), logger: Logger(label: "test"),
             maxRequestBody: maxRequestBody)
-        if pipelining { try channel.pipeline.syncOperations.addHandler(HTTPServerPipelineHandler()) }
         try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
         // An accepted connection is active, with a client address.
         try channel.connect(to: SocketAddress(ipAddress: "203.0.113.9", port: 51000)).wait()
@@ -154,21 +153,42 @@ import TroveTestSupport
         #expect(interim.status == .continue)
     }
 
-    /// Pipelined requests are answered in order, one at a time.
+    /// Pipelined requests are answered in order, one at a time, however many arrive while the first waits.
     @Test func pipelining() throws {
         let origin = ScriptedOrigin { request in
-            let body = request.url.hasSuffix("/a") ? "first" : "second"
+            let body = String(request.url.split(separator: "/").last!)
             return .success(OriginResponse(status: 200, headers: [], body: ByteBuffer(string: body), bodyLength: body.utf8.count))
         }
-        let channel = try channel(origin: origin, pipelining: true)
-        for uri in ["/a", "/b"] {
-            try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)))
+        let channel = try channel(origin: origin)
+        let names = (1...(ProxyHandler.maxQueued + 4)).map { "r\($0)" }
+        for name in names {
+            try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/other/\(name)")))
             try channel.writeInbound(HTTPServerRequestPart.end(nil))
         }
+        var bodies: [String] = []
+        for _ in names {
+            channel.embeddedEventLoop.run()
+            guard let answer = try answer(channel) else { break }
+            bodies.append(answer.body)
+        }
+        #expect(bodies == names)
+        #expect(channel.isActive)
+    }
+
+    /// A request that cannot be parsed behind one still being answered: the first gets its answer, then the
+    /// 400, then the connection closes.
+    @Test func malformedRequestAnsweredInItsTurn() throws {
+        let channel = try channel(origin: ScriptedOrigin(body: "first"))
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/other/1")))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        channel.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)
         channel.embeddedEventLoop.run()
         #expect(try answer(channel)?.body == "first")
+        let refused = try #require(try answer(channel))
+        #expect(refused.head.status == .badRequest)
+        #expect(refused.header("Connection") == "close")
         channel.embeddedEventLoop.run()
-        #expect(try answer(channel)?.body == "second")
+        #expect(!channel.isActive)
     }
 
     /// A client asking to close gets `Connection: close`, and the connection is closed after the answer.
