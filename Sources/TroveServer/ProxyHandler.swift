@@ -20,8 +20,10 @@ internal import TroveRules
 /// entry.
 final class ProxyHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    /// Answers leave as bytes this handler encodes itself (`ResponseEncoding`): a hit is a status line, its
+    /// stored headers and Trove's, and the body, with no `HTTPHeaders` or encoder in between.
+    typealias OutboundOut = ByteBuffer
 
     /// Complete requests that may wait behind the one being answered before reads are held back.
     static let maxQueued = 16
@@ -113,7 +115,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             // An interim answer cannot go out in the middle of another answer; a client that waits for it
             // sends its body after a while anyway (RFC 9110 §10.1.1).
             if !answering, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(ResponseEncoding.interimContinue(version: head.version, allocator: context.channel.allocator)),
+                    promise: nil)
             }
         case .body(var chunk):
             guard !bodyTooLarge else { return }
@@ -177,7 +180,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .malformed:
             environment.stats.record(environment.stats.counters(route: nil), outcome: nil, stored: false, error: true)
             let text = "400 Bad Request: the request could not be parsed\n"
-            write(status: 400, headers: [Header("Content-Type", "text/plain; charset=utf-8")], body: ByteBuffer(string: text),
+            write(status: 400, headers: [Header("Content-Type", "text/plain; charset=utf-8")], trove: .none, body: ByteBuffer(string: text),
                 contentLength: text.utf8.count, request: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), close: true)
         }
     }
@@ -443,7 +446,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard !exchange.answered else { return }
         exchange.answered = true
         var status: Int
-        var headers: [Header]
+        let headers: [Header]
         var body: ByteBuffer?
         var contentLength: Int?
         switch plan.source {
@@ -475,21 +478,14 @@ final class ProxyHandler: ChannelDuplexHandler {
             body = ByteBuffer(string: "\(troveStatus) \(HTTPResponseStatus(statusCode: troveStatus).reasonPhrase): \(message)\n")
             contentLength = body?.readableBytes
         }
-        if let cacheStatus = plan.cacheStatus {
-            let existing = headers.filter { $0.name.lowercased() == "cache-status" }.map(\.value).joined(separator: ", ")
-            headers.removeAll { $0.name.lowercased() == "cache-status" || $0.name.lowercased() == "x-cache" }
-            headers.append(Header("X-Cache", cacheStatus.outcome.rawValue))
-            headers.append(Header("Cache-Status", cacheStatus.headerValue(appendingTo: existing.isEmpty ? nil : existing)))
-        }
-        if let age = plan.age { headers.append(Header("Age", String(age))) }
-        if let retryAfter = plan.retryAfter { headers.append(Header("Retry-After", String(retryAfter))) }
+        let trove = ResponseEncoding.TroveHeaders(cacheStatus: plan.cacheStatus, age: plan.age, retryAfter: plan.retryAfter)
 
         var isError = false
         if case .trove(let troveStatus, _) = plan.source, troveStatus >= 500 || troveStatus == 400 || troveStatus == 413 { isError = true }
         environment.stats.record(exchange.counters, outcome: plan.cacheStatus?.outcome, stored: plan.cacheStatus?.stored ?? false,
             collapsed: plan.cacheStatus?.collapsed ?? false, error: isError)
 
-        write(status: status, headers: headers, body: plan.omitBody ? nil : body, contentLength: contentLength,
+        write(status: status, headers: headers, trove: trove, body: plan.omitBody ? nil : body, contentLength: contentLength,
             request: exchange.head, close: close)
     }
 
@@ -501,41 +497,44 @@ final class ProxyHandler: ChannelDuplexHandler {
             age: nil, omitBody: false), exchange, close: true)
     }
 
-    private func write(status: Int, headers: [Header], body: ByteBuffer?, contentLength: Int?, request: HTTPRequestHead, close: Bool) {
+    private func write(
+        status: Int, headers: [Header], trove: ResponseEncoding.TroveHeaders, body: ByteBuffer?, contentLength: Int?,
+        request: HTTPRequestHead, close: Bool
+    ) {
         guard let context, context.channel.isActive else {
             drain?.finished(nil, closing: true)
             answering = false
             return
         }
-        var fields = HTTPHeaders()
-        fields.reserveCapacity(headers.count + 2)
-        for header in headers { fields.add(name: header.name, value: header.value) }
-        // 1xx, 204 and 304 answers have no body and no Content-Length.
-        let bodiless = status < 200 || status == 204 || status == 304
-        if !bodiless { fields.replaceOrAdd(name: "Content-Length", value: String(contentLength ?? body?.readableBytes ?? 0)) }
         // While Trove drains for shutdown, the last answer on a connection closes it (requests already queued
         // behind it are answered first; no more are read).
         let draining = drain?.isDraining ?? false
         if draining { readsHeld = true }
         let keepAlive = request.isKeepAlive && !close && !(draining && queued.isEmpty)
         if !keepAlive {
-            fields.replaceOrAdd(name: "Connection", value: "close")
             closing = true
             queued.removeAll()
         }
-        let head = HTTPResponseHead(version: request.version, status: HTTPResponseStatus(statusCode: status), headers: fields)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body, !bodiless, body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
+        let bodiless = ResponseEncoding.isBodiless(status)
+        let head = ResponseEncoding.head(
+            version: request.version, status: status, headers: headers, trove: trove,
+            contentLength: bodiless ? nil : contentLength ?? body?.readableBytes ?? 0, keepAlive: keepAlive,
+            allocator: context.channel.allocator)
         let channel = context.channel
+        let last: ByteBuffer
+        if let body, !bodiless, body.readableBytes > 0 {
+            context.write(wrapOutboundOut(head), promise: nil)
+            last = body
+        } else {
+            last = head
+        }
         if keepAlive {
             // No promise to allocate and complete on the common path: the drain only needs to know the answer
             // is written (a close waits for pending writes only through `closing` below).
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(last), promise: nil)
             drain?.finished(channel, closing: false)
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
                 self.drain?.finished(channel, closing: true)
             }

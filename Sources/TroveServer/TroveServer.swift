@@ -34,11 +34,10 @@ public final class TroveServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // ProxyHandler answers pipelined requests in order and malformed ones with 400 itself (see
-                    // there why); headers are checked when they enter (HeaderPolicy.responseHeaders), not on every
-                    // answer.
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+                    // NIO's request decoder, then ProxyHandler, which answers pipelined requests in order, malformed
+                    // ones with 400, and encodes its answers itself (see there and ResponseEncoding why).
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     drain?.opened(channel)
                     try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment, drain: drain))
                 }
