@@ -368,6 +368,9 @@ public final class Route: Sendable {
     public let action: Action
     /// Where parts of the route are written, for diagnostics that span routes.
     let lines: SourceLines
+    /// True when the route's plan for a request depends on its headers (a key, tag or purge template reads
+    /// one), not only on the method and URL.
+    public let readsHeaders: Bool
 
     init(name: String, index: Int, line: Int, methods: MethodSet, path: PathPattern, origin: String, action: Action, lines: SourceLines) {
         self.name = name
@@ -378,6 +381,11 @@ public final class Route: Sendable {
         self.origin = origin
         self.action = action
         self.lines = lines
+        switch action {
+        case .cache(let policy): readsHeaders = policy.key.readsHeaders || policy.tags.contains(where: \.readsHeaders)
+        case .purge(let rule): readsHeaders = (rule.tags + rule.keys).contains(where: \.readsHeaders)
+        case .pass: readsHeaders = false
+        }
     }
 
     struct SourceLines: Sendable {

@@ -84,6 +84,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// The request credentials this template puts (hashed) into what it renders (worked out once: every
     /// cacheable request asks).
     public let credentials: Set<Credential>
+    /// True when what it renders depends on a request header or cookie, not only on the method and URL.
+    public let readsHeaders: Bool
 
     /// Why a template cannot be used; the message names the placeholder and says how to fix it.
     struct ParseError: Error, Equatable {
@@ -143,6 +145,13 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             }
         }
         self.credentials = credentials
+        readsHeaders = parts.contains { part in
+            guard case .placeholder(let placeholder) = part else { return false }
+            switch placeholder.source {
+            case .header, .cookie: return true
+            default: return false
+            }
+        }
         try checkSeparators()
     }
 

@@ -23,6 +23,8 @@ public struct ProxyEnvironment: Sendable {
     public let maxRequestBody: Int
     /// Answers Trove holds in memory while passing them through; bigger ones are answered 502.
     public let maxResponseBody: Int
+    /// Each loop's remembered plans.
+    public let plans = PlanCaches()
 
     public init(
         rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
@@ -65,8 +67,9 @@ public struct ReloadOutcome: Sendable {
 /// The rules in force. A request reads them once when it starts and keeps them until it ends, so a reload
 /// never changes the rules under a request in flight.
 public final class RulesState: Sendable {
-    /// One version of the rules and what is derived from it once.
-    public struct Loaded: Sendable {
+    /// One version of the rules and what is derived from it once. A class: every request takes the current one,
+    /// and a reference is one retain where the rule set's fields are dozens. Immutable.
+    public final class Loaded: Sendable {
         public let rules: RuleSet
         public let counterLifetime: Int64
         /// When these rules were put in force (milliseconds since the epoch).

@@ -31,6 +31,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private let environment: ProxyEnvironment
     private let drain: ConnectionDrain?
     private var store: (any CacheStore<ByteBuffer>)?
+    private var plans: PlanCache?
     private var context: ChannelHandlerContext?
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
@@ -100,6 +101,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         store = environment.stores.store(for: context.eventLoop)
+        plans = environment.plans.cache(for: context.eventLoop)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -204,7 +206,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyTooLarge: Bool) {
         let loaded = environment.rules.current
         let headers = head.headers.map { Header($0.name, $0.value) }
-        let plan = loaded.rules.plan(for: RequestHead(method: head.method.rawValue, target: head.uri, headers: headers))
+        let plan = plans?.plan(for: head, headers: headers, loaded: loaded)
+            ?? loaded.rules.plan(for: RequestHead(method: head.method.rawValue, target: head.uri, headers: headers))
         let machine = ReadThroughStateMachine(
             plan: plan, requestHeaders: headers, clock: environment.clock, counterLifetime: loaded.counterLifetime)
         let exchange = Exchange(head: head, body: body, plan: plan, headers: headers, machine: machine,
