@@ -131,6 +131,24 @@ public enum RESPEncoder {
         }
     }
 
+    /// `*count\r\n`: a command of `count` arguments follows.
+    static func writeArrayHeader(_ count: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "*"))
+        writeDecimal(count, into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// One argument made of three pieces (`namespace`, `:g:t:`, `tag`), written without joining them first.
+    static func writeBulk(_ first: String, _ middle: StaticString, _ last: String, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "$"))
+        writeDecimal(first.utf8.count + middle.utf8CodeUnitCount + last.utf8.count, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        buffer.writeString(first)
+        buffer.writeStaticString(middle)
+        buffer.writeString(last)
+        buffer.writeStaticString("\r\n")
+    }
+
     /// A non-negative count in decimal, without making a String of it (every command has several).
     static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
         if value < 10 {

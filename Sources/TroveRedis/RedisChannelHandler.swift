@@ -53,7 +53,20 @@ final class RedisChannelHandler: ChannelInboundHandler {
         }
         var buffer = context.channel.allocator.buffer(capacity: 64 * commands.count)
         for command in commands { RESPEncoder.encode(command, into: &buffer) }
-        pending.append(Batch(expected: commands.count, replies: [], deadline: .now() + commandTimeout, completion: completion))
+        send(encoded: buffer, commands: commands.count, completion: completion)
+    }
+
+    /// Queues commands already encoded (`commands` of them, in `buffer`).
+    func send(encoded buffer: ByteBuffer, commands: Int, completion: @escaping Completion) {
+        guard let context, closeReason == nil else {
+            completion(.failure(closeReason ?? .unavailable("the Redis connection is not open")))
+            return
+        }
+        guard pending.count < maxPending else {
+            completion(.failure(.overloaded("\(pending.count) Redis commands are already waiting for answers")))
+            return
+        }
+        pending.append(Batch(expected: commands, replies: [], deadline: .now() + commandTimeout, completion: completion))
         context.write(wrapOutboundOut(buffer), promise: nil)
         if !flushScheduled {
             flushScheduled = true

@@ -93,6 +93,15 @@ final class RedisConnection {
         handler.send(commands, completion: completion)
     }
 
+    /// Sends commands already encoded (`commands` of them).
+    func send(encoded buffer: ByteBuffer, commands: Int, completion: @escaping RedisChannelHandler.Completion) {
+        guard case .ready(let handler, _) = state else {
+            completion(.failure(lastError))
+            return
+        }
+        handler.send(encoded: buffer, commands: commands, completion: completion)
+    }
+
     private func connect() {
         state = .connecting
         let endpoint = settings.endpoint

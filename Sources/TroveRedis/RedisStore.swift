@@ -56,13 +56,18 @@ public final class RedisStore: CacheStore {
         }
         // One command for the entry and every counter it depends on: one reply to parse, and half the work
         // for Redis of a GET plus an MGET.
-        var command: [RESPArgument] = []
-        command.reserveCapacity(dependencies.counters.count + 2)
-        command.append("MGET")
-        command.append(.string(entryKey(dependencies.key)))
-        for counter in dependencies.counters { command.append(.string(counterKey(counter))) }
-        let counters = dependencies.counters.count
-        connection.send([command]) { result in
+        // Encoded straight into the buffer: the keys are never built as Strings (this runs for every request).
+        let counters = 3 + dependencies.tags.count
+        var buffer = ByteBufferAllocator().buffer(capacity: 96 + 2 * dependencies.key.utf8.count + 48 * dependencies.tags.count)
+        RESPEncoder.writeArrayHeader(2 + counters, into: &buffer)
+        buffer.writeStaticString("$4\r\nMGET\r\n")
+        RESPEncoder.writeBulk(namespace, ":e:", dependencies.key, into: &buffer)
+        // The counters, in Dependencies.counters' order: everything, the route, the key, each tag.
+        RESPEncoder.writeBulk(namespace, ":g:all", "", into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":g:r:", dependencies.route, into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":g:k:", dependencies.key, into: &buffer)
+        for tag in dependencies.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
+        connection.send(encoded: buffer, commands: 1) { result in
             switch result {
             case .failure(let error):
                 completion(.unavailable(error))

@@ -1,72 +1,56 @@
 internal import NIOCore
 internal import Synchronization
 
-/// Tracks the proxy's connections and the requests in flight on them, so that a shutdown can stop taking
+/// Tracks the proxy's connections and how many requests are in flight, so that a shutdown can stop taking
 /// new requests, let those in flight finish, and close idle connections at once.
+///
+/// Per request it costs two relaxed atomic additions; connections are registered when they open and close.
+/// Which connection is idle only its own handler knows: draining tells every handler (on its loop) with a
+/// `ConnectionDrain.Event`, and an idle one closes itself.
 public final class ConnectionDrain: Sendable {
-    private struct State {
-        var busy: [ObjectIdentifier: any Channel] = [:]
-        var idle: [ObjectIdentifier: any Channel] = [:]
-        var draining = false
-    }
+    /// Sent down each connection's pipeline when draining begins.
+    struct Event: Sendable {}
 
-    private let state = Mutex(State())
+    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let requests = Atomic<Int>(0)
+    private let draining = Atomic<Bool>(false)
 
     public init() {}
 
     /// True once a shutdown has begun: answers then close their connections.
-    public var isDraining: Bool { state.withLock { $0.draining } }
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
 
     /// Requests being answered now.
-    public var inFlight: Int { state.withLock { $0.busy.count } }
+    public var inFlight: Int { requests.load(ordering: .relaxed) }
 
     /// A connection was accepted.
     func opened(_ channel: any Channel) {
-        state.withLock { $0.idle[ObjectIdentifier(channel)] = channel }
+        connections.withLock { $0[ObjectIdentifier(channel)] = channel }
         channel.closeFuture.whenComplete { [self] _ in
-            state.withLock { state in
-                state.idle[ObjectIdentifier(channel)] = nil
-                state.busy[ObjectIdentifier(channel)] = nil
-            }
+            _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
         }
     }
 
-    /// A request started on `channel`.
-    func started(_ channel: any Channel) {
-        state.withLock { state in
-            state.idle[ObjectIdentifier(channel)] = nil
-            state.busy[ObjectIdentifier(channel)] = channel
-        }
+    /// A request started.
+    func started() {
+        requests.add(1, ordering: .relaxed)
     }
 
-    /// A request's answer has been written; `closing` when the connection closes after it.
-    func finished(_ channel: (any Channel)?, closing: Bool) {
-        guard let channel else { return }
-        state.withLock { state in
-            state.busy[ObjectIdentifier(channel)] = nil
-            if !closing { state.idle[ObjectIdentifier(channel)] = channel }
-        }
+    /// A request's answer has been written.
+    func finished() {
+        requests.subtract(1, ordering: .relaxed)
     }
 
-    /// Starts draining: idle connections are closed now; busy ones close after their answer.
+    /// Starts draining: every connection is told; idle ones close now, busy ones after their answer.
     public func beginDraining() {
-        let idle = state.withLock { state in
-            state.draining = true
-            defer { state.idle.removeAll() }
-            return Array(state.idle.values)
+        draining.store(true, ordering: .relaxed)
+        for channel in connections.withLock({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(Event())
         }
-        for channel in idle { channel.close(promise: nil) }
     }
 
     /// Closes every connection left, answered or not (the drain's deadline has passed).
     public func closeAll() {
-        let all = state.withLock { state in
-            defer {
-                state.idle.removeAll()
-                state.busy.removeAll()
-            }
-            return Array(state.idle.values) + Array(state.busy.values)
-        }
-        for channel in all { channel.close(promise: nil) }
+        for channel in connections.withLock({ Array($0.values) }) { channel.close(promise: nil) }
     }
 }

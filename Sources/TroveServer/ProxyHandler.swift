@@ -148,6 +148,19 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Draining for shutdown: an idle connection closes now; a busy one after its answer (see `write`).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ConnectionDrain.Event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        readsHeld = true
+        if !answering && queued.isEmpty {
+            closing = true
+            context.close(promise: nil)
+        }
+    }
+
     func read(context: ChannelHandlerContext) {
         if readsHeld {
             readRequested = true
@@ -175,7 +188,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func begin(_ request: Queued, context: ChannelHandlerContext) {
         answering = true
-        drain?.started(context.channel)
+        drain?.started()
         switch request {
         case .request(let head, let body, let tooLarge):
             start(head, body: body, bodyTooLarge: tooLarge)
@@ -505,7 +518,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         request: HTTPRequestHead, close: Bool
     ) {
         guard let context, context.channel.isActive else {
-            drain?.finished(nil, closing: true)
+            drain?.finished()
             answering = false
             return
         }
@@ -523,7 +536,6 @@ final class ProxyHandler: ChannelDuplexHandler {
             version: request.version, status: status, headers: headers, trove: trove,
             contentLength: bodiless ? nil : contentLength ?? body?.readableBytes ?? 0, keepAlive: keepAlive,
             allocator: context.channel.allocator)
-        let channel = context.channel
         let last: ByteBuffer
         if let body, !bodiless, body.readableBytes > 0 {
             context.write(wrapOutboundOut(head), promise: nil)
@@ -535,11 +547,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             // No promise to allocate and complete on the common path: the drain only needs to know the answer
             // is written (a close waits for pending writes only through `closing` below).
             context.writeAndFlush(wrapOutboundOut(last), promise: nil)
-            drain?.finished(channel, closing: false)
+            drain?.finished()
         } else {
             context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
-                self.drain?.finished(channel, closing: true)
+                self.drain?.finished()
             }
         }
         answered(context: context)
