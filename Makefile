@@ -6,13 +6,14 @@
 SWIFT ?= swift
 CONFIG ?= rules/demo.yaml
 
-.PHONY: run test deps build release check-rules clean help
+.PHONY: run test deps build release check-rules lint clean help
 
 help:
 	@echo "make run          install dependencies, build, and run Trove in front of the demo origin ($(CONFIG))"
 	@echo "make test         install dependencies and run the whole test suite (CI runs this)"
 	@echo "make check-rules  run 'trove check' on every file in rules/"
-	@echo "make release      optimised build in .build/release/trove"
+	@echo "make release      optimised build in .build/release/trove (the Dockerfile runs this too)"
+	@echo "make lint         hadolint on the Dockerfile (part of make test)"
 
 deps:
 	@scripts/install-deps.sh
@@ -26,9 +27,12 @@ release: deps
 run: release
 	@scripts/run.sh "$(CONFIG)"
 
-test: deps
+test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+lint:
+	@scripts/lint-dockerfile.sh
 
 check-rules: build
 	@for f in rules/*.yaml; do .build/debug/trove check --config "$$f" >/dev/null && echo "ok  $$f" || { .build/debug/trove check --config "$$f"; exit 1; }; done

@@ -2,13 +2,14 @@
 # Installs the Debian packages Trove needs to build and test, and only those that are missing.
 # Safe to run repeatedly: when everything is present it prints one line and changes nothing.
 #
-#   scripts/install-deps.sh            build + test dependencies (hiredis, libcurl, redis-server)
+#   scripts/install-deps.sh            build + test dependencies (hiredis, libcurl, redis-server, python3-venv)
 #   scripts/install-deps.sh --bench    also the load-test peers (wrk, nginx, varnish, redis-tools)
 #
 # Uses sudo only when not running as root.
 set -euo pipefail
 
-packages=(libhiredis-dev libcurl4-openssl-dev redis-server pkg-config curl)
+# python3-venv: hadolint (from PyPI) for `make lint`, which `make test` runs.
+packages=(libhiredis-dev libcurl4-openssl-dev redis-server pkg-config curl python3-venv)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx varnish redis-tools curl iproute2)
 fi

@@ -93,7 +93,8 @@ struct PurgeCommand: AsyncParsableCommand {
 }
 
 extension String {
-    fileprivate func trimmingSuffix(_ suffix: String) -> String {
+    /// The string without `suffix` at its end (URLs given with a trailing `/`).
+    func trimmingSuffix(_ suffix: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
     }
 }

@@ -72,6 +72,13 @@ enum RulesReport {
                 + (origin.headers.isEmpty ? "" : ", adds " + origin.headers.map { "\($0.name) (\($0.value.display))" }.joined(separator: ", "))))
         }
         rows.append(("unmatched", rules.unmatched == .pass ? "passed to \(rules.defaultOrigin), not stored" : "answered 404"))
+        if let webhook = rules.shopifyWebhook {
+            rows.append(("webhook", "shopify: POST \(webhook.path) on the \(webhook.listener == .admin ? "admin" : "proxy") listener, "
+                + "secret from \(webhook.secret.display), topics \(webhook.topics.keys.sorted().joined(separator: ", "))"))
+        }
+        if !rules.warm.isEmpty {
+            rows.append(("warm", "\(rules.warm.count) URLs for `trove warm`"))
+        }
         let width = rows.map(\.0.count).max() ?? 0
         return rows.map { "  " + $0.0.padded(to: width) + "  " + $0.1 }
     }

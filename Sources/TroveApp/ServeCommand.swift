@@ -45,6 +45,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Use this Redis instead of the rules' `store.redis`.", valueName: "redis://host:port/db"))
     var redis: String?
 
+    @Option(help: ArgumentHelp(
+        "Write one line per request to stdout, stderr or a file (appended to). Off by default.", valueName: "stdout|stderr|path"))
+    var accessLog: String?
+
+    @Option(help: ArgumentHelp("The access log's format: text, or json (one object per line).", valueName: "text|json"))
+    var accessLogFormat: String = "text"
+
     @Option(
         name: .customLong("origin"),
         help: ArgumentHelp(
@@ -67,6 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard Units.parseDuration(drain) != nil else {
             throw ValidationError("'\(drain)' is not a duration; write it like 10s or 500ms")
+        }
+        guard AccessLogHandler.Format(rawValue: accessLogFormat) != nil else {
+            throw ValidationError("--access-log-format '\(accessLogFormat)' is not text or json")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("'\(logLevel)' is not a log level; use trace, debug, info, notice, warning or error")
@@ -93,12 +103,29 @@ struct ServeCommand: AsyncParsableCommand {
                 "trove: --origin \(unknown)=…: \(options.config) has no origin named '\(unknown)'; it has \(rules.origins.map(\.name).joined(separator: ", "))\n".utf8))
             throw ExitCode.failure
         }
+        if rules.admin.allowUnauthenticated && !rules.admin.listen.isLoopback {
+            FileHandle.standardError.write(Data(
+                "trove: --admin-listen \(rules.admin.listen): \(options.config) says admin.allow_unauthenticated: true, which is only allowed on a loopback address (anyone who can reach the admin API could purge the cache); set admin.token (e.g. {env: TROVE_ADMIN_TOKEN}) instead\n".utf8))
+            throw ExitCode.failure
+        }
         for warning in rules.warnings where !(memory && warning.field == "store.redis") {
             FileHandle.standardError.write(Data("\(warning)\n".utf8))
+        }
+        var sink: AccessLogSink?
+        if let accessLog {
+            do {
+                sink = try AccessLogSink.open(accessLog)
+            } catch {
+                FileHandle.standardError.write(Data("trove: --access-log \(accessLog): cannot open it for writing (\(error)); give stdout, stderr or a writable file\n".utf8))
+                throw ExitCode.failure
+            }
         }
         let application: TroveApplication
         do {
             var settings = TroveApplication.Options(forceMemoryStore: memory, logger: logger, rulesPath: options.config)
+            if let sink, let format = AccessLogHandler.Format(rawValue: accessLogFormat) {
+                settings.accessLog = AccessLog(logger: Logger(label: "trove.access") { _ in AccessLogHandler(format: format, sink: sink) })
+            }
             let command = self
             settings.adjust = { command.overridden($0) }
             application = try await TroveApplication.start(rules: rules, options: settings)
@@ -122,6 +149,7 @@ struct ServeCommand: AsyncParsableCommand {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
+        sink?.close()
         logger.info("stopped")
     }
 

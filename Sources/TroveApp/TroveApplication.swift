@@ -26,6 +26,8 @@ public final class TroveApplication: Sendable {
         public var environment: [String: String]?
         /// Applied to the rules read on reload, as to those read at start (command-line overrides).
         public var adjust: @Sendable (RuleSet) -> RuleSet = { $0 }
+        /// One line per request; nil: none.
+        public var accessLog: AccessLog?
 
         public init(
             forceMemoryStore: Bool = false, clock: any TroveClock = SystemClock(), logger: Logger = Logger(label: "trove"),
@@ -123,9 +125,10 @@ public final class TroveApplication: Sendable {
                 reload = { @Sendable in Self.reload(path: path, into: state, gates: gates, options: options) }
             }
             let environment = ProxyEnvironment(
-                rules: state, origins: origins, stores: stores, clock: options.clock, stats: ProxyStats(),
+                rules: state, origins: origins, stores: stores, clock: options.clock,
+                stats: ProxyStats(metrics: ProxyMetrics(store: stores.name)),
                 coordinator: FetchCoordinator(clock: options.clock, notifications: subscriber), gates: gates,
-                logger: options.logger, reload: reload)
+                logger: options.logger, reload: reload, accessLog: options.accessLog)
             let drain = ConnectionDrain()
             let server = try await TroveServer.start(
                 environment: environment, listen: rules.listen, admin: rules.admin.listen,

@@ -35,6 +35,10 @@ public protocol CacheStore<Body> {
 
     /// Releases the lock (if still ours) and tells the other instances what became of the fetch.
     func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice)
+
+    /// Records `id` (a webhook delivery) for `ttl` milliseconds: true the first time, false when any instance
+    /// sharing the store recorded it within that time.
+    func claimOnce(_ id: String, ttl: Int64, completion: @escaping (Result<Bool, StoreError>) -> Void)
 }
 
 /// The fetch lock of one key, as `lockFetch` answered.

@@ -100,6 +100,17 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
 
     public func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice) {}
 
+    public func claimOnce(_ id: String, ttl: Int64, completion: (Result<Bool, StoreError>) -> Void) {
+        let now = clock.nowMilliseconds()
+        let first = state.withLock { state in
+            state.claims = state.claims.filter { $0.value > now }
+            if state.claims[id] != nil { return false }
+            state.claims[id] = now + ttl
+            return true
+        }
+        completion(.success(first))
+    }
+
     /// What an entry costs: its body, its headers and key, and a fixed overhead for the bookkeeping.
     static func size(of meta: EntryMeta, key: String) -> Int {
         meta.bodyLength + key.utf8.count + 128
@@ -132,6 +143,8 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         var head: Int?
         var tail: Int?
         var counters: [Dependencies.Counter: (value: Int64, expiresAt: Int64?)] = [:]
+        /// Webhook deliveries seen, until when (`claimOnce`).
+        var claims: [String: Int64] = [:]
 
         init(capacity: Int) {
             self.capacity = capacity

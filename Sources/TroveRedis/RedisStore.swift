@@ -8,7 +8,8 @@ internal import TroveRules
 ///
 /// Keys, under the namespace `NS`:
 /// - `NS:e:KEY` the entry: `EntryCodec` head then body, with a Redis TTL past its stale window;
-/// - `NS:g:all`, `NS:g:r:ROUTE`, `NS:g:k:KEY`, `NS:g:t:TAG` the purge counters (see `Dependencies`).
+/// - `NS:g:all`, `NS:g:r:ROUTE`, `NS:g:k:KEY`, `NS:g:t:TAG` the purge counters (see `Dependencies`);
+/// - `NS:l:KEY` a key's fetch lock; `NS:w:ID` a webhook delivery already handled (`SET NX PX`).
 ///
 /// A lookup is one round trip (`GET` and `MGET` pipelined); a purge is one `INCR` per counter. Nothing scans
 /// the keyspace. Purges that fail while Redis is away are queued (shared by every loop's store) and replayed
@@ -191,6 +192,21 @@ public final class RedisStore: CacheStore {
                 switch replies[0] {
                 case .simpleString("OK"): completion(.success(.acquired(token: token)))
                 case .null: completion(.success(.heldElsewhere))
+                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
+                }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    public func claimOnce(_ id: String, ttl: Int64, completion: @escaping (Result<Bool, StoreError>) -> Void) {
+        connection.send([["SET", .string("\(namespace):w:\(id)"), "1", "NX", "PX", .string(String(max(1, ttl)))]]) { result in
+            switch result {
+            case .success(let replies):
+                switch replies[0] {
+                case .simpleString("OK"): completion(.success(true))
+                case .null: completion(.success(false))
                 default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
                 }
             case .failure(let error):

@@ -26,6 +26,10 @@ public struct RuleSet: Sendable {
 
     /// Environment variables the file reads that are not set; `trove serve` refuses to start until they are.
     public let missingEnvironment: [String]
+    /// The Shopify webhook endpoint, when the file declares one.
+    public var shopifyWebhook: ShopifyWebhookRule? = nil
+    /// Request targets `trove warm` fetches when given no list of its own (`warm:`).
+    public var warm: [String] = []
 
     /// The same rules with where to listen, which Redis to use and where origins are replaced (from
     /// command-line options). `memory` drops `store.redis`; `origins` maps origin names to new addresses and
@@ -54,7 +58,7 @@ public struct RuleSet: Sendable {
             store: store,
             origins: origins.map { origin in addresses[origin.name].map { origin.moved(to: $0) } ?? origin },
             defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched,
-            warnings: warnings, missingEnvironment: missing)
+            warnings: warnings, missingEnvironment: missing, shopifyWebhook: shopifyWebhook, warm: warm)
     }
 
     public func origin(named name: String) -> Origin? {

@@ -55,7 +55,7 @@ public enum RulesLoader {
             file: ruleSet.file, fingerprint: ruleSet.fingerprint, listen: ruleSet.listen, admin: ruleSet.admin,
             store: ruleSet.store, origins: ruleSet.origins, defaultOrigin: ruleSet.defaultOrigin,
             routes: ruleSet.routes, unmatched: ruleSet.unmatched, warnings: diagnostics,
-            missingEnvironment: reader.missingEnvironment)
+            missingEnvironment: reader.missingEnvironment, shopifyWebhook: ruleSet.shopifyWebhook, warm: ruleSet.warm)
     }
 
     private static func yamlDiagnostic(_ error: any Error, file: String, text: String) -> RulesDiagnostic {
@@ -104,11 +104,11 @@ public enum RulesLoader {
         return SourcePosition(line: mark.line, column: mark.column)
     }
 
-    static let topLevelKeys = ["version", "listen", "admin", "store", "origins", "defaults", "unmatched", "routes"]
+    static let topLevelKeys = ["version", "listen", "admin", "store", "origins", "defaults", "unmatched", "routes", "webhooks", "warm"]
 
     private static func build(_ root: Node, fingerprint: String, reader: inout RulesReader) -> RuleSet? {
         guard let top = reader.mapping(root, path: "", allowed: topLevelKeys, hints: [
-            "webhooks": "Shopify webhooks are not supported yet",
+            "webhook": "write webhooks: {shopify: {...}}", "shopify": "write webhooks: {shopify: {...}}",
         ]) else { return nil }
 
         if let versionNode = top["version"] {
@@ -167,12 +167,23 @@ public enum RulesLoader {
         }
         reader.route = nil
         checkRoutes(routes, reader: &reader)
+        let webhook = readWebhooks(top["webhooks"], routes: routes, reader: &reader)
+        var warm: [(String, Node)] = []
+        if let warmNode = top["warm"], let list = reader.stringList(warmNode, field: "warm") {
+            for (offset, (text, itemNode)) in list.enumerated() {
+                if !text.hasPrefix("/") || (try? RequestTarget(parsing: text)) == nil {
+                    reader.error("'\(text)' is not a request target; write it like /api/v1/events?page=1", at: itemNode, field: "warm[\(offset)]")
+                } else {
+                    warm.append((text, itemNode))
+                }
+            }
+        }
 
         guard let defaultOrigin = defaults.origin ?? origins.first?.name else { return nil }
         return RuleSet(
             file: reader.file, fingerprint: fingerprint, listen: listen, admin: admin, store: store,
             origins: origins, defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched, warnings: [],
-            missingEnvironment: [])
+            missingEnvironment: [], shopifyWebhook: webhook, warm: warm.map(\.0))
     }
 
     // MARK: Admin

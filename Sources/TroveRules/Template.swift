@@ -23,6 +23,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         case path
         /// `{query}`: the whole query, its items sorted, so that `?b=2&a=1` and `?a=1&b=2` share a key.
         case query
+        /// `{body.id}`, `{body.product.id}`: a field of a JSON body (webhook purges only).
+        case bodyField(String)
     }
 
     /// A transformation applied to a placeholder's value before it is escaped.
@@ -93,7 +95,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Parses and checks a template. `pathParameters` are the names the route's path captures.
-    init(parsing text: String, pathParameters: [String], restParameters: Set<String> = []) throws(ParseError) {
+    /// `bodyFields`: `{body.NAME}` placeholders are allowed (webhook purges, rendered from the webhook's JSON).
+    init(parsing text: String, pathParameters: [String], restParameters: Set<String> = [], bodyFields: Bool = false) throws(ParseError) {
         guard !text.isEmpty else { throw ParseError(message: "the template is empty") }
         var parts: [Part] = []
         var literal = ""
@@ -112,7 +115,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
                     parts.append(.literal(literal))
                     literal = ""
                 }
-                parts.append(.placeholder(try Self.parsePlaceholder(inner, pathParameters: pathParameters)))
+                parts.append(.placeholder(try Self.parsePlaceholder(inner, pathParameters: pathParameters, bodyFields: bodyFields)))
                 index = text.index(after: close)
                 continue
             }
@@ -160,12 +163,16 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         + "{method}, {path} and {query}"
     private static let filterHelp = "filters are lower, upper, trim, sha256 and default:VALUE"
 
-    private static func parsePlaceholder(_ inner: String, pathParameters: [String]) throws(ParseError) -> Placeholder {
+    private static func parsePlaceholder(_ inner: String, pathParameters: [String], bodyFields: Bool) throws(ParseError) -> Placeholder {
         let written = "{\(inner)}"
         let pieces = inner.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
         let reference = pieces[0].trimmingWhitespace()
         guard !reference.isEmpty else {
             throw ParseError(message: "empty placeholder '\(written)'; \(sourceHelp)")
+        }
+        if bodyFields && !(reference.hasPrefix("body.") && reference.count > 5) {
+            throw ParseError(message: "unknown placeholder '\(written)': a webhook purge reads the webhook's JSON body; "
+                + "write {body.FIELD}, e.g. {body.id} or {body.product.id}")
         }
         let source: Source
         if let dot = reference.firstIndex(of: ".") {
@@ -178,13 +185,14 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             case "query": source = .queryParameter(name)
             case "header": source = .header(name.lowercased())
             case "cookie": source = .cookie(name)
+            case "body" where bodyFields: source = .bodyField(name)
             case "path":
                 guard pathParameters.contains(name) else {
                     throw unknownPathParameter(name, written: written, pathParameters: pathParameters)
                 }
                 source = .pathParameter(name)
             default:
-                let known = ["query", "header", "cookie", "path"]
+                let known = bodyFields ? ["body"] : ["query", "header", "cookie", "path"]
                 let hint = Suggestions.closest(to: kind, in: known).map { " (did you mean {\($0).\(name)}?)" } ?? ""
                 throw ParseError(message: "unknown placeholder '\(written)'\(hint); \(sourceHelp)")
             }
@@ -311,15 +319,18 @@ public struct TemplateContext: Sendable {
     public let target: RequestTarget
     public let pathParameters: [String: String]
     public let headers: [Header]
+    /// A JSON body's scalar fields by dotted path (`product.id`), for `{body.…}` placeholders.
+    public let bodyFields: [String: String]
 
     public init(
         method: String, target: RequestTarget, pathParameters: [String: String],
-        headers: [Header]
+        headers: [Header], bodyFields: [String: String] = [:]
     ) {
         self.method = method
         self.target = target
         self.pathParameters = pathParameters
         self.headers = headers
+        self.bodyFields = bodyFields
     }
 
     /// Values of the header (name compared case-insensitively), in order.
@@ -407,6 +418,8 @@ extension Template {
             return values.isEmpty ? nil : values.joined(separator: ",")
         case .cookie(let name):
             return context.cookie(name)
+        case .bodyField(let name):
+            return context.bodyFields[name]
         case .method:
             return context.method == "HEAD" ? "GET" : context.method
         case .path:

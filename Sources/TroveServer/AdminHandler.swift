@@ -18,7 +18,9 @@ internal import TroveRules
 /// | `GET /healthz` | alive |
 /// | `GET /readyz` | rules loaded; store ready or degraded |
 /// | `GET /stats` | requests, hits, misses, passes, hit ratio, overall and per route |
+/// | `GET /metrics` | the same and more in Prometheus' text format (`ProxyMetrics`) |
 /// | `POST /reload` | re-reads the rules file; refused (and the old rules kept) when it has errors |
+/// | `POST` webhooks.shopify.path | a Shopify webhook (signed with HMAC, no bearer token), when the rules put it here |
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -28,6 +30,9 @@ final class AdminHandler: ChannelInboundHandler {
     private var store: (any CacheStore<ByteBuffer>)?
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
+    private var bodyTooLarge = false
+    /// Bodies bigger than this are refused with 413 (purge requests are small; Shopify's webhooks stay far below).
+    static let maxBody = 4 << 20
 
     /// - Parameter token: the bearer token; nil only when the rules allow an unauthenticated loopback admin API.
     init(environment: ProxyEnvironment, token: String?) {
@@ -44,8 +49,13 @@ final class AdminHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             body.clear()
+            bodyTooLarge = false
         case .body(var chunk):
-            if body.readableBytes < 1 << 20 { body.writeBuffer(&chunk) }
+            if body.readableBytes + chunk.readableBytes <= Self.maxBody {
+                body.writeBuffer(&chunk)
+            } else {
+                bodyTooLarge = true
+            }
         case .end:
             guard let head else { return }
             self.head = nil
@@ -63,6 +73,23 @@ final class AdminHandler: ChannelInboundHandler {
         let components = URLComponents(string: head.uri)
         let path = components?.path ?? head.uri
         let query = components?.queryItems ?? []
+        if bodyTooLarge {
+            write(context: context, head: head, answer: .error(413, "the body is larger than \(Self.maxBody >> 20) MiB"))
+            return
+        }
+        let loaded = environment.rules.current
+        // A webhook proves itself with its signature, not the admin token.
+        if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .admin,
+            WebhookEndpoint.matches(webhook, method: head.method.rawValue, uri: head.uri), let store
+        {
+            WebhookEndpoint.handle(webhook, loaded: loaded, headers: head.headers.map { Header($0.name, $0.value) },
+                body: Array(body.readableBytesView), client: context.channel.remoteAddress?.ipAddress, environment: environment,
+                store: store
+            ) { answer in
+                self.write(context: context, head: head, answer: .json(answer.status, answer.json))
+            }
+            return
+        }
         if path != "/healthz" && !authorized(head) {
             var answer = Answer.error(401, "missing or wrong bearer token: send Authorization: Bearer $TROVE_ADMIN_TOKEN")
             answer.headers.append(("WWW-Authenticate", "Bearer realm=\"trove-admin\""))
@@ -76,6 +103,10 @@ final class AdminHandler: ChannelInboundHandler {
             storeHealth(context) { self.write(context: context, head: head, answer: self.readiness($0)) }
         case (.GET, "/stats"):
             storeHealth(context) { self.write(context: context, head: head, answer: self.statistics($0)) }
+        case (.GET, "/metrics"):
+            write(context: context, head: head, answer: Answer(status: 200,
+                headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                body: ByteBuffer(bytes: environment.metrics.exposition())))
         case (.GET, "/explain"):
             write(context: context, head: head, answer: explain(query))
         case (.GET, "/entry"):
@@ -84,11 +115,11 @@ final class AdminHandler: ChannelInboundHandler {
             purge { self.write(context: context, head: head, answer: $0) }
         case (.POST, "/reload"):
             reload(on: context.eventLoop) { self.write(context: context, head: head, answer: $0) }
-        case (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/explain"), (_, "/entry"), (_, "/purge"), (_, "/reload"):
+        case (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"), (_, "/explain"), (_, "/entry"), (_, "/purge"), (_, "/reload"):
             write(context: context, head: head, answer: .error(405, "\(head.method.rawValue) is not allowed on \(path)"))
         default:
             write(context: context, head: head, answer: .error(404,
-                "no such endpoint \(path); try GET /healthz, /readyz, /stats, /explain?request=…, /entry?key=…, or POST /purge, /reload"))
+                "no such endpoint \(path); try GET /healthz, /readyz, /stats, /metrics, /explain?request=…, /entry?key=…, or POST /purge, /reload"))
         }
     }
 
@@ -251,6 +282,9 @@ final class AdminHandler: ChannelInboundHandler {
         }
         guard let store else { return answer(.error(503, "no store")) }
         store.purge(PurgeRequest(purges: purges, counterLifetime: loaded.counterLifetime)) { result in
+            let failed: Bool
+            if case .failure = result { failed = true } else { failed = false }
+            self.environment.metrics.recordPurge(.admin, failed: failed)
             switch result {
             case .success(let report):
                 self.environment.logger.info("admin purge", metadata: [

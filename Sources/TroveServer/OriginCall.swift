@@ -16,8 +16,19 @@ extension ProxyEnvironment {
     func call(_ request: OriginRequest<ByteBuffer>, on loop: any EventLoop, background: Bool = false) -> EventLoopFuture<OriginCallResult> {
         let promise = loop.makePromise(of: OriginCallResult.self)
         let origins = self.origins
+        let metrics = self.metrics
+        // Timed from the moment the request leaves (after any wait at the origin's gate) to its answer.
+        @Sendable func send(_ completion: @escaping @Sendable (Result<OriginResponse<ByteBuffer>, OriginError>) -> Void) {
+            let started = NIODeadline.now()
+            origins.send(request) { result in
+                let failed: Bool
+                if case .failure = result { failed = true } else { failed = false }
+                metrics.recordOrigin(request.origin, nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
+                completion(result)
+            }
+        }
         guard let gate = gates.gate(for: request.origin) else {
-            origins.send(request) { result in promise.succeed(result.get(orElse: OriginCallResult.failed)) }
+            send { result in promise.succeed(result.get(orElse: OriginCallResult.failed)) }
             return promise.futureResult
         }
         gate.acquire(on: loop, background: background) { grant in
@@ -25,7 +36,7 @@ extension ProxyEnvironment {
             case .refused(let retryAfter, let reason):
                 promise.succeed(.busy(retryAfter: retryAfter, reason: reason))
             case .granted:
-                origins.send(request) { result in
+                send { result in
                     gate.release()
                     if case .success(let response) = result, response.status == 429 {
                         gate.slowDown(for: Self.retryAfter(response.headers))

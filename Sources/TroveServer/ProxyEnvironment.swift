@@ -25,12 +25,18 @@ public struct ProxyEnvironment: Sendable {
     public let maxResponseBody: Int
     /// Each loop's remembered plans.
     public let plans = PlanCaches()
+    /// One line per request, when `trove serve --access-log` asks for it.
+    public let accessLog: AccessLog?
+    /// The Prometheus metrics (`/metrics`).
+    public var metrics: ProxyMetrics { stats.metrics }
 
     public init(
         rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
         stats: ProxyStats, coordinator: FetchCoordinator, gates: OriginGates, logger: Logger,
-        reload: (@Sendable () -> ReloadOutcome)? = nil, maxRequestBody: Int = 32 << 20, maxResponseBody: Int = 256 << 20
+        reload: (@Sendable () -> ReloadOutcome)? = nil, maxRequestBody: Int = 32 << 20, maxResponseBody: Int = 256 << 20,
+        accessLog: AccessLog? = nil
     ) {
+        self.accessLog = accessLog
         self.reload = reload
         self.rules = rules
         self.origins = origins

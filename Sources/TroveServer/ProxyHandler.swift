@@ -74,6 +74,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         /// Set while this request waits for another's fetch.
         var waiting: Scheduled<Void>?
         var answered = false
+        /// When the request was complete, and how long the origin took (for the access log).
+        let started = NIODeadline.now()
+        var originNanoseconds: Int64?
 
         struct Flight {
             let dependencies: Dependencies
@@ -219,6 +222,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyTooLarge: Bool) {
         let loaded = environment.rules.current
         let headers = head.headers.map { Header($0.name, $0.value) }
+        if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .public, !bodyTooLarge,
+            WebhookEndpoint.matches(webhook, method: head.method.rawValue, uri: head.uri)
+        {
+            return answerWebhook(webhook, loaded: loaded, head: head, headers: headers, body: body)
+        }
         let plan = plans?.plan(for: head, headers: headers, loaded: loaded)
             ?? loaded.rules.plan(for: RequestHead(method: head.method.rawValue, target: head.uri, headers: headers))
         let machine = ReadThroughStateMachine(
@@ -237,11 +245,15 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let store else { return }
         switch action {
         case .lookup(let dependencies):
+            let started = NIODeadline.now()
             store.lookup(dependencies) { outcome in
+                var failed = false
                 if case .found(let meta, let body, _) = outcome { exchange.entry = (meta, body) }
                 if case .unavailable(let error) = outcome {
+                    failed = true
                     self.environment.logger.debug("store unavailable for a lookup", metadata: ["store.error": "\(error)"])
                 }
+                self.environment.metrics.recordLookup(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
                 self.execute(exchange.machine.lookupCompleted(outcome.result), exchange)
             }
         case .fetch(let fetch):
@@ -253,8 +265,12 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         case .store(let pending, _):
             guard let response = exchange.response else { return internalError("store without an origin answer", exchange) }
+            let started = NIODeadline.now()
             store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: response.body,
                 expireAfter: pending.expireAfter)) { result in
+                let failed: Bool
+                if case .failure = result { failed = true } else { failed = false }
+                self.environment.metrics.recordStore(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
                 if case .failure(let error) = result {
                     self.environment.logger.debug("store write failed", metadata: ["store.error": "\(error)"])
                 }
@@ -265,6 +281,9 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         case .purge(let request, _):
             store.purge(request) { result in
+                let failed: Bool
+                if case .failure = result { failed = true } else { failed = false }
+                self.environment.metrics.recordPurge(.writeRule, failed: failed)
                 if case .failure(let error) = result {
                     self.environment.logger.warning("purge queued until the store is back",
                         metadata: ["route.name": "\(exchange.plan.route?.name ?? "")", "store.error": "\(error)"])
@@ -436,7 +455,9 @@ final class ProxyHandler: ChannelDuplexHandler {
             return
         }
         exchange.fetchMethod = fetch.method
+        let started = NIODeadline.now()
         environment.call(request, on: context.eventLoop).assumeIsolated().whenSuccess { result in
+            exchange.originNanoseconds = (NIODeadline.now() - started).nanoseconds
             switch result {
             case .response(let response):
                 exchange.response = response
@@ -498,11 +519,35 @@ final class ProxyHandler: ChannelDuplexHandler {
 
         var isError = false
         if case .trove(let troveStatus, _) = plan.source, troveStatus >= 500 || troveStatus == 400 || troveStatus == 413 { isError = true }
-        environment.stats.record(exchange.counters, outcome: plan.cacheStatus?.outcome, stored: plan.cacheStatus?.stored ?? false,
-            collapsed: plan.cacheStatus?.collapsed ?? false, error: isError)
+        let stored = plan.cacheStatus?.stored ?? false
+        environment.stats.record(exchange.counters, outcome: plan.cacheStatus?.outcome, stored: stored,
+            storedBytes: stored ? contentLength ?? body?.readableBytes ?? 0 : 0, collapsed: plan.cacheStatus?.collapsed ?? false,
+            error: isError)
+        if let accessLog = environment.accessLog {
+            var key: String?
+            if case .cache(let target) = exchange.plan.decision { key = target.key }
+            accessLog.record(route: exchange.plan.route?.name, method: exchange.head.method.rawValue, path: exchange.head.uri,
+                status: status, outcome: isError ? "error" : plan.cacheStatus?.outcome.rawValue.lowercased() ?? "none", key: key,
+                originNanoseconds: exchange.originNanoseconds, totalNanoseconds: (NIODeadline.now() - exchange.started).nanoseconds,
+                bytes: plan.omitBody ? 0 : body?.readableBytes ?? 0, client: context?.channel.remoteAddress?.ipAddress)
+        }
 
         write(status: status, headers: headers, trove: trove, body: plan.omitBody ? nil : body, contentLength: contentLength,
             request: exchange.head, close: close)
+    }
+
+    /// A Shopify webhook on the public listener: answered by Trove, never forwarded.
+    private func answerWebhook(
+        _ webhook: ShopifyWebhookRule, loaded: RulesState.Loaded, head: HTTPRequestHead, headers: [Header], body: ByteBuffer?
+    ) {
+        guard let store, let context else { return }
+        WebhookEndpoint.handle(webhook, loaded: loaded, headers: headers, body: body.map { Array($0.readableBytesView) } ?? [],
+            client: context.channel.remoteAddress?.ipAddress, environment: environment, store: store
+        ) { answer in
+            let json = AdminHandler.Answer.json(answer.status, answer.json)
+            self.write(status: json.status, headers: [Header("Content-Type", "application/json")], trove: .none, body: json.body,
+                contentLength: json.body.readableBytes, request: head, close: false)
+        }
     }
 
     /// A step the state machine should never ask for: answer 500 rather than leave the client waiting.

@@ -1,7 +1,8 @@
 internal import Synchronization
 public import TroveCore
 
-/// Counts what Trove did with requests, overall and per route, for `/stats`.
+/// Counts what Trove did with requests, overall and per route, for `/stats` (and, through `metrics`, for
+/// `/metrics`).
 ///
 /// Counters are relaxed atomics: every event loop adds to them without a lock, and `/stats` reads them
 /// whenever it is asked. Routes are counted by name (so counts survive a reload that keeps the name).
@@ -19,6 +20,12 @@ public final class ProxyStats: Sendable {
         let stored = Atomic<Int>(0)
         /// Requests answered from another request's fetch, which they waited for.
         let collapsed = Atomic<Int>(0)
+        /// The same route's Prometheus counters.
+        let metrics: ProxyMetrics.RouteMetrics
+
+        init(metrics: ProxyMetrics.RouteMetrics) {
+            self.metrics = metrics
+        }
 
         public var snapshot: Snapshot {
             Snapshot(
@@ -58,21 +65,30 @@ public final class ProxyStats: Sendable {
     /// The name requests without a route are counted under.
     public static let unmatched = "(unmatched)"
 
-    public init() {}
+    /// The Prometheus side of these counts, and the store, origin and purge metrics.
+    public let metrics: ProxyMetrics
+
+    public init(metrics: ProxyMetrics = ProxyMetrics(store: "memory")) {
+        self.metrics = metrics
+    }
 
     /// The counters of a route, created on first use. Handlers keep the result for the request.
     public func counters(route: String?) -> Counters {
         let name = route ?? Self.unmatched
         return routes.withLock { routes in
             if let existing = routes[name] { return existing }
-            let created = Counters()
+            let created = Counters(metrics: metrics.route(name))
             routes[name] = created
             return created
         }
     }
 
-    /// Records one answered request.
-    public func record(_ counters: Counters, outcome: CacheStatus.Outcome?, stored: Bool, collapsed: Bool = false, error: Bool) {
+    /// Records one answered request. In `/metrics` each request has one outcome: `error` when Trove answered
+    /// with an error of its own, else its cache outcome; so hits / (hits + misses) is the hit ratio of the
+    /// requests that were answered.
+    public func record(
+        _ counters: Counters, outcome: CacheStatus.Outcome?, stored: Bool, storedBytes: Int = 0, collapsed: Bool = false, error: Bool
+    ) {
         counters.requests.add(1, ordering: .relaxed)
         switch outcome {
         case .hit: counters.hits.add(1, ordering: .relaxed)
@@ -82,9 +98,10 @@ public final class ProxyStats: Sendable {
         case .pass: counters.passes.add(1, ordering: .relaxed)
         case nil: break
         }
+        if error { counters.errors.add(1, ordering: .relaxed) }
         if stored { counters.stored.add(1, ordering: .relaxed) }
         if collapsed { counters.collapsed.add(1, ordering: .relaxed) }
-        if error { counters.errors.add(1, ordering: .relaxed) }
+        counters.metrics.record(outcome: outcome, error: error, stored: stored, bytes: storedBytes, collapsed: collapsed)
     }
 
     /// Every route's counts, by name.

@@ -19,7 +19,7 @@ enum Repository {
     /// Every environment variable the example files read, set, so that only the files themselves speak.
     static let environment = [
         "TROVE_ADMIN_TOKEN": "admin-token", "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "SHOPIFY_ACCESS_TOKEN": "shpat_test", "API_TOKEN": "api-token",
+        "SHOPIFY_ACCESS_TOKEN": "shpat_test", "API_TOKEN": "api-token", "SHOPIFY_WEBHOOK_SECRET": "webhook-secret",
     ]
 }
 

@@ -1,0 +1,153 @@
+internal import CoreMetrics
+internal import Prometheus
+internal import Synchronization
+internal import TroveCore
+
+/// Trove's Prometheus metrics, served by the admin API's `GET /metrics`: what each route's requests came to,
+/// what was stored, how long origins and the store took, purges by source.
+///
+/// Metrics are made through swift-metrics with a factory of this instance's own (no global bootstrap), backed by
+/// its own swift-prometheus registry: several servers in one process (tests) keep their figures apart. Labels
+/// are route and origin names from the rules file and fixed words, never anything a client sends, so the
+/// number of series is bounded by the rules. Handlers resolve a route's counters once per request (see
+/// `ProxyStats`), and the counters themselves are relaxed atomics.
+public final class ProxyMetrics: Sendable {
+    /// Where a purge came from.
+    public enum PurgeSource: String, Sendable, CaseIterable {
+        /// A write matched a route with `purge:`.
+        case writeRule = "write_rule"
+        /// `POST /purge` on the admin API (or `trove purge`).
+        case admin
+        /// A Shopify webhook.
+        case webhook
+    }
+
+    /// A route's counters, made once per route.
+    public final class RouteMetrics: Sendable {
+        let hit, miss, stale, pass, bypass, error: CoreMetrics.Counter
+        /// Requests answered without a cache outcome (a write's own answer is `pass`; this is what is left:
+        /// rejected requests and answers Trove made before a route's cache was consulted).
+        let other: CoreMetrics.Counter
+        let stored: CoreMetrics.Counter
+        let storedBytes: CoreMetrics.Counter
+        let coalesced: CoreMetrics.Counter
+
+        init(route: String, factory: any MetricsFactory) {
+            func outcome(_ name: String) -> CoreMetrics.Counter {
+                CoreMetrics.Counter(label: "trove_requests_total", dimensions: [("route", route), ("outcome", name)], factory: factory)
+            }
+            hit = outcome("hit")
+            miss = outcome("miss")
+            stale = outcome("stale")
+            pass = outcome("pass")
+            bypass = outcome("bypass")
+            error = outcome("error")
+            other = outcome("other")
+            stored = CoreMetrics.Counter(label: "trove_entries_stored_total", dimensions: [("route", route)], factory: factory)
+            storedBytes = CoreMetrics.Counter(label: "trove_stored_bytes_total", dimensions: [("route", route)], factory: factory)
+            coalesced = CoreMetrics.Counter(label: "trove_coalesced_total", dimensions: [("route", route)], factory: factory)
+        }
+
+        /// One answered request: `error` when Trove answered with an error of its own, else its cache outcome.
+        func record(outcome: CacheStatus.Outcome?, error: Bool, stored: Bool, bytes: Int, collapsed: Bool) {
+            if error {
+                self.error.increment()
+            } else {
+                switch outcome {
+                case .hit: hit.increment()
+                case .miss: miss.increment()
+                case .stale: stale.increment()
+                case .bypass: bypass.increment()
+                case .pass: pass.increment()
+                case nil: other.increment()
+                }
+            }
+            if stored {
+                self.stored.increment()
+                storedBytes.increment(by: bytes)
+            }
+            if collapsed { coalesced.increment() }
+        }
+    }
+
+    private let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let purges: [PurgeSource: CoreMetrics.Counter]
+    private let storeLookup: CoreMetrics.Timer
+    private let storeWrite: CoreMetrics.Timer
+    private let storeErrors: [String: CoreMetrics.Counter]
+    private let origins = Mutex<[String: OriginMetrics]>([:])
+
+    private struct OriginMetrics: Sendable {
+        let duration: CoreMetrics.Timer
+        let failures: CoreMetrics.Counter
+    }
+
+    /// - Parameter store: `redis` or `memory`, the `store` label.
+    public init(store: String) {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Store round trips are tenths of a millisecond; origins (legacy APIs) up to tens of seconds.
+        factory.durationHistogramBuckets["trove_store_duration_seconds"] = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(100), .milliseconds(250),
+        ]
+        factory.durationHistogramBuckets["trove_origin_duration_seconds"] = [
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+        ]
+        self.factory = factory
+        var purges: [PurgeSource: CoreMetrics.Counter] = [:]
+        for source in PurgeSource.allCases {
+            purges[source] = CoreMetrics.Counter(label: "trove_purges_total", dimensions: [("source", source.rawValue)], factory: factory)
+        }
+        self.purges = purges
+        storeLookup = CoreMetrics.Timer(label: "trove_store_duration_seconds", dimensions: [("store", store), ("op", "lookup")], factory: factory)
+        storeWrite = CoreMetrics.Timer(label: "trove_store_duration_seconds", dimensions: [("store", store), ("op", "store")], factory: factory)
+        var storeErrors: [String: CoreMetrics.Counter] = [:]
+        for op in ["lookup", "store", "purge"] {
+            storeErrors[op] = CoreMetrics.Counter(label: "trove_store_errors_total", dimensions: [("store", store), ("op", op)], factory: factory)
+        }
+        self.storeErrors = storeErrors
+    }
+
+    /// The counters of `route`.
+    func route(_ name: String) -> RouteMetrics {
+        RouteMetrics(route: name, factory: factory)
+    }
+
+    func recordLookup(nanoseconds: Int64, failed: Bool) {
+        storeLookup.recordNanoseconds(nanoseconds)
+        if failed { storeErrors["lookup"]?.increment() }
+    }
+
+    func recordStore(nanoseconds: Int64, failed: Bool) {
+        storeWrite.recordNanoseconds(nanoseconds)
+        if failed { storeErrors["store"]?.increment() }
+    }
+
+    /// A purge was made (`failed`: the store was away and the purge is queued for replay).
+    public func recordPurge(_ source: PurgeSource, failed: Bool) {
+        purges[source]?.increment()
+        if failed { storeErrors["purge"]?.increment() }
+    }
+
+    /// An origin request ended, answered (`failed` false, whatever the status) or not (connect error, timeout).
+    func recordOrigin(_ origin: String, nanoseconds: Int64, failed: Bool) {
+        let metrics = origins.withLock { origins in
+            if let existing = origins[origin] { return existing }
+            let made = OriginMetrics(
+                duration: CoreMetrics.Timer(label: "trove_origin_duration_seconds", dimensions: [("origin", origin)], factory: factory),
+                failures: CoreMetrics.Counter(label: "trove_origin_failures_total", dimensions: [("origin", origin)], factory: factory))
+            origins[origin] = made
+            return made
+        }
+        metrics.duration.recordNanoseconds(nanoseconds)
+        if failed { metrics.failures.increment() }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    public func exposition() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+}

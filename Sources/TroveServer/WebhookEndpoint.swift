@@ -1,0 +1,68 @@
+internal import Logging
+internal import NIOCore
+internal import TroveCore
+internal import TroveRules
+
+/// Answers Shopify webhook deliveries, on whichever listener the rules put them: `ShopifyWebhook` decides,
+/// then the delivery id is claimed in the store (so a redelivery, to this instance or another on the same
+/// Redis, purges nothing) and the topic's purges are made.
+enum WebhookEndpoint {
+    /// An answer: status and a JSON object for Shopify's delivery log.
+    typealias Answer = (status: Int, json: [String: any Sendable])
+
+    /// True when `method` and `uri` are the webhook's.
+    static func matches(_ rule: ShopifyWebhookRule, method: String, uri: String) -> Bool {
+        guard method == "POST" else { return false }
+        let path = uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
+        return path == rule.path
+    }
+
+    static func handle(
+        _ rule: ShopifyWebhookRule, loaded: RulesState.Loaded, headers: [Header], body: [UInt8], client: String?,
+        environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, answer: @escaping (Answer) -> Void
+    ) {
+        let logger = environment.logger
+        switch ShopifyWebhook.decide(rule: rule, rules: loaded.rules, headers: headers, body: body) {
+        case .reject(let status, let reason):
+            // Forged or broken deliveries are worth a warning: someone is calling the endpoint without the secret.
+            logger.warning("webhook refused", metadata: [
+                "webhook.status": "\(status)", "webhook.reason": "\(reason)", "client.address": "\(client ?? "?")",
+            ])
+            answer((status, ["error": reason]))
+        case .acknowledge(let topic, let reason):
+            logger.info("webhook acknowledged, nothing to purge", metadata: ["webhook.topic": "\(topic)", "webhook.reason": "\(reason)"])
+            answer((200, ["topic": topic, "purged": false, "reason": reason]))
+        case .purge(let purges, let topic, let deliveryID, let skipped):
+            func purge() {
+                store.purge(PurgeRequest(purges: purges, counterLifetime: loaded.counterLifetime)) { result in
+                    let failed: Bool
+                    if case .failure = result { failed = true } else { failed = false }
+                    environment.metrics.recordPurge(.webhook, failed: failed)
+                    logger.info("webhook purge", metadata: [
+                        "webhook.topic": "\(topic)", "webhook.id": "\(deliveryID ?? "-")", "purge.tags": "\(purges.tags)",
+                        "purge.keys": "\(purges.keys)", "purge.routes": "\(purges.routes)", "purge.queued": "\(failed)",
+                    ])
+                    let purged: [String: any Sendable] = [
+                        "tags": purges.tags, "keys": purges.keys, "routes": purges.routes, "all": purges.everything,
+                    ]
+                    var json: [String: any Sendable] = ["topic": topic, "purged": purged]
+                    if !skipped.isEmpty { json["skipped"] = skipped }
+                    // Queued purges are applied when the store is back; Shopify must not redeliver meanwhile.
+                    if failed { json["queued"] = true }
+                    answer((failed ? 202 : 200, json))
+                }
+            }
+            guard let deliveryID, rule.dedupeWindow > .zero else { return purge() }
+            store.claimOnce("shopify:\(deliveryID)", ttl: rule.dedupeWindow.milliseconds) { result in
+                switch result {
+                case .success(true), .failure:
+                    // Store away: purge anyway. Purging twice costs a few misses; not purging could serve stale data.
+                    purge()
+                case .success(false):
+                    logger.info("webhook redelivery ignored", metadata: ["webhook.topic": "\(topic)", "webhook.id": "\(deliveryID)"])
+                    answer((200, ["topic": topic, "duplicate": true, "purged": false]))
+                }
+            }
+        }
+    }
+}
