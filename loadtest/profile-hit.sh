@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per cache hit, and where they go: Trove's hit path under wrk, counted by perf.
+# CPU per cache hit, and where it goes: Trove's hit path under wrk, sampled by perf.
 #
 #   loadtest/profile-hit.sh [memory|redis] [2k|64k]      (default: memory 2k)
 #   PERF=0 loadtest/profile-hit.sh                       CPU per request only, without perf's overhead

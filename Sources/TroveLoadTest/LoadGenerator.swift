@@ -110,7 +110,8 @@ private final class Runner {
     var done = false
     /// After a failed connect, no new connection for a moment: a target that is down is not hammered.
     var connectPauseUntil = NIODeadline.uptimeNanoseconds(0)
-    var lastReportAnswered = 0
+    /// Answers (warm-up included) since the last progress report.
+    var answeredInWindow = 0
     var window = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .two)
 
     init(host: String, port: Int, load: Scenario.Load, mix: RequestMix, loop: any EventLoop,
@@ -274,11 +275,13 @@ private final class Runner {
     func completed(_ pending: Pending, status: Int, xCache: String?, connection: Connection) {
         inFlight -= 1
         let now = NIODeadline.now()
+        let micros = UInt64(max(1, (now - pending.intended).nanoseconds / 1000))
+        // The progress line shows the warm-up too, so a person sees at once whether the target answers.
+        _ = window.record(micros)
+        answeredInWindow += 1
         if pending.intended >= measureFrom && pending.intended < end {
-            let micros = UInt64(max(1, (now - pending.intended).nanoseconds / 1000))
             _ = result.latency.record(micros)
             if (200..<400).contains(status) { _ = result.successLatency.record(micros) }
-            _ = window.record(micros)
             result.statuses[status, default: 0] += 1
             if let xCache { result.xCache[xCache, default: 0] += 1 }
             result.answered += 1
@@ -314,12 +317,11 @@ private final class Runner {
         let now = NIODeadline.now()
         let elapsed = Double((now - began).nanoseconds) / 1e9
         chaos?(Double((now - measureFrom).nanoseconds) / 1e9)
-        let answered = result.answered
         progress(LoadProgress(
-            elapsed: elapsed, warmingUp: now < measureFrom, answered: answered,
-            perSecond: Double(answered - lastReportAnswered), p50: Double(window.valueAtPercentile(50)) / 1000,
+            elapsed: elapsed, warmingUp: now < measureFrom, answered: result.answered,
+            perSecond: Double(answeredInWindow), p50: Double(window.valueAtPercentile(50)) / 1000,
             p99: Double(window.valueAtPercentile(99)) / 1000, failed: result.failed, backlog: backlog.count - backlogStart))
-        lastReportAnswered = answered
+        answeredInWindow = 0
         window.reset()
         finishIfDone()
     }
