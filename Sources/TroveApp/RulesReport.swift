@@ -90,8 +90,11 @@ enum RulesReport {
             var row = ["\(route.index)", route.name, route.match]
             switch route.action {
             case .cache(let policy):
-                let fresh = policy.statusTTLs.map { "\(Units.format($0.ttl))" + (policy.statusTTLs.count > 1 || $0.status != 200 ? " (\($0.status))" : "") }
+                var fresh = policy.statusTTLs.map { "\(Units.format($0.ttl))" + (policy.statusTTLs.count > 1 || $0.status != 200 ? " (\($0.status))" : "") }
                     .joined(separator: ", ")
+                if policy.freshness == .origin {
+                    fresh = "origin, else " + fresh + (policy.maxTTL.map { ", ≤ \(Units.format($0))" } ?? "")
+                }
                 var sharing = ""
                 if policy.shared { sharing = " [shared]" } else if !policy.keyedCredentials.isEmpty { sharing = " [per user]" }
                 row += ["cache", fresh, policy.stale == .zero ? "-" : Units.format(policy.stale), policy.key.description + sharing]

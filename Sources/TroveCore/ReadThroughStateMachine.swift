@@ -82,13 +82,16 @@ public struct ReadThroughStateMachine: Sendable {
         public var omitBody: Bool
         /// The `Retry-After` header, in seconds, when Trove answers 503 because the origin is at its limit.
         public var retryAfter: Int?
+        /// Answer 304 Not Modified instead of the entry: the client's conditional request matches it.
+        public var notModified: Bool
 
-        public init(source: Source, cacheStatus: CacheStatus?, age: Int?, omitBody: Bool, retryAfter: Int? = nil) {
+        public init(source: Source, cacheStatus: CacheStatus?, age: Int?, omitBody: Bool, retryAfter: Int? = nil, notModified: Bool = false) {
             self.source = source
             self.cacheStatus = cacheStatus
             self.age = age
             self.omitBody = omitBody
             self.retryAfter = retryAfter
+            self.notModified = notModified
         }
     }
 
@@ -201,14 +204,12 @@ public struct ReadThroughStateMachine: Sendable {
             if now < meta.freshUntil {
                 state = .done
                 let status = CacheStatus(outcome: .hit, hit: true, ttl: meta.remainingTTL(at: now))
-                return .respond(ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead))
+                return .respond(fromEntry(meta, status, now: now))
             }
             if now < meta.staleUntil {
                 state = .done
                 let status = CacheStatus(outcome: .stale, forward: "stale", ttl: meta.remainingTTL(at: now))
-                return .respondAndRefresh(
-                    ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead),
-                    Refresh(dependencies: dependencies, snapshot: generations))
+                return .respondAndRefresh(fromEntry(meta, status, now: now), Refresh(dependencies: dependencies, snapshot: generations))
             }
             let stale = now < meta.errorUntil ? meta : nil
             state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "stale", stale: stale))
@@ -246,16 +247,16 @@ public struct ReadThroughStateMachine: Sendable {
                 state = .done
                 return .respond(response)
             }
-            guard let snapshot, let ttl = target.policy.ttl(forStatus: status) else {
+            let now = clock.nowMilliseconds()
+            guard let snapshot, let freshness = Freshness.of(status: status, headers: headers, policy: target.policy, now: now) else {
                 cacheStatus.detail = "STORE-UNAVAILABLE"
                 response.cacheStatus = cacheStatus
                 state = .done
                 return .respond(response)
             }
-            let now = clock.nowMilliseconds()
-            let freshUntil = now + ttl.milliseconds
-            let staleUntil = freshUntil + target.policy.stale.milliseconds
-            let errorUntil = freshUntil + target.policy.staleIfError.milliseconds
+            let freshUntil = now + freshness.ttl
+            let staleUntil = freshUntil + freshness.stale
+            let errorUntil = freshUntil + freshness.staleIfError
             let meta = EntryMeta(
                 status: status, headers: HeaderPolicy.storedHeaders(headers), storedAt: now, freshUntil: freshUntil,
                 staleUntil: staleUntil, errorUntil: errorUntil, route: dependencies.route, tags: target.tags,
@@ -308,7 +309,7 @@ public struct ReadThroughStateMachine: Sendable {
             }
             state = .done
             let status = CacheStatus(outcome: .hit, hit: true, ttl: meta.remainingTTL(at: now), collapsed: true)
-            return .respond(ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead))
+            return .respond(fromEntry(meta, status, now: now))
         case .released:
             return .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: false))
         case .failed(let error):
@@ -344,7 +345,13 @@ public struct ReadThroughStateMachine: Sendable {
         state = .done
         let status = CacheStatus(outcome: .stale, forward: "stale", forwardStatus: forwardStatus, ttl: stale.remainingTTL(at: now),
             detail: detail)
-        return .respond(ResponsePlan(source: .entry, cacheStatus: status, age: stale.age(at: now), omitBody: isHead))
+        return .respond(fromEntry(stale, status, now: now))
+    }
+
+    /// An answer from a stored entry: the entry itself, or 304 when the client's conditional request matches it.
+    private func fromEntry(_ meta: EntryMeta, _ status: CacheStatus, now: Int64) -> ResponsePlan {
+        ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead,
+            notModified: ConditionalRequest.notModified(request: requestHeaders, entryStatus: meta.status, entryHeaders: meta.headers))
     }
 
     /// Store entries a little past the last moment they may be served, so a few seconds of clock difference

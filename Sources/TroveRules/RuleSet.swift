@@ -444,8 +444,14 @@ public final class CachePolicy: Sendable {
     /// Store answers even when the origin says `Cache-Control: private` or `no-store`: the route's TTL
     /// decides. Answers with `Set-Cookie` are never stored, whatever this says.
     public let overrideCacheControl: Bool
+    /// Whose word sets how long an answer stays fresh: the rule's TTLs, or the origin's caching headers.
+    public let freshness: FreshnessSource
+    /// With `freshness: origin`, no answer stays fresh longer than this, whatever the origin says.
+    public let maxTTL: Duration?
 
-    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool) {
+    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil) {
+        self.freshness = freshness
+        self.maxTTL = maxTTL
         self.key = key
         self.tags = tags
         self.statusTTLs = statusTTLs
@@ -464,6 +470,16 @@ public final class CachePolicy: Sendable {
 
     /// The credentials the key holds, hashed: requests carrying them get entries of their own.
     public var keyedCredentials: Set<Credential> { key.credentials }
+}
+
+/// Whose word sets how long a route's answers stay fresh.
+public enum FreshnessSource: String, Sendable, Equatable {
+    /// The rule's `ttl` and `statuses` (legacy APIs send no caching headers): the default.
+    case rules
+    /// The origin's `Cache-Control` (`s-maxage`, `max-age`, `no-cache`, `must-revalidate`,
+    /// `stale-while-revalidate`, `stale-if-error`), `Expires` and `Age`, as RFC 9111 says; the rule's TTL
+    /// when the origin says nothing, `max_ttl` as a cap.
+    case origin
 }
 
 /// What a write route invalidates when the origin accepts the write.

@@ -463,10 +463,23 @@ public enum RulesLoader {
         var staleIfError: Duration = .zero
         var statuses: [(status: Int, ttl: Duration?)] = [(200, nil)]
         var maxBodyBytes = 1 << 20
+        var freshness = FreshnessSource.rules
+        var maxTTL: Duration?
         var cacheNode: Node?
     }
 
-    static let cacheDefaultKeys = ["ttl", "stale", "stale_if_error", "statuses", "max_body"]
+    static let cacheDefaultKeys = ["ttl", "stale", "stale_if_error", "statuses", "max_body", "freshness", "max_ttl"]
+
+    /// `freshness: rules|origin`.
+    static func readFreshness(_ node: Node, field: String, reader: inout RulesReader) -> FreshnessSource? {
+        guard let text = reader.string(node, field: field, example: "origin") else { return nil }
+        guard let source = FreshnessSource(rawValue: text) else {
+            reader.error("'\(text)' is not rules or origin (rules: the TTLs here decide; origin: the origin's "
+                + "Cache-Control and Expires decide, with the TTL as fallback)", at: node, field: field)
+            return nil
+        }
+        return source
+    }
 
     private static func readDefaults(_ node: Node?, origins: [Origin], reader: inout RulesReader) -> Defaults {
         var defaults = Defaults()
@@ -505,6 +518,12 @@ public enum RulesLoader {
                     let size = reader.size(bodyNode, field: "defaults.cache.max_body", maximum: maxBodyLimit)
                 {
                     defaults.maxBodyBytes = size
+                }
+                if let node = cache["freshness"], let source = readFreshness(node, field: "defaults.cache.freshness", reader: &reader) {
+                    defaults.freshness = source
+                }
+                if let node = cache["max_ttl"], let value = reader.duration(node, field: "defaults.cache.max_ttl") {
+                    defaults.maxTTL = value
                 }
             }
         }
@@ -582,7 +601,7 @@ extension RulesLoader {
     static let routeKeys = ["name", "match", "origin", "cache", "purge", "pass"]
     static let cacheKeys = [
         "key", "ttl", "stale", "stale_if_error", "statuses", "tags", "max_body", "shared", "authenticated",
-        "override_cache_control",
+        "override_cache_control", "freshness", "max_ttl",
     ]
     static let purgeKeys = ["tags", "keys", "routes", "all"]
 
@@ -780,6 +799,20 @@ extension RulesLoader {
         let overrideCacheControl = fields["override_cache_control"].flatMap {
             reader.bool($0, field: "cache.override_cache_control")
         } ?? false
+        var freshness = defaults.freshness
+        if let node = fields["freshness"] {
+            guard let source = readFreshness(node, field: "cache.freshness", reader: &reader) else { return nil }
+            freshness = source
+        }
+        var maxTTL = defaults.maxTTL
+        if let node = fields["max_ttl"] {
+            guard let value = reader.duration(node, field: "cache.max_ttl") else { return nil }
+            maxTTL = value
+            if freshness == .rules {
+                reader.warning("has no effect with freshness: rules (the rule's TTLs are used as written); add "
+                    + "freshness: origin to let the origin's headers decide up to this", at: node, field: "cache.max_ttl")
+            }
+        }
 
         guard let key else { return nil }
 
@@ -816,7 +849,7 @@ extension RulesLoader {
         return CachePolicy(
             key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, staleIfError: staleIfError, maxBodyBytes: maxBody,
             shared: shared,
-            authenticated: authenticated, overrideCacheControl: overrideCacheControl)
+            authenticated: authenticated, overrideCacheControl: overrideCacheControl, freshness: freshness, maxTTL: maxTTL)
     }
 
     private static func suggestedIdentityKey(_ key: Template) -> String {

@@ -492,10 +492,15 @@ final class ProxyHandler: ChannelDuplexHandler {
                 exchange.answered = false
                 return internalError("answer from an entry without one", exchange)
             }
-            status = entry.meta.status
-            headers = entry.meta.headers
-            body = entry.body
-            contentLength = entry.meta.bodyLength
+            if plan.notModified {
+                status = 304
+                headers = ConditionalRequest.notModifiedHeaders(entry.meta.headers)
+            } else {
+                status = entry.meta.status
+                headers = entry.meta.headers
+                body = entry.body
+                contentLength = entry.meta.bodyLength
+            }
         case .origin:
             guard let response = exchange.response else {
                 exchange.answered = false

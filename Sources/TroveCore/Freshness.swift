@@ -1,0 +1,200 @@
+public import TroveRules
+
+/// How long an origin's answer stays fresh, and how long past that it may be served stale, under a route's
+/// policy: the rule's TTLs (`freshness: rules`, the default), or the origin's own caching headers
+/// (`freshness: origin`, RFC 9111 §4.2 and RFC 5861) with the rule's values as fallback and bound.
+///
+/// With `freshness: origin`, in order:
+/// 1. the lifetime is `s-maxage`, else `max-age`, else `Expires` − `Date` (an invalid `Expires` means already
+///    expired); without any of them, the rule's TTL for the status (the heuristic a shared cache may use);
+/// 2. the `Age` the origin (or a cache before it) reports is subtracted;
+/// 3. `max_ttl` caps the result;
+/// 4. `no-cache` makes it 0: stored, but never served without asking the origin again;
+/// 5. `stale-while-revalidate=N` and `stale-if-error=N` replace the rule's `stale` and `stale_if_error`;
+///    `must-revalidate`, `proxy-revalidate`, `s-maxage` and `no-cache` forbid serving it stale at all.
+/// `no-store` and `private` keep the answer out of the store altogether (`HeaderPolicy.refusal`).
+public struct Freshness: Sendable, Equatable {
+    /// Milliseconds fresh from now; 0 when it must be revalidated before any use.
+    public var ttl: Int64
+    /// Milliseconds after expiry during which it may be served while one request refreshes it.
+    public var stale: Int64
+    /// Milliseconds after expiry during which it may be served instead of an origin error.
+    public var staleIfError: Int64
+
+    public init(ttl: Int64, stale: Int64, staleIfError: Int64) {
+        self.ttl = ttl
+        self.stale = stale
+        self.staleIfError = staleIfError
+    }
+
+    /// The freshness of an answer with `status` and `headers` received at `now`; nil when the route does not
+    /// store answers with this status.
+    public static func of(status: Int, headers: [Header], policy: CachePolicy, now: Int64) -> Freshness? {
+        guard let ruleTTL = policy.ttl(forStatus: status) else { return nil }
+        let rule = Freshness(ttl: ruleTTL.milliseconds, stale: policy.stale.milliseconds, staleIfError: policy.staleIfError.milliseconds)
+        guard policy.freshness == .origin else { return rule }
+
+        let directives = CacheControl(headers)
+        var lifetime: Int64?
+        var revalidate = directives.has("must-revalidate") || directives.has("proxy-revalidate")
+        if let sMaxAge = directives.seconds("s-maxage") {
+            lifetime = sMaxAge * 1000
+            revalidate = true  // s-maxage carries proxy-revalidate's meaning for shared caches (RFC 9111 §5.2.2.10)
+        } else if let maxAge = directives.seconds("max-age") {
+            lifetime = maxAge * 1000
+        } else if let expires = value("expires", headers) {
+            if let expiresAt = HTTPDate.milliseconds(expires) {
+                let date = value("date", headers).flatMap(HTTPDate.milliseconds) ?? now
+                lifetime = max(0, expiresAt - date)
+            } else {
+                lifetime = 0  // an invalid Expires, such as 0, means already expired (RFC 9111 §5.3)
+            }
+        }
+        var ttl = lifetime ?? rule.ttl
+        if lifetime != nil, let age = value("age", headers).flatMap({ Int64($0.trimmingWhitespace()) }), age > 0 {
+            ttl -= age * 1000
+        }
+        if let maxTTL = policy.maxTTL { ttl = min(ttl, maxTTL.milliseconds) }
+        ttl = max(0, ttl)
+        let noCache = directives.has("no-cache")
+        if noCache { ttl = 0 }
+
+        var stale = directives.seconds("stale-while-revalidate").map { $0 * 1000 } ?? rule.stale
+        var staleIfError = directives.seconds("stale-if-error").map { $0 * 1000 } ?? rule.staleIfError
+        if revalidate || noCache {
+            stale = 0
+            staleIfError = 0
+        }
+        return Freshness(ttl: ttl, stale: stale, staleIfError: staleIfError)
+    }
+
+    static func value(_ lowercasedName: String, _ headers: [Header]) -> String? {
+        headers.first { HTTPSyntax.name($0.name, is: lowercasedName) }?.value
+    }
+}
+
+/// The directives of every `Cache-Control` header of a message, names lower-cased.
+struct CacheControl {
+    private var directives: [(name: String, value: String?)] = []
+
+    init(_ headers: [Header]) {
+        for header in headers where HTTPSyntax.name(header.name, is: "cache-control") {
+            for part in header.value.split(separator: ",") {
+                let item = part.trimmingWhitespace()
+                guard !item.isEmpty else { continue }
+                if let equals = item.firstIndex(of: "=") {
+                    var value = item[item.index(after: equals)...].trimmingWhitespace()
+                    if value.count >= 2, value.first == "\"", value.last == "\"" { value = String(value.dropFirst().dropLast()) }
+                    directives.append((item[..<equals].trimmingWhitespace().lowercased(), value))
+                } else {
+                    directives.append((item.lowercased(), nil))
+                }
+            }
+        }
+    }
+
+    /// Present, with or without a value (`no-cache` and `no-cache="Set-Cookie"` both count: a cache that does not
+    /// track field names must treat the latter as the former).
+    func has(_ name: String) -> Bool {
+        directives.contains { $0.name == name }
+    }
+
+    /// A delta-seconds value (the first, if repeated); nil when absent or not a number. Values past 2^31 are
+    /// clamped to it (RFC 9111 §1.2.2).
+    func seconds(_ name: String) -> Int64? {
+        guard let text = directives.first(where: { $0.name == name })?.value, !text.isEmpty,
+            text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else { return nil }
+        return min(Int64(text.prefix(12)) ?? Int64(Int32.max), Int64(Int32.max))
+    }
+}
+
+/// HTTP dates (RFC 9110 §5.6.7): IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`, and the two obsolete forms
+/// recipients must still read, `Sunday, 06-Nov-94 08:49:37 GMT` and asctime's `Sun Nov  6 08:49:37 1994`.
+enum HTTPDate {
+    private static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+
+    /// Milliseconds since the epoch; nil when the text is not an HTTP date.
+    static func milliseconds(_ text: String) -> Int64? {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+        var day: Int?, month: Int?, year: Int?, time: [Int]?
+        if words.count == 4, words[3] == "GMT" {
+            // rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
+            let parts = words[1].split(separator: "-").map(String.init)
+            guard parts.count == 3 else { return nil }
+            day = Int(parts[0])
+            month = index(of: parts[1])
+            year = Int(parts[2]).map { $0 < 70 ? 2000 + $0 : ($0 < 100 ? 1900 + $0 : $0) }
+            time = clock(words[2])
+        } else if words.count == 6, words[5] == "GMT" {
+            // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+            day = Int(words[1])
+            month = index(of: words[2])
+            year = Int(words[3])
+            time = clock(words[4])
+        } else if words.count == 5 {
+            // asctime: Sun Nov  6 08:49:37 1994
+            month = index(of: words[1])
+            day = Int(words[2])
+            time = clock(words[3])
+            year = Int(words[4])
+        }
+        guard let day, let month, let year, let time, (1...31).contains(day), year >= 1970 else { return nil }
+        let days = daysFromCivil(year: year, month: month + 1, day: day)
+        return ((days * 24 + Int64(time[0])) * 3600 + Int64(time[1]) * 60 + Int64(time[2])) * 1000
+    }
+
+    private static func index(of month: String) -> Int? {
+        months.firstIndex(of: month.lowercased())
+    }
+
+    private static func clock(_ text: String) -> [Int]? {
+        let parts = text.split(separator: ":").compactMap { Int($0) }
+        guard parts.count == 3, (0...23).contains(parts[0]), (0...59).contains(parts[1]), (0...60).contains(parts[2]) else { return nil }
+        return parts
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    private static func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
+        let y = Int64(month <= 2 ? year - 1 : year)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let m = Int64(month)
+        let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+}
+
+/// A client's conditional GET or HEAD against a stored answer (RFC 9110 §13.1): `If-None-Match` compared
+/// with the entry's `ETag` (weakly), else `If-Modified-Since` with its `Last-Modified`.
+public enum ConditionalRequest {
+    /// True when the client already has what the entry holds, so a 304 answers it. Only 200 answers are
+    /// compared (a conditional is evaluated against a selected representation).
+    public static func notModified(request: [Header], entryStatus: Int, entryHeaders: [Header]) -> Bool {
+        guard entryStatus == 200 else { return false }
+        if let ifNoneMatch = Freshness.value("if-none-match", request) {
+            guard let etag = Freshness.value("etag", entryHeaders) else { return false }
+            let candidates = ifNoneMatch.split(separator: ",").map { $0.trimmingWhitespace() }
+            return candidates.contains { $0 == "*" || opaque($0) == opaque(etag.trimmingWhitespace()) }
+        }
+        if let ifModifiedSince = Freshness.value("if-modified-since", request).flatMap(HTTPDate.milliseconds),
+            let lastModified = Freshness.value("last-modified", entryHeaders).flatMap(HTTPDate.milliseconds)
+        {
+            return lastModified <= ifModifiedSince
+        }
+        return false
+    }
+
+    /// The headers a 304 carries (RFC 9110 §15.4.5): those a 200 would have that describe the representation's
+    /// metadata for caches, not its content.
+    public static func notModifiedHeaders(_ headers: [Header]) -> [Header] {
+        let kept: Set<String> = ["cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"]
+        return headers.filter { kept.contains($0.name.lowercased()) }
+    }
+
+    /// An entity tag without its weakness indicator: weak comparison (RFC 9110 §8.8.3.2).
+    private static func opaque(_ tag: String) -> String {
+        tag.hasPrefix("W/") ? String(tag.dropFirst(2)) : tag
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import TroveCore
+import TroveRules
+import TroveTestSupport
+
+/// RFC 9111 where a route asks for it (`freshness: origin`), against a real origin that sends the headers;
+/// and conditional requests answered from entries.
+@Suite(.serialized) struct HTTPCachingTests {
+    static let routes = """
+          - name: origin-says
+            match: GET /respond/origin/**
+            cache: {key: "o:{path}?{query}", ttl: 1m, stale: 30s, freshness: origin, max_ttl: 1h}
+          - name: rules-say
+            match: GET /respond/rules/**
+            cache: {key: "r:{path}?{query}", ttl: 1m}
+          - name: everything-else
+            match: ANY /**
+            pass: true
+        """
+
+    /// A path on the demo origin that answers with these headers.
+    static func path(_ base: String, _ headers: [String]) -> String {
+        base + "?" + headers.map { "header=" + $0.addingPercentEncoding(withAllowedCharacters: .alphanumerics)! }.joined(separator: "&")
+    }
+
+    /// `max-age`, `s-maxage`, `Expires` − `Date`, `Age` and `no-cache` set how long an entry is served; a
+    /// route with `freshness: rules` ignores them.
+    @Test func freshnessFromTheOriginsHeaders() async throws {
+        let scenario = try await Scenario(redis: true)
+        let trove = try await scenario.trove(try scenario.rules(routes: Self.routes))
+        func expiresAfter(_ path: String, fresh: Duration, expired: Duration) async throws {
+            #expect(try await scenario.request(trove, path).xCache == "MISS", "\(path) is fetched")
+            scenario.clock.advance(by: fresh)
+            #expect(try await scenario.request(trove, path).xCache == "HIT", "\(path) is fresh after \(fresh)")
+            scenario.clock.advance(by: expired - fresh)
+            let after = try await scenario.request(trove, path)
+            #expect(after.xCache != "HIT", "\(path) is no longer fresh after \(expired): \(after.cacheStatus ?? "")")
+        }
+        // max-age=5: fresh for 5 s (the rule's 1m is only the fallback).
+        try await expiresAfter(Self.path("/respond/origin/a", ["Cache-Control:max-age=5"]), fresh: .seconds(4), expired: .seconds(6))
+        // s-maxage wins over max-age.
+        try await expiresAfter(Self.path("/respond/origin/b", ["Cache-Control:max-age=100, s-maxage=3"]), fresh: .seconds(2), expired: .seconds(4))
+        // Expires minus Date: 8 s.
+        try await expiresAfter(Self.path("/respond/origin/c", ["Date:Sun, 06 Nov 1994 08:49:37 GMT", "Expires:Sun, 06 Nov 1994 08:49:45 GMT"]),
+            fresh: .seconds(7), expired: .seconds(9))
+        // Age already spent 7 of max-age's 10 s.
+        try await expiresAfter(Self.path("/respond/origin/d", ["Cache-Control:max-age=10", "Age:7"]), fresh: .seconds(2), expired: .seconds(4))
+        // Nothing said: the rule's TTL.
+        try await expiresAfter(Self.path("/respond/origin/e", []), fresh: .seconds(59), expired: .seconds(61))
+        // max_ttl caps what the origin asks for.
+        try await expiresAfter(Self.path("/respond/origin/f", ["Cache-Control:max-age=86400"]), fresh: .seconds(3599), expired: .seconds(3601))
+        // The rules route ignores the origin's max-age.
+        try await expiresAfter(Self.path("/respond/rules/a", ["Cache-Control:max-age=5"]), fresh: .seconds(59), expired: .seconds(61))
+
+        // no-cache: stored, never served without going back to the origin.
+        let noCache = Self.path("/respond/origin/g", ["Cache-Control:no-cache"])
+        #expect(try await scenario.request(trove, noCache).cacheStatus?.contains("stored") == true)
+        #expect(try await scenario.request(trove, noCache).xCache == "MISS")
+        #expect(scenario.originCount(noCache) == 2)
+        await scenario.stop(trove)
+    }
+
+    /// The stale windows come from `stale-while-revalidate`, and `must-revalidate` forbids serving stale at all.
+    @Test func staleWindowsFromTheOrigin() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await scenario.trove(try scenario.rules(routes: Self.routes))
+        let swr = Self.path("/respond/origin/h", ["Cache-Control:max-age=2, stale-while-revalidate=100"])
+        _ = try await scenario.request(trove, swr)
+        scenario.clock.advance(by: .seconds(60))  // past the rule's 30 s stale window, within the origin's 100 s
+        #expect(try await scenario.request(trove, swr).xCache == "STALE")
+
+        let strict = Self.path("/respond/origin/i", ["Cache-Control:max-age=2, must-revalidate"])
+        _ = try await scenario.request(trove, strict)
+        scenario.clock.advance(by: .seconds(3))  // within the rule's 30 s stale window, but the origin forbids it
+        #expect(try await scenario.request(trove, strict).xCache == "MISS")
+        await scenario.stop(trove)
+    }
+
+    /// A client's If-None-Match or If-Modified-Since that matches a stored entry gets 304 without a body, with
+    /// the entry's validators; one that does not match gets the entry.
+    @Test func conditionalRequestsGet304FromEntries() async throws {
+        let scenario = try await Scenario(redis: true)
+        let trove = try await scenario.trove(try scenario.rules(routes: Self.routes))
+        let path = Self.path("/respond/rules/etag", ["ETag:\"v7\"", "Last-Modified:Sun, 06 Nov 1994 08:49:37 GMT", "Cache-Control:max-age=60"])
+        let first = try await scenario.request(trove, path + "&body=hello")
+        #expect(first.status == 200 && first.body == "hello")
+
+        let matching = try await scenario.request(trove, path + "&body=hello", headers: [Header("If-None-Match", "\"v6\", W/\"v7\"")])
+        #expect(matching.status == 304)
+        #expect(matching.body.isEmpty)
+        #expect(matching.header("ETag") == "\"v7\"")
+        #expect(matching.header("Cache-Control") == "max-age=60")
+        #expect(matching.header("Content-Type") == nil)
+        #expect(matching.xCache == "HIT")
+
+        let other = try await scenario.request(trove, path + "&body=hello", headers: [Header("If-None-Match", "\"v8\"")])
+        #expect(other.status == 200 && other.body == "hello")
+        let since = try await scenario.request(trove, path + "&body=hello", headers: [Header("If-Modified-Since", "Mon, 07 Nov 1994 00:00:00 GMT")])
+        #expect(since.status == 304)
+        let before = try await scenario.request(trove, path + "&body=hello", headers: [Header("If-Modified-Since", "Sat, 05 Nov 1994 00:00:00 GMT")])
+        #expect(before.status == 200 && before.body == "hello")
+        #expect(scenario.originCount(path + "&body=hello") == 1, "every answer after the first came from the entry")
+        await scenario.stop(trove)
+    }
+}
