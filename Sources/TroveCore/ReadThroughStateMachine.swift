@@ -127,16 +127,23 @@ public struct ReadThroughStateMachine: Sendable {
     private let requestHeaders: [Header]
     private let clock: any TroveClock
     private let counterLifetime: Int64
+    private let invalidationKey: (@Sendable (String) -> String?)?
 
     /// - Parameters:
     ///   - plan: what the rules say (`RuleSet.plan(for:)`).
     ///   - requestHeaders: the client's headers, for `Vary` checks.
     ///   - counterLifetime: how long purge counters must live (`RuleSet.counterLifetime`).
-    public init(plan: RequestPlan, requestHeaders: [Header], clock: any TroveClock, counterLifetime: Int64) {
+    ///   - invalidationKey: for writes, the key a GET of a path would use (`RuleSet.invalidationKey`), so that
+    ///     a successful write also purges what its answer's `Location` and `Content-Location` name.
+    public init(
+        plan: RequestPlan, requestHeaders: [Header], clock: any TroveClock, counterLifetime: Int64,
+        invalidationKey: (@Sendable (String) -> String?)? = nil
+    ) {
         self.plan = plan
         self.requestHeaders = requestHeaders
         self.clock = clock
         self.counterLifetime = counterLifetime
+        self.invalidationKey = invalidationKey
     }
 
     /// A machine for a background refresh: it starts by fetching, and stores what it may.
@@ -222,12 +229,23 @@ public struct ReadThroughStateMachine: Sendable {
         guard case .fetching(let fetching) = state else { return invalid("originResponded") }
         switch fetching {
         case .forward(let outcome, let detail):
+            let related = (200..<400).contains(status) ? locationKeys(headers) : []
+            guard related.isEmpty else {
+                // An unsafe request through a pass route whose answer points at a stored resource.
+                let response = ResponsePlan(source: .origin, cacheStatus: CacheStatus(outcome: .pass, forward: "method", forwardStatus: status),
+                    age: nil, omitBody: isHead)
+                state = .purging(response)
+                return .purge(PurgeRequest(purges: PurgeSet(keys: related), counterLifetime: counterLifetime), then: response)
+            }
             state = .done
             let status = CacheStatus(outcome: outcome, forward: "bypass", forwardStatus: status, detail: detail)
             return .respond(ResponsePlan(source: .origin, cacheStatus: status, age: nil, omitBody: isHead))
-        case .write(let purges):
+        case .write(var purges):
             let cacheStatus = CacheStatus(outcome: .pass, forward: "method", forwardStatus: status)
             let response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead)
+            if (200..<400).contains(status) {
+                for key in locationKeys(headers) where !purges.keys.contains(key) { purges.keys.append(key) }
+            }
             // Only a write the origin accepted changes anything; a failed one purges nothing.
             guard (200..<400).contains(status), !purges.isEmpty else {
                 state = .done
@@ -346,6 +364,31 @@ public struct ReadThroughStateMachine: Sendable {
         let status = CacheStatus(outcome: .stale, forward: "stale", forwardStatus: forwardStatus, ttl: stale.remainingTTL(at: now),
             detail: detail)
         return .respond(fromEntry(stale, status, now: now))
+    }
+
+    /// The keys of what a write's answer names in `Location` and `Content-Location`, when they are on the same
+    /// host (RFC 9111 §4.4): a relative reference, or an absolute one whose authority is the request's `Host`.
+    private func locationKeys(_ headers: [Header]) -> [String] {
+        guard let invalidationKey, MethodSet.unsafe.contains(plan.method) else { return [] }
+        let host = requestHeaders.first { HTTPSyntax.name($0.name, is: "host") }?.value.lowercased()
+        var keys: [String] = []
+        for header in headers where HTTPSyntax.name(header.name, is: "location") || HTTPSyntax.name(header.name, is: "content-location") {
+            var reference = Substring(header.value.trimmingWhitespace())
+            if let colon = reference.firstIndex(of: ":"), reference[colon...].hasPrefix("://"),
+                reference[..<colon].allSatisfy(\.isLetter)
+            {
+                let rest = reference[reference.index(colon, offsetBy: 3)...]
+                let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+                guard let host, rest[..<authorityEnd].lowercased() == host else { continue }
+                reference = rest[authorityEnd...]
+                if reference.isEmpty { reference = "/" }
+            }
+            guard reference.hasPrefix("/"), !reference.hasPrefix("//"), let key = invalidationKey(String(reference)),
+                !keys.contains(key)
+            else { continue }
+            keys.append(key)
+        }
+        return keys
     }
 
     /// An answer from a stored entry: the entry itself, or 304 when the client's conditional request matches it.

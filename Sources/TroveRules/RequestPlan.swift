@@ -90,7 +90,34 @@ extension RuleSet {
     }
 
     /// Decides what to do with a request, from the rules alone.
+    ///
+    /// A write (any unsafe method) also purges the entry a GET of the same target would use, whether or not its
+    /// route names it (RFC 9111 §4.4): `PUT /api/v1/events/42` purges what `GET /api/v1/events/42` stored.
     public func plan(for request: RequestHead) -> RequestPlan {
+        let plan = routePlan(for: request)
+        guard MethodSet.unsafe.contains(plan.method), let target = plan.target,
+            let key = invalidationKey(for: target.forwardTarget, headers: request.headers)
+        else { return plan }
+        var purges: PurgeSet
+        switch plan.decision {
+        case .write(let named): purges = named
+        case .pass: purges = PurgeSet()
+        case .cache, .bypass, .reject: return plan
+        }
+        if !purges.keys.contains(key) { purges.keys.append(key) }
+        return RequestPlan(method: plan.method, target: plan.target, route: plan.route, origin: plan.origin, decision: .write(purges))
+    }
+
+    /// The key of the entry a GET of `target` (with these headers) would read; nil when no cacheable route
+    /// would store one. Writes purge it, and so do their answers' `Location` and `Content-Location`.
+    public func invalidationKey(for target: String, headers: [Header]) -> String? {
+        guard case .cache(let cache) = routePlan(for: RequestHead(method: "GET", target: target, headers: headers)).decision else {
+            return nil
+        }
+        return cache.key
+    }
+
+    private func routePlan(for request: RequestHead) -> RequestPlan {
         // Methods arrive upper-case (NIO's parser); only others pay for the conversion.
         let method = request.method.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") })
             ? request.method.uppercased() : request.method

@@ -229,8 +229,14 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         let plan = plans?.plan(for: head, headers: headers, loaded: loaded)
             ?? loaded.rules.plan(for: RequestHead(method: head.method.rawValue, target: head.uri, headers: headers))
+        // Writes also purge what their answer's Location names; reads never need the rules again.
+        var invalidationKey: (@Sendable (String) -> String?)?
+        if MethodSet.unsafe.contains(plan.method) {
+            invalidationKey = { @Sendable target in loaded.rules.invalidationKey(for: target, headers: headers) }
+        }
         let machine = ReadThroughStateMachine(
-            plan: plan, requestHeaders: headers, clock: environment.clock, counterLifetime: loaded.counterLifetime)
+            plan: plan, requestHeaders: headers, clock: environment.clock, counterLifetime: loaded.counterLifetime,
+            invalidationKey: invalidationKey)
         let exchange = Exchange(head: head, body: body, plan: plan, headers: headers, machine: machine,
             counters: environment.stats.counters(route: plan.route?.name), counterLifetime: loaded.counterLifetime)
         if bodyTooLarge {

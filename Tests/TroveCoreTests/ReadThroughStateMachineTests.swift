@@ -174,6 +174,30 @@ import TroveTestSupport
             age: nil, omitBody: false)))
     }
 
+    /// A write's answer that names a stored resource in `Location` or `Content-Location` on the same host
+    /// purges it too (RFC 9111 §4.4), also through a pass route; other hosts, and failed writes, purge nothing.
+    @Test func locationOfAWriteIsPurged() {
+        func purges(_ method: String, _ target: String, status: Int = 201, _ headers: [Header]) -> PurgeSet? {
+            let request = [Header("Host", "api.example.com")]
+            let plan = Self.rules.plan(for: RequestHead(method: method, target: target, headers: request))
+            var sm = ReadThroughStateMachine(plan: plan, requestHeaders: request, clock: clock, counterLifetime: Self.rules.counterLifetime,
+                invalidationKey: { Self.rules.invalidationKey(for: $0, headers: request) })
+            _ = sm.start()
+            if case .purge(let purge, _) = sm.originResponded(status: status, headers: headers, bodyLength: 0) { return purge.purges }
+            return nil
+        }
+        // POST /events goes through the pass route `other`, which names nothing to purge.
+        #expect(purges("POST", "/events", [Header("Location", "/events/7")]) == PurgeSet(keys: ["event:7"]))
+        #expect(purges("POST", "/events", [Header("Content-Location", "http://API.example.com/events/8?x=1")]) == PurgeSet(keys: ["event:8"]))
+        #expect(purges("POST", "/events", [Header("Location", "https://elsewhere.example.com/events/7")]) == nil)
+        #expect(purges("POST", "/events", [Header("Location", "//elsewhere.example.com/events/7")]) == nil)
+        #expect(purges("POST", "/events", [Header("Location", "/not-cached")]) == nil)
+        #expect(purges("POST", "/events", status: 500, [Header("Location", "/events/7")]) == nil)
+        // A write route adds them to what it names (and to its own target's key).
+        #expect(purges("PUT", "/events/42", status: 200, [Header("Content-Location", "/events/43")])
+            == PurgeSet(tags: ["event:42"], keys: ["event:42", "event:43"]))
+    }
+
     /// A successful write purges before answering; a failed one purges nothing; a purge the store could not
     /// make is reported as queued.
     @Test func writes() {
@@ -182,7 +206,7 @@ import TroveTestSupport
         let response = ReadThroughStateMachine.ResponsePlan(
             source: .origin, cacheStatus: CacheStatus(outcome: .pass, forward: "method", forwardStatus: 204), age: nil, omitBody: false)
         #expect(ok.originResponded(status: 204, headers: [], bodyLength: 0) == .purge(
-            PurgeRequest(purges: PurgeSet(tags: ["event:42"]), counterLifetime: Self.rules.counterLifetime), then: response))
+            PurgeRequest(purges: PurgeSet(tags: ["event:42"], keys: ["event:42"]), counterLifetime: Self.rules.counterLifetime), then: response))
         #expect(ok.purgeCompleted(.success(PurgeReport(tags: ["event:42"]))) == .respond(response))
 
         var failed = machine("DELETE", "/events/42")

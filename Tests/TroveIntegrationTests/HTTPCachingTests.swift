@@ -103,4 +103,41 @@ import TroveTestSupport
         #expect(scenario.originCount(path + "&body=hello") == 1, "every answer after the first came from the entry")
         await scenario.stop(trove)
     }
+
+    /// A write through a route that names nothing to purge still purges its own target's entry and the one its
+    /// answer's `Location` names (RFC 9111 §4.4); a write the origin refuses purges nothing.
+    @Test func writesInvalidateTheirTargetAndLocation() async throws {
+        let scenario = try await Scenario(redis: true)
+        let routes = """
+              - name: event
+                match: GET /api/v1/events/{id}
+                cache: {key: "e:{id}", statuses: {200: 10m, 404: 1m}}
+              - name: everything-else
+                match: ANY /**
+                pass: true
+            """
+        let trove = try await scenario.trove(try scenario.rules(routes: routes))
+        for id in [3, 4, 61] { _ = try await scenario.request(trove, "/api/v1/events/\(id)") }
+        #expect(try await scenario.request(trove, "/api/v1/events/61").status == 404, "no event 61 yet, and that is stored")
+        #expect(try await scenario.request(trove, "/api/v1/events/61").xCache == "HIT")
+
+        let put = try await scenario.request(trove, "PUT", "/api/v1/events/3", headers: [Header("Content-Type", "application/json")],
+            body: #"{"title": "Renamed"}"#)
+        #expect(put.status == 200)
+        let after = try await scenario.request(trove, "/api/v1/events/3")
+        #expect(after.xCache == "MISS")
+        #expect(try after.json()["title"] as? String == "Renamed")
+        #expect(try await scenario.request(trove, "/api/v1/events/4").xCache == "HIT", "other entries are untouched")
+
+        // POST /api/v1/events creates event 61 and answers Location: /api/v1/events/61.
+        let created = try await scenario.request(trove, "POST", "/api/v1/events", headers: [Header("Content-Type", "application/json")],
+            body: #"{"title": "New"}"#)
+        #expect(created.status == 201 && created.header("Location") == "/api/v1/events/61")
+        let new = try await scenario.request(trove, "/api/v1/events/61")
+        #expect(new.status == 200 && new.xCache == "MISS")
+
+        _ = try await scenario.request(trove, "PUT", "/api/v1/events/999", body: "{}")  // 404 at the origin
+        #expect(try await scenario.request(trove, "/api/v1/events/4").xCache == "HIT")
+        await scenario.stop(trove)
+    }
 }

@@ -142,10 +142,11 @@ final class Scenario: Sendable {
     }
 
     /// Sends a request to any URL (a Trove running as its own process, say).
-    func request(url: String, _ method: String = "GET", headers: [Header] = []) async throws -> Answer {
+    func request(url: String, _ method: String = "GET", headers: [Header] = [], body: String? = nil) async throws -> Answer {
         let result = await withCheckedContinuation { continuation in
             Self.client.send(OriginRequest(
-                origin: "trove", method: method, url: url, headers: headers, body: nil, connectTimeout: .seconds(2),
+                origin: "trove", method: method, url: url, headers: headers, body: body.map { ByteBuffer(string: $0) },
+                connectTimeout: .seconds(2),
                 timeout: .seconds(10), maxResponseBytes: 16 << 20)) { continuation.resume(returning: $0) }
         }
         let response = try result.get()
