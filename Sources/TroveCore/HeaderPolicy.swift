@@ -27,7 +27,9 @@ public enum HeaderPolicy {
     /// - `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` and `X-Forwarded-Host` are
     ///   set when the client did not send them.
     /// - For a fetch that will be stored, `Accept-Encoding` is dropped, so the origin answers uncompressed and
-    ///   the entry suits every client (storing compressed variants is a later feature).
+    ///   the entry suits every client (storing compressed variants is a later feature); so are the client's
+    ///   conditional headers, so the origin answers with the whole representation to store (Trove answers the
+    ///   client's conditions itself, from the entry, and sends its own validators when it revalidates).
     /// - The origin's configured headers replace the client's of the same name.
     public static func originRequestHeaders(
         client headers: [Header], clientAddress: String?, origin: Origin, forStorage: Bool
@@ -54,7 +56,8 @@ public enum HeaderPolicy {
                 hasProto = true
             case "x-forwarded-host":
                 hasForwardedHost = true
-            case "accept-encoding" where forStorage:
+            case "accept-encoding" where forStorage, "if-none-match" where forStorage, "if-modified-since" where forStorage,
+                "if-match" where forStorage, "if-unmodified-since" where forStorage, "if-range" where forStorage:
                 continue
             default:
                 break

@@ -39,12 +39,16 @@ public struct ReadThroughStateMachine: Sendable {
         public var forStorage: Bool
         /// Concurrent misses for the same key may share this fetch (see the server's `FetchCoordinator`).
         public var coalesce: Bool
+        /// `If-None-Match` / `If-Modified-Since` from a stale entry's validators: the origin may answer 304
+        /// and the entry is refreshed without its body being sent again.
+        public var validators: [Header]
 
-        public init(method: String, sendsBody: Bool, forStorage: Bool, coalesce: Bool = false) {
+        public init(method: String, sendsBody: Bool, forStorage: Bool, coalesce: Bool = false, validators: [Header] = []) {
             self.method = method
             self.sendsBody = sendsBody
             self.forStorage = forStorage
             self.coalesce = coalesce
+            self.validators = validators
         }
     }
 
@@ -54,12 +58,23 @@ public struct ReadThroughStateMachine: Sendable {
         public var meta: EntryMeta
         /// Milliseconds from now until the store may drop it.
         public var expireAfter: Int64
+        /// The origin answered 304 to a revalidation: store the entry's own body (the one looked up) again
+        /// under the refreshed head, not the origin's empty one.
+        public var reusesStoredBody = false
     }
 
     /// A background refresh of a stale entry: what to fetch again, and the counters read before it began.
     public struct Refresh: Sendable, Equatable {
         public var dependencies: Dependencies
         public var snapshot: [Int64]
+        /// The stale entry being refreshed, for its validators.
+        public var entry: EntryMeta?
+
+        public init(dependencies: Dependencies, snapshot: [Int64], entry: EntryMeta? = nil) {
+            self.dependencies = dependencies
+            self.snapshot = snapshot
+            self.entry = entry
+        }
     }
 
     /// What to answer with.
@@ -123,6 +138,8 @@ public struct ReadThroughStateMachine: Sendable {
     }
 
     private var state: State = .idle
+    /// The stale entry a conditional fetch is revalidating (its validators went to the origin).
+    private var revalidating: EntryMeta?
     private let plan: RequestPlan
     private let requestHeaders: [Header]
     private let clock: any TroveClock
@@ -153,7 +170,9 @@ public struct ReadThroughStateMachine: Sendable {
         guard case .cache(let target) = plan.decision else { return nil }
         var machine = ReadThroughStateMachine(plan: plan, requestHeaders: requestHeaders, clock: clock, counterLifetime: counterLifetime)
         machine.state = .fetching(.cache(target, refresh.dependencies, snapshot: refresh.snapshot, forward: "stale", stale: nil))
-        return (machine, .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true)))
+        let validators = refresh.entry.map(Self.validators) ?? []
+        if !validators.isEmpty { machine.revalidating = refresh.entry }
+        return (machine, .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, validators: validators)))
     }
 
     private var isHead: Bool { plan.method == "HEAD" }
@@ -216,11 +235,15 @@ public struct ReadThroughStateMachine: Sendable {
             if now < meta.staleUntil {
                 state = .done
                 let status = CacheStatus(outcome: .stale, forward: "stale", ttl: meta.remainingTTL(at: now))
-                return .respondAndRefresh(fromEntry(meta, status, now: now), Refresh(dependencies: dependencies, snapshot: generations))
+                return .respondAndRefresh(fromEntry(meta, status, now: now),
+                    Refresh(dependencies: dependencies, snapshot: generations, entry: meta))
             }
             let stale = now < meta.errorUntil ? meta : nil
             state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "stale", stale: stale))
-            return .fetch(fetch)
+            var conditional = fetch
+            conditional.validators = Self.validators(meta)
+            if !conditional.validators.isEmpty { revalidating = meta }
+            return .fetch(conditional)
         }
     }
 
@@ -257,8 +280,13 @@ public struct ReadThroughStateMachine: Sendable {
             if status >= 500 || status == 429, let stale, let answer = serveStale(stale, forwardStatus: status, detail: "ORIGIN-ERROR") {
                 return answer
             }
+            if status == 304, let validated = revalidating {
+                return revalidated(validated, headers: headers, target: target, dependencies: dependencies, snapshot: snapshot, forward: forward)
+            }
             var cacheStatus = CacheStatus(outcome: .miss, forward: forward, forwardStatus: status)
-            var response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead)
+            // The client's own conditions were not sent (the answer is fetched whole, to store): Trove applies them.
+            var response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead,
+                notModified: ConditionalRequest.notModified(request: requestHeaders, entryStatus: status, entryHeaders: headers))
             if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength, policy: target.policy) {
                 cacheStatus.detail = refusal.rawValue
                 response.cacheStatus = cacheStatus
@@ -389,6 +417,48 @@ public struct ReadThroughStateMachine: Sendable {
             keys.append(key)
         }
         return keys
+    }
+
+    /// The validators of an entry, as a conditional request sends them (RFC 9110 §13.1); only 200 answers
+    /// are revalidated.
+    static func validators(_ meta: EntryMeta) -> [Header] {
+        guard meta.status == 200 else { return [] }
+        var headers: [Header] = []
+        if let etag = Freshness.value("etag", meta.headers) { headers.append(Header("If-None-Match", etag)) }
+        if let lastModified = Freshness.value("last-modified", meta.headers) { headers.append(Header("If-Modified-Since", lastModified)) }
+        return headers
+    }
+
+    /// The origin answered 304 to a revalidation: the stored head is updated with the 304's headers (RFC 9111
+    /// §4.3.4), its freshness computed again, and the entry stored again with its own body and answered.
+    private mutating func revalidated(
+        _ validated: EntryMeta, headers: [Header], target: RequestPlan.CacheTarget, dependencies: Dependencies, snapshot: [Int64]?,
+        forward: String
+    ) -> Action {
+        let now = clock.nowMilliseconds()
+        let updates = HeaderPolicy.storedHeaders(headers)
+        let names = Set(updates.map { $0.name.lowercased() })
+        let merged = validated.headers.filter { !names.contains($0.name.lowercased()) } + updates
+        var cacheStatus = CacheStatus(outcome: .hit, forward: forward, forwardStatus: 304)
+        guard let snapshot, let freshness = Freshness.of(status: validated.status, headers: merged, policy: target.policy, now: now) else {
+            state = .done
+            var meta = validated
+            meta.headers = merged
+            return .respond(fromEntry(meta, cacheStatus, now: now))
+        }
+        let freshUntil = now + freshness.ttl
+        let meta = EntryMeta(
+            status: validated.status, headers: merged, storedAt: now, freshUntil: freshUntil, staleUntil: freshUntil + freshness.stale,
+            errorUntil: freshUntil + freshness.staleIfError, route: dependencies.route, tags: target.tags, generations: snapshot,
+            variant: validated.variant, bodyLength: validated.bodyLength)
+        cacheStatus.ttl = meta.remainingTTL(at: now)
+        cacheStatus.stored = true
+        let response = fromEntry(meta, cacheStatus, now: now)
+        state = .storing(response)
+        var pending = PendingStore(dependencies: dependencies, meta: meta,
+            expireAfter: Self.expireAfter(now: now, until: max(meta.staleUntil, meta.errorUntil)))
+        pending.reusesStoredBody = true
+        return .store(pending, then: response)
     }
 
     /// An answer from a stored entry: the entry itself, or 304 when the client's conditional request matches it.

@@ -255,6 +255,9 @@ final class DemoOriginHandler: ChannelInboundHandler {
     }
 
     /// `/respond?status=201&header=Set-Cookie:a=1&header=Cache-Control:private&kb=64&body=text`
+    ///
+    /// Like a well-behaved origin, it answers 304 (the same headers, no body) to an `If-None-Match` that
+    /// names the `ETag` it would send.
     private func respond(to head: HTTPRequestHead, query: [String: String]) -> Answer {
         let items = URLComponents(string: head.uri)?.queryItems ?? []
         let status = HTTPResponseStatus(statusCode: Int(query["status"] ?? "") ?? 200)
@@ -262,6 +265,11 @@ final class DemoOriginHandler: ChannelInboundHandler {
         for item in items where item.name == "header" {
             guard let value = item.value, let colon = value.firstIndex(of: ":") else { continue }
             headers.append((String(value[..<colon]), String(value[value.index(after: colon)...])))
+        }
+        if status == .ok, let etag = headers.first(where: { $0.0.lowercased() == "etag" })?.1,
+            head.headers["If-None-Match"].contains(where: { $0.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == etag } })
+        {
+            return Answer(status: .notModified, headers: headers.filter { $0.0.lowercased() != "content-type" }, body: ByteBuffer())
         }
         var body = ByteBuffer(string: query["body"] ?? "")
         if let kb = Int(query["kb"] ?? ""), kb > 0 {

@@ -9,8 +9,10 @@ internal import TroveRules
 ///
 /// Runs on the event loop of the request that started it, independently of that request's connection.
 enum BackgroundRefresh {
+    /// - Parameter entryBody: the stale entry's body, stored again under a refreshed head when the origin
+    ///   answers 304 to the revalidation.
     static func start(
-        _ refresh: ReadThroughStateMachine.Refresh, plan: RequestPlan, headers: [Header], counterLifetime: Int64,
+        _ refresh: ReadThroughStateMachine.Refresh, entryBody: ByteBuffer?, plan: RequestPlan, headers: [Header], counterLifetime: Int64,
         environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, loop: any EventLoop
     ) {
         let key = refresh.dependencies.key
@@ -44,9 +46,12 @@ enum BackgroundRefresh {
                 case .response(let response):
                     switch machine.originResponded(status: response.status, headers: response.headers, bodyLength: response.bodyLength) {
                     case .store(let pending, _):
-                        store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: response.body,
+                        guard let body = pending.reusesStoredBody ? entryBody : response.body else {
+                            return end(.released, .released)
+                        }
+                        store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: body,
                             expireAfter: pending.expireAfter)) { stored in
-                            end(.entry(pending.meta, response.body), (try? stored.get()) != nil ? .stored : .released)
+                            end(.entry(pending.meta, body), (try? stored.get()) != nil ? .stored : .released)
                         }
                     default:
                         end(.released, .released)  // not storable (or the origin failed): the stale entry stays

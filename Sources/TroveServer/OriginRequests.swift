@@ -13,7 +13,7 @@ enum OriginRequests {
         return OriginRequest(
             origin: origin.name, method: fetch.method, url: origin.url + target.forwardTarget,
             headers: HeaderPolicy.originRequestHeaders(client: headers, clientAddress: clientAddress, origin: origin,
-                forStorage: fetch.forStorage),
+                forStorage: fetch.forStorage) + fetch.validators,
             body: fetch.sendsBody ? body : nil, connectTimeout: origin.connectTimeout, timeout: origin.timeout,
             maxResponseBytes: maxResponseBytes)
     }

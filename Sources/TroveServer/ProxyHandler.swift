@@ -270,9 +270,18 @@ final class ProxyHandler: ChannelDuplexHandler {
                 send(fetch, exchange)
             }
         case .store(let pending, _):
-            guard let response = exchange.response else { return internalError("store without an origin answer", exchange) }
+            // A revalidated entry keeps the body that was looked up; otherwise the origin's answer is stored.
+            let body: ByteBuffer
+            if pending.reusesStoredBody {
+                guard let entry = exchange.entry else { return internalError("revalidation without an entry", exchange) }
+                body = entry.body
+                exchange.entry = (pending.meta, entry.body)
+            } else {
+                guard let response = exchange.response else { return internalError("store without an origin answer", exchange) }
+                body = response.body
+            }
             let started = NIODeadline.now()
-            store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: response.body,
+            store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: body,
                 expireAfter: pending.expireAfter)) { result in
                 let failed: Bool
                 if case .failure = result { failed = true } else { failed = false }
@@ -282,7 +291,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 }
                 // The answer is shareable whether or not the store took it: waiters here get it either way,
                 // other instances only when it is stored.
-                self.endFlight(exchange, .entry(pending.meta, response.body), notice: (try? result.get()) != nil ? .stored : .released)
+                self.endFlight(exchange, .entry(pending.meta, body), notice: (try? result.get()) != nil ? .stored : .released)
                 self.execute(exchange.machine.storeCompleted(result), exchange)
             }
         case .purge(let request, _):
@@ -303,7 +312,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .respondAndRefresh(let plan, let refresh):
             respond(plan, exchange, close: false)
             if let loop = context?.eventLoop {
-                BackgroundRefresh.start(refresh, plan: exchange.plan, headers: exchange.headers,
+                BackgroundRefresh.start(refresh, entryBody: exchange.entry?.body, plan: exchange.plan, headers: exchange.headers,
                     counterLifetime: exchange.counterLifetime, environment: environment, store: store, loop: loop)
             }
         }
@@ -513,10 +522,15 @@ final class ProxyHandler: ChannelDuplexHandler {
                 return internalError("answer from the origin without one", exchange)
             }
             status = response.status
-            headers = HeaderPolicy.responseHeaders(response.headers)
+            let passed = HeaderPolicy.responseHeaders(response.headers)
+            headers = plan.notModified ? ConditionalRequest.notModifiedHeaders(passed) : passed
             body = response.body
             contentLength = response.bodyLength
-            if exchange.fetchMethod == "HEAD" {
+            if plan.notModified {
+                status = 304
+                body = nil
+                contentLength = nil
+            } else if exchange.fetchMethod == "HEAD" {
                 // A HEAD went to the origin: its Content-Length describes the body it did not send.
                 contentLength = response.headers.first { $0.name.lowercased() == "content-length" }.flatMap { Int($0.value) }
             }

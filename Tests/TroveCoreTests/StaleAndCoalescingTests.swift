@@ -37,6 +37,42 @@ import TroveTestSupport
         return pending.meta
     }
 
+    /// An expired entry with validators is revalidated with a conditional GET; a 304 refreshes its head (headers
+    /// from the 304 replace the stored ones), stores it again with its own body, and answers from it. A 200
+    /// instead is stored as any miss is.
+    @Test func revalidationWith304() throws {
+        var first = machine("/strict/1")
+        _ = first.start()
+        _ = first.lookupCompleted(.notFound(generations: generations))
+        let validators = [Header("ETag", "\"v1\""), Header("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"), Header("X-Version", "1")]
+        guard case .store(let pending, _) = first.originResponded(status: 200, headers: validators, bodyLength: 5) else {
+            Issue.record("not stored"); return
+        }
+        clock.advance(by: .seconds(61))
+        var sm = machine("/strict/1")
+        _ = sm.start()
+        #expect(sm.lookupCompleted(.found(pending.meta, generations: generations)) == .fetch(.init(
+            method: "GET", sendsBody: false, forStorage: true, coalesce: true,
+            validators: [Header("If-None-Match", "\"v1\""), Header("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")])))
+        guard case .store(let refreshed, let answer) = sm.originResponded(status: 304, headers: [Header("X-Version", "2")], bodyLength: 0) else {
+            Issue.record("a 304 refreshes the entry"); return
+        }
+        #expect(refreshed.reusesStoredBody)
+        #expect(refreshed.meta.bodyLength == 5 && refreshed.meta.status == 200)
+        #expect(refreshed.meta.headers.map(\.value) == ["\"v1\"", "Sun, 06 Nov 1994 08:49:37 GMT", "2"])
+        #expect(refreshed.meta.storedAt == clock.nowMilliseconds() && refreshed.meta.freshUntil == clock.nowMilliseconds() + 60_000)
+        #expect(answer.source == .entry)
+        #expect(answer.cacheStatus == CacheStatus(outcome: .hit, forward: "stale", forwardStatus: 304, ttl: 60, stored: true))
+
+        // Without validators the fetch is unconditional, and a 304 (which it cannot be) is not stored.
+        var plain = machine("/strict/2")
+        _ = plain.start()
+        var old = pending.meta
+        old.headers = []
+        #expect(plain.lookupCompleted(.found(old, generations: generations)) == .fetch(.init(method: "GET", sendsBody: false,
+            forStorage: true, coalesce: true)))
+    }
+
     /// Windows are recorded in the entry, and the store keeps it past the longest of them.
     @Test func windowsAreStored() throws {
         let meta = try stored("/events/1")
@@ -57,7 +93,7 @@ import TroveTestSupport
         _ = sm.start()
         #expect(sm.lookupCompleted(.found(meta, generations: generations)) == .respondAndRefresh(
             .init(source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: "stale", ttl: -10), age: 70, omitBody: false),
-            .init(dependencies: Dependencies(key: "event:1", route: "event", tags: ["event:1"]), snapshot: generations)))
+            .init(dependencies: Dependencies(key: "event:1", route: "event", tags: ["event:1"]), snapshot: generations, entry: meta)))
 
         // The refresh runs its own machine: fetch, then store with the counters read before it began.
         let refresh = ReadThroughStateMachine.Refresh(dependencies: Dependencies(key: "event:1", route: "event", tags: ["event:1"]),

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TroveCore
+import TroveDemoOrigin
+import TroveFixtures
 import TroveRules
 import TroveTestSupport
 
@@ -138,6 +140,46 @@ import TroveTestSupport
 
         _ = try await scenario.request(trove, "PUT", "/api/v1/events/999", body: "{}")  // 404 at the origin
         #expect(try await scenario.request(trove, "/api/v1/events/4").xCache == "HIT")
+        await scenario.stop(trove)
+    }
+
+    /// An expired entry with an ETag is revalidated: the origin answers 304, the entry is refreshed with the
+    /// body it already had, and the client gets it as a hit. In the background (stale-while-revalidate) too.
+    @Test func staleEntriesAreRevalidatedWith304() async throws {
+        let scenario = try await Scenario(redis: true)
+        let routes = """
+              - name: strict
+                match: GET /respond/strict/**
+                cache: {key: "s:{path}?{query}", ttl: 1m}
+              - name: lenient
+                match: GET /respond/lenient/**
+                cache: {key: "l:{path}?{query}", ttl: 1m, stale: 5m}
+            """
+        let trove = try await scenario.trove(try scenario.rules(routes: routes))
+        let strict = Self.path("/respond/strict/a", ["ETag:\"v1\""]) + "&body=hello"
+        #expect(try await scenario.request(trove, strict).xCache == "MISS")
+        scenario.clock.advance(by: .seconds(61))
+        let revalidated = try await scenario.request(trove, strict)
+        #expect(revalidated.status == 200 && revalidated.body == "hello")
+        #expect(revalidated.xCache == "HIT")
+        #expect(revalidated.cacheStatus == "trove; fwd=stale; fwd-status=304; ttl=60; stored")
+        #expect(scenario.origin.stats.snapshot.byStatus["304"] == 1, "the origin answered the conditional request with 304")
+        #expect(try await scenario.request(trove, strict).cacheStatus?.hasPrefix("trove; hit; ttl=60") == true)
+        // A client's own If-None-Match is not forwarded on a fetch for storage: the origin's answer is stored whole.
+        let other = Self.path("/respond/strict/b", ["ETag:\"v9\""]) + "&body=whole"
+        let conditional = try await scenario.request(trove, other, headers: [Header("If-None-Match", "\"v9\"")])
+        #expect(conditional.status == 304, "answered from the entry just stored")
+        #expect(try await scenario.request(trove, other).body == "whole")
+
+        let lenient = Self.path("/respond/lenient/a", ["ETag:\"w1\""]) + "&body=hi"
+        _ = try await scenario.request(trove, lenient)
+        scenario.clock.advance(by: .seconds(61))
+        #expect(try await scenario.request(trove, lenient).xCache == "STALE")
+        try await eventually("the background revalidation refreshed the entry") {
+            try await scenario.request(trove, lenient).xCache == "HIT"
+        }
+        #expect(try await scenario.request(trove, lenient).body == "hi")
+        #expect(scenario.origin.stats.snapshot.byStatus["304"] == 2)
         await scenario.stop(trove)
     }
 }
