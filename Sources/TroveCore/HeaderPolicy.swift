@@ -26,8 +26,9 @@ public enum HeaderPolicy {
     /// - `Host` is the origin's, unless the origin says `preserve_host`.
     /// - `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` and `X-Forwarded-Host` are
     ///   set when the client did not send them.
-    /// - For a fetch that will be stored, `Accept-Encoding` is dropped, so the origin answers uncompressed and
-    ///   the entry suits every client (storing compressed variants is a later feature); so are the client's
+    /// - For a fetch that will be stored, the client's `Accept-Encoding` is replaced by `gzip`: one entry, in
+    ///   whatever coding the origin chose, serves every client (`ContentCoding` decodes it for those that do
+    ///   not accept gzip); and the client's
     ///   conditional headers, so the origin answers with the whole representation to store (Trove answers the
     ///   client's conditions itself, from the entry, and sends its own validators when it revalidates).
     /// - The origin's configured headers replace the client's of the same name.
@@ -70,6 +71,7 @@ public enum HeaderPolicy {
         } else if let forwardedFor {
             out.append(Header("X-Forwarded-For", forwardedFor))
         }
+        if forStorage && !configured.contains("accept-encoding") { out.append(ContentCoding.storageAcceptEncoding) }
         if !hasProto { out.append(Header("X-Forwarded-Proto", "http")) }
         if !hasForwardedHost, let clientHost { out.append(Header("X-Forwarded-Host", clientHost)) }
         for configured in origin.headers {
@@ -127,7 +129,7 @@ public enum HeaderPolicy {
     }
 
     /// The request's values of the headers an answer's `Vary` names, to store with it. `Accept-Encoding` is
-    /// left out: fetches for storage ask for an uncompressed answer, which suits every client.
+    /// left out: one entry serves every client, decoded for those that do not accept its coding.
     public static func variant(vary responseHeaders: [Header], request: [Header]) -> [Header] {
         var names: [String] = []
         for header in responseHeaders where header.name.lowercased() == "vary" {

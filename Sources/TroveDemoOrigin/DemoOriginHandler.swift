@@ -1,4 +1,5 @@
 internal import Foundation
+internal import CompressNIO
 internal import NIOCore
 internal import NIOHTTP1
 internal import Synchronization
@@ -274,6 +275,14 @@ final class DemoOriginHandler: ChannelInboundHandler {
         var body = ByteBuffer(string: query["body"] ?? "")
         if let kb = Int(query["kb"] ?? ""), kb > 0 {
             body = ByteBuffer(repeating: UInt8(ascii: "x"), count: kb * 1024)
+        }
+        // `gzip=1`: compress, as origins do, for requests that accept it.
+        if query["gzip"] == "1", head.headers["Accept-Encoding"].contains(where: { $0.lowercased().contains("gzip") }),
+            let compressed = try? body.compress(with: .gzip())
+        {
+            body = compressed
+            headers.append(("Content-Encoding", "gzip"))
+            headers.append(("Vary", "Accept-Encoding"))
         }
         return Answer(status: status, headers: headers, body: body)
     }

@@ -1,3 +1,4 @@
+internal import CompressNIO
 internal import Logging
 internal import NIOCore
 internal import NIOHTTP1
@@ -497,8 +498,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func respond(_ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, close: Bool) {
         guard !exchange.answered else { return }
         exchange.answered = true
+        var plan = plan
         var status: Int
-        let headers: [Header]
+        var headers: [Header]
         var body: ByteBuffer?
         var contentLength: Int?
         switch plan.source {
@@ -507,12 +509,10 @@ final class ProxyHandler: ChannelDuplexHandler {
                 exchange.answered = false
                 return internalError("answer from an entry without one", exchange)
             }
-            if plan.notModified {
-                status = 304
-                headers = ConditionalRequest.notModifiedHeaders(entry.meta.headers)
-            } else {
-                status = entry.meta.status
-                headers = entry.meta.headers
+            // A 304's headers are cut down below, after the content coding has had its say on them.
+            status = plan.notModified ? 304 : entry.meta.status
+            headers = entry.meta.headers
+            if !plan.notModified {
                 body = entry.body
                 contentLength = entry.meta.bodyLength
             }
@@ -523,7 +523,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
             status = response.status
             let passed = HeaderPolicy.responseHeaders(response.headers)
-            headers = plan.notModified ? ConditionalRequest.notModifiedHeaders(passed) : passed
+            headers = passed
             body = response.body
             contentLength = response.bodyLength
             if plan.notModified {
@@ -540,6 +540,17 @@ final class ProxyHandler: ChannelDuplexHandler {
             body = ByteBuffer(string: "\(troveStatus) \(HTTPResponseStatus(statusCode: troveStatus).reasonPhrase): \(message)\n")
             contentLength = body?.readableBytes
         }
+        if case .cache = exchange.plan.decision, plan.source == .entry || plan.source == .origin {
+            if !Self.adaptCoding(&headers, &body, &contentLength, request: exchange.headers, allocator: context?.channel.allocator) {
+                environment.logger.warning("a gzip body could not be decoded", metadata: ["route.name": "\(exchange.plan.route?.name ?? "")"])
+                status = 502
+                headers = [Header("Content-Type", "text/plain; charset=utf-8")]
+                body = ByteBuffer(string: "502 Bad Gateway: the origin's gzip body could not be decoded\n")
+                contentLength = body?.readableBytes
+                plan.cacheStatus = nil
+            }
+        }
+        if plan.notModified && status == 304 { headers = ConditionalRequest.notModifiedHeaders(headers) }
         let trove = ResponseEncoding.TroveHeaders(cacheStatus: plan.cacheStatus, age: plan.age, retryAfter: plan.retryAfter)
 
         var isError = false
@@ -573,6 +584,26 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.write(status: json.status, headers: [Header("Content-Type", "application/json")], trove: .none, body: json.body,
                 contentLength: json.body.readableBytes, request: head, close: false)
         }
+    }
+
+    /// An answer fetched to store (or from the store) may be gzip-coded, whatever the client asked for: sent as
+    /// it is to clients that accept gzip, decoded for the others. Either way `Vary: Accept-Encoding` tells caches
+    /// after Trove that the coding depends on the request. False when the body cannot be decoded.
+    static func adaptCoding(
+        _ headers: inout [Header], _ body: inout ByteBuffer?, _ contentLength: inout Int?, request: [Header],
+        allocator: ByteBufferAllocator?
+    ) -> Bool {
+        guard ContentCoding.isGzip(headers) else { return true }
+        if ContentCoding.acceptsGzip(request) {
+            headers = ContentCoding.varyingOnEncoding(headers)
+            return true
+        }
+        headers = ContentCoding.varyingOnEncoding(ContentCoding.decodedHeaders(headers))
+        guard var coded = body else { return true }  // a 304: headers only
+        guard let decoded = try? coded.decompress(with: .gzip(), allocator: allocator ?? ByteBufferAllocator()) else { return false }
+        body = decoded
+        contentLength = decoded.readableBytes
+        return true
     }
 
     /// A step the state machine should never ask for: answer 500 rather than leave the client waiting.

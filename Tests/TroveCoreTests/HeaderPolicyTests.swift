@@ -75,15 +75,41 @@ import TroveRules
         #expect(out.filter { $0.name.lowercased() == "host" }.count == 1)
     }
 
-    /// The origin's configured headers replace the client's; Accept-Encoding is dropped only for storage.
+    /// The origin's configured headers replace the client's. For storage, Accept-Encoding is Trove's own (gzip,
+    /// whatever the client said) and the client's conditional headers stay behind; passed through, they go.
     @Test func configuredHeadersAndEncoding() {
-        let client = [Header("Accept", "text/html"), Header("X-Api-Key", "forged"), Header("Accept-Encoding", "gzip")]
+        let client = [Header("Accept", "text/html"), Header("X-Api-Key", "forged"), Header("Accept-Encoding", "br"),
+            Header("If-None-Match", "\"v1\""), Header("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")]
         let out = HeaderPolicy.originRequestHeaders(client: client, clientAddress: nil, origin: Self.api, forStorage: true)
         #expect(out.filter { $0.name.lowercased() == "accept" }.map(\.value) == ["application/json"])
         #expect(out.filter { $0.name.lowercased() == "x-api-key" }.map(\.value) == ["secret"])
-        #expect(value(out, "Accept-Encoding") == nil)
+        #expect(out.filter { $0.name.lowercased() == "accept-encoding" }.map(\.value) == ["gzip"])
+        #expect(value(out, "If-None-Match") == nil && value(out, "If-Modified-Since") == nil)
         let passed = HeaderPolicy.originRequestHeaders(client: client, clientAddress: nil, origin: Self.api, forStorage: false)
-        #expect(value(passed, "Accept-Encoding") == "gzip")
+        #expect(value(passed, "Accept-Encoding") == "br")
+        #expect(value(passed, "If-None-Match") == "\"v1\"")
+    }
+
+    /// Which clients get gzip as it is stored, and what a decoded answer's headers become.
+    @Test func contentCodings() {
+        func accepts(_ value: String?) -> Bool { ContentCoding.acceptsGzip(value.map { [Header("Accept-Encoding", $0)] } ?? []) }
+        #expect(accepts("gzip, deflate, br"))
+        #expect(accepts("br;q=1.0, gzip;q=0.8"))
+        #expect(accepts("*"))
+        #expect(accepts("X-GZIP"))
+        #expect(!accepts("gzip;q=0"))
+        #expect(!accepts("*, gzip;q=0"))
+        #expect(!accepts("br, identity"))
+        #expect(!accepts(nil), "no Accept-Encoding: decoded (many libraries send none and cannot decode)")
+        #expect(ContentCoding.isGzip([Header("Content-Encoding", "gzip")]))
+        #expect(!ContentCoding.isGzip([Header("Content-Encoding", "br")]))
+        #expect(!ContentCoding.isGzip([Header("Content-Encoding", "gzip, br")]))
+        #expect(!ContentCoding.isGzip([]))
+        #expect(ContentCoding.decodedHeaders([Header("Content-Encoding", "gzip"), Header("ETag", "\"a\""), Header("X", "1")])
+            == [Header("ETag", "W/\"a\""), Header("X", "1")])
+        #expect(ContentCoding.varyingOnEncoding([Header("Vary", "Accept-Language")]) == [Header("Vary", "Accept-Language, Accept-Encoding")])
+        #expect(ContentCoding.varyingOnEncoding([Header("vary", "accept-encoding")]) == [Header("vary", "accept-encoding")])
+        #expect(ContentCoding.varyingOnEncoding([]) == [Header("Vary", "Accept-Encoding")])
     }
 
     /// What is stored leaves out Set-Cookie, Age and hop-by-hop headers.

@@ -182,4 +182,36 @@ import TroveTestSupport
         #expect(scenario.origin.stats.snapshot.byStatus["304"] == 2)
         await scenario.stop(trove)
     }
+
+    /// One entry, stored gzip-coded as the origin sent it, serves clients that accept gzip as it is and the others
+    /// decoded (no Content-Encoding, a weak ETag), with `Vary: Accept-Encoding`; the origin is asked once.
+    @Test func gzipStoredOnceServedBothWays() async throws {
+        let scenario = try await Scenario(redis: true)
+        let trove = try await scenario.trove(try scenario.rules(routes: Self.routes))
+        let text = String(repeating: "All work and no play makes Jack a dull boy. ", count: 200)
+        let path = Self.path("/respond/rules/gz", ["ETag:\"g1\""]) + "&gzip=1&body=" + text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+
+        let plain = try await scenario.request(trove, path)  // no Accept-Encoding: decoded
+        #expect(plain.xCache == "MISS")
+        #expect(plain.body == text)
+        #expect(plain.header("Content-Encoding") == nil)
+        #expect(plain.header("ETag") == "W/\"g1\"")
+        #expect(plain.header("Vary") == "Accept-Encoding")
+
+        // The client that accepts gzip gets the stored bytes; libcurl here does not decode them, so they are gzip.
+        let coded = try await scenario.request(trove, path, headers: [Header("Accept-Encoding", "gzip, br")])
+        #expect(coded.xCache == "HIT")
+        #expect(coded.header("Content-Encoding") == "gzip")
+        #expect(coded.header("ETag") == "\"g1\"")
+        #expect(Int(coded.header("Content-Length") ?? "") ?? 0 < text.utf8.count / 5, "the stored body is the compressed one")
+
+        let refused = try await scenario.request(trove, path, headers: [Header("Accept-Encoding", "gzip;q=0, identity")])
+        #expect(refused.xCache == "HIT" && refused.body == text && refused.header("Content-Encoding") == nil)
+        #expect(Int(refused.header("Content-Length") ?? "") == text.utf8.count)
+        // A conditional request with the decoded answer's weak ETag matches the entry.
+        let revalidated = try await scenario.request(trove, path, headers: [Header("If-None-Match", "W/\"g1\"")])
+        #expect(revalidated.status == 304 && revalidated.header("ETag") == "W/\"g1\"")
+        #expect(scenario.originCount(path) == 1)
+        await scenario.stop(trove)
+    }
 }
