@@ -51,9 +51,7 @@ public struct Freshness: Sendable, Equatable {
             }
         }
         var ttl = lifetime ?? rule.ttl
-        if lifetime != nil, let age = value("age", headers).flatMap({ Int64($0.trimmingWhitespace()) }), age > 0 {
-            ttl -= age * 1000
-        }
+        if lifetime != nil { ttl -= initialAge(headers) * 1000 }
         if let maxTTL = policy.maxTTL { ttl = min(ttl, maxTTL.milliseconds) }
         ttl = max(0, ttl)
         let noCache = directives.has("no-cache")
@@ -66,6 +64,16 @@ public struct Freshness: Sendable, Equatable {
             staleIfError = 0
         }
         return Freshness(ttl: ttl, stale: stale, staleIfError: staleIfError)
+    }
+
+    /// Seconds the answer had already spent in caches before Trove (the `Age` it came with, RFC 9111 §5.1):
+    /// 0 when absent or not a non-negative whole number. Entries are dated back by it, so the `Age` Trove sends
+    /// counts that time too.
+    public static func initialAge(_ headers: [Header]) -> Int64 {
+        guard let text = value("age", headers)?.trimmingWhitespace(), !text.isEmpty,
+            text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else { return 0 }
+        return min(Int64(text.prefix(12)) ?? Int64(Int32.max), Int64(Int32.max))
     }
 
     static func value(_ lowercasedName: String, _ headers: [Header]) -> String? {

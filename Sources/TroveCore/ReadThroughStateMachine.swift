@@ -304,7 +304,8 @@ public struct ReadThroughStateMachine: Sendable {
             let staleUntil = freshUntil + freshness.stale
             let errorUntil = freshUntil + freshness.staleIfError
             let meta = EntryMeta(
-                status: status, headers: HeaderPolicy.storedHeaders(headers), storedAt: now, freshUntil: freshUntil,
+                status: status, headers: HeaderPolicy.storedHeaders(headers), storedAt: now - Freshness.initialAge(headers) * 1000,
+                freshUntil: freshUntil,
                 staleUntil: staleUntil, errorUntil: errorUntil, route: dependencies.route, tags: target.tags,
                 generations: snapshot, variant: HeaderPolicy.variant(vary: headers, request: requestHeaders),
                 bodyLength: bodyLength)
@@ -448,7 +449,8 @@ public struct ReadThroughStateMachine: Sendable {
         }
         let freshUntil = now + freshness.ttl
         let meta = EntryMeta(
-            status: validated.status, headers: merged, storedAt: now, freshUntil: freshUntil, staleUntil: freshUntil + freshness.stale,
+            status: validated.status, headers: merged, storedAt: now - Freshness.initialAge(headers) * 1000, freshUntil: freshUntil,
+            staleUntil: freshUntil + freshness.stale,
             errorUntil: freshUntil + freshness.staleIfError, route: dependencies.route, tags: target.tags, generations: snapshot,
             variant: validated.variant, bodyLength: validated.bodyLength)
         cacheStatus.ttl = meta.remainingTTL(at: now)

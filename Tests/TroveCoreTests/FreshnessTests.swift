@@ -52,6 +52,17 @@ import TroveRules
         #expect(Self.of([("Cache-Control", "max-age=60")], policy: capped)?.ttl == 60_000)
     }
 
+    /// Only a non-negative whole number counts as an Age; anything else is ignored, as most caches do.
+    @Test func ageParsing() {
+        func age(_ values: [String]) -> Int64 { Freshness.initialAge(values.map { Header("Age", $0) }) }
+        #expect(age(["45"]) == 45)
+        #expect(age([" 45 "]) == 45)
+        #expect(age([]) == 0)
+        for odd in ["abc", "-7200", "7200.0", "7200,0", "0,7200", ""] { #expect(age([odd]) == 0, "\(odd)") }
+        #expect(age(["7200", "0"]) == 7200, "the first Age header")
+        #expect(age(["99999999999999"]) == Int64(Int32.max))
+    }
+
     @Test func revalidationAndStaleDirectives() {
         #expect(Self.of([("Cache-Control", "no-cache, max-age=60")]) == Freshness(ttl: 0, stale: 0, staleIfError: 0))
         #expect(Self.of([("Cache-Control", "no-cache=\"Set-Cookie\"")]) == Freshness(ttl: 0, stale: 0, staleIfError: 0))
