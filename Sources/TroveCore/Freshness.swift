@@ -37,11 +37,13 @@ public struct Freshness: Sendable, Equatable {
         let directives = CacheControl(headers)
         var lifetime: Int64?
         var revalidate = directives.has("must-revalidate") || directives.has("proxy-revalidate")
-        if let sMaxAge = directives.seconds("s-maxage") {
-            lifetime = sMaxAge * 1000
+        // A max-age that is present but not a whole number (`max-age='3600'`, `max-age = 60`, `3600.0`) makes the
+        // answer stale rather than falling back to a guess (RFC 9111 §4.2.1 encourages exactly that).
+        if directives.has("s-maxage") {
+            lifetime = (directives.seconds("s-maxage") ?? 0) * 1000
             revalidate = true  // s-maxage carries proxy-revalidate's meaning for shared caches (RFC 9111 §5.2.2.10)
-        } else if let maxAge = directives.seconds("max-age") {
-            lifetime = maxAge * 1000
+        } else if directives.has("max-age") {
+            lifetime = (directives.seconds("max-age") ?? 0) * 1000
         } else if let expires = value("expires", headers) {
             if let expiresAt = HTTPDate.milliseconds(expires) {
                 let date = value("date", headers).flatMap(HTTPDate.milliseconds) ?? now
@@ -91,8 +93,10 @@ struct CacheControl {
                 let item = part.trimmingWhitespace()
                 guard !item.isEmpty else { continue }
                 if let equals = item.firstIndex(of: "=") {
-                    var value = item[item.index(after: equals)...].trimmingWhitespace()
+                    // No whitespace is allowed around `=`: `max-age = 60` keeps its spaces and reads as invalid.
+                    var value = String(item[item.index(after: equals)...])
                     if value.count >= 2, value.first == "\"", value.last == "\"" { value = String(value.dropFirst().dropLast()) }
+                    if item[..<equals].last?.isWhitespace == true { value = " " + value }
                     directives.append((item[..<equals].trimmingWhitespace().lowercased(), value))
                 } else {
                     directives.append((item.lowercased(), nil))

@@ -41,7 +41,13 @@ import TroveRules
         #expect(Self.of([], status: 404)?.ttl == 30_000)
         // Two Cache-Control headers count together; quoted values and upper case are read.
         #expect(Self.of([("Cache-Control", "public"), ("cache-control", "MAX-AGE=\"30\"")])?.ttl == 30_000)
-        #expect(Self.of([("Cache-Control", "max-age=abc")])?.ttl == 300_000, "an unreadable max-age is ignored")
+        // A max-age that is there but unreadable makes the answer stale, not a guess (RFC 9111 §4.2.1).
+        for invalid in ["max-age=abc", "max-age=-3600", "max-age='3600'", "max-age =3600", "max-age= 3600", "max-age=3600.0", "max-age=3600a", "max-age="] {
+            #expect(Self.of([("Cache-Control", invalid)])?.ttl == 0, "\(invalid)")
+        }
+        #expect(Self.of([("Cache-Control", "max-age=003600")])?.ttl == 3_600_000, "leading zeros")
+        #expect(Self.of([("Cache-Control", "extension=\"max-age=3600\", max-age=1")])?.ttl == 1_000, "a quoted max-age is not one")
+        #expect(Self.of([("Cache-Control", "max-age=1800, max-age=1")])?.ttl == 1_800_000, "the first of two")
     }
 
     @Test func ageIsSubtractedAndMaxTTLCaps() throws {
