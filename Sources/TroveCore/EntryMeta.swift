@@ -56,6 +56,22 @@ public struct EntryMeta: Sendable, Equatable {
         self.generations == generations && tags == dependencies.tags && route == dependencies.route
     }
 
+    /// An answer that varies is stored as variants, each under its own key; the request's cache key holds this
+    /// marker, naming the headers it varies on, so that a lookup knows which variant to read (one more round
+    /// trip, for answers that vary only). Never answered itself.
+    public static func varyMarker(names: [String], route: String, tags: [String], generations: [Int64], storedAt: Int64, until: Int64) -> EntryMeta {
+        EntryMeta(status: 0, headers: [Header("Vary", names.joined(separator: ", "))], storedAt: storedAt, freshUntil: until,
+            staleUntil: until, errorUntil: until, route: route, tags: tags, generations: generations, bodyLength: 0)
+    }
+
+    /// True for a marker (`varyMarker`), not an answer.
+    public var isVaryMarker: Bool { status == 0 }
+
+    /// The header names a marker says the answer varies on.
+    public var varyNames: [String] {
+        headers.first.map { $0.value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty } } ?? []
+    }
+
     /// Whole seconds since it was stored, never negative (clocks of instances differ slightly).
     public func age(at now: Int64) -> Int {
         Int(max(0, now - storedAt) / 1000)
@@ -79,19 +95,48 @@ public typealias Header = TroveRules.Header
 /// fetch is running invalidates what that fetch stores, and every Trove instance on the same Redis sees a
 /// purge at once.
 public struct Dependencies: Sendable, Equatable {
+    /// Where the entry is stored.
     public let key: String
+    /// The key whose purge invalidates it: `key` itself, or for one variant of an answer that varies (stored
+    /// under `KEY#vHASH`), the cache key of the request, so that purging the key purges every variant.
+    public let counterKey: String
     public let route: String
     public let tags: [String]
 
-    public init(key: String, route: String, tags: [String]) {
+    public init(key: String, route: String, tags: [String], counterKey: String? = nil) {
         self.key = key
+        self.counterKey = counterKey ?? key
         self.route = route
         self.tags = tags
     }
 
+    /// The dependencies of whatever is stored under `key` (a variant's key names its cache key before `#v`).
+    public static func ofStored(_ key: String, route: String, tags: [String]) -> Dependencies {
+        let bytes = Array(key.utf8)
+        guard let mark = bytes.indices.dropLast().last(where: { bytes[$0] == UInt8(ascii: "#") && bytes[$0 + 1] == UInt8(ascii: "v") }) else {
+            return Dependencies(key: key, route: route, tags: tags)
+        }
+        return Dependencies(key: key, route: route, tags: tags, counterKey: String(decoding: bytes[..<mark], as: UTF8.self))
+    }
+
+    /// Separates a cache key from a variant's hash. `#` never appears in a rendered key (`KeyEscaping`).
+    public static let variantMark = "#v"
+
+    /// Where the variant of the request with these values of the headers the answer varies on is stored.
+    public func variant(_ values: [Header]) -> Dependencies {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for header in values {
+            for byte in header.name.utf8 + [0x3D] + header.value.utf8 + [0x0A] {
+                hash ^= UInt64(byte)
+                hash &*= 0x0000_0100_0000_01b3
+            }
+        }
+        return Dependencies(key: counterKey + Self.variantMark + String(hash, radix: 16), route: route, tags: tags, counterKey: counterKey)
+    }
+
     /// The counters, in the order generations are recorded: everything, the route, the key, then each tag.
     public var counters: [Counter] {
-        [.everything, .route(route), .key(key)] + tags.map(Counter.tag)
+        [.everything, .route(route), .key(counterKey)] + tags.map(Counter.tag)
     }
 
     /// A counter that invalidates entries when it increases.

@@ -138,8 +138,14 @@ public enum HeaderPolicy {
                 if !name.isEmpty && name != "accept-encoding" && !names.contains(name) { names.append(name) }
             }
         }
-        return names.map { name in
-            Header(name, request.filter { $0.name.lowercased() == name }.map(\.value).joined(separator: ","))
+        return values(of: names, in: request)
+    }
+
+    /// The request's values of these headers (lower-case names), as `variant(vary:request:)` records them.
+    public static func values(of names: [String], in request: [Header]) -> [Header] {
+        names.map { name in
+            let lowered = name.lowercased()
+            return Header(lowered, request.filter { $0.name.lowercased() == lowered }.map(\.value).joined(separator: ","))
         }
     }
 

@@ -86,7 +86,7 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         let now = clock.nowMilliseconds()
         let inspection: EntryInspection? = state.withLock { state in
             guard let slot = state.index[key], let entry = state.slots[slot].entry, entry.expiresAt > now else { return nil }
-            let dependencies = Dependencies(key: key, route: entry.meta.route, tags: entry.meta.tags)
+            let dependencies = Dependencies.ofStored(key, route: entry.meta.route, tags: entry.meta.tags)
             let current = dependencies.counters.map { state.counter($0, now: now) }
             return EntryInspection(meta: entry.meta, valid: current == entry.meta.generations)
         }

@@ -61,6 +61,9 @@ public struct ReadThroughStateMachine: Sendable {
         /// The origin answered 304 to a revalidation: store the entry's own body (the one looked up) again
         /// under the refreshed head, not the origin's empty one.
         public var reusesStoredBody = false
+        /// The answer varies: it is stored as a variant, and this marker goes under the request's cache key
+        /// (`dependencies.counterKey`) to say which headers pick the variant.
+        public var marker: EntryMeta?
     }
 
     /// A background refresh of a stale entry: what to fetch again, and the counters read before it began.
@@ -218,6 +221,17 @@ public struct ReadThroughStateMachine: Sendable {
             return .fetch(fetch)
         case .found(let meta, let generations):
             let now = clock.nowMilliseconds()
+            if meta.isVaryMarker {
+                // The answer varies: read the variant for this request's values, unless the marker was purged or
+                // turned up where a variant was expected.
+                guard dependencies.key == dependencies.counterKey, meta.isValid(for: dependencies, generations: generations) else {
+                    state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "miss", stale: nil))
+                    return .fetch(fetch)
+                }
+                let variant = dependencies.variant(HeaderPolicy.values(of: meta.varyNames, in: requestHeaders))
+                state = .lookingUp(target, variant)
+                return .lookup(variant)
+            }
             if !meta.isValid(for: dependencies, generations: generations) {
                 // Purged since it was stored, or stored under other rules: never served, not even stale.
                 state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "miss", stale: nil))
@@ -313,7 +327,15 @@ public struct ReadThroughStateMachine: Sendable {
             response.cacheStatus = cacheStatus
             state = .storing(response)
             let expireAfter = Self.expireAfter(now: now, until: max(staleUntil, errorUntil))
-            return .store(PendingStore(dependencies: dependencies, meta: meta, expireAfter: expireAfter), then: response)
+            // An answer that varies is stored as the variant for this request's values, with a marker under the
+            // cache key; one that does not is stored under the cache key itself (replacing any marker).
+            let base = Dependencies(key: dependencies.counterKey, route: dependencies.route, tags: dependencies.tags)
+            var pending = PendingStore(dependencies: meta.variant.isEmpty ? base : base.variant(meta.variant), meta: meta, expireAfter: expireAfter)
+            if !meta.variant.isEmpty {
+                pending.marker = EntryMeta.varyMarker(names: meta.variant.map(\.name), route: base.route, tags: base.tags,
+                    generations: snapshot, storedAt: now, until: max(staleUntil, errorUntil))
+            }
+            return .store(pending, then: response)
         }
     }
 

@@ -68,8 +68,11 @@ public final class DemoOrigin: Sendable {
             channel.closeFuture.whenComplete { [self] _ in _ = open.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
         }
 
-        func closeAll() {
-            for channel in open.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+        /// Closes them all and returns once every one is closed, so that nothing is answered after `stop()`.
+        func closeAll() async {
+            for channel in open.withLock({ Array($0.values) }) {
+                try? await channel.close()
+            }
         }
     }
 
@@ -108,7 +111,7 @@ public final class DemoOrigin: Sendable {
     /// Stops listening and closes every open connection: from now on the origin is unreachable.
     public func stop() async throws {
         try await channel.close()
-        connections.closeAll()
+        await connections.closeAll()
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }

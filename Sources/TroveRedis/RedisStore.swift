@@ -66,7 +66,7 @@ public final class RedisStore: CacheStore {
         // The counters, in Dependencies.counters' order: everything, the route, the key, each tag.
         RESPEncoder.writeBulk(namespace, ":g:all", "", into: &buffer)
         RESPEncoder.writeBulk(namespace, ":g:r:", dependencies.route, into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:k:", dependencies.key, into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":g:k:", dependencies.counterKey, into: &buffer)
         for tag in dependencies.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
         connection.send(encoded: buffer, commands: 1) { result in
             switch result {
@@ -154,7 +154,7 @@ public final class RedisStore: CacheStore {
                     completion(.success(nil))
                     return
                 }
-                let dependencies = Dependencies(key: key, route: meta.route, tags: meta.tags)
+                let dependencies = Dependencies.ofStored(key, route: meta.route, tags: meta.tags)
                 let counters = dependencies.counters.map { RESPArgument.string(self.counterKey($0)) }
                 self.connection.send([["MGET"] + counters]) { result in
                     switch result {

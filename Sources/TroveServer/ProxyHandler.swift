@@ -282,6 +282,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 body = response.body
             }
             let started = NIODeadline.now()
+            Self.storeMarker(of: pending, in: store)
             store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: body,
                 expireAfter: pending.expireAfter)) { result in
                 let failed: Bool
@@ -403,8 +404,8 @@ final class ProxyHandler: ChannelDuplexHandler {
                 checking = false
                 guard !done else { return }
                 let now = self.environment.clock.nowMilliseconds()
-                if case .found(let meta, let body, let generations) = outcome, meta.isValid(for: dependencies, generations: generations),
-                    now < meta.freshUntil
+                if case .found(let meta, let body, let generations) = outcome, !meta.isVaryMarker,
+                    meta.isValid(for: dependencies, generations: generations), now < meta.freshUntil
                 {
                     finishWaiting()
                     exchange.entry = (meta, body)
@@ -584,6 +585,14 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.write(status: json.status, headers: [Header("Content-Type", "application/json")], trove: .none, body: json.body,
                 contentLength: json.body.readableBytes, request: head, close: false)
         }
+    }
+
+    /// The marker of an answer that varies, under the request's cache key (its result does not matter: without
+    /// it the next request is a miss, never a wrong answer).
+    static func storeMarker(of pending: ReadThroughStateMachine.PendingStore, in store: any CacheStore<ByteBuffer>) {
+        guard let marker = pending.marker else { return }
+        let base = Dependencies(key: pending.dependencies.counterKey, route: pending.dependencies.route, tags: pending.dependencies.tags)
+        store.store(StoreWrite(dependencies: base, meta: marker, body: ByteBuffer(), expireAfter: pending.expireAfter)) { _ in }
     }
 
     /// An answer fetched to store (or from the store) may be gzip-coded, whatever the client asked for: sent as
