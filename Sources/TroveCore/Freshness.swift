@@ -72,9 +72,12 @@ public struct Freshness: Sendable, Equatable {
     /// 0 when absent or not a non-negative whole number. Entries are dated back by it, so the `Age` Trove sends
     /// counts that time too.
     public static func initialAge(_ headers: [Header]) -> Int64 {
-        guard let text = value("age", headers)?.trimmingWhitespace(), !text.isEmpty,
-            text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
-        else { return 0 }
+        value("age", headers).flatMap { deltaSeconds($0.trimmingWhitespace()) } ?? 0
+    }
+
+    /// A delta-seconds value (RFC 9111 §1.2.2): digits only; nil otherwise. Values past 2^31 are clamped to it.
+    static func deltaSeconds(_ text: String) -> Int64? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
         return min(Int64(text.prefix(12)) ?? Int64(Int32.max), Int64(Int32.max))
     }
 
@@ -114,10 +117,7 @@ struct CacheControl {
     /// A delta-seconds value (the first, if repeated); nil when absent or not a number. Values past 2^31 are
     /// clamped to it (RFC 9111 §1.2.2).
     func seconds(_ name: String) -> Int64? {
-        guard let text = directives.first(where: { $0.name == name })?.value, !text.isEmpty,
-            text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
-        else { return nil }
-        return min(Int64(text.prefix(12)) ?? Int64(Int32.max), Int64(Int32.max))
+        directives.first(where: { $0.name == name })?.value.flatMap(Freshness.deltaSeconds)
     }
 }
 
