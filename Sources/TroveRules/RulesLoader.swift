@@ -756,7 +756,8 @@ extension RulesLoader {
 
         var ttl = defaults.ttl
         if let ttlNode = fields["ttl"] {
-            guard let parsed = reader.duration(ttlNode, field: "cache.ttl") else { return nil }
+            // 0s is meaningful with freshness: origin (no guessing: only what the origin says is fresh is served).
+            guard let parsed = reader.duration(ttlNode, field: "cache.ttl", allowZero: true) else { return nil }
             ttl = parsed
         }
         var statuses = defaults.statuses
@@ -803,6 +804,10 @@ extension RulesLoader {
         if let node = fields["freshness"] {
             guard let source = readFreshness(node, field: "cache.freshness", reader: &reader) else { return nil }
             freshness = source
+        }
+        if let ttlNode = fields["ttl"], ttl == .zero, freshness == .rules {
+            reader.warning("ttl: 0s with freshness: rules stores answers that are never fresh (each request asks the "
+                + "origin again); for a route whose origin sends Cache-Control, add freshness: origin", at: ttlNode, field: "cache.ttl")
         }
         var maxTTL = defaults.maxTTL
         if let node = fields["max_ttl"] {
