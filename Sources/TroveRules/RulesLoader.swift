@@ -806,8 +806,9 @@ extension RulesLoader {
             freshness = source
         }
         if let ttlNode = fields["ttl"], ttl == .zero, freshness == .rules {
-            reader.warning("ttl: 0s with freshness: rules stores answers that are never fresh (each request asks the "
-                + "origin again); for a route whose origin sends Cache-Control, add freshness: origin", at: ttlNode, field: "cache.ttl")
+            reader.error("must be more than 0s (0s means \"only what the origin declares fresh\", with freshness: origin)",
+                at: ttlNode, field: "cache.ttl")
+            return nil
         }
         var maxTTL = defaults.maxTTL
         if let node = fields["max_ttl"] {

@@ -431,8 +431,9 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
             "test.yaml:6:43: error: route 'a': cache.ttl: '300' has no unit; write 300s (or 250ms, 10m, 1h)",
         ])
         #expect(rejection(head + "  - {name: a, match: GET /a, cache: {ttl: 0s}}\n") == [
-            "test.yaml:6:43: error: route 'a': cache.ttl: must be more than 0s",
+            "test.yaml:6:43: error: route 'a': cache.ttl: must be more than 0s (0s means \"only what the origin declares fresh\", with freshness: origin)",
         ])
+        #expect(warnings(head + "  - {name: a, match: GET /a, cache: {ttl: 0s, freshness: origin}}\n") == [], "0s is meaningful there")
         #expect(rejection(head + "  - {name: a, match: GET /a, cache: {ttl: 1m, max_body: 1TB}}\n") == [
             "test.yaml:6:57: error: route 'a': cache.max_body: '1TB' is not a size; write it like 512KB, 1MB or 1048576 (bytes)",
         ])
