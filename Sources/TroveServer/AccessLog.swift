@@ -148,7 +148,10 @@ public struct AccessLogHandler: LogHandler {
 public final class AccessLogSink: Sendable {
     private struct State {
         var pending: [UInt8] = []
+        var pendingLines = 0
         var dropped = 0
+        /// Why lines were dropped since the last successful write.
+        var reason = "the destination did not keep up"
         var flushScheduled = false
         var closed = false
     }
@@ -203,6 +206,7 @@ public final class AccessLogSink: Sendable {
                 return false
             }
             state.pending.append(contentsOf: line.utf8)
+            state.pendingLines += 1
             if state.pending.count >= Self.flushThreshold && !state.flushScheduled {
                 state.flushScheduled = true
                 return true
@@ -219,18 +223,27 @@ public final class AccessLogSink: Sendable {
 
     /// On `queue` only, so chunks leave in the order they were taken.
     private func writeOut() {
-        let (bytes, dropped) = state.withLock { state in
+        let (bytes, lines, dropped, reason) = state.withLock { state in
             defer {
                 state.pending.removeAll(keepingCapacity: true)
+                state.pendingLines = 0
                 state.dropped = 0
                 state.flushScheduled = false
             }
-            return (state.pending, state.dropped)
+            return (state.pending, state.pendingLines, state.dropped, state.reason)
         }
         var out = bytes
-        if dropped > 0 { out.append(contentsOf: "access log: \(dropped) lines dropped (the destination did not keep up)\n".utf8) }
+        if dropped > 0 { out.append(contentsOf: "access log: \(dropped) lines dropped (\(reason))\n".utf8) }
         guard !out.isEmpty else { return }
-        try? handle.write(contentsOf: out)
+        do {
+            try handle.write(contentsOf: out)
+        } catch {
+            // Counted, and said in the log as soon as a write succeeds again: lost lines never go unnoticed.
+            state.withLock { state in
+                state.dropped += dropped + lines
+                state.reason = "writing failed: \(error)"
+            }
+        }
     }
 
     /// Stops the periodic flush and writes what is left.
