@@ -228,6 +228,7 @@ public final class AccessLogSink: Sendable {
                 state.pending.removeAll(keepingCapacity: true)
                 state.pendingLines = 0
                 state.dropped = 0
+                state.reason = "the destination did not keep up"
                 state.flushScheduled = false
             }
             return (state.pending, state.pendingLines, state.dropped, state.reason)
