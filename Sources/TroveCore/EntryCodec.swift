@@ -4,18 +4,20 @@ internal import TroveRules
 ///
 /// Layout, all integers big-endian:
 /// ```
-/// "TRV" u8(version=2)  u16 status  i64 storedAt  i64 freshUntil  i64 staleUntil  i64 errorUntil  u32 bodyLength
+/// "TRV" u8(version=3)  u16 status  i64 storedAt  i64 freshUntil  i64 staleUntil  i64 errorUntil  u64 nonce  u32 bodyLength
 /// str route  u16 n × str tag  u16 n × i64 generation  u16 n × (str name, lstr value) as headers
 /// u16 n × (str name, lstr value) as variant  body (bodyLength bytes)
 /// ```
-/// `str` is a u16 length and UTF-8 bytes, `lstr` a u32 length and UTF-8 bytes. A value that does not start
+/// `str` is a u16 length and UTF-8 bytes, `lstr` a u32 length and UTF-8 bytes. The nonce is random per store, so
+/// no two stores write the same head: a head names one body exactly (instances keep large bodies by their
+/// head). A value that does not start
 /// with the magic and version, or is cut short, decodes as nil, so an old format or a foreign value in the
 /// namespace is a miss, never a crash.
 public enum EntryCodec {
-    static let magic: [UInt8] = Array("TRV".utf8) + [2]
+    static let magic: [UInt8] = Array("TRV".utf8) + [3]
 
     /// The head bytes; the body follows them in the stored value.
-    public static func encodeHead(_ meta: EntryMeta) -> [UInt8] {
+    public static func encodeHead(_ meta: EntryMeta, nonce: UInt64 = .random(in: .min ... .max)) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64 + meta.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 6 })
         out += magic
@@ -24,6 +26,7 @@ public enum EntryCodec {
         append(UInt64(bitPattern: meta.freshUntil), to: &out)
         append(UInt64(bitPattern: meta.staleUntil), to: &out)
         append(UInt64(bitPattern: meta.errorUntil), to: &out)
+        append(nonce, to: &out)
         append(UInt32(clamping: meta.bodyLength), to: &out)
         appendString(meta.route, to: &out)
         append(UInt16(clamping: meta.tags.count), to: &out)
@@ -46,10 +49,17 @@ public enum EntryCodec {
 
     /// The head, and where the body starts; nil when the bytes are not a whole entry of this format.
     public static func decodeHead(_ bytes: UnsafeRawBufferPointer) -> (meta: EntryMeta, bodyOffset: Int)? {
+        guard let (meta, offset) = decodeHead(prefix: bytes), bytes.count - offset == meta.bodyLength else { return nil }
+        return (meta, offset)
+    }
+
+    /// The head from the first bytes of a value (the body may be cut short or absent); nil when they do not hold
+    /// a whole head of this format.
+    public static func decodeHead(prefix bytes: UnsafeRawBufferPointer) -> (meta: EntryMeta, bodyOffset: Int)? {
         var reader = Reader(bytes: bytes)
         guard reader.take(4).map(Array.init) == magic,
             let status = reader.u16(), let storedAt = reader.u64(), let freshUntil = reader.u64(),
-            let staleUntil = reader.u64(), let errorUntil = reader.u64(), let bodyLength = reader.u32(),
+            let staleUntil = reader.u64(), let errorUntil = reader.u64(), reader.u64() != nil, let bodyLength = reader.u32(),
             let route = reader.string16(),
             let tagCount = reader.u16()
         else { return nil }
@@ -66,9 +76,7 @@ public enum EntryCodec {
             guard let generation = reader.u64() else { return nil }
             generations.append(Int64(bitPattern: generation))
         }
-        guard let headers = reader.headers(), let variant = reader.headers(),
-            bytes.count - reader.offset == Int(bodyLength)
-        else { return nil }
+        guard let headers = reader.headers(), let variant = reader.headers() else { return nil }
         let meta = EntryMeta(
             status: Int(status), headers: headers, storedAt: Int64(bitPattern: storedAt),
             freshUntil: Int64(bitPattern: freshUntil), staleUntil: Int64(bitPattern: staleUntil),

@@ -21,11 +21,14 @@ public final class RedisStore: CacheStore {
     private let connection: RedisConnection
     private let namespace: String
     private let queue: PurgeQueue
+    /// Large bodies kept in process, so that their hits read only the head from Redis.
+    let bodies: LocalBodies
 
-    init(connection: RedisConnection, namespace: String, queue: PurgeQueue) {
+    init(connection: RedisConnection, namespace: String, queue: PurgeQueue, localBodies: Int = 32 << 20) {
         self.connection = connection
         self.namespace = namespace
         self.queue = queue
+        self.bodies = LocalBodies(capacity: localBodies)
         connection.onReady = { [weak self] in self?.replayQueuedPurges() }
     }
 
@@ -55,6 +58,7 @@ public final class RedisStore: CacheStore {
             completion(.unavailable(.unavailable("purges made while Redis was away are not replayed yet")))
             return
         }
+        if bodies.holds(dependencies.key) { return lookupHead(dependencies, completion: completion) }
         // One command for the entry and every counter it depends on: one reply to parse, and half the work
         // for Redis of a GET plus an MGET.
         // Encoded straight into the buffer: the keys are never built as Strings (this runs for every request).
@@ -84,9 +88,84 @@ public final class RedisStore: CacheStore {
                     completion(.notFound(generations: generations))
                     return
                 }
+                self.keepLarge(body, of: value, for: dependencies.key)
                 completion(.found(meta, body, generations: generations))
             }
         }
+    }
+
+    /// A lookup of a key whose large body this loop holds: the first 4 KiB of the value (the head) and the
+    /// counters, in one round trip; the held body answers when the head is the one it was stored under, else the
+    /// whole value is read (a second round trip) and held instead.
+    private func lookupHead(_ dependencies: Dependencies, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        let key = dependencies.key
+        let counters = 3 + dependencies.tags.count
+        var buffer = ByteBufferAllocator().buffer(capacity: 160 + 2 * key.utf8.count + 48 * dependencies.tags.count)
+        RESPEncoder.writeArrayHeader(4, into: &buffer)
+        buffer.writeStaticString("$8\r\nGETRANGE\r\n")
+        RESPEncoder.writeBulk(namespace, ":e:", key, into: &buffer)
+        buffer.writeStaticString("$1\r\n0\r\n")
+        RESPEncoder.writeBulk(String(LocalBodies.headPrefix - 1), "", "", into: &buffer)
+        RESPEncoder.writeArrayHeader(1 + counters, into: &buffer)
+        buffer.writeStaticString("$4\r\nMGET\r\n")
+        RESPEncoder.writeBulk(namespace, ":g:all", "", into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":g:r:", dependencies.route, into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":g:k:", dependencies.counterKey, into: &buffer)
+        for tag in dependencies.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
+        connection.send(encoded: buffer, commands: 2) { result in
+            switch result {
+            case .failure(let error):
+                completion(.unavailable(error))
+            case .success(let replies):
+                guard case .bulkString(let prefix) = replies[0], case .array(let values) = replies[1], values.count == counters,
+                    let generations = Self.generations(values[...])
+                else {
+                    completion(.unavailable(.protocolError("GETRANGE/MGET answered \(replies)")))
+                    return
+                }
+                let found: (meta: EntryMeta, body: ByteBuffer?)? = prefix.withUnsafeReadableBytes { bytes in
+                    guard let (meta, offset) = EntryCodec.decodeHead(prefix: bytes) else { return nil }
+                    if bytes.count == offset + meta.bodyLength {
+                        return (meta, prefix.getSlice(at: prefix.readerIndex + offset, length: meta.bodyLength))  // it shrank
+                    }
+                    return (meta, self.bodies.body(for: key, head: UnsafeRawBufferPointer(rebasing: bytes[..<offset])))
+                }
+                if let found, let body = found.body {
+                    completion(.found(found.meta, body, generations: generations))
+                } else if prefix.readableBytes == 0 {
+                    self.bodies.forget(key)
+                    completion(.notFound(generations: generations))
+                } else {
+                    self.fetchWhole(key, generations: generations, completion: completion)
+                }
+            }
+        }
+    }
+
+    /// The whole value of a key whose held body is out of date (or whose head is longer than the prefix read).
+    private func fetchWhole(_ key: String, generations: [Int64], completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        connection.send([["GET", .string(entryKey(key))]]) { result in
+            switch result {
+            case .failure(let error):
+                completion(.unavailable(error))
+            case .success(let replies):
+                guard case .bulkString(let value) = replies[0], let (meta, body) = Self.decode(value) else {
+                    self.bodies.forget(key)
+                    completion(.notFound(generations: generations))
+                    return
+                }
+                self.keepLarge(body, of: value, for: key)
+                completion(.found(meta, body, generations: generations))
+            }
+        }
+    }
+
+    /// Holds a large body read with its value (the head is the value's bytes before the body).
+    private func keepLarge(_ body: ByteBuffer, of value: ByteBuffer, for key: String) {
+        guard body.readableBytes >= LocalBodies.minimumBody,
+            let head = value.getBytes(at: value.readerIndex, length: value.readableBytes - body.readableBytes)
+        else { return }
+        bodies.keep(body, head: head, for: key)
     }
 
     public func store(_ write: StoreWrite<ByteBuffer>, completion: @escaping (Result<Void, StoreError>) -> Void) {
@@ -100,6 +179,7 @@ public final class RedisStore: CacheStore {
                 if case .error(let message) = replies[0] {
                     completion(.failure(.protocolError("SET failed: \(message)")))
                 } else {
+                    if write.body.readableBytes >= LocalBodies.minimumBody { self.bodies.keep(write.body, head: head, for: write.dependencies.key) }
                     completion(.success(()))
                 }
             case .failure(let error):
@@ -123,7 +203,10 @@ public final class RedisStore: CacheStore {
         // Drop the purged keys' entries too: not needed for correctness (their counters changed), but it frees
         // the memory now and tells the caller whether there was anything.
         let deletes = commands.count
-        for key in purges.keys { commands.append(["DEL", .string(entryKey(key))]) }
+        for key in purges.keys {
+            commands.append(["DEL", .string(entryKey(key))])
+            bodies.forget(key)
+        }
         connection.send(commands) { [queue] result in
             switch result {
             case .success(let replies):

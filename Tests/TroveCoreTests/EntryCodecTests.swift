@@ -17,6 +17,15 @@ import TroveCore
         #expect(Array(bytes[offset...]) == Array("hello".utf8))
     }
 
+    /// Every store writes a head of its own (the nonce), so a head names one body; the nonce is not part of the meta.
+    @Test func headsAreUniquePerStore() throws {
+        let first = EntryCodec.encodeHead(Self.meta)
+        let second = EntryCodec.encodeHead(Self.meta)
+        #expect(first != second)
+        #expect(try #require(EntryCodec.decodeHead(first + Array("hello".utf8))).meta == (try #require(EntryCodec.decodeHead(second + Array("hello".utf8)))).meta)
+        #expect(EntryCodec.encodeHead(Self.meta, nonce: 7) == EntryCodec.encodeHead(Self.meta, nonce: 7))
+    }
+
     /// Cut, foreign or mislabelled values are not entries: they decode as nil, never crash.
     @Test func rejectsWhatIsNotAnEntry() {
         let bytes = EntryCodec.encodeHead(Self.meta) + Array("hello".utf8)
@@ -24,7 +33,7 @@ import TroveCore
         #expect(EntryCodec.decodeHead(bytes + [0]) == nil)
         #expect(EntryCodec.decodeHead(Array("{\"json\": true}".utf8)) == nil)
         #expect(EntryCodec.decodeHead([]) == nil)
-        for version: UInt8 in [1, 3] {
+        for version: UInt8 in [1, 2, 4] {  // 2: before the nonce
             var otherVersion = bytes
             otherVersion[3] = version
             #expect(EntryCodec.decodeHead(otherVersion) == nil)

@@ -247,3 +247,69 @@ import TroveTestSupport
         try await store.close()
     }
 }
+
+/// Large bodies held in process: hits read only the head from Redis, and a new store anywhere replaces what is held.
+@Suite(.serialized) struct LocalBodiesTests {
+    @Test func largeBodiesAreHeldAndFollowNewStores() async throws {
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let factory = RedisStoreFactory(
+            settings: RedisConnectionSettings(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port, database: 0, username: nil,
+                password: nil), connectTimeout: .seconds(1), commandTimeout: .milliseconds(500), maxPending: 64),
+            namespace: "bodies", logger: Logger(label: "test"))
+        // Two stores on one loop stand for two Trove instances on one Redis.
+        let (first, second) = try await loop.submit { (NIOLoopBound(factory.makeStore(on: loop), eventLoop: loop),
+            NIOLoopBound(factory.makeStore(on: loop), eventLoop: loop)) }.get()
+        try await eventually("both stores are connected") {
+            try await loop.submit { first.value.health.ready && second.value.health.ready }.get()
+        }
+        let dependencies = Dependencies(key: "big", route: "r", tags: [])
+        func write(_ store: NIOLoopBound<RedisStore>, _ byte: UInt8) async throws {
+            let body = ByteBuffer(repeating: byte, count: 64 << 10)
+            let meta = EntryMeta(status: 200, headers: [], storedAt: 1, freshUntil: 2, staleUntil: 2, route: "r", tags: [],
+                generations: [0, 0, 0], bodyLength: body.readableBytes)
+            let promise = loop.makePromise(of: Void.self)
+            loop.execute {
+                store.value.store(StoreWrite(dependencies: dependencies, meta: meta, body: body, expireAfter: 60_000)) { _ in promise.succeed(()) }
+            }
+            try await promise.futureResult.get()
+        }
+        func read(_ store: NIOLoopBound<RedisStore>) async throws -> UInt8? {
+            let promise = loop.makePromise(of: UInt8?.self)
+            loop.execute {
+                store.value.lookup(dependencies) { outcome in
+                    if case .found(_, let body, _) = outcome { promise.succeed(body.getInteger(at: body.readerIndex + 1000)) } else { promise.succeed(nil) }
+                }
+            }
+            return try await promise.futureResult.get()
+        }
+        try await write(first, 0x61)
+        #expect(try await loop.submit { first.value.bodies.holds("big") }.get(), "the writer holds what it stored")
+        #expect(try await read(first) == 0x61)
+        #expect(try await read(second) == 0x61)
+        #expect(try await loop.submit { second.value.bodies.holds("big") }.get(), "the reader holds what it read")
+        // The other instance stores a new body with an identical meta (same times, length, headers): the nonce in
+        // the head still tells them apart, and the first store reads the new body.
+        try await write(second, 0x62)
+        #expect(try await read(first) == 0x62)
+        #expect(try await read(first) == 0x62)
+        // Gone from Redis: a miss, and nothing held.
+        _ = try await loop.submit { first.value.purge(PurgeRequest(purges: PurgeSet(keys: ["big"]), counterLifetime: 60_000)) { _ in } }.get()
+        #expect(try await read(second) == nil)
+        #expect(try await loop.submit { second.value.bodies.holds("big") }.get() == false)
+        // Small bodies are read whole and never held.
+        let small = ByteBuffer(string: "small")
+        let promise = loop.makePromise(of: Void.self)
+        loop.execute {
+            first.value.store(StoreWrite(dependencies: Dependencies(key: "small", route: "r", tags: []), meta: EntryMeta(status: 200,
+                headers: [], storedAt: 1, freshUntil: 2, staleUntil: 2, route: "r", tags: [], generations: [0, 0, 0], bodyLength: 5),
+                body: small, expireAfter: 60_000)) { _ in promise.succeed(()) }
+        }
+        try await promise.futureResult.get()
+        #expect(try await loop.submit { first.value.bodies.holds("small") }.get() == false)
+        try await loop.submit { first.value.close(); second.value.close() }.get()
+        try await group.shutdownGracefully()
+    }
+}
