@@ -67,11 +67,7 @@ public final class RedisStore: CacheStore {
         RESPEncoder.writeArrayHeader(2 + counters, into: &buffer)
         buffer.writeStaticString("$4\r\nMGET\r\n")
         RESPEncoder.writeBulk(namespace, ":e:", dependencies.key, into: &buffer)
-        // The counters, in Dependencies.counters' order: everything, the route, the key, each tag.
-        RESPEncoder.writeBulk(namespace, ":g:all", "", into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:r:", dependencies.route, into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:k:", dependencies.counterKey, into: &buffer)
-        for tag in dependencies.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
+        writeCounters(of: dependencies, into: &buffer)
         connection.send(encoded: buffer, commands: 1) { result in
             switch result {
             case .failure(let error):
@@ -94,6 +90,15 @@ public final class RedisStore: CacheStore {
         }
     }
 
+    /// The counters' keys as MGET arguments, in `Dependencies.counters`' order: everything, the route, the key,
+    /// each tag (written straight into the buffer: no key is built as a String on the hit path).
+    private func writeCounters(of dependencies: Dependencies, into buffer: inout ByteBuffer) {
+        RESPEncoder.writeBulk(namespace, ":g:all", "", into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":g:r:", dependencies.route, into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":g:k:", dependencies.counterKey, into: &buffer)
+        for tag in dependencies.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
+    }
+
     /// A lookup of a key whose large body this loop holds: the first 4 KiB of the value (the head) and the
     /// counters, in one round trip; the held body answers when the head is the one it was stored under, else the
     /// whole value is read (a second round trip) and held instead.
@@ -108,10 +113,7 @@ public final class RedisStore: CacheStore {
         RESPEncoder.writeBulk(String(LocalBodies.headPrefix - 1), "", "", into: &buffer)
         RESPEncoder.writeArrayHeader(1 + counters, into: &buffer)
         buffer.writeStaticString("$4\r\nMGET\r\n")
-        RESPEncoder.writeBulk(namespace, ":g:all", "", into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:r:", dependencies.route, into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:k:", dependencies.counterKey, into: &buffer)
-        for tag in dependencies.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
+        writeCounters(of: dependencies, into: &buffer)
         connection.send(encoded: buffer, commands: 2) { result in
             switch result {
             case .failure(let error):
