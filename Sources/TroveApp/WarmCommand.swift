@@ -110,8 +110,7 @@ struct WarmCommand: AsyncParsableCommand {
             }
         }
         await client.shutdown()
-        let seconds = Double((clock.now - started).components.attoseconds / 1_000_000_000_000_000) / 1000
-            + Double((clock.now - started).components.seconds)
+        let seconds = Double((clock.now - started).milliseconds) / 1000
         let summary = [Outcome.stored, .fresh, .stale, .notStored, .skipped, .failed].compactMap { outcome in
             counts[outcome].map { "\($0) \(outcome.rawValue)" }
         }
@@ -172,14 +171,13 @@ struct WarmCommand: AsyncParsableCommand {
             }
         }
         await pacer.done(item.origin)
-        let elapsed = clock.now - started
-        let millis = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        let millis = (clock.now - started).milliseconds
         switch result {
         case .failure(let error):
             return (item, .failed, "cannot reach Trove at \(base): \(error.reason)")
         case .success(let response):
-            let cache = response.headers.first { $0.name.lowercased() == "x-cache" }?.value ?? "-"
-            let status = response.headers.first { $0.name.lowercased() == "cache-status" }?.value ?? ""
+            let cache = response.headers.value(of: "x-cache") ?? "-"
+            let status = response.headers.value(of: "cache-status") ?? ""
             let detail = "\(response.status) \(cache) \(millis) ms"
             if response.status >= 500 { return (item, .failed, "\(detail): \(String(buffer: response.body).prefix(200))") }
             switch cache {

@@ -9,9 +9,20 @@ public enum ContentCoding {
 
     /// True when the answer's body is gzip-coded (and nothing else).
     public static func isGzip(_ headers: [Header]) -> Bool {
-        let codings = headers.filter { HTTPSyntax.name($0.name, is: "content-encoding") }
-            .flatMap { $0.value.split(separator: ",") }.map { $0.trimmingWhitespace().lowercased() }.filter { $0 != "identity" }
-        return codings == ["gzip"] || codings == ["x-gzip"]
+        // Asked of every answer from the store: no arrays unless the answer has a Content-Encoding at all.
+        var gzip = false
+        for header in headers where HTTPSyntax.name(header.name, is: "content-encoding") {
+            for coding in header.value.split(separator: ",") {
+                switch coding.trimmingWhitespace().lowercased() {
+                case "identity": continue
+                case "gzip", "x-gzip":
+                    if gzip { return false }  // gzip twice
+                    gzip = true
+                default: return false  // another coding
+                }
+            }
+        }
+        return gzip
     }
 
     /// True when a client's `Accept-Encoding` admits gzip: listed (or `*`) with a quality above 0, and not

@@ -124,14 +124,14 @@ public struct Dependencies: Sendable, Equatable {
 
     /// Where the variant of the request with these values of the headers the answer varies on is stored.
     public func variant(_ values: [Header]) -> Dependencies {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var hash = FNV1a()
         for header in values {
-            for byte in header.name.utf8 + [0x3D] + header.value.utf8 + [0x0A] {
-                hash ^= UInt64(byte)
-                hash &*= 0x0000_0100_0000_01b3
-            }
+            hash.add(header.name.utf8)
+            hash.add([0x3D])
+            hash.add(header.value.utf8)
+            hash.add([0x0A])
         }
-        return Dependencies(key: counterKey + Self.variantMark + String(hash, radix: 16), route: route, tags: tags, counterKey: counterKey)
+        return Dependencies(key: counterKey + Self.variantMark + String(hash.value, radix: 16), route: route, tags: tags, counterKey: counterKey)
     }
 
     /// The counters, in the order generations are recorded: everything, the route, the key, then each tag.

@@ -44,9 +44,9 @@ public struct Freshness: Sendable, Equatable {
             revalidate = true  // s-maxage carries proxy-revalidate's meaning for shared caches (RFC 9111 §5.2.2.10)
         } else if directives.has("max-age") {
             lifetime = (directives.seconds("max-age") ?? 0) * 1000
-        } else if let expires = value("expires", headers) {
+        } else if let expires = headers.value(of: "expires") {
             if let expiresAt = HTTPDate.milliseconds(expires) {
-                let date = value("date", headers).flatMap(HTTPDate.milliseconds) ?? now
+                let date = headers.value(of: "date").flatMap(HTTPDate.milliseconds) ?? now
                 lifetime = max(0, expiresAt - date)
             } else {
                 lifetime = 0  // an invalid Expires, such as 0, means already expired (RFC 9111 §5.3)
@@ -72,17 +72,13 @@ public struct Freshness: Sendable, Equatable {
     /// 0 when absent or not a non-negative whole number. Entries are dated back by it, so the `Age` Trove sends
     /// counts that time too.
     public static func initialAge(_ headers: [Header]) -> Int64 {
-        value("age", headers).flatMap { deltaSeconds($0.trimmingWhitespace()) } ?? 0
+        headers.value(of: "age").flatMap { deltaSeconds($0.trimmingWhitespace()) } ?? 0
     }
 
     /// A delta-seconds value (RFC 9111 §1.2.2): digits only; nil otherwise. Values past 2^31 are clamped to it.
     static func deltaSeconds(_ text: String) -> Int64? {
         guard !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
         return min(Int64(text.prefix(12)) ?? Int64(Int32.max), Int64(Int32.max))
-    }
-
-    static func value(_ lowercasedName: String, _ headers: [Header]) -> String? {
-        headers.first { HTTPSyntax.name($0.name, is: lowercasedName) }?.value
     }
 }
 
@@ -185,13 +181,13 @@ public enum ConditionalRequest {
     /// compared (a conditional is evaluated against a selected representation).
     public static func notModified(request: [Header], entryStatus: Int, entryHeaders: [Header]) -> Bool {
         guard entryStatus == 200 else { return false }
-        if let ifNoneMatch = Freshness.value("if-none-match", request) {
-            guard let etag = Freshness.value("etag", entryHeaders) else { return false }
+        if let ifNoneMatch = request.value(of: "if-none-match") {
+            guard let etag = entryHeaders.value(of: "etag") else { return false }
             let candidates = ifNoneMatch.split(separator: ",").map { $0.trimmingWhitespace() }
             return candidates.contains { $0 == "*" || opaque($0) == opaque(etag.trimmingWhitespace()) }
         }
-        if let ifModifiedSince = Freshness.value("if-modified-since", request).flatMap(HTTPDate.milliseconds),
-            let lastModified = Freshness.value("last-modified", entryHeaders).flatMap(HTTPDate.milliseconds)
+        if let ifModifiedSince = request.value(of: "if-modified-since").flatMap(HTTPDate.milliseconds),
+            let lastModified = entryHeaders.value(of: "last-modified").flatMap(HTTPDate.milliseconds)
         {
             return lastModified <= ifModifiedSince
         }

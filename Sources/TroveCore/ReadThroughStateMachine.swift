@@ -180,6 +180,12 @@ public struct ReadThroughStateMachine: Sendable {
 
     private var isHead: Bool { plan.method == "HEAD" }
 
+    /// What a fetch for storage will be stored under: the cache key, or one variant of it. Concurrent misses
+    /// coalesce on it, and instances lock it.
+    public var fetchingDependencies: Dependencies? {
+        if case .fetching(.cache(_, let dependencies, _, _, _)) = state { dependencies } else { nil }
+    }
+
     // MARK: Events
 
     /// The request has arrived and been planned.
@@ -421,7 +427,7 @@ public struct ReadThroughStateMachine: Sendable {
     /// host (RFC 9111 §4.4): a relative reference, or an absolute one whose authority is the request's `Host`.
     private func locationKeys(_ headers: [Header]) -> [String] {
         guard let invalidationKey, MethodSet.unsafe.contains(plan.method) else { return [] }
-        let host = requestHeaders.first { HTTPSyntax.name($0.name, is: "host") }?.value.lowercased()
+        let host = requestHeaders.value(of: "host")?.lowercased()
         var keys: [String] = []
         for header in headers where HTTPSyntax.name(header.name, is: "location") || HTTPSyntax.name(header.name, is: "content-location") {
             var reference = Substring(header.value.trimmingWhitespace())
@@ -447,8 +453,8 @@ public struct ReadThroughStateMachine: Sendable {
     static func validators(_ meta: EntryMeta) -> [Header] {
         guard meta.status == 200 else { return [] }
         var headers: [Header] = []
-        if let etag = Freshness.value("etag", meta.headers) { headers.append(Header("If-None-Match", etag)) }
-        if let lastModified = Freshness.value("last-modified", meta.headers) { headers.append(Header("If-Modified-Since", lastModified)) }
+        if let etag = meta.headers.value(of: "etag") { headers.append(Header("If-None-Match", etag)) }
+        if let lastModified = meta.headers.value(of: "last-modified") { headers.append(Header("If-Modified-Since", lastModified)) }
         return headers
     }
 

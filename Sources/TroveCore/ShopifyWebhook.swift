@@ -24,16 +24,16 @@ public enum ShopifyWebhook {
         guard let secret = rule.secret.value, !secret.isEmpty else {
             return .reject(status: 503, reason: "the webhook secret is not set (\(rule.secret.display)); nothing was purged")
         }
-        guard let signature = value(of: "x-shopify-hmac-sha256", in: headers) else {
+        guard let signature = headers.value(of: "x-shopify-hmac-sha256") else {
             return .reject(status: 401, reason: "missing X-Shopify-Hmac-Sha256")
         }
         guard signatureMatches(body: body, signature: signature, secret: Array(secret.utf8)) else {
             return .reject(status: 401, reason: "X-Shopify-Hmac-Sha256 does not match the body")
         }
-        guard let topic = value(of: "x-shopify-topic", in: headers), !topic.isEmpty else {
+        guard let topic = headers.value(of: "x-shopify-topic"), !topic.isEmpty else {
             return .reject(status: 400, reason: "missing X-Shopify-Topic")
         }
-        let deliveryID = value(of: "x-shopify-webhook-id", in: headers).flatMap { $0.isEmpty ? nil : $0 }
+        let deliveryID = headers.value(of: "x-shopify-webhook-id").flatMap { $0.isEmpty ? nil : $0 }
         guard rule.topics[topic] != nil else {
             return .acknowledge(topic: topic, reason: "no purge is declared for \(topic)")
         }
@@ -59,10 +59,6 @@ public enum ShopifyWebhook {
     /// The signature Shopify would send for `body` (tests, `trove` tools that replay deliveries).
     public static func signature(body: [UInt8], secret: String) -> String {
         Data(HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8)))).base64EncodedString()
-    }
-
-    private static func value(of lowercasedName: String, in headers: [Header]) -> String? {
-        headers.first { HTTPSyntax.name($0.name, is: lowercasedName) }?.value
     }
 
     /// A JSON object's scalar values by dotted path: `{"id": 7, "product": {"id": 8}, "variants": [{"id": 9}]}`

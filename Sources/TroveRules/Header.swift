@@ -9,3 +9,10 @@ public struct Header: Sendable, Equatable {
         self.value = value
     }
 }
+
+extension Array where Element == Header {
+    /// The value of the first field with this name (given lower-case; compared without regard to case).
+    public func value(of lowercasedName: String) -> String? {
+        first { HTTPSyntax.name($0.name, is: lowercasedName) }?.value
+    }
+}

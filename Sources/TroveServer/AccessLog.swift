@@ -2,6 +2,7 @@ internal import Dispatch
 internal import Foundation
 public import Logging
 internal import Synchronization
+internal import TroveCore
 
 /// One line per answered request, through swift-log: route, method, path, status, cache outcome, a hash of
 /// the cache key, origin time, total time, body bytes.
@@ -44,13 +45,9 @@ public struct AccessLog: Sendable {
     }
 
     static func hash(_ key: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in key.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01b3
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        var hash = FNV1a()
+        hash.add(key.utf8)
+        return hash.hex
     }
 }
 

@@ -282,8 +282,7 @@ final class AdminHandler: ChannelInboundHandler {
         }
         guard let store else { return answer(.error(503, "no store")) }
         store.purge(PurgeRequest(purges: purges, counterLifetime: loaded.counterLifetime)) { result in
-            let failed: Bool
-            if case .failure = result { failed = true } else { failed = false }
+            let failed = result.isFailure
             self.environment.metrics.recordPurge(.admin, failed: failed)
             switch result {
             case .success(let report):

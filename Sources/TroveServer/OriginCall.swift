@@ -21,8 +21,7 @@ extension ProxyEnvironment {
         @Sendable func send(_ completion: @escaping @Sendable (Result<OriginResponse<ByteBuffer>, OriginError>) -> Void) {
             let started = NIODeadline.now()
             origins.send(request) { result in
-                let failed: Bool
-                if case .failure = result { failed = true } else { failed = false }
+                let failed = result.isFailure
                 metrics.recordOrigin(request.origin, nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
                 completion(result)
             }
@@ -50,7 +49,7 @@ extension ProxyEnvironment {
 
     /// Seconds from a `Retry-After` header (delay-seconds form); 1 when absent or a date.
     static func retryAfter(_ headers: [Header]) -> Int {
-        let value = headers.first { $0.name.lowercased() == "retry-after" }?.value.trimmingWhitespace()
+        let value = headers.value(of: "retry-after")?.trimmingWhitespace()
         return value.flatMap(Int.init).map { min(max(1, $0), 3600) } ?? 1
     }
 }

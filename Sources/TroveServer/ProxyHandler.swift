@@ -96,10 +96,6 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.counterLifetime = counterLifetime
         }
 
-        var dependencies: Dependencies? {
-            guard case .cache(let target) = plan.decision else { return nil }
-            return Dependencies(key: target.key, route: plan.route?.name ?? "", tags: target.tags)
-        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -265,7 +261,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         case .fetch(let fetch):
             exchange.fetchMethod = fetch.method
-            if fetch.coalesce, let dependencies = exchange.dependencies {
+            if fetch.coalesce, let dependencies = exchange.machine.fetchingDependencies {
                 coordinate(fetch, dependencies, exchange)
             } else {
                 send(fetch, exchange)
@@ -285,8 +281,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             Self.storeMarker(of: pending, in: store)
             store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: body,
                 expireAfter: pending.expireAfter)) { result in
-                let failed: Bool
-                if case .failure = result { failed = true } else { failed = false }
+                let failed = result.isFailure
                 self.environment.metrics.recordStore(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
                 if case .failure(let error) = result {
                     self.environment.logger.debug("store write failed", metadata: ["store.error": "\(error)"])
@@ -298,8 +293,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         case .purge(let request, _):
             store.purge(request) { result in
-                let failed: Bool
-                if case .failure = result { failed = true } else { failed = false }
+                let failed = result.isFailure
                 self.environment.metrics.recordPurge(.writeRule, failed: failed)
                 if case .failure(let error) = result {
                     self.environment.logger.warning("purge queued until the store is back",
@@ -523,8 +517,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 return internalError("answer from the origin without one", exchange)
             }
             status = response.status
-            let passed = HeaderPolicy.responseHeaders(response.headers)
-            headers = passed
+            headers = HeaderPolicy.responseHeaders(response.headers)
             body = response.body
             contentLength = response.bodyLength
             if plan.notModified {
@@ -557,9 +550,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         var isError = false
         if case .trove(let troveStatus, _) = plan.source, troveStatus >= 500 || troveStatus == 400 || troveStatus == 413 { isError = true }
         let stored = plan.cacheStatus?.stored ?? false
-        environment.stats.record(exchange.counters, outcome: plan.cacheStatus?.outcome, stored: stored,
-            storedBytes: stored ? contentLength ?? body?.readableBytes ?? 0 : 0, collapsed: plan.cacheStatus?.collapsed ?? false,
-            error: isError)
+        // What was stored, not the answer as this client gets it (decoded from gzip, or a 304 without a body).
+        let storedBytes = stored ? (plan.source == .entry ? exchange.entry?.meta.bodyLength : exchange.response?.bodyLength) ?? 0 : 0
+        environment.stats.record(exchange.counters, outcome: plan.cacheStatus?.outcome, stored: stored, storedBytes: storedBytes,
+            collapsed: plan.cacheStatus?.collapsed ?? false, error: isError)
         if let accessLog = environment.accessLog {
             var key: String?
             if case .cache(let target) = exchange.plan.decision { key = target.key }

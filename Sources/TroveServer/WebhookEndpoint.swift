@@ -35,8 +35,7 @@ enum WebhookEndpoint {
         case .purge(let purges, let topic, let deliveryID, let skipped):
             func purge() {
                 store.purge(PurgeRequest(purges: purges, counterLifetime: loaded.counterLifetime)) { result in
-                    let failed: Bool
-                    if case .failure = result { failed = true } else { failed = false }
+                    let failed = result.isFailure
                     environment.metrics.recordPurge(.webhook, failed: failed)
                     logger.info("webhook purge", metadata: [
                         "webhook.topic": "\(topic)", "webhook.id": "\(deliveryID ?? "-")", "purge.tags": "\(purges.tags)",

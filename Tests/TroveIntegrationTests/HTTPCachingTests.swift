@@ -144,8 +144,11 @@ import TroveTestSupport
         let new = try await scenario.request(trove, "/api/v1/events/61")
         #expect(new.status == 200 && new.xCache == "MISS")
 
-        _ = try await scenario.request(trove, "PUT", "/api/v1/events/999", body: "{}")  // 404 at the origin
-        #expect(try await scenario.request(trove, "/api/v1/events/4").xCache == "HIT")
+        // A write the origin refuses purges nothing, not even its own target's stored 404.
+        _ = try await scenario.request(trove, "/api/v1/events/999")
+        #expect(try await scenario.request(trove, "/api/v1/events/999").xCache == "HIT")
+        #expect(try await scenario.request(trove, "PUT", "/api/v1/events/999", body: "{}").status == 404)
+        #expect(try await scenario.request(trove, "/api/v1/events/999").xCache == "HIT")
         await scenario.stop(trove)
     }
 
@@ -199,6 +202,7 @@ import TroveTestSupport
 
         let plain = try await scenario.request(trove, path)  // no Accept-Encoding: decoded
         #expect(plain.xCache == "MISS")
+        let storedBytes = OperationsTests.metrics(try await scenario.admin(trove, "/metrics").body)[#"trove_stored_bytes_total{route="rules-say"}"#]
         #expect(plain.body == text)
         #expect(plain.header("Content-Encoding") == nil)
         #expect(plain.header("ETag") == "W/\"g1\"")
@@ -210,6 +214,7 @@ import TroveTestSupport
         #expect(coded.header("Content-Encoding") == "gzip")
         #expect(coded.header("ETag") == "\"g1\"")
         #expect(Int(coded.header("Content-Length") ?? "") ?? 0 < text.utf8.count / 5, "the stored body is the compressed one")
+        #expect(storedBytes == Double(coded.header("Content-Length") ?? ""), "the metric counts what was stored, not what was sent")
 
         let refused = try await scenario.request(trove, path, headers: [Header("Accept-Encoding", "gzip;q=0, identity")])
         #expect(refused.xCache == "HIT" && refused.body == text && refused.header("Content-Encoding") == nil)
@@ -251,5 +256,22 @@ import TroveTestSupport
         #expect(try await scenario.request(trove, star).xCache == "MISS")
         #expect(scenario.originCount(star) == 2)
         await scenario.stop(trove)
+    }
+
+    /// Concurrent misses for one variant coalesce on that variant, across instances too: two instances on one
+    /// Redis, twenty requests for a language not stored yet, one origin request for it.
+    @Test func variantsCoalesceAcrossInstances() async throws {
+        let scenario = try await Scenario(redis: true, origin: .init(delay: .milliseconds(300)))
+        let rules = try scenario.rules(routes: Self.routes)
+        let first = try await scenario.trove(rules)
+        let second = try await scenario.trove(rules)
+        let path = Self.path("/respond/rules/langs", ["Vary:Accept-Language"]) + "&body=hello"
+        _ = try await scenario.request(first, path, headers: [Header("Accept-Language", "fr")])  // leaves the marker
+        #expect(scenario.originCount(path) == 1)
+        let answers = try await scenario.concurrently(20, { $0.isMultiple(of: 2) ? first : second }, path,
+            headers: [Header("Accept-Language", "de")])
+        #expect(answers.allSatisfy { $0.status == 200 && $0.body == "hello" })
+        #expect(scenario.originCount(path) == 2, "one fetch for de, however many asked on either instance")
+        await scenario.stop(first, second)
     }
 }
