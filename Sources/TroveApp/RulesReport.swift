@@ -92,7 +92,10 @@ enum RulesReport {
             case .cache(let policy):
                 var fresh = policy.statusTTLs.map { "\(Units.format($0.ttl))" + (policy.statusTTLs.count > 1 || $0.status != 200 ? " (\($0.status))" : "") }
                     .joined(separator: ", ")
-                if policy.freshness == .origin {
+                if policy.anyStatus, let ttl = policy.statusTTLs.first?.ttl {
+                    // statuses: any: one TTL for the heuristically cacheable statuses; listing eleven says nothing more.
+                    fresh = "origin (any status), else \(Units.format(ttl)) (200, 404, ...)" + (policy.maxTTL.map { ", ≤ \(Units.format($0))" } ?? "")
+                } else if policy.freshness == .origin {
                     fresh = "origin, else " + fresh + (policy.maxTTL.map { ", ≤ \(Units.format($0))" } ?? "")
                 }
                 var sharing = ""

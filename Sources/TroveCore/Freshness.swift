@@ -28,30 +28,19 @@ public struct Freshness: Sendable, Equatable {
     }
 
     /// The freshness of an answer with `status` and `headers` received at `now`; nil when the route does not
-    /// store answers with this status.
+    /// store answers with this status (with `statuses: any`, when the origin gives it no explicit freshness and
+    /// it is not heuristically cacheable).
     public static func of(status: Int, headers: [Header], policy: CachePolicy, now: Int64) -> Freshness? {
-        guard let ruleTTL = policy.ttl(forStatus: status) else { return nil }
-        let rule = Freshness(ttl: ruleTTL.milliseconds, stale: policy.stale.milliseconds, staleIfError: policy.staleIfError.milliseconds)
-        guard policy.freshness == .origin else { return rule }
+        let ruleTTL = policy.ttl(forStatus: status)
+        let rule = Freshness(ttl: ruleTTL?.milliseconds ?? 0, stale: policy.stale.milliseconds, staleIfError: policy.staleIfError.milliseconds)
+        guard policy.freshness == .origin else { return ruleTTL == nil ? nil : rule }
 
         let directives = CacheControl(headers)
-        var lifetime: Int64?
         var revalidate = directives.has("must-revalidate") || directives.has("proxy-revalidate")
-        // A max-age that is present but not a whole number (`max-age='3600'`, `max-age = 60`, `3600.0`) makes the
-        // answer stale rather than falling back to a guess (RFC 9111 §4.2.1 encourages exactly that).
-        if directives.has("s-maxage") {
-            lifetime = (directives.seconds("s-maxage") ?? 0) * 1000
-            revalidate = true  // s-maxage carries proxy-revalidate's meaning for shared caches (RFC 9111 §5.2.2.10)
-        } else if directives.has("max-age") {
-            lifetime = (directives.seconds("max-age") ?? 0) * 1000
-        } else if let expires = headers.value(of: "expires") {
-            if let expiresAt = HTTPDate.milliseconds(expires) {
-                let date = headers.value(of: "date").flatMap(HTTPDate.milliseconds) ?? now
-                lifetime = max(0, expiresAt - date)
-            } else {
-                lifetime = 0  // an invalid Expires, such as 0, means already expired (RFC 9111 §5.3)
-            }
-        }
+        let lifetime = explicitLifetime(directives, headers: headers, now: now)
+        // s-maxage carries proxy-revalidate's meaning for shared caches (RFC 9111 §5.2.2.10).
+        if directives.has("s-maxage") { revalidate = true }
+        guard ruleTTL != nil || (lifetime != nil && policy.storesWithExplicitFreshness(status)) else { return nil }
         var ttl = lifetime ?? rule.ttl
         if lifetime != nil { ttl -= initialAge(headers) * 1000 }
         if let maxTTL = policy.maxTTL { ttl = min(ttl, maxTTL.milliseconds) }
@@ -66,6 +55,27 @@ public struct Freshness: Sendable, Equatable {
             staleIfError = 0
         }
         return Freshness(ttl: ttl, stale: stale, staleIfError: staleIfError)
+    }
+
+    /// True when the origin states how long the answer stays fresh (`s-maxage`, `max-age` or `Expires`), even
+    /// if what it states is unreadable (which means "already stale").
+    public static func isExplicit(_ headers: [Header]) -> Bool {
+        let directives = CacheControl(headers)
+        return directives.has("s-maxage") || directives.has("max-age") || headers.value(of: "expires") != nil
+    }
+
+    /// Milliseconds the origin says the answer is fresh for, before `Age`: `s-maxage`, else `max-age`, else
+    /// `Expires` − `Date`; nil when it says nothing.
+    private static func explicitLifetime(_ directives: CacheControl, headers: [Header], now: Int64) -> Int64? {
+        // A max-age that is present but not a whole number (`max-age='3600'`, `max-age = 60`, `3600.0`) makes the
+        // answer stale rather than falling back to a guess (RFC 9111 §4.2.1 encourages exactly that).
+        if directives.has("s-maxage") { return (directives.seconds("s-maxage") ?? 0) * 1000 }
+        if directives.has("max-age") { return (directives.seconds("max-age") ?? 0) * 1000 }
+        guard let expires = headers.value(of: "expires") else { return nil }
+        // An invalid Expires, such as 0, means already expired (RFC 9111 §5.3).
+        guard let expiresAt = HTTPDate.milliseconds(expires) else { return 0 }
+        let date = headers.value(of: "date").flatMap(HTTPDate.milliseconds) ?? now
+        return max(0, expiresAt - date)
     }
 
     /// Seconds the answer had already spent in caches before Trove (the `Age` it came with, RFC 9111 §5.1):
@@ -175,7 +185,7 @@ enum HTTPDate {
 }
 
 /// A client's conditional GET or HEAD against a stored answer (RFC 9110 §13.1): `If-None-Match` compared
-/// with the entry's `ETag` (weakly), else `If-Modified-Since` with its `Last-Modified`.
+/// with the entry's `ETag` (weakly), else `If-Modified-Since` with its `Last-Modified` (or its `Date`).
 public enum ConditionalRequest {
     /// True when the client already has what the entry holds, so a 304 answers it. Only 200 answers are
     /// compared (a conditional is evaluated against a selected representation).
@@ -186,8 +196,9 @@ public enum ConditionalRequest {
             let candidates = ifNoneMatch.split(separator: ",").map { $0.trimmingWhitespace() }
             return candidates.contains { $0 == "*" || opaque($0) == opaque(etag.trimmingWhitespace()) }
         }
+        // Without a Last-Modified, the entry's Date stands in: the representation was current then (RFC 9111 §4.3.2).
         if let ifModifiedSince = request.value(of: "if-modified-since").flatMap(HTTPDate.milliseconds),
-            let lastModified = entryHeaders.value(of: "last-modified").flatMap(HTTPDate.milliseconds)
+            let lastModified = (entryHeaders.value(of: "last-modified") ?? entryHeaders.value(of: "date")).flatMap(HTTPDate.milliseconds)
         {
             return lastModified <= ifModifiedSince
         }

@@ -106,7 +106,11 @@ public enum HeaderPolicy {
 
     /// Why an origin answer must not be stored, or nil when it may be.
     public static func refusal(status: Int, headers: [Header], bodyLength: Int, policy: CachePolicy) -> NotStored? {
-        if policy.ttl(forStatus: status) == nil { return .status }
+        if policy.ttl(forStatus: status) == nil {
+            guard policy.freshness == .origin, policy.storesWithExplicitFreshness(status), Freshness.isExplicit(headers) else {
+                return .status
+            }
+        }
         var cacheControl: [String] = []
         for header in headers {
             switch header.name.lowercased() {
@@ -121,7 +125,11 @@ public enum HeaderPolicy {
             }
         }
         if !policy.overrideCacheControl {
-            if cacheControl.contains(where: { $0 == "no-store" }) { return .noStore }
+            // must-understand: a cache that knows the status's caching rules may ignore no-store; one that does
+            // not must not store at all (RFC 9111 §5.2.2.3).
+            let understood = cacheControl.contains("must-understand") && HTTPStatus.isUnderstood(status)
+            if cacheControl.contains("must-understand") && !understood { return .noStore }
+            if !understood && cacheControl.contains(where: { $0 == "no-store" }) { return .noStore }
             if cacheControl.contains(where: { $0 == "private" || $0.hasPrefix("private=") }) { return .private }
         }
         if bodyLength > policy.maxBodyBytes { return .tooLarge }
@@ -141,19 +149,32 @@ public enum HeaderPolicy {
         return values(of: names, in: request)
     }
 
-    /// The request's values of these headers (lower-case names), as `variant(vary:request:)` records them.
+    /// The request's values of these headers (lower-case names), as `variant(vary:request:)` records them:
+    /// normalised, so requests that say the same thing differently share a variant.
     public static func values(of names: [String], in request: [Header]) -> [Header] {
         names.map { name in
             let lowered = name.lowercased()
-            return Header(lowered, request.filter { $0.name.lowercased() == lowered }.map(\.value).joined(separator: ","))
+            return Header(lowered, selectingValue(lowered, in: request))
         }
     }
 
     /// True when a request has the values an entry's variant was stored for.
     public static func matches(variant: [Header], request: [Header]) -> Bool {
-        variant.allSatisfy { stored in
-            stored.value == request.filter { $0.name.lowercased() == stored.name }.map(\.value).joined(separator: ",")
+        variant.allSatisfy { stored in stored.value == selectingValue(stored.name, in: request) }
+    }
+
+    /// One request header's value for `Vary` matching (RFC 9111 §4.1): every field line combined, list members
+    /// trimmed of the whitespace around them (`1, 2` on one line, `1,2`, and `1` and `2` on two lines are the
+    /// same), and `Accept-Language` lower-cased, since language tags are case-insensitive (RFC 4647 §2).
+    static func selectingValue(_ name: String, in request: [Header]) -> String {
+        var members: [String] = []
+        for header in request where header.name.lowercased() == name {
+            for member in header.value.split(separator: ",", omittingEmptySubsequences: false) {
+                members.append(member.trimmingWhitespace())
+            }
         }
+        let combined = members.joined(separator: ",")
+        return name == "accept-language" ? combined.lowercased() : combined
     }
 
     /// Why an answer was not stored; its raw value is the `Cache-Status` detail.

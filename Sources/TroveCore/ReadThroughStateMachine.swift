@@ -426,7 +426,7 @@ public struct ReadThroughStateMachine: Sendable {
     /// The keys of what a write's answer names in `Location` and `Content-Location`, when they are on the same
     /// host (RFC 9111 §4.4): a relative reference, or an absolute one whose authority is the request's `Host`.
     private func locationKeys(_ headers: [Header]) -> [String] {
-        guard let invalidationKey, MethodSet.unsafe.contains(plan.method) else { return [] }
+        guard let invalidationKey, MethodSet.invalidates(plan.method) else { return [] }
         let host = requestHeaders.value(of: "host")?.lowercased()
         var keys: [String] = []
         for header in headers where HTTPSyntax.name(header.name, is: "location") || HTTPSyntax.name(header.name, is: "content-location") {

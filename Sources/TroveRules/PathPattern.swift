@@ -220,6 +220,13 @@ public struct MethodSet: Sendable, Equatable, CustomStringConvertible {
     public static let safe: Set<String> = ["GET", "HEAD"]
     public static let unsafe: Set<String> = ["POST", "PUT", "PATCH", "DELETE"]
 
+    /// True when a request with this method may change what the target holds, so a cache must invalidate it
+    /// (RFC 9111 §4.4): every method not defined as safe (RFC 9110 §9.2.1), including ones Trove has no name for
+    /// (M-SEARCH, PROPPATCH, ...).
+    public static func invalidates(_ method: String) -> Bool {
+        !["GET", "HEAD", "OPTIONS", "TRACE"].contains(method)
+    }
+
     /// The methods as written (upper-case), for display.
     public let written: [String]
     public let isAny: Bool

@@ -91,11 +91,11 @@ extension RuleSet {
 
     /// Decides what to do with a request, from the rules alone.
     ///
-    /// A write (any unsafe method) also purges the entry a GET of the same target would use, whether or not its
+    /// A write (any method not defined as safe) also purges the entry a GET of the same target would use, whether or not its
     /// route names it (RFC 9111 §4.4): `PUT /api/v1/events/42` purges what `GET /api/v1/events/42` stored.
     public func plan(for request: RequestHead) -> RequestPlan {
         let plan = routePlan(for: request)
-        guard MethodSet.unsafe.contains(plan.method), let target = plan.target,
+        guard MethodSet.invalidates(plan.method), let target = plan.target,
             let key = invalidationKey(for: target.forwardTarget, headers: request.headers)
         else { return plan }
         var purges: PurgeSet

@@ -448,9 +448,14 @@ public final class CachePolicy: Sendable {
     public let freshness: FreshnessSource
     /// With `freshness: origin`, no answer stays fresh longer than this, whatever the origin says.
     public let maxTTL: Duration?
+    /// `statuses: any` (with `freshness: origin`): an answer of any final status except 206 and 304 is stored when
+    /// the origin gives it explicit freshness; `statusTTLs` then lists the heuristically cacheable statuses, which
+    /// fall back to the rule's TTL when the origin says nothing (RFC 9111 §3, RFC 9110 §15.1).
+    public let anyStatus: Bool
 
-    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil) {
+    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false) {
         self.freshness = freshness
+        self.anyStatus = anyStatus
         self.maxTTL = maxTTL
         self.key = key
         self.tags = tags
@@ -463,9 +468,15 @@ public final class CachePolicy: Sendable {
         self.overrideCacheControl = overrideCacheControl
     }
 
-    /// How long an answer with this status stays fresh; nil when such answers are not stored.
+    /// How long an answer with this status stays fresh when the origin says nothing; nil when such answers are
+    /// only stored with explicit freshness (`statuses: any`) or not at all.
     public func ttl(forStatus status: Int) -> Duration? {
         statusTTLs.first { $0.status == status }?.ttl
+    }
+
+    /// True when an answer with this status may be stored if the origin gives it explicit freshness.
+    public func storesWithExplicitFreshness(_ status: Int) -> Bool {
+        anyStatus ? HTTPStatus.isStorable(status) : ttl(forStatus: status) != nil
     }
 
     /// The credentials the key holds, hashed: requests carrying them get entries of their own.

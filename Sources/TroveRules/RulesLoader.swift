@@ -462,6 +462,8 @@ public enum RulesLoader {
         var stale: Duration = .zero
         var staleIfError: Duration = .zero
         var statuses: [(status: Int, ttl: Duration?)] = [(200, nil)]
+        /// `statuses: any`.
+        var anyStatus = false
         var maxBodyBytes = 1 << 20
         var freshness = FreshnessSource.rules
         var maxTTL: Duration?
@@ -509,10 +511,13 @@ public enum RulesLoader {
                 {
                     defaults.staleIfError = value
                 }
-                if let statusesNode = cache["statuses"],
-                    let statuses = readStatuses(statusesNode, field: "defaults.cache.statuses", reader: &reader)
-                {
-                    defaults.statuses = statuses
+                if let statusesNode = cache["statuses"] {
+                    if isAnyStatus(statusesNode) {
+                        defaults.anyStatus = true
+                        defaults.statuses = HTTPStatus.heuristicallyCacheable.map { ($0, nil) }
+                    } else if let statuses = readStatuses(statusesNode, field: "defaults.cache.statuses", reader: &reader) {
+                        defaults.statuses = statuses
+                    }
                 }
                 if let bodyNode = cache["max_body"],
                     let size = reader.size(bodyNode, field: "defaults.cache.max_body", maximum: maxBodyLimit)
@@ -545,6 +550,11 @@ public enum RulesLoader {
         let hint = Suggestions.closest(to: name, in: origins.map(\.name)).map { " (did you mean '\($0)'?)" } ?? ""
         reader.error("there is no origin '\(name)'\(hint); origins: \(origins.map(\.name).joined(separator: ", "))",
             at: node, field: field)
+    }
+
+    /// `statuses: any`: every status the origin gives explicit freshness (with `freshness: origin`).
+    private static func isAnyStatus(_ node: Node) -> Bool {
+        node.scalar?.string.trimmingWhitespace().lowercased() == "any"
     }
 
     /// `[200, 404]` (each uses the route's ttl) or `{200: 10m, 404: 30s}`.
@@ -761,9 +771,16 @@ extension RulesLoader {
             ttl = parsed
         }
         var statuses = defaults.statuses
+        var anyStatus = defaults.anyStatus
         if let statusesNode = fields["statuses"] {
-            guard let parsed = readStatuses(statusesNode, field: "cache.statuses", reader: &reader) else { return nil }
-            statuses = parsed
+            if isAnyStatus(statusesNode) {
+                anyStatus = true
+                statuses = HTTPStatus.heuristicallyCacheable.map { ($0, nil) }
+            } else {
+                guard let parsed = readStatuses(statusesNode, field: "cache.statuses", reader: &reader) else { return nil }
+                statuses = parsed
+                anyStatus = false
+            }
         }
         var statusTTLs: [(status: Int, ttl: Duration)] = []
         for (status, statusTTL) in statuses {
@@ -804,6 +821,12 @@ extension RulesLoader {
         if let node = fields["freshness"] {
             guard let source = readFreshness(node, field: "cache.freshness", reader: &reader) else { return nil }
             freshness = source
+        }
+        if anyStatus && freshness == .rules {
+            reader.error("statuses: any stores every status the origin gives explicit freshness (Cache-Control: "
+                + "max-age, s-maxage or Expires), so it needs freshness: origin; with freshness: rules, list the "
+                + "statuses to store: [200, 404]", at: fields["statuses"] ?? defaults.cacheNode ?? node, field: "cache.statuses")
+            return nil
         }
         if let ttlNode = fields["ttl"], ttl == .zero, freshness == .rules {
             reader.error("must be more than 0s (0s means \"only what the origin declares fresh\", with freshness: origin)",
@@ -855,7 +878,8 @@ extension RulesLoader {
         return CachePolicy(
             key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, staleIfError: staleIfError, maxBodyBytes: maxBody,
             shared: shared,
-            authenticated: authenticated, overrideCacheControl: overrideCacheControl, freshness: freshness, maxTTL: maxTTL)
+            authenticated: authenticated, overrideCacheControl: overrideCacheControl, freshness: freshness, maxTTL: maxTTL,
+            anyStatus: anyStatus)
     }
 
     private static func suggestedIdentityKey(_ key: Template) -> String {

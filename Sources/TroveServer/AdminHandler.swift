@@ -80,7 +80,7 @@ final class AdminHandler: ChannelInboundHandler {
         let loaded = environment.rules.current
         // A webhook proves itself with its signature, not the admin token.
         if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .admin,
-            WebhookEndpoint.matches(webhook, method: head.method.rawValue, uri: head.uri), let store
+            WebhookEndpoint.matches(webhook, method: head.method.token, uri: head.uri), let store
         {
             WebhookEndpoint.handle(webhook, loaded: loaded, headers: head.headers.map { Header($0.name, $0.value) },
                 body: Array(body.readableBytesView), client: context.channel.remoteAddress?.ipAddress, environment: environment,
@@ -116,7 +116,7 @@ final class AdminHandler: ChannelInboundHandler {
         case (.POST, "/reload"):
             reload(on: context.eventLoop) { self.write(context: context, head: head, answer: $0) }
         case (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"), (_, "/explain"), (_, "/entry"), (_, "/purge"), (_, "/reload"):
-            write(context: context, head: head, answer: .error(405, "\(head.method.rawValue) is not allowed on \(path)"))
+            write(context: context, head: head, answer: .error(405, "\(head.method.token) is not allowed on \(path)"))
         default:
             write(context: context, head: head, answer: .error(404,
                 "no such endpoint \(path); try GET /healthz, /readyz, /stats, /metrics, /explain?request=…, /entry?key=…, or POST /purge, /reload"))

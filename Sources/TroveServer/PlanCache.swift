@@ -41,7 +41,7 @@ final class PlanCache {
             hits += 1
             return plan
         }
-        let plan = loaded.rules.plan(for: RequestHead(method: head.method.rawValue, target: head.uri, headers: headers))
+        let plan = loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers))
         if eligible, let route = plan.route, !route.readsHeaders, case .cache = plan.decision {
             if plans.count >= Self.capacity { plans.removeAll(keepingCapacity: true) }
             plans[key] = plan

@@ -220,15 +220,15 @@ final class ProxyHandler: ChannelDuplexHandler {
         let loaded = environment.rules.current
         let headers = head.headers.map { Header($0.name, $0.value) }
         if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .public, !bodyTooLarge,
-            WebhookEndpoint.matches(webhook, method: head.method.rawValue, uri: head.uri)
+            WebhookEndpoint.matches(webhook, method: head.method.token, uri: head.uri)
         {
             return answerWebhook(webhook, loaded: loaded, head: head, headers: headers, body: body)
         }
         let plan = plans?.plan(for: head, headers: headers, loaded: loaded)
-            ?? loaded.rules.plan(for: RequestHead(method: head.method.rawValue, target: head.uri, headers: headers))
+            ?? loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers))
         // Writes also purge what their answer's Location names; reads never need the rules again.
         var invalidationKey: (@Sendable (String) -> String?)?
-        if MethodSet.unsafe.contains(plan.method) {
+        if MethodSet.invalidates(plan.method) {
             invalidationKey = { @Sendable target in loaded.rules.invalidationKey(for: target, headers: headers) }
         }
         let machine = ReadThroughStateMachine(
@@ -557,7 +557,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if let accessLog = environment.accessLog {
             var key: String?
             if case .cache(let target) = exchange.plan.decision { key = target.key }
-            accessLog.record(route: exchange.plan.route?.name, method: exchange.head.method.rawValue, path: exchange.head.uri,
+            accessLog.record(route: exchange.plan.route?.name, method: exchange.head.method.token, path: exchange.head.uri,
                 status: status, outcome: isError ? "error" : plan.cacheStatus?.outcome.rawValue.lowercased() ?? "none", key: key,
                 originNanoseconds: exchange.originNanoseconds, totalNanoseconds: (NIODeadline.now() - exchange.started).nanoseconds,
                 bytes: plan.omitBody ? 0 : body?.readableBytes ?? 0, client: context?.channel.remoteAddress?.ipAddress)

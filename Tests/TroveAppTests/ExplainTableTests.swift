@@ -119,6 +119,21 @@ private let cases: [ExplainCase] = [
         if row.decision != "cache" { #expect(explanation.key == nil) }
     }
 
+    /// `trove check` shows a `statuses: any` route as such, not as the eleven statuses it falls back for.
+    @Test func checkShowsAnyStatus() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("any-\(UUID().uuidString).yaml").path
+        try """
+            version: 1
+            admin: {listen: 127.0.0.1:9090, allow_unauthenticated: true}
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            routes:
+              - {name: a, match: GET /a, cache: {ttl: 0s, freshness: origin, statuses: any, max_ttl: 1h}}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let outcome = RulesReport.check(path: path, strict: false, environment: [:])
+        #expect(outcome.output.contains("origin (any status), else 0s (200, 404, ...), ≤ 1h"), "\(outcome.output)")
+    }
+
     /// The text form names the route, the key, the TTLs and the reason, one per line.
     @Test func textForm() {
         let outcome = RulesReport.explain(

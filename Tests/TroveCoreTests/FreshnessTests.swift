@@ -90,6 +90,27 @@ import TroveRules
         }
     }
 
+    /// With `statuses: any`, any final status the origin declares fresh is stored for that long; without explicit
+    /// freshness only the heuristically cacheable statuses are, for the rule's TTL.
+    @Test func anyStatusNeedsExplicitFreshness() throws {
+        let any = try Self.policy("ttl: 0s, freshness: origin, statuses: any")
+        #expect(Self.of([("Cache-Control", "max-age=60")], policy: any, status: 503)?.ttl == 60_000)
+        #expect(Self.of([("Expires", "0")], policy: any, status: 302)?.ttl == 0, "explicit, even if already expired")
+        #expect(Self.of([], policy: any, status: 503) == nil, "a 503 the origin says nothing about is not stored")
+        #expect(Self.of([], policy: any, status: 404)?.ttl == 0, "a 404 falls back to the rule's TTL")
+        #expect(Self.of([("Cache-Control", "max-age=60")], policy: any, status: 206) == nil)
+        func refusal(_ status: Int, _ headers: [(String, String)]) -> HeaderPolicy.NotStored? {
+            HeaderPolicy.refusal(status: status, headers: headers.map { Header($0.0, $0.1) }, bodyLength: 1, policy: any)
+        }
+        #expect(refusal(599, [("Cache-Control", "max-age=60")]) == nil)
+        #expect(refusal(599, []) == .status)
+        #expect(refusal(304, [("Cache-Control", "max-age=60")]) == .status)
+        // must-understand: a status whose caching rules Trove knows overrides no-store; an unknown one is not stored.
+        #expect(refusal(200, [("Cache-Control", "max-age=60, no-store, must-understand")]) == nil)
+        #expect(refusal(599, [("Cache-Control", "max-age=60, no-store, must-understand")]) == .noStore)
+        #expect(refusal(200, [("Cache-Control", "max-age=60, no-store")]) == .noStore)
+    }
+
     @Test func conditionalRequestsAgainstAnEntry() {
         func notModified(_ request: [(String, String)], _ entry: [(String, String)], status: Int = 200) -> Bool {
             ConditionalRequest.notModified(request: request.map { Header($0.0, $0.1) }, entryStatus: status,
@@ -109,6 +130,10 @@ import TroveRules
         #expect(!notModified([("If-Modified-Since", "not a date")], entry))
         #expect(!notModified([("If-None-Match", "\"v1\"")], entry, status: 404), "only 200 answers are compared")
         #expect(!notModified([("If-None-Match", "\"v1\"")], []), "no validator, no 304")
+        // Without Last-Modified, the entry's Date stands in (RFC 9111 §4.3.2).
+        let dated = [("Date", "Sun, 06 Nov 1994 08:49:37 GMT")]
+        #expect(notModified([("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")], dated))
+        #expect(!notModified([("If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT")], dated))
         #expect(ConditionalRequest.notModifiedHeaders([Header("ETag", "\"v1\""), Header("Content-Type", "text/plain"),
             Header("Cache-Control", "max-age=60")]).map(\.name) == ["ETag", "Cache-Control"])
     }

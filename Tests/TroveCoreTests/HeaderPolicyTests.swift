@@ -148,4 +148,20 @@ import TroveRules
         #expect(!HeaderPolicy.matches(variant: variant, request: [Header("Accept", "text/html")]))
         #expect(!HeaderPolicy.matches(variant: variant, request: [Header("Accept", "application/json"), Header("X-Region", "eu")]))
     }
+
+    /// Requests that say the same thing differently share a variant: field lines combined, whitespace around
+    /// list members ignored, language tags compared without case. Order still matters.
+    @Test func variantValuesAreNormalised() {
+        let variant = HeaderPolicy.variant(vary: [Header("Vary", "Foo, Accept-Language")],
+            request: [Header("Foo", "1, 2"), Header("Accept-Language", "en, de")])
+        #expect(variant == [Header("foo", "1,2"), Header("accept-language", "en,de")])
+        #expect(HeaderPolicy.matches(variant: variant, request: [Header("Foo", "1"), Header("foo", "2"), Header("Accept-Language", " EN ,   De")]))
+        #expect(HeaderPolicy.matches(variant: variant, request: [Header("Foo", " 1,2 "), Header("Accept-Language", "en,de")]))
+        #expect(!HeaderPolicy.matches(variant: variant, request: [Header("Foo", "2, 1"), Header("Accept-Language", "en, de")]))
+        #expect(!HeaderPolicy.matches(variant: variant, request: [Header("Foo", "1, 2"), Header("Accept-Language", "de, en")]))
+        #expect(!HeaderPolicy.matches(variant: variant, request: [Header("Foo", "1, 2")]), "absent is not empty-equal to a value")
+        let empty = HeaderPolicy.variant(vary: [Header("Vary", "Foo")], request: [])
+        #expect(HeaderPolicy.matches(variant: empty, request: []))
+        #expect(!HeaderPolicy.matches(variant: empty, request: [Header("Foo", "1")]))
+    }
 }

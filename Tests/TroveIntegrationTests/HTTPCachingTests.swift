@@ -152,6 +152,54 @@ import TroveTestSupport
         await scenario.stop(trove)
     }
 
+    /// A method Trove has no name for (M-SEARCH) reaches the origin spelled as the client spelled it, and, being
+    /// of unknown safety, invalidates its target when the origin accepts it (RFC 9111 §4.4).
+    @Test func unknownMethodsAreForwardedAndInvalidate() async throws {
+        let scenario = try await Scenario(redis: false)
+        let routes = """
+              - name: echo
+                match: GET /echo/**
+                cache: {key: "e:{path}", ttl: 10m}
+            """
+        let trove = try await scenario.trove(try scenario.rules(routes: routes))
+        _ = try await scenario.request(trove, "/echo/a")
+        _ = try await scenario.request(trove, "/echo/b")
+        #expect(try await scenario.request(trove, "/echo/a").xCache == "HIT")
+        let search = try await scenario.request(trove, "M-SEARCH", "/echo/a", body: "abc")
+        #expect(search.status == 200, "the origin parsed the method (it answers 400 to 'MSEARCH')")
+        #expect(try await scenario.request(trove, "/echo/a").xCache == "MISS")
+        #expect(try await scenario.request(trove, "/echo/b").xCache == "HIT", "other entries are untouched")
+        #expect(try await scenario.request(trove, "OPTIONS", "/echo/b").status == 200)
+        #expect(try await scenario.request(trove, "/echo/b").xCache == "HIT", "a safe method invalidates nothing")
+        await scenario.stop(trove)
+    }
+
+    /// `statuses: any`: whatever status the origin declares fresh is stored; `must-understand` lets a known
+    /// status be stored despite `no-store`, and keeps an unknown one out.
+    @Test func anyStatusTheOriginDeclaresFresh() async throws {
+        let scenario = try await Scenario(redis: true)
+        let routes = """
+              - name: any
+                match: GET /respond/**
+                cache: {key: "a:{path}?{query}", ttl: 0s, freshness: origin, statuses: any}
+            """
+        let trove = try await scenario.trove(try scenario.rules(routes: routes))
+        func reused(_ status: Int, _ headers: [String]) async throws -> Bool {
+            let target = Self.path("/respond/any/\(status)", headers) + "&status=\(status)"
+            let first = try await scenario.request(trove, target)
+            #expect(first.status == status)
+            return try await scenario.request(trove, target).xCache == "HIT"
+        }
+        #expect(try await reused(503, ["Cache-Control:max-age=60"]))
+        #expect(try await reused(302, ["Cache-Control:max-age=60", "Location:/elsewhere"]))
+        #expect(try await !reused(503, []), "no explicit freshness: not stored")
+        #expect(try await !reused(200, []), "ttl: 0s, so nothing is guessed")
+        #expect(try await reused(200, ["Cache-Control:max-age=60, no-store, must-understand"]))
+        #expect(try await !reused(599, ["Cache-Control:max-age=60, no-store, must-understand"]))
+        #expect(try await !reused(200, ["Cache-Control:max-age=60, no-store"]))
+        await scenario.stop(trove)
+    }
+
     /// An expired entry with an ETag is revalidated: the origin answers 304, the entry is refreshed with the
     /// body it already had, and the client gets it as a hit. In the background (stale-while-revalidate) too.
     @Test func staleEntriesAreRevalidatedWith304() async throws {

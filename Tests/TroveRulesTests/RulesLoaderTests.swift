@@ -423,6 +423,25 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
         ])
     }
 
+    /// `statuses: any` stores whatever status the origin declares fresh, so it only makes sense with
+    /// freshness: origin; the heuristically cacheable statuses keep the rule's TTL as their fallback.
+    @Test func anyStatus() throws {
+        #expect(rejection(head + "  - {name: a, match: GET /a, cache: {ttl: 1m, statuses: any}}\n") == [
+            "test.yaml:6:57: error: route 'a': cache.statuses: statuses: any stores every status the origin gives explicit freshness (Cache-Control: max-age, s-maxage or Expires), so it needs freshness: origin; with freshness: rules, list the statuses to store: [200, 404]",
+        ])
+        let rules = try load(head + "  - {name: a, match: GET /a, cache: {ttl: 1m, statuses: any, freshness: origin}}\n",
+            environment: ["TROVE_ADMIN_TOKEN": "t"])
+        let policy = try #require(rules.routes.first?.cachePolicy)
+        #expect(policy.anyStatus)
+        #expect(policy.ttl(forStatus: 404) == .seconds(60), "heuristically cacheable: the rule's TTL as fallback")
+        #expect(policy.ttl(forStatus: 503) == nil, "stored only with explicit freshness")
+        #expect(policy.storesWithExplicitFreshness(503) && policy.storesWithExplicitFreshness(599))
+        #expect(!policy.storesWithExplicitFreshness(206) && !policy.storesWithExplicitFreshness(304))
+        let listed = try #require(try load(head + "  - {name: a, match: GET /a, cache: {ttl: 1m, statuses: [200], freshness: origin}}\n",
+            environment: ["TROVE_ADMIN_TOKEN": "t"]).routes.first?.cachePolicy)
+        #expect(!listed.storesWithExplicitFreshness(503), "a list is a list, whatever the origin says")
+    }
+
     @Test func badDurations() {
         #expect(rejection(head + "  - {name: a, match: GET /a, cache: {ttl: 5 minutes}}\n") == [
             "test.yaml:6:43: error: route 'a': cache.ttl: '5 minutes' is not a duration; write it like 30s, 10m, 1h or 1h30m (units: ms, s, m, h, d)",
