@@ -224,7 +224,11 @@ public struct MethodSet: Sendable, Equatable, CustomStringConvertible {
     /// (RFC 9111 §4.4): every method not defined as safe (RFC 9110 §9.2.1), including ones Trove has no name for
     /// (M-SEARCH, PROPPATCH, ...).
     public static func invalidates(_ method: String) -> Bool {
-        !["GET", "HEAD", "OPTIONS", "TRACE"].contains(method)
+        // A switch, not a collection: this runs on every request, and GET matches at the first comparison.
+        switch method {
+        case "GET", "HEAD", "OPTIONS", "TRACE": false
+        default: true
+        }
     }
 
     /// The methods as written (upper-case), for display.
