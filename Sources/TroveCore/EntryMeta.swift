@@ -110,6 +110,12 @@ public struct Dependencies: Sendable, Equatable {
         self.tags = tags
     }
 
+    /// The dependencies of the request's cache key itself: these, for an answer that does not vary; for a
+    /// variant, where its marker is stored.
+    public var unvaried: Dependencies {
+        key == counterKey ? self : Dependencies(key: counterKey, route: route, tags: tags)
+    }
+
     /// The dependencies of whatever is stored under `key` (a variant's key names its cache key before `#v`).
     public static func ofStored(_ key: String, route: String, tags: [String]) -> Dependencies {
         let bytes = Array(key.utf8)

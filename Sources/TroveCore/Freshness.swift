@@ -57,13 +57,6 @@ public struct Freshness: Sendable, Equatable {
         return Freshness(ttl: ttl, stale: stale, staleIfError: staleIfError)
     }
 
-    /// True when the origin states how long the answer stays fresh (`s-maxage`, `max-age` or `Expires`), even
-    /// if what it states is unreadable (which means "already stale").
-    public static func isExplicit(_ headers: [Header]) -> Bool {
-        let directives = CacheControl(headers)
-        return directives.has("s-maxage") || directives.has("max-age") || headers.value(of: "expires") != nil
-    }
-
     /// Milliseconds the origin says the answer is fresh for, before `Age`: `s-maxage`, else `max-age`, else
     /// `Expires` − `Date`; nil when it says nothing.
     private static func explicitLifetime(_ directives: CacheControl, headers: [Header], now: Int64) -> Int64? {
@@ -118,6 +111,12 @@ struct CacheControl {
     /// track field names must treat the latter as the former).
     func has(_ name: String) -> Bool {
         directives.contains { $0.name == name }
+    }
+
+    /// True when the message states how long it stays fresh (`s-maxage`, `max-age` or `Expires`), even if what
+    /// it states is unreadable (which means "already stale"): exactly when `Freshness` finds an explicit lifetime.
+    func statesLifetime(_ headers: [Header]) -> Bool {
+        has("s-maxage") || has("max-age") || headers.value(of: "expires") != nil
     }
 
     /// A delta-seconds value (the first, if repeated); nil when absent or not a number. Values past 2^31 are

@@ -106,31 +106,24 @@ public enum HeaderPolicy {
 
     /// Why an origin answer must not be stored, or nil when it may be.
     public static func refusal(status: Int, headers: [Header], bodyLength: Int, policy: CachePolicy) -> NotStored? {
-        if policy.ttl(forStatus: status) == nil {
-            guard policy.freshness == .origin, policy.storesWithExplicitFreshness(status), Freshness.isExplicit(headers) else {
-                return .status
-            }
+        let directives = CacheControl(headers)
+        // A status the route lists, or (statuses: any) one the origin states a lifetime for.
+        if policy.ttl(forStatus: status) == nil, !(policy.storesWithExplicitFreshness(status) && directives.statesLifetime(headers)) {
+            return .status
         }
-        var cacheControl: [String] = []
         for header in headers {
-            switch header.name.lowercased() {
-            case "set-cookie":
-                return .setCookie
-            case "cache-control":
-                cacheControl += header.value.split(separator: ",").map { $0.trimmingWhitespace().lowercased() }
-            case "vary" where header.value.trimmingWhitespace() == "*":
-                return .varyStar
-            default:
-                break
-            }
+            if HTTPSyntax.name(header.name, is: "set-cookie") { return .setCookie }
+            if HTTPSyntax.name(header.name, is: "vary"), header.value.trimmingWhitespace() == "*" { return .varyStar }
         }
         if !policy.overrideCacheControl {
             // must-understand: a cache that knows the status's caching rules may ignore no-store; one that does
             // not must not store at all (RFC 9111 §5.2.2.3).
-            let understood = cacheControl.contains("must-understand") && HTTPStatus.isUnderstood(status)
-            if cacheControl.contains("must-understand") && !understood { return .noStore }
-            if !understood && cacheControl.contains(where: { $0 == "no-store" }) { return .noStore }
-            if cacheControl.contains(where: { $0 == "private" || $0.hasPrefix("private=") }) { return .private }
+            if directives.has("must-understand") {
+                if !HTTPStatus.isUnderstood(status) { return .noStore }
+            } else if directives.has("no-store") {
+                return .noStore
+            }
+            if directives.has("private") { return .private }
         }
         if bodyLength > policy.maxBodyBytes { return .tooLarge }
         return nil

@@ -320,26 +320,21 @@ public struct ReadThroughStateMachine: Sendable {
                 state = .done
                 return .respond(response)
             }
-            let freshUntil = now + freshness.ttl
-            let staleUntil = freshUntil + freshness.stale
-            let errorUntil = freshUntil + freshness.staleIfError
-            let meta = EntryMeta(
-                status: status, headers: HeaderPolicy.storedHeaders(headers), storedAt: now - Freshness.initialAge(headers) * 1000,
-                freshUntil: freshUntil,
-                staleUntil: staleUntil, errorUntil: errorUntil, route: dependencies.route, tags: target.tags,
-                generations: snapshot, variant: HeaderPolicy.variant(vary: headers, request: requestHeaders),
-                bodyLength: bodyLength)
+            let meta = Self.entry(status: status, headers: HeaderPolicy.storedHeaders(headers), origin: headers, freshness: freshness,
+                now: now, route: dependencies.route, tags: target.tags, generations: snapshot,
+                variant: HeaderPolicy.variant(vary: headers, request: requestHeaders), bodyLength: bodyLength)
             cacheStatus.stored = true
             response.cacheStatus = cacheStatus
             state = .storing(response)
-            let expireAfter = Self.expireAfter(now: now, until: max(staleUntil, errorUntil))
+            let lastUse = max(meta.staleUntil, meta.errorUntil)
             // An answer that varies is stored as the variant for this request's values, with a marker under the
             // cache key; one that does not is stored under the cache key itself (replacing any marker).
-            let base = Dependencies(key: dependencies.counterKey, route: dependencies.route, tags: dependencies.tags)
-            var pending = PendingStore(dependencies: meta.variant.isEmpty ? base : base.variant(meta.variant), meta: meta, expireAfter: expireAfter)
+            let base = dependencies.unvaried
+            var pending = PendingStore(dependencies: meta.variant.isEmpty ? base : base.variant(meta.variant), meta: meta,
+                expireAfter: Self.expireAfter(now: now, until: lastUse))
             if !meta.variant.isEmpty {
                 pending.marker = EntryMeta.varyMarker(names: meta.variant.map(\.name), route: base.route, tags: base.tags,
-                    generations: snapshot, storedAt: now, until: max(staleUntil, errorUntil))
+                    generations: snapshot, storedAt: now, until: lastUse)
             }
             return .store(pending, then: response)
         }
@@ -475,12 +470,9 @@ public struct ReadThroughStateMachine: Sendable {
             meta.headers = merged
             return .respond(fromEntry(meta, cacheStatus, now: now))
         }
-        let freshUntil = now + freshness.ttl
-        let meta = EntryMeta(
-            status: validated.status, headers: merged, storedAt: now - Freshness.initialAge(headers) * 1000, freshUntil: freshUntil,
-            staleUntil: freshUntil + freshness.stale,
-            errorUntil: freshUntil + freshness.staleIfError, route: dependencies.route, tags: target.tags, generations: snapshot,
-            variant: validated.variant, bodyLength: validated.bodyLength)
+        let meta = Self.entry(status: validated.status, headers: merged, origin: headers, freshness: freshness, now: now,
+            route: dependencies.route, tags: target.tags, generations: snapshot, variant: validated.variant,
+            bodyLength: validated.bodyLength)
         cacheStatus.ttl = meta.remainingTTL(at: now)
         cacheStatus.stored = true
         let response = fromEntry(meta, cacheStatus, now: now)
@@ -489,6 +481,18 @@ public struct ReadThroughStateMachine: Sendable {
             expireAfter: Self.expireAfter(now: now, until: max(meta.staleUntil, meta.errorUntil)))
         pending.reusesStoredBody = true
         return .store(pending, then: response)
+    }
+
+    /// The entry for an origin answer received `now`: dated back by the `Age` it came with (`origin`: the headers
+    /// as received), fresh, stale-while-revalidate and stale-if-error windows from `freshness`.
+    private static func entry(
+        status: Int, headers: [Header], origin: [Header], freshness: Freshness, now: Int64, route: String, tags: [String],
+        generations: [Int64], variant: [Header], bodyLength: Int
+    ) -> EntryMeta {
+        let freshUntil = now + freshness.ttl
+        return EntryMeta(status: status, headers: headers, storedAt: now - Freshness.initialAge(origin) * 1000, freshUntil: freshUntil,
+            staleUntil: freshUntil + freshness.stale, errorUntil: freshUntil + freshness.staleIfError, route: route, tags: tags,
+            generations: generations, variant: variant, bodyLength: bodyLength)
     }
 
     /// An answer from a stored entry: the entry itself, or 304 when the client's conditional request matches it.

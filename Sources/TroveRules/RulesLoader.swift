@@ -511,13 +511,11 @@ public enum RulesLoader {
                 {
                     defaults.staleIfError = value
                 }
-                if let statusesNode = cache["statuses"] {
-                    if isAnyStatus(statusesNode) {
-                        defaults.anyStatus = true
-                        defaults.statuses = HTTPStatus.heuristicallyCacheable.map { ($0, nil) }
-                    } else if let statuses = readStatuses(statusesNode, field: "defaults.cache.statuses", reader: &reader) {
-                        defaults.statuses = statuses
-                    }
+                if let statusesNode = cache["statuses"],
+                    let (statuses, any) = readStatuses(statusesNode, field: "defaults.cache.statuses", reader: &reader)
+                {
+                    defaults.statuses = statuses
+                    defaults.anyStatus = any
                 }
                 if let bodyNode = cache["max_body"],
                     let size = reader.size(bodyNode, field: "defaults.cache.max_body", maximum: maxBodyLimit)
@@ -552,15 +550,15 @@ public enum RulesLoader {
             at: node, field: field)
     }
 
-    /// `statuses: any`: every status the origin gives explicit freshness (with `freshness: origin`).
-    private static func isAnyStatus(_ node: Node) -> Bool {
-        node.scalar?.string.trimmingWhitespace().lowercased() == "any"
-    }
-
-    /// `[200, 404]` (each uses the route's ttl) or `{200: 10m, 404: 30s}`.
+    /// `[200, 404]` (each uses the route's ttl), `{200: 10m, 404: 30s}`, or `any`: every status the origin gives
+    /// explicit freshness (with `freshness: origin`), the heuristically cacheable ones using the route's ttl when
+    /// it gives none (`any` is true).
     private static func readStatuses(
         _ node: Node, field: String, reader: inout RulesReader
-    ) -> [(status: Int, ttl: Duration?)]? {
+    ) -> (statuses: [(status: Int, ttl: Duration?)], any: Bool)? {
+        if node.scalar?.string.trimmingWhitespace().lowercased() == "any" {
+            return (HTTPStatus.heuristicallyCacheable.map { ($0, nil) }, true)
+        }
         var result: [(status: Int, ttl: Duration?)] = []
         var entries: [(Node, Node?)] = []
         if let sequence = node.sequence {
@@ -601,7 +599,7 @@ public enum RulesLoader {
             }
             result.append((status, ttl))
         }
-        return result
+        return (result, false)
     }
 }
 
@@ -773,14 +771,8 @@ extension RulesLoader {
         var statuses = defaults.statuses
         var anyStatus = defaults.anyStatus
         if let statusesNode = fields["statuses"] {
-            if isAnyStatus(statusesNode) {
-                anyStatus = true
-                statuses = HTTPStatus.heuristicallyCacheable.map { ($0, nil) }
-            } else {
-                guard let parsed = readStatuses(statusesNode, field: "cache.statuses", reader: &reader) else { return nil }
-                statuses = parsed
-                anyStatus = false
-            }
+            guard let parsed = readStatuses(statusesNode, field: "cache.statuses", reader: &reader) else { return nil }
+            (statuses, anyStatus) = parsed
         }
         var statusTTLs: [(status: Int, ttl: Duration)] = []
         for (status, statusTTL) in statuses {

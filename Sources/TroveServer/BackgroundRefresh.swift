@@ -49,9 +49,7 @@ enum BackgroundRefresh {
                         guard let body = pending.reusesStoredBody ? entryBody : response.body else {
                             return end(.released, .released)
                         }
-                        ProxyHandler.storeMarker(of: pending, in: store)
-                        store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: body,
-                            expireAfter: pending.expireAfter)) { stored in
+                        environment.write(pending, body: body, to: store) { stored in
                             end(.entry(pending.meta, body), (try? stored.get()) != nil ? .stored : .released)
                         }
                     default:

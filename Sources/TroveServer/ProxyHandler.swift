@@ -277,12 +277,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 guard let response = exchange.response else { return internalError("store without an origin answer", exchange) }
                 body = response.body
             }
-            let started = NIODeadline.now()
-            Self.storeMarker(of: pending, in: store)
-            store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: body,
-                expireAfter: pending.expireAfter)) { result in
-                let failed = result.isFailure
-                self.environment.metrics.recordStore(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
+            environment.write(pending, body: body, to: store) { result in
                 if case .failure(let error) = result {
                     self.environment.logger.debug("store write failed", metadata: ["store.error": "\(error)"])
                 }
@@ -579,14 +574,6 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.write(status: json.status, headers: [Header("Content-Type", "application/json")], trove: .none, body: json.body,
                 contentLength: json.body.readableBytes, request: head, close: false)
         }
-    }
-
-    /// The marker of an answer that varies, under the request's cache key (its result does not matter: without
-    /// it the next request is a miss, never a wrong answer).
-    static func storeMarker(of pending: ReadThroughStateMachine.PendingStore, in store: any CacheStore<ByteBuffer>) {
-        guard let marker = pending.marker else { return }
-        let base = Dependencies(key: pending.dependencies.counterKey, route: pending.dependencies.route, tags: pending.dependencies.tags)
-        store.store(StoreWrite(dependencies: base, meta: marker, body: ByteBuffer(), expireAfter: pending.expireAfter)) { _ in }
     }
 
     /// An answer fetched to store (or from the store) may be gzip-coded, whatever the client asked for: sent as

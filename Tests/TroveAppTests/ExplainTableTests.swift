@@ -134,6 +134,20 @@ private let cases: [ExplainCase] = [
         #expect(outcome.output.contains("origin (any status), else 0s (200, 404, ...), ≤ 1h"), "\(outcome.output)")
     }
 
+    /// The rules `conformance/cache-tests/run.sh` runs Trove with stay valid as the rules format moves on.
+    @Test func conformanceRulesCheckAndShowAnyStatus() throws {
+        let template = try String(contentsOf: Repository.root.appendingPathComponent("conformance/cache-tests/trove.yaml"), encoding: .utf8)
+        let rendered = template.replacingOccurrences(of: "@LISTEN@", with: "127.0.0.1:18080")
+            .replacingOccurrences(of: "@ADMIN@", with: "127.0.0.1:19090").replacingOccurrences(of: "@ORIGIN@", with: "127.0.0.1:18000")
+        #expect(!rendered.contains("@"), "every placeholder run.sh fills is filled here too")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("conformance-\(UUID().uuidString).yaml").path
+        try rendered.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let outcome = RulesReport.check(path: path, strict: true, environment: [:])
+        #expect(outcome.success, "\(outcome.output)")
+        #expect(outcome.output.contains("origin (any status), else 0s (200, 404, ...)"), "\(outcome.output)")
+    }
+
     /// The text form names the route, the key, the TTLs and the reason, one per line.
     @Test func textForm() {
         let outcome = RulesReport.explain(
