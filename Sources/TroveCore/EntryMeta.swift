@@ -72,15 +72,17 @@ public struct EntryMeta: Sendable, Equatable {
         headers.first.map { $0.value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty } } ?? []
     }
 
-    /// Whole seconds since it was stored, never negative (clocks of instances differ slightly).
+    /// Whole seconds since it was stored, never negative (clocks of instances differ slightly). The instants
+    /// come from the store, which another instance (or anyone with access to Redis) wrote: the arithmetic
+    /// clamps rather than trap on absurd values.
     public func age(at now: Int64) -> Int {
-        Int(max(0, now - storedAt) / 1000)
+        Int(max(0, now.subtractingClamped(storedAt)) / 1000)
     }
 
     /// Whole seconds of freshness left; negative once it has expired (as RFC 9211's `ttl` parameter).
     public func remainingTTL(at now: Int64) -> Int {
-        let remaining = freshUntil - now
-        return remaining >= 0 ? Int(remaining / 1000) : -Int((-remaining + 999) / 1000)
+        let remaining = freshUntil.subtractingClamped(now)
+        return remaining >= 0 ? Int(remaining / 1000) : -Int((remaining.magnitude + 999) / 1000)
     }
 }
 

@@ -42,7 +42,7 @@ public struct Freshness: Sendable, Equatable {
         if directives.has("s-maxage") { revalidate = true }
         guard ruleTTL != nil || (lifetime != nil && policy.storesWithExplicitFreshness(status)) else { return nil }
         var ttl = lifetime ?? rule.ttl
-        if lifetime != nil { ttl -= initialAge(headers) * 1000 }
+        if lifetime != nil { ttl = ttl.subtractingClamped(initialAge(headers).multipliedClamped(by: 1000)) }
         if let maxTTL = policy.maxTTL { ttl = min(ttl, maxTTL.milliseconds) }
         ttl = max(0, ttl)
         let noCache = directives.has("no-cache")
@@ -68,7 +68,7 @@ public struct Freshness: Sendable, Equatable {
         // An invalid Expires, such as 0, means already expired (RFC 9111 §5.3).
         guard let expiresAt = HTTPDate.milliseconds(expires) else { return 0 }
         let date = headers.value(of: "date").flatMap(HTTPDate.milliseconds) ?? now
-        return max(0, expiresAt - date)
+        return max(0, expiresAt.subtractingClamped(date))
     }
 
     /// Seconds the answer had already spent in caches before Trove (the `Age` it came with, RFC 9111 §5.1):
@@ -156,7 +156,9 @@ enum HTTPDate {
             time = clock(words[3])
             year = Int(words[4])
         }
-        guard let day, let month, let year, let time, (1...31).contains(day), year >= 1970 else { return nil }
+        // A year past 9999 is not an HTTP date (they have four digits), and reading it as one would overflow the
+        // arithmetic below: `Sun, 06 Nov 300000000 08:49:37 GMT` from a client once crashed Trove.
+        guard let day, let month, let year, let time, (1...31).contains(day), (1970...9999).contains(year) else { return nil }
         let days = daysFromCivil(year: year, month: month + 1, day: day)
         return ((days * 24 + Int64(time[0])) * 3600 + Int64(time[1]) * 60 + Int64(time[2])) * 1000
     }
@@ -166,9 +168,10 @@ enum HTTPDate {
     }
 
     private static func clock(_ text: String) -> [Int]? {
-        let parts = text.split(separator: ":").compactMap { Int($0) }
-        guard parts.count == 3, (0...23).contains(parts[0]), (0...59).contains(parts[1]), (0...60).contains(parts[2]) else { return nil }
-        return parts
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { $0.count == 2 ? Int($0) : nil }
+        guard parts.count == 3, let hour = parts[0], let minute = parts[1], let second = parts[2],
+            (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second) else { return nil }
+        return [hour, minute, second]
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

@@ -489,9 +489,10 @@ public struct ReadThroughStateMachine: Sendable {
         status: Int, headers: [Header], origin: [Header], freshness: Freshness, now: Int64, route: String, tags: [String],
         generations: [Int64], variant: [Header], bodyLength: Int
     ) -> EntryMeta {
-        let freshUntil = now + freshness.ttl
-        return EntryMeta(status: status, headers: headers, storedAt: now - Freshness.initialAge(origin) * 1000, freshUntil: freshUntil,
-            staleUntil: freshUntil + freshness.stale, errorUntil: freshUntil + freshness.staleIfError, route: route, tags: tags,
+        let freshUntil = now.addingClamped(freshness.ttl)
+        return EntryMeta(status: status, headers: headers, storedAt: now.subtractingClamped(Freshness.initialAge(origin).multipliedClamped(by: 1000)),
+            freshUntil: freshUntil, staleUntil: freshUntil.addingClamped(freshness.stale),
+            errorUntil: freshUntil.addingClamped(freshness.staleIfError), route: route, tags: tags,
             generations: generations, variant: variant, bodyLength: bodyLength)
     }
 
@@ -504,7 +505,7 @@ public struct ReadThroughStateMachine: Sendable {
     /// Store entries a little past the last moment they may be served, so a few seconds of clock difference
     /// between Trove instances never makes one drop what another still considers servable.
     static func expireAfter(now: Int64, until: Int64) -> Int64 {
-        max(1000, until - now) + 5000
+        max(1000, until.subtractingClamped(now)).addingClamped(5000)
     }
 
     private mutating func invalid(_ event: String) -> Action {

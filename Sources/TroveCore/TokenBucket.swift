@@ -1,3 +1,5 @@
+internal import TroveRules
+
 /// A token bucket: `rate` tokens a second, holding at most `capacity`, for origin rate limits.
 ///
 /// Time comes in as monotonic nanoseconds from the caller, so the arithmetic is tested without a clock.
@@ -33,7 +35,8 @@ public struct TokenBucket: Sendable, Equatable {
     public mutating func wait(now: Int64) -> Int64 {
         refill(now)
         guard tokens < 1 else { return 0 }
-        return Int64(((1 - tokens) / rate * 1e9).rounded(.up))
+        // Clamped: the rules refuse tiny rates, but a wait of centuries must still not trap.
+        return Int64(clamping: ((1 - tokens) / rate * 1e9).rounded(.up))
     }
 
     /// Empties the bucket until `until`: the origin asked Trove to slow down (429 with `Retry-After`).

@@ -405,10 +405,12 @@ public enum RulesLoader {
         if let rateNode = fields["rate"], let text = reader.string(rateNode, field: "\(path).rate", example: "2/s") {
             let parts = text.replacingOccurrences(of: " ", with: "").split(separator: "/")
             let seconds: Double? = parts.count == 2 ? ["s": 1, "m": 60, "h": 3600][String(parts[1])] : nil
-            if let seconds, let count = Double(parts[0]), count > 0, count <= 1_000_000 {
+            // At least one request an hour: a rate much below that means "never", which the bucket's arithmetic
+            // cannot express (a wait of 10^22 seconds), and which no origin needs.
+            if let seconds, let count = Double(parts[0]), count.isFinite, count > 0, count <= 1_000_000, count / seconds >= 1.0 / 3600 {
                 rate = count / seconds
             } else {
-                reader.error("'\(text)' is not a rate; write requests per second, minute or hour: 2/s, 120/m, 5000/h",
+                reader.error("'\(text)' is not a rate from 1/h to 1000000/s; write requests per second, minute or hour: 2/s, 120/m, 5000/h",
                     at: rateNode, field: "\(path).rate")
             }
         }

@@ -5,7 +5,13 @@
 /// with `B`, `KB`, `MB`, `GB` (powers of 1024, as in nginx and redis.conf's `kb`/`mb`; `KiB`/`MiB`/`GiB` also
 /// work).
 public enum Units {
-    /// Parses `30s`, `10m`, `1h`, `1h30m`, `250ms`, `2d`; nil when the text is not a duration.
+    /// The longest duration a text can mean: longer ones read as this (about 100 years), so that whatever is
+    /// done with a parsed duration afterwards (milliseconds, nanoseconds, sums of a few) stays far from
+    /// overflowing. The rules reader refuses anything past its own, much smaller, maximum.
+    public static let longestDuration = Duration.milliseconds(36_500 * 86_400_000)
+
+    /// Parses `30s`, `10m`, `1h`, `1h30m`, `250ms`, `2d`; nil when the text is not a duration. A duration longer
+    /// than `longestDuration` reads as `longestDuration`.
     public static func parseDuration(_ text: String) -> Duration? {
         let units: [(suffix: String, milliseconds: Int64)] = [
             ("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000),
@@ -16,7 +22,9 @@ public enum Units {
         var lastUnitRank = Int.max
         while !rest.isEmpty {
             let digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
-            guard !digits.isEmpty, digits.count <= 12, let number = Int64(digits) else { return nil }
+            guard !digits.isEmpty else { return nil }
+            // Any number of digits is a duration (a too long one, clamped below), not a syntax error.
+            let number = digits.count <= 18 ? Int64(digits)! : Int64.max
             rest = rest.dropFirst(digits.count)
             let letters = rest.prefix(while: { $0.isASCII && $0.isLetter })
             // "ms" before "m" and "s": match the whole run of letters, not a prefix of it.
@@ -25,11 +33,10 @@ public enum Units {
             guard rank < lastUnitRank else { return nil }
             lastUnitRank = rank
             rest = rest.dropFirst(letters.count)
-            let (product, overflow) = number.multipliedReportingOverflow(by: units[rank].milliseconds)
-            guard !overflow else { return nil }
-            total += product
+            // Twelve digits of days overflow Int64 milliseconds, and so can the sum of parts: clamp both.
+            total = total.addingClamped(number.multipliedClamped(by: units[rank].milliseconds))
         }
-        return .milliseconds(total)
+        return .milliseconds(min(total, longestDuration.milliseconds))
     }
 
     /// Writes a duration the way the rules file does: `5m`, `1h30m`, `250ms`, `0s`.
@@ -76,10 +83,10 @@ public enum Units {
 }
 
 extension Duration {
-    /// Whole milliseconds, rounded toward zero.
+    /// Whole milliseconds, rounded toward zero; clamped to Int64's range.
     public var milliseconds: Int64 {
         let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return seconds.multipliedClamped(by: 1000).addingClamped(attoseconds / 1_000_000_000_000_000)
     }
 
     /// Whole seconds, rounded toward zero.

@@ -107,7 +107,8 @@ public final class OriginGate: Sendable {
         var wait = Double(bucket?.wait(now: Int64(now.uptimeNanoseconds)) ?? 0) / 1e9
         if let paused = state.pausedUntil, paused > now { wait = max(wait, Double((paused - now).nanoseconds) / 1e9) }
         let perSecond = protection.rate ?? 1
-        return max(1, Int((wait + Double(state.queue.count) / perSecond).rounded(.up)))
+        // At most a day: a client told to come back later than that learns nothing more useful.
+        return min(86_400, max(1, Int(clamping: (wait + Double(state.queue.count) / perSecond).rounded(.up))))
     }
 
     private func refusal(_ state: State, background: Bool) -> String {
@@ -208,7 +209,8 @@ public final class OriginGates: Sendable {
 }
 
 extension Duration {
+    /// Whole nanoseconds, clamped to Int64's range (about 292 years).
     var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+        components.seconds.multipliedClamped(by: 1_000_000_000).addingClamped(components.attoseconds / 1_000_000_000)
     }
 }

@@ -521,7 +521,8 @@ final class ProxyHandler: ChannelDuplexHandler {
                 contentLength = nil
             } else if exchange.fetchMethod == "HEAD" {
                 // A HEAD went to the origin: its Content-Length describes the body it did not send.
-                contentLength = response.headers.first { $0.name.lowercased() == "content-length" }.flatMap { Int($0.value) }
+                contentLength = response.headers.first { $0.name.lowercased() == "content-length" }
+                    .flatMap { Int($0.value.trimmingWhitespace()) }.flatMap { $0 >= 0 ? $0 : nil }
             }
         case .trove(let troveStatus, let message):
             status = troveStatus

@@ -12,7 +12,7 @@ import TroveRules
     }
 
     /// A bare number, a fraction, a unit out of order or repeated, and words are not durations.
-    @Test(arguments: ["300", "1.5s", "30m1h", "1m1m", "5 minutes", "", "m", "10x", "-5s", "99999999999999d"])
+    @Test(arguments: ["300", "1.5s", "30m1h", "1m1m", "5 minutes", "", "m", "10x", "-5s", "d5", "5"])
     func rejectsNonDurations(text: String) {
         #expect(Units.parseDuration(text) == nil)
     }
