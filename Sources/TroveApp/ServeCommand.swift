@@ -120,6 +120,8 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ExitCode.failure
             }
         }
+        // Every client connection is a descriptor: use all the hard limit allows (the soft default is often 1024).
+        ClientConnections.raiseDescriptorLimit()
         let application: TroveApplication
         do {
             var settings = TroveApplication.Options(forceMemoryStore: memory, logger: logger, rulesPath: options.config)
@@ -189,6 +191,9 @@ struct ServeCommand: AsyncParsableCommand {
             "  admin    http://\(rules.admin.listen.host):\(application.adminPort)"
                 + (rules.admin.allowUnauthenticated ? " (no token)" : " (bearer token from \(rules.admin.token?.display ?? "?"))"),
             "  store    \(store)",
+            "  limits   \(application.connections.effectiveMaximum(rules.limits.maxConnections)) connections, "
+                + "headers within \(Units.format(rules.limits.headerTimeout)), idle \(Units.format(rules.limits.keepAliveTimeout)), "
+                + "bodies up to \(Units.format(bytes: rules.limits.maxRequestBody)) (see limits: in docs/rules.md)",
         ]
         for origin in rules.origins { lines.append("  origin   \(origin.name) → \(origin.url)") }
         return lines.joined(separator: "\n")

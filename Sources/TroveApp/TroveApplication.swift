@@ -53,6 +53,8 @@ public final class TroveApplication: Sendable {
     private let stores: StoreDirectory
     private let subscriber: RedisSubscriber?
     private let drain: ConnectionDrain
+    /// The proxy's client connections, counted against `limits.max_connections`.
+    public let connections: ClientConnections
 
     public var publicPort: Int { server.publicPort }
     public var adminPort: Int { server.adminPort }
@@ -62,8 +64,9 @@ public final class TroveApplication: Sendable {
 
     private init(
         server: TroveServer, group: MultiThreadedEventLoopGroup, origins: CurlOriginClient, stores: StoreDirectory,
-        subscriber: RedisSubscriber?, drain: ConnectionDrain
+        subscriber: RedisSubscriber?, drain: ConnectionDrain, connections: ClientConnections
     ) {
+        self.connections = connections
         self.server = server
         self.group = group
         self.origins = origins
@@ -130,10 +133,20 @@ public final class TroveApplication: Sendable {
                 coordinator: FetchCoordinator(clock: options.clock, notifications: subscriber), gates: gates,
                 logger: options.logger, reload: reload, accessLog: options.accessLog)
             let drain = ConnectionDrain()
+            let connections = ClientConnections()
+            if connections.effectiveMaximum(rules.limits.maxConnections) < rules.limits.maxConnections {
+                options.logger.warning("limits.max_connections is more than this process's file descriptors allow; raise `ulimit -n`", metadata: [
+                    "limits.max_connections": "\(rules.limits.maxConnections)",
+                    "connections.allowed": "\(connections.effectiveMaximum(rules.limits.maxConnections))",
+                    "descriptors": "\(ClientConnections.currentDescriptorLimit())",
+                ])
+            }
             let server = try await TroveServer.start(
                 environment: environment, listen: rules.listen, admin: rules.admin.listen,
-                adminToken: rules.admin.allowUnauthenticated ? nil : rules.admin.token?.value, group: group, drain: drain)
-            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, drain: drain)
+                adminToken: rules.admin.allowUnauthenticated ? nil : rules.admin.token?.value, group: group, drain: drain,
+                connections: connections)
+            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, drain: drain,
+                connections: connections)
         } catch {
             try? await subscriber?.stop()
             await origins.shutdown()

@@ -45,7 +45,8 @@ public enum HeaderPolicy {
         let configured = Set(origin.headers.map { $0.name.lowercased() })
         for header in headers {
             let name = header.name.lowercased()
-            if dropped.contains(name) || name == "content-length" || configured.contains(name) { continue }
+            // Expect is Trove's to meet (it sends 100 Continue itself), not the origin's.
+            if dropped.contains(name) || name == "content-length" || name == "expect" || configured.contains(name) { continue }
             switch name {
             case "host":
                 clientHost = header.value

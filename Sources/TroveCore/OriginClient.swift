@@ -19,6 +19,10 @@ public struct OriginRequest<Body: Sendable>: Sendable {
     public var timeout: Duration
     /// Answers with a bigger body fail with `OriginError.tooLarge` instead of filling memory.
     public var maxResponseBytes: Int
+    /// Shared by every answer being received, up to `budgetCapacity` bytes in all; an answer that does not fit
+    /// fails with `OriginError.overloaded`. Nil: no shared bound.
+    public var budget: ByteBudget?
+    public var budgetCapacity: Int = .max
 
     public init(
         origin: String, method: String, url: String, headers: [Header], body: Body?, connectTimeout: Duration,
@@ -62,6 +66,8 @@ public struct OriginError: Error, Sendable, Equatable, CustomStringConvertible {
         case tooLarge
         /// The origin broke the protocol or the connection: 502.
         case failed
+        /// Trove holds as many answers as its budget allows (`limits.response_body_budget`): 503.
+        case overloaded
     }
 
     public let kind: Kind
@@ -77,7 +83,13 @@ public struct OriginError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The status Trove answers with.
-    public var status: Int { kind == .timeout ? 504 : 502 }
+    public var status: Int {
+        switch kind {
+        case .timeout: 504
+        case .overloaded: 503
+        case .unreachable, .tooLarge, .failed: 502
+        }
+    }
 
     public var description: String {
         switch kind {
@@ -85,6 +97,7 @@ public struct OriginError: Error, Sendable, Equatable, CustomStringConvertible {
         case .timeout: "origin '\(origin)' did not answer in time: \(reason)"
         case .tooLarge: "origin '\(origin)' answered with more than Trove will hold: \(reason)"
         case .failed: "origin '\(origin)' failed: \(reason)"
+        case .overloaded: "Trove is holding as many answers as it may (\(reason)); try again shortly"
         }
     }
 }

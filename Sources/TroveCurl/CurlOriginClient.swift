@@ -145,6 +145,10 @@ private final class Transfer {
     private var headers: [Header] = []
     private var body: ByteBuffer
     private var tooLarge = false
+    /// This answer's share of the process-wide budget of answers being received; dropped (given back) when the
+    /// transfer ends.
+    private var reservation: BudgetReservation?
+    private var overBudget = false
     private var finished = false
     private let timeout: Duration
 
@@ -155,6 +159,7 @@ private final class Transfer {
         self.maxBytes = request.maxResponseBytes
         self.timeout = request.timeout
         self.body = ByteBufferAllocator().buffer(capacity: 0)
+        self.reservation = request.budget.map { BudgetReservation(budget: $0, capacity: request.budgetCapacity) }
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     }
 
@@ -232,6 +237,10 @@ private final class Transfer {
             tooLarge = true
             return false
         }
+        if let reservation, !reservation.grow(by: bytes.count) {
+            overBudget = true
+            return false
+        }
         body.writeBytes(bytes)
         return true
     }
@@ -251,6 +260,9 @@ private final class Transfer {
     func finish(code: CURLcode) {
         guard !finished else { return }
         finished = true
+        // The answer leaves the curl thread now: what happens to its bytes next is bounded by the client's
+        // connection (send_timeout), not by this budget.
+        reservation = nil
         if code == CURLE_OK {
             var status = 0
             _ = CCurlShim_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
@@ -263,6 +275,7 @@ private final class Transfer {
     func fail(_ error: OriginError) {
         guard !finished else { return }
         finished = true
+        reservation = nil
         completion(.failure(error))
     }
 
@@ -271,6 +284,9 @@ private final class Transfer {
         let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         if tooLarge {
             return OriginError(kind: .tooLarge, origin: origin, reason: "the body exceeds \(maxBytes) bytes")
+        }
+        if overBudget {
+            return OriginError(kind: .overloaded, origin: origin, reason: "limits.response_body_budget is in use")
         }
         switch code {
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:

@@ -96,25 +96,20 @@ public final class RawConnection {
         }
     }
 
-    private func takeAnswer() -> HTTPReply? {
-        let separator: [UInt8] = [13, 10, 13, 10]
-        guard received.count >= 4,
-            let end = (0...(received.count - 4)).first(where: { received[$0..<($0 + 4)].elementsEqual(separator) })
-        else { return nil }
-        let head = String(decoding: received[..<end], as: UTF8.self)
-        let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false).map(String.init)
-        let parts = lines.first?.split(separator: " ") ?? []
-        guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
-        var fields: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmed()
+    /// The first whole answer in `bytes`; throws when there is none.
+    public static func parse(_ bytes: [UInt8]) throws -> HTTPReply {
+        let scratch = RawAnswerBuffer(bytes)
+        guard let reply = scratch.take() else {
+            throw TestSupportError("no whole answer in \(bytes.count) bytes: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
         }
-        let length = (status == 304 || status == 204 || (100..<200).contains(status)) ? 0 : Int(fields["content-length"] ?? "0") ?? 0
-        guard received.count >= end + 4 + length else { return nil }
-        let body = String(decoding: received[(end + 4)..<(end + 4 + length)], as: UTF8.self)
-        received.removeFirst(end + 4 + length)
-        return HTTPReply(status: status, headers: fields, body: body)
+        return reply
+    }
+
+    private func takeAnswer() -> HTTPReply? {
+        let buffer = RawAnswerBuffer(received)
+        guard let reply = buffer.take() else { return nil }
+        received = buffer.bytes
+        return reply
     }
 
     private static func now() -> Double {
@@ -136,5 +131,33 @@ extension String {
         while scalars.first == " " || scalars.first == "\t" { scalars.removeFirst() }
         while scalars.last == " " || scalars.last == "\t" { scalars.removeLast() }
         return String(scalars)
+    }
+}
+
+/// Bytes holding answers one after another; `take` removes the first whole one.
+private final class RawAnswerBuffer {
+    var bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func take() -> HTTPReply? {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard bytes.count >= 4,
+            let end = (0...(bytes.count - 4)).first(where: { bytes[$0..<($0 + 4)].elementsEqual(separator) })
+        else { return nil }
+        let head = String(decoding: bytes[..<end], as: UTF8.self)
+        let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false).map(String.init)
+        let parts = lines.first?.split(separator: " ") ?? []
+        guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
+        var fields: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmed()
+        }
+        let length = (status == 304 || status == 204 || (100..<200).contains(status)) ? 0 : Int(fields["content-length"] ?? "0") ?? 0
+        guard bytes.count >= end + 4 + length else { return nil }
+        let body = String(decoding: bytes[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+        bytes.removeFirst(end + 4 + length)
+        return HTTPReply(status: status, headers: fields, body: body)
     }
 }

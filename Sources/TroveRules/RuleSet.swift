@@ -22,14 +22,16 @@ public struct RuleSet: Sendable {
     /// What to do with a request no route matches.
     public let unmatched: UnmatchedPolicy
     /// Findings that did not prevent loading.
-    public let warnings: [RulesDiagnostic]
+    public internal(set) var warnings: [RulesDiagnostic]
 
     /// Environment variables the file reads that are not set; `trove serve` refuses to start until they are.
-    public let missingEnvironment: [String]
+    public internal(set) var missingEnvironment: [String]
     /// The Shopify webhook endpoint, when the file declares one.
     public var shopifyWebhook: ShopifyWebhookRule? = nil
     /// Request targets `trove warm` fetches when given no list of its own (`warm:`).
     public var warm: [String] = []
+    /// What clients may cost: connections, timeouts, bodies held (`limits:`).
+    public var limits = Limits()
 
     /// The same rules with where to listen, which Redis to use and where origins are replaced (from
     /// command-line options). `memory` drops `store.redis`; `origins` maps origin names to new addresses and
@@ -58,7 +60,7 @@ public struct RuleSet: Sendable {
             store: store,
             origins: origins.map { origin in addresses[origin.name].map { origin.moved(to: $0) } ?? origin },
             defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched,
-            warnings: warnings, missingEnvironment: missing, shopifyWebhook: shopifyWebhook, warm: warm)
+            warnings: warnings, missingEnvironment: missing, shopifyWebhook: shopifyWebhook, warm: warm, limits: limits)
     }
 
     public func origin(named name: String) -> Origin? {

@@ -51,11 +51,10 @@ public enum RulesLoader {
         guard let ruleSet, !reader.hasErrors else {
             throw RulesError(diagnostics: diagnostics)
         }
-        return RuleSet(
-            file: ruleSet.file, fingerprint: ruleSet.fingerprint, listen: ruleSet.listen, admin: ruleSet.admin,
-            store: ruleSet.store, origins: ruleSet.origins, defaultOrigin: ruleSet.defaultOrigin,
-            routes: ruleSet.routes, unmatched: ruleSet.unmatched, warnings: diagnostics,
-            missingEnvironment: reader.missingEnvironment, shopifyWebhook: ruleSet.shopifyWebhook, warm: ruleSet.warm)
+        var result = ruleSet
+        result.warnings = diagnostics
+        result.missingEnvironment = reader.missingEnvironment
+        return result
     }
 
     private static func yamlDiagnostic(_ error: any Error, file: String, text: String) -> RulesDiagnostic {
@@ -104,7 +103,9 @@ public enum RulesLoader {
         return SourcePosition(line: mark.line, column: mark.column)
     }
 
-    static let topLevelKeys = ["version", "listen", "admin", "store", "origins", "defaults", "unmatched", "routes", "webhooks", "warm"]
+    static let topLevelKeys = [
+        "version", "listen", "admin", "store", "limits", "origins", "defaults", "unmatched", "routes", "webhooks", "warm",
+    ]
 
     private static func build(_ root: Node, fingerprint: String, reader: inout RulesReader) -> RuleSet? {
         guard let top = reader.mapping(root, path: "", allowed: topLevelKeys, hints: [
@@ -133,6 +134,7 @@ public enum RulesLoader {
         }
         let admin = readAdmin(top["admin"], reader: &reader, publicListen: listen)
         let store = readStore(top["store"], reader: &reader)
+        let limits = readLimits(top["limits"], reader: &reader)
         let origins = readOrigins(top["origins"], root: root, reader: &reader)
         let defaults = readDefaults(top["defaults"], origins: origins, reader: &reader)
 
@@ -183,7 +185,7 @@ public enum RulesLoader {
         return RuleSet(
             file: reader.file, fingerprint: fingerprint, listen: listen, admin: admin, store: store,
             origins: origins, defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched, warnings: [],
-            missingEnvironment: [], shopifyWebhook: webhook, warm: warm.map(\.0))
+            missingEnvironment: [], shopifyWebhook: webhook, warm: warm.map(\.0), limits: limits)
     }
 
     // MARK: Admin

@@ -21,7 +21,7 @@ enum BackgroundRefresh {
                 plan: plan, refresh: refresh, requestHeaders: headers, clock: environment.clock, counterLifetime: counterLifetime),
             case .fetch(let fetch) = action,
             let request = OriginRequests.make(plan: plan, fetch: fetch, headers: headers, clientAddress: nil, body: nil,
-                maxResponseBytes: environment.maxResponseBody)
+                limits: environment.rules.current.rules.limits, budget: environment.responseBodies)
         else { return }
         var machine = started
         let ttl = request.timeout.milliseconds + 5000

@@ -19,10 +19,10 @@ public struct ProxyEnvironment: Sendable {
     public let logger: Logger
     /// Re-reads the rules file (`POST /reload`, SIGHUP); nil when the rules were not read from a file.
     public let reload: (@Sendable () -> ReloadOutcome)?
-    /// Bodies clients may send (writes); bigger ones are answered 413.
-    public let maxRequestBody: Int
-    /// Answers Trove holds in memory while passing them through; bigger ones are answered 502.
-    public let maxResponseBody: Int
+    /// Request bodies being received, all connections together (`limits.request_body_budget`).
+    public let requestBodies = ByteBudget()
+    /// Origin answers being received, all requests together (`limits.response_body_budget`).
+    public let responseBodies = ByteBudget()
     /// Each loop's remembered plans.
     public let plans = PlanCaches()
     /// One line per request, when `trove serve --access-log` asks for it.
@@ -33,8 +33,7 @@ public struct ProxyEnvironment: Sendable {
     public init(
         rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
         stats: ProxyStats, coordinator: FetchCoordinator, gates: OriginGates, logger: Logger,
-        reload: (@Sendable () -> ReloadOutcome)? = nil, maxRequestBody: Int = 32 << 20, maxResponseBody: Int = 256 << 20,
-        accessLog: AccessLog? = nil
+        reload: (@Sendable () -> ReloadOutcome)? = nil, accessLog: AccessLog? = nil
     ) {
         self.accessLog = accessLog
         self.reload = reload
@@ -46,8 +45,6 @@ public struct ProxyEnvironment: Sendable {
         self.coordinator = coordinator
         self.gates = gates
         self.logger = logger
-        self.maxRequestBody = maxRequestBody
-        self.maxResponseBody = maxResponseBody
     }
 }
 

@@ -11,9 +11,13 @@ internal import TroveRules
 /// One request is answered at a time per connection; pipelined requests wait in a short queue, in order
 /// (NIO's pipelining handler would do the same, but it stops reading from the socket while any answer is
 /// pending, which costs two `epoll_ctl` calls per request whenever the answer waits for Redis). Only past
-/// `maxQueued` waiting requests are reads held back. Store callbacks arrive on this loop; origin answers are
-/// hopped back to it. Errors become statuses here and only here: origin unreachable 502, origin too slow 504,
-/// origin at its limit 503, bad request 400, body too large 413.
+/// `limits.max_pipelined` waiting requests are reads held back, and the next answer starts only once the client
+/// has read the last one (back-pressure). Store callbacks arrive on this loop; origin answers are hopped back to
+/// it. Errors become statuses here and only here: origin unreachable 502, origin too slow 504, origin at its
+/// limit 503, bad request 400, request timeout 408, body too large 413, headers too large 431.
+///
+/// What a client may cost is bounded by `limits:`: the timeouts (`ClientDeadlines`), the body size, and the
+/// process-wide budget of request bodies held (`ByteBudget`).
 ///
 /// A cacheable miss goes through the `FetchCoordinator`: the first request for a key fetches, the others wait
 /// for it. Across instances, the first also takes the store's fetch lock; an instance that finds the lock
@@ -26,17 +30,26 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// stored headers and Trove's, and the body, with no `HTTPHeaders` or encoder in between.
     typealias OutboundOut = ByteBuffer
 
-    /// Complete requests that may wait behind the one being answered before reads are held back.
-    static let maxQueued = 16
-
     private let environment: ProxyEnvironment
     private let drain: ConnectionDrain?
     private var store: (any CacheStore<ByteBuffer>)?
     private var plans: PlanCache?
     private var context: ChannelHandlerContext?
+    /// The limits in force when the connection opened (a reload applies to new connections).
+    private var limits = Limits()
+    /// When the client must take its next step (`limits:` timeouts), and the timer that checks.
+    private var deadlines = ClientDeadlines(settings: .init(Limits()), now: 0)
+    private var timer: Scheduled<Void>?
+    private var timerAt: NIODeadline?
+    /// A request part was decoded since the last read completed (else the read held part of a head only).
+    private var decodedThisRead = false
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
-    private var bodyTooLarge = false
+    /// The body's share of the process-wide budget of request bodies, given back when the request is done.
+    private var bodyReservation: BudgetReservation?
+    /// A request was refused before its end (too large, over budget, malformed): nothing after it is read, and
+    /// the connection closes after its answer.
+    private var ignoringInput = false
     /// A request is being answered.
     private var answering = false
     /// Complete requests waiting for the one being answered, oldest first.
@@ -48,9 +61,29 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var closing = false
 
     private enum Queued {
-        case request(HTTPRequestHead, ByteBuffer?, bodyTooLarge: Bool)
-        /// The request after the ones before it could not be parsed: answer 400 in its turn and close.
-        case malformed
+        case request(HTTPRequestHead, ByteBuffer?, BudgetReservation?)
+        /// A request Trove answers itself, in its turn, before closing the connection.
+        case refused(HTTPRequestHead?, Refusal)
+    }
+
+    /// Why a request is answered by Trove without being run; the connection closes after the answer.
+    enum Refusal: Equatable {
+        /// The request could not be parsed (400), or its head is too large (431).
+        case malformed(status: Int)
+        /// The head is well-formed but not a request Trove can take (400, 405, 417), in words.
+        case badRequest(status: Int, String)
+        /// Its body is larger than `limits.max_request_body` (413).
+        case tooLarge
+        /// Bodies being received fill `limits.request_body_budget` (503).
+        case overBudget
+
+        var status: Int {
+            switch self {
+            case .malformed(let status), .badRequest(let status, _): status
+            case .tooLarge: 413
+            case .overBudget: 503
+            }
+        }
     }
 
     init(environment: ProxyEnvironment, drain: ConnectionDrain? = nil) {
@@ -62,6 +95,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private final class Exchange {
         let head: HTTPRequestHead
         let body: ByteBuffer?
+        /// Held while the body is (the origin's transfer copies it), and given back with the exchange.
+        let bodyReservation: BudgetReservation?
         let plan: RequestPlan
         let headers: [Header]
         var machine: ReadThroughStateMachine
@@ -85,10 +120,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             var lock: FetchLock?
         }
 
-        init(head: HTTPRequestHead, body: ByteBuffer?, plan: RequestPlan, headers: [Header], machine: ReadThroughStateMachine,
-             counters: ProxyStats.Counters, counterLifetime: Int64) {
+        init(head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, plan: RequestPlan, headers: [Header],
+             machine: ReadThroughStateMachine, counters: ProxyStats.Counters, counterLifetime: Int64) {
             self.head = head
             self.body = body
+            self.bodyReservation = bodyReservation
             self.plan = plan
             self.headers = headers
             self.machine = machine
@@ -96,24 +132,40 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.counterLifetime = counterLifetime
         }
 
+        /// After an upgrade (`Upgrade`, `CONNECT`) NIO's decoder reads nothing more from the connection: it must
+        /// close after this answer, or the next request on it would wait forever.
+        var endsConnection: Bool {
+            head.method == .CONNECT || head.headers.contains(name: "upgrade")
+        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         store = environment.stores.store(for: context.eventLoop)
         plans = environment.plans.cache(for: context.eventLoop)
+        limits = environment.rules.current.rules.limits
+        deadlines = ClientDeadlines(settings: .init(limits), now: Self.now())
+        armTimer()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
         self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        decodedThisRead = true
         switch unwrapInboundIn(data) {
         case .head(let head):
+            deadlines.headReceived(now: Self.now())
+            guard !ignoringInput else { return }
             self.head = head
             body = nil
-            bodyTooLarge = false
+            bodyReservation = nil
+            if let refusal = Self.refusal(of: head, limits: limits) {
+                return refuse(head, refusal)
+            }
             // An interim answer cannot go out in the middle of another answer; a client that waits for it
             // sends its body after a while anyway (RFC 9110 §10.1.1).
             if !answering, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
@@ -121,28 +173,47 @@ final class ProxyHandler: ChannelDuplexHandler {
                     promise: nil)
             }
         case .body(var chunk):
-            guard !bodyTooLarge else { return }
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > environment.maxRequestBody {
-                bodyTooLarge = true
-                body = nil
-            } else if body == nil {
+            deadlines.bodyReceived(now: Self.now())
+            guard !ignoringInput, let head else { return }
+            guard (body?.readableBytes ?? 0) + chunk.readableBytes <= limits.maxRequestBody else {
+                return refuse(head, .tooLarge)
+            }
+            let reservation = bodyReservation ?? BudgetReservation(budget: environment.requestBodies, capacity: limits.requestBodyBudget)
+            bodyReservation = reservation
+            guard reservation.grow(by: chunk.readableBytes) else {
+                return refuse(head, .overBudget)
+            }
+            if body == nil {
                 body = chunk
             } else {
                 body!.writeBuffer(&chunk)
             }
         case .end:
-            guard let head else { return }
+            guard !ignoringInput, let head else { return }
             self.head = nil
-            enqueue(.request(head, body, bodyTooLarge: bodyTooLarge), context: context)
+            let request = Queued.request(head, body, bodyReservation)
+            body = nil
+            bodyReservation = nil
+            enqueue(request, context: context)
         }
     }
 
-    /// A request that cannot be parsed is answered 400 in its turn, and the connection closed: nothing after
-    /// it can be read.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Bytes arrived that made no request part: the first bytes of a head (or more of one).
+        if !decodedThisRead { deadlines.bytesArrived(now: Self.now()) }
+        decodedThisRead = false
+        armTimer()
+        context.fireChannelReadComplete()
+    }
+
+    /// A request that cannot be parsed is answered 400 (431 when its head is too large) in its turn, and the
+    /// connection closed: nothing after it can be read.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError {
+        if let error = error as? HTTPParserError {
             head = nil
-            enqueue(.malformed, context: context)
+            let status = error == .headerOverflow ? 431 : 400
+            if status == 431 { environment.metrics.recordLimit(.maxHeaderSize) }
+            refuse(nil, .malformed(status: status))
         } else {
             context.close(promise: nil)
         }
@@ -169,18 +240,116 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    /// The client read (or stopped reading) what was written: the next pipelined answer starts only once it
+    /// has caught up, so one connection holds at most one answer beyond NIO's write buffer.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        deadlines.writabilityChanged(writable, now: Self.now())
+        armTimer()
+        if writable, !answering, !closing, let next = queued.popFirst() { begin(next, context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         queued.removeAll()
+        bodyReservation = nil
+        body = nil
+        timer?.cancel()
+        timer = nil
         context.fireChannelInactive()
+    }
+
+    // MARK: Refusing a request
+
+    /// What makes a request's head unacceptable before any of its body is read.
+    static func refusal(of head: HTTPRequestHead, limits: Limits) -> Refusal? {
+        if head.version == .http1_1 && head.headers[canonicalForm: "host"].count != 1 {
+            // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request with no Host or more than one.
+            return .badRequest(status: 400, "an HTTP/1.1 request needs exactly one Host header")
+        }
+        if head.method == .CONNECT {
+            return .badRequest(status: 405, "Trove is a reverse proxy and does not tunnel CONNECT requests")
+        }
+        let expectations = head.headers[canonicalForm: "expect"]
+        if !expectations.isEmpty && !expectations.allSatisfy({ $0.lowercased() == "100-continue" }) {
+            return .badRequest(status: 417, "the only expectation Trove meets is 100-continue")
+        }
+        // Refused before the body is read, and before a 100 Continue invites the client to send it.
+        if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > limits.maxRequestBody {
+            return .tooLarge
+        }
+        return nil
+    }
+
+    /// Answers `refusal` in this request's turn and closes the connection after it; nothing more is read.
+    private func refuse(_ head: HTTPRequestHead?, _ refusal: Refusal) {
+        switch refusal {
+        case .tooLarge: environment.metrics.recordLimit(.maxRequestBody)
+        case .overBudget: environment.metrics.recordLimit(.requestBodyBudget)
+        case .malformed, .badRequest: break
+        }
+        self.head = nil
+        body = nil
+        bodyReservation = nil
+        ignoringInput = true
+        readsHeld = true
+        guard let context else { return }
+        enqueue(.refused(head, refusal), context: context)
+    }
+
+    // MARK: Deadlines
+
+    private static func now() -> Int64 {
+        Int64(NIODeadline.now().uptimeNanoseconds)
+    }
+
+    /// Makes sure a timer fires no later than the current deadline. Moving a deadline later leaves the timer
+    /// where it is (it looks again when it fires), so the common path schedules nothing.
+    private func armTimer() {
+        guard let context, let deadline = deadlines.deadline else { return }
+        let at = NIODeadline.uptimeNanoseconds(UInt64(max(0, deadline.at)))
+        if let timerAt, timerAt <= at { return }
+        timer?.cancel()
+        timerAt = at
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: at) { self.deadlinePassed() }
+    }
+
+    private func deadlinePassed() {
+        timer = nil
+        timerAt = nil
+        guard let context, context.channel.isActive, !closing else { return }
+        guard let expiry = deadlines.expired(now: Self.now()) else { return armTimer() }
+        switch expiry.timeout {
+        case .header: environment.metrics.recordLimit(.headerTimeout)
+        case .body: environment.metrics.recordLimit(.bodyTimeout)
+        case .keepAlive: environment.metrics.recordLimit(.keepAliveTimeout)
+        case .send: environment.metrics.recordLimit(.sendTimeout)
+        }
+        environment.logger.debug("client connection closed", metadata: [
+            "reason": "\(expiry.reason)", "client": "\(context.channel.remoteAddress?.ipAddress ?? "")",
+        ])
+        if expiry.answers408 && !answering {
+            ignoringInput = true
+            readsHeld = true
+            answering = true
+            drain?.started()
+            environment.stats.record(environment.stats.counters(route: nil), outcome: nil, stored: false, error: true)
+            writeTroveAnswer(status: 408, message: expiry.reason, version: .http1_1)
+        } else {
+            closing = true
+            queued.removeAll()
+            context.close(promise: nil)
+        }
     }
 
     // MARK: One request at a time
 
     private func enqueue(_ request: Queued, context: ChannelHandlerContext) {
         guard !closing else { return }
-        if answering {
+        deadlines.requestReceived(now: Self.now())
+        if answering || !context.channel.isWritable {
             queued.append(request)
-            if queued.count >= Self.maxQueued { readsHeld = true }
+            if queued.count >= limits.maxPipelined { readsHeld = true }
         } else {
             begin(request, context: context)
         }
@@ -190,36 +359,58 @@ final class ProxyHandler: ChannelDuplexHandler {
         answering = true
         drain?.started()
         switch request {
-        case .request(let head, let body, let tooLarge):
-            start(head, body: body, bodyTooLarge: tooLarge)
-        case .malformed:
+        case .request(let head, let body, let reservation):
+            start(head, body: body, bodyReservation: reservation)
+        case .refused(let head, let refusal):
             environment.stats.record(environment.stats.counters(route: nil), outcome: nil, stored: false, error: true)
-            let text = "400 Bad Request: the request could not be parsed\n"
-            write(status: 400, headers: [Header("Content-Type", "text/plain; charset=utf-8")], trove: .none, body: ByteBuffer(string: text),
-                contentLength: text.utf8.count, request: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), close: true)
+            let message: String
+            switch refusal {
+            case .malformed(let status):
+                message = status == 431 ? "the request's headers are larger than Trove reads" : "the request could not be parsed"
+            case .badRequest(_, let text):
+                message = text
+            case .tooLarge:
+                message = "the request body is larger than \(Units.format(bytes: limits.maxRequestBody))"
+            case .overBudget:
+                message = "Trove is holding as many request bodies as it may; try again shortly"
+            }
+            writeTroveAnswer(status: refusal.status, message: message, version: head?.version ?? .http1_1,
+                retryAfter: refusal == .overBudget ? 1 : nil)
         }
     }
 
-    /// The answer being written is out: start the next queued request, and read again if reads were held.
+    /// An answer of Trove's own (an error), after which the connection closes.
+    private func writeTroveAnswer(status: Int, message: String, version: HTTPVersion, retryAfter: Int? = nil) {
+        let text = "\(status) \(HTTPResponseStatus(statusCode: status).reasonPhrase): \(message)\n"
+        write(status: status, headers: [Header("Content-Type", "text/plain; charset=utf-8")],
+            trove: .init(cacheStatus: nil, age: nil, retryAfter: retryAfter), body: ByteBuffer(string: text), contentLength: text.utf8.count,
+            request: HTTPRequestHead(version: version, method: .GET, uri: "/"), close: true)
+    }
+
+    /// The answer being written is out: start the next queued request (once the client has read enough of
+    /// what was written), and read again if reads were held.
     private func answered(context: ChannelHandlerContext) {
         answering = false
+        deadlines.answered(now: Self.now())
+        armTimer()
         guard !closing, context.channel.isActive else { return }
-        if readsHeld, queued.count < Self.maxQueued / 2, !(drain?.isDraining ?? false) {
+        if readsHeld, !ignoringInput, queued.count < max(1, limits.maxPipelined / 2), !(drain?.isDraining ?? false) {
             readsHeld = false
             if readRequested {
                 readRequested = false
                 context.read()
             }
         }
+        guard context.channel.isWritable else { return }  // channelWritabilityChanged starts the next one
         if let next = queued.popFirst() { begin(next, context: context) }
     }
 
     // MARK: Running a request
 
-    private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyTooLarge: Bool) {
+    private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?) {
         let loaded = environment.rules.current
         let headers = head.headers.map { Header($0.name, $0.value) }
-        if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .public, !bodyTooLarge,
+        if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .public,
             WebhookEndpoint.matches(webhook, method: head.method.token, uri: head.uri)
         {
             return answerWebhook(webhook, loaded: loaded, head: head, headers: headers, body: body)
@@ -234,13 +425,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         let machine = ReadThroughStateMachine(
             plan: plan, requestHeaders: headers, clock: environment.clock, counterLifetime: loaded.counterLifetime,
             invalidationKey: invalidationKey)
-        let exchange = Exchange(head: head, body: body, plan: plan, headers: headers, machine: machine,
+        let exchange = Exchange(head: head, body: body, bodyReservation: bodyReservation, plan: plan, headers: headers, machine: machine,
             counters: environment.stats.counters(route: plan.route?.name), counterLifetime: loaded.counterLifetime)
-        if bodyTooLarge {
-            respond(.init(source: .trove(status: 413, message: "the request body is larger than \(Units.format(bytes: environment.maxRequestBody))"),
-                cacheStatus: nil, age: nil, omitBody: false), exchange, close: true)
-            return
-        }
         execute(exchange.machine.start(), exchange)
     }
 
@@ -454,7 +640,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func send(_ fetch: ReadThroughStateMachine.Fetch, _ exchange: Exchange) {
         guard let context, let request = OriginRequests.make(
             plan: exchange.plan, fetch: fetch, headers: exchange.headers, clientAddress: context.channel.remoteAddress?.ipAddress,
-            body: exchange.body, maxResponseBytes: environment.maxResponseBody)
+            body: exchange.body, limits: limits, budget: environment.responseBodies)
         else {
             endFlight(exchange, .released, notice: .released)
             execute(exchange.machine.originFailed(OriginError(kind: .failed, origin: "?", reason: "no origin for this request")), exchange)
@@ -560,7 +746,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
 
         write(status: status, headers: headers, trove: trove, body: plan.omitBody ? nil : body, contentLength: contentLength,
-            request: exchange.head, close: close)
+            request: exchange.head, close: close || exchange.endsConnection)
     }
 
     /// A Shopify webhook on the public listener: answered by Trove, never forwarded.

@@ -70,7 +70,25 @@ public final class ProxyMetrics: Sendable {
         }
     }
 
+    /// A limit of `limits:` that was reached: a connection refused or closed, a request answered 408/413/503.
+    public enum LimitReached: String, Sendable, CaseIterable {
+        case maxConnections = "max_connections"
+        case headerTimeout = "header_timeout"
+        case bodyTimeout = "body_timeout"
+        case keepAliveTimeout = "keepalive_timeout"
+        case sendTimeout = "send_timeout"
+        case maxRequestBody = "max_request_body"
+        case maxResponseBody = "max_response_body"
+        case requestBodyBudget = "request_body_budget"
+        case responseBodyBudget = "response_body_budget"
+        case maxHeaderSize = "max_header_size"
+        case maxPurge = "max_purge"
+        case maxDecodedBody = "max_decoded_body"
+    }
+
     private let registry: PrometheusCollectorRegistry
+    private let limits: [LimitReached: CoreMetrics.Counter]
+    private let openConnections: CoreMetrics.Gauge
     private let factory: PrometheusMetricsFactory
     private let purges: [PurgeSource: CoreMetrics.Counter]
     private let storeLookup: CoreMetrics.Timer
@@ -109,6 +127,22 @@ public final class ProxyMetrics: Sendable {
             storeErrors[op] = CoreMetrics.Counter(label: "trove_store_errors_total", dimensions: [("store", store), ("op", op)], factory: factory)
         }
         self.storeErrors = storeErrors
+        var limits: [LimitReached: CoreMetrics.Counter] = [:]
+        for limit in LimitReached.allCases {
+            limits[limit] = CoreMetrics.Counter(label: "trove_limits_reached_total", dimensions: [("limit", limit.rawValue)], factory: factory)
+        }
+        self.limits = limits
+        openConnections = CoreMetrics.Gauge(label: "trove_client_connections", factory: factory)
+    }
+
+    /// A limit was reached (someone was refused, cut off or answered 408/413/431/503 because of it).
+    public func recordLimit(_ limit: LimitReached) {
+        limits[limit]?.increment()
+    }
+
+    /// Client connections to the proxy open now.
+    func recordOpenConnections(_ count: Int) {
+        openConnections.record(count)
     }
 
     /// The counters of `route`.

@@ -25,11 +25,19 @@ public final class TroveServer: Sendable {
     ///   unauthenticated loopback admin API.
     public static func start(
         environment: ProxyEnvironment, listen: ListenAddress, admin: ListenAddress, adminToken: String?,
-        group: any EventLoopGroup, drain: ConnectionDrain? = nil
+        group: any EventLoopGroup, drain: ConnectionDrain? = nil, connections: ClientConnections = ClientConnections()
     ) async throws -> TroveServer {
         let publicChannel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Out of descriptors (EMFILE), accept fails at once and would be retried at once, forever:
+                    // back off instead (NIO's async bootstrap adds this handler; this one does not by itself).
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: false))
+                    try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(connections: connections, environment: environment))
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             // Each connection keeps its receive buffer between reads (NIO pools it per channel): starting at 512
@@ -52,6 +60,11 @@ public final class TroveServer: Sendable {
         do {
             adminChannel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: false))
+                    }
+                }
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)

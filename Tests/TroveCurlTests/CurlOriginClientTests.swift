@@ -39,6 +39,34 @@ import TroveTestSupport
         try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
     }
 
+    /// Answers being received share one budget (`limits.response_body_budget`): an answer that does not fit
+    /// fails as overloaded (503) and gives back what it held; the next one fits again (#12, finding 4).
+    @Test func responseBudget() async throws {
+        let origin = try await origin()
+        let budget = ByteBudget()
+        #expect(budget.reserve(60 * 1024, capacity: 100 * 1024), "another answer holds 60 KiB")
+        func send(kb: Int) async -> Result<OriginResponse<ByteBuffer>, OriginError> {
+            await withCheckedContinuation { continuation in
+                var request = OriginRequest<ByteBuffer>(origin: "demo", method: "GET", url: origin.url + "/respond?kb=\(kb)", headers: [],
+                    body: nil, connectTimeout: .seconds(1), timeout: .seconds(5), maxResponseBytes: 1 << 20)
+                request.budget = budget
+                request.budgetCapacity = 100 * 1024
+                client.send(request) { continuation.resume(returning: $0) }
+            }
+        }
+        let refused = await send(kb: 64)
+        guard case .failure(let error) = refused else { Issue.record("an answer over the budget was held: \(refused)"); return }
+        #expect(error.kind == .overloaded)
+        #expect(error.status == 503)
+        #expect(budget.inUse == 60 * 1024, "the refused answer gave back what it held")
+        #expect(try await send(kb: 32).get().bodyLength == 32 * 1024)
+        #expect(budget.inUse == 60 * 1024)
+        budget.release(60 * 1024)
+        #expect(try await send(kb: 64).get().bodyLength == 64 * 1024)
+        #expect(budget.inUse == 0)
+        try await origin.stop()
+    }
+
     /// A GET comes back with its status, headers and body as the origin sent them.
     @Test func get() async throws {
         let origin = try await origin()

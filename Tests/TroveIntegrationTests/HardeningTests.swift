@@ -4,6 +4,7 @@ import TroveApp
 import TroveCore
 import TroveFixtures
 import TroveRules
+import TroveServer
 import TroveTestSupport
 
 /// What one hostile client could once do to a running Trove (#12): each test sends what the attack sent, asserts
@@ -65,6 +66,177 @@ import TroveTestSupport
             #expect(refused.status == 400)
             try await stillServing(scenario, trove)
         }
+        await scenario.stop(trove)
+    }
+}
+
+/// Finding 2 (timeouts and a connection cap), 3 (back-pressure), 4 (bodies held), 10 (upgrades) and the head
+/// checks of 12, against a real Trove on a socket.
+@Suite(.serialized) struct ClientLimitsTests {
+    private func trove(_ scenario: Scenario, limits: String, routes: String = Scenario.routes) async throws -> TroveApplication {
+        let rules = try RulesLoader.parse(scenario.yaml(routes: routes) + "\nlimits: {\(limits)}\n", file: "limits.yaml",
+            environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
+        return try await scenario.trove(rules)
+    }
+
+    private func stillServing(_ scenario: Scenario, _ trove: TroveApplication, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        #expect(try await scenario.request(trove, "/api/v1/events/9").status == 200, "Trove stopped serving", sourceLocation: sourceLocation)
+        #expect(try await scenario.admin(trove, "/healthz").status == 200, sourceLocation: sourceLocation)
+    }
+
+    /// Slowloris: a head that trickles in gets 408 and a close at the header timeout; a connection that sends
+    /// nothing is closed quietly; so is an idle keep-alive connection after its timeout.
+    @Test func slowAndIdleClients() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, limits: "header_timeout: 300ms, keepalive_timeout: 400ms, body_timeout: 300ms")
+        let slow = try RawConnection(port: trove.publicPort)
+        try slow.send("GET /api/v1/events/1 HTTP/1.1\r\nHost: x\r\n")
+        let silent = try RawConnection(port: trove.publicPort)
+        let idle = try RawConnection(port: trove.publicPort)
+        try idle.send("GET /api/v1/events/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try idle.readAnswer().status == 200)
+        let uploading = try RawConnection(port: trove.publicPort)
+        try uploading.send("PUT /api/v1/events/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ti")
+
+        #expect(slow.closedByServer(within: 10))
+        let timedOut = try #require(try? RawConnection.parse(slow.received))
+        #expect(timedOut.status == 408)
+        #expect(timedOut.headers["connection"] == "close")
+        #expect(timedOut.body.contains("did not arrive whole within 300ms"))
+        #expect(uploading.closedByServer(within: 10))
+        #expect(try RawConnection.parse(uploading.received).status == 408)
+        #expect(silent.closedByServer(within: 10))
+        #expect(silent.received.isEmpty, "a connection that sent nothing gets nothing")
+        #expect(idle.closedByServer(within: 10))
+        #expect(idle.received.isEmpty)
+        let metrics = try await scenario.admin(trove, "/metrics").body
+        #expect(metrics.contains("trove_limits_reached_total{limit=\"header_timeout\"} 2"))
+        #expect(metrics.contains("trove_limits_reached_total{limit=\"body_timeout\"} 1"))
+        #expect(metrics.contains("trove_limits_reached_total{limit=\"keepalive_timeout\"} 1"))
+        try await stillServing(scenario, trove)
+        await scenario.stop(trove)
+    }
+
+    /// Past max_connections a connection is accepted and closed at once; the admin API keeps answering, and a
+    /// place frees up when a connection closes.
+    @Test func connectionCap() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, limits: "max_connections: 4")
+        var held: [RawConnection] = []
+        for _ in 0..<4 {
+            let connection = try RawConnection(port: trove.publicPort)
+            try connection.send("GET /api/v1/events/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try connection.readAnswer().status == 200)
+            held.append(connection)
+        }
+        let refused = try RawConnection(port: trove.publicPort)
+        #expect(refused.closedByServer(within: 10))
+        #expect(refused.received.isEmpty)
+        #expect(try await scenario.admin(trove, "/healthz").status == 200)
+        held.removeFirst().close()
+        try await eventually("a place freed up") {
+            (try? Sockets.http(port: trove.publicPort, path: "/api/v1/events/2", timeout: 2).status) == 200
+        }
+        await scenario.stop(trove)
+    }
+
+    /// Headers too large: 431. HTTP/1.1 without Host, or with two: 400. CONNECT: 405. An expectation other than
+    /// 100-continue: 417. A declared body over the limit: 413 at once, with no 100 Continue first. Each closes.
+    @Test func refusedHeads() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, limits: "max_request_body: 1KB")
+        let cases: [(String, Int)] = [
+            ("GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 90_000))\r\n\r\n", 431),
+            ("GET /api/v1/events/1 HTTP/1.1\r\n\r\n", 400),
+            ("GET /api/v1/events/1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405),
+            ("PUT /api/v1/events/1 HTTP/1.1\r\nHost: x\r\nExpect: the-moon\r\nContent-Length: 2\r\n\r\n{}", 417),
+            ("PUT /api/v1/events/1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n", 413),
+        ]
+        for (request, status) in cases {
+            let connection = try RawConnection(port: trove.publicPort)
+            try connection.send(request)
+            #expect(connection.closedByServer(within: 10), "\(status)")
+            let answer = try RawConnection.parse(connection.received)
+            #expect(answer.status == status, "\(request.prefix(40))")
+            #expect(answer.headers["connection"] == "close")
+        }
+        // HTTP/1.0 needs no Host.
+        let old = try RawConnection(port: trove.publicPort)
+        try old.send("GET /api/v1/events/1 HTTP/1.0\r\n\r\n")
+        #expect(try old.readAnswer().status == 200)
+        try await stillServing(scenario, trove)
+        await scenario.stop(trove)
+    }
+
+    /// Finding 10: a request with Upgrade is answered with Connection: close and the connection closes, so no
+    /// request after it hangs.
+    @Test func upgradeClosesTheConnection() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, limits: "header_timeout: 10s")
+        let connection = try RawConnection(port: trove.publicPort)
+        try connection.send("GET /api/v1/events/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        let answer = try connection.readAnswer()
+        #expect(answer.status == 200)
+        #expect(answer.headers["connection"] == "close")
+        #expect(connection.closedByServer(within: 10))
+        try await stillServing(scenario, trove)
+        await scenario.stop(trove)
+    }
+
+    /// Finding 3: a client that pipelines requests for large answers and reads nothing gets one answer started,
+    /// not all of them; when it reads, every answer arrives, in order. One that never reads is cut off at the
+    /// send timeout.
+    @Test func backPressure() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, limits: "send_timeout: 1s")
+        let client = try RawConnection(port: trove.publicPort, receiveBuffer: 4096)
+        let requests = (1...8).map { "GET /respond?kb=2048&n=\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined()
+        try client.send(requests)
+        try await eventually("the first answer is fetched") { scenario.originCount("/respond?kb=2048&n=1") == 1 }
+        // Reading nothing for a while: later answers must not be fetched and queued meanwhile.
+        try await Task.sleep(for: .milliseconds(300))
+        let fetched = (1...8).filter { scenario.originCount("/respond?kb=2048&n=\($0)") > 0 }.count
+        #expect(fetched <= 2, "\(fetched) answers were started for a client that read nothing")
+        // Still reading nothing: cut off at the send timeout. (The client sees the close only once it reads
+        // what the kernel still holds for it.)
+        try await eventually("the connection was closed at the send timeout", timeout: .seconds(15)) {
+            try await scenario.admin(trove, "/metrics").body.contains("trove_limits_reached_total{limit=\"send_timeout\"} 1")
+        }
+        #expect(client.closedByServer(within: 15))
+        await scenario.stop(trove)
+
+        let scenario2 = try await Scenario(redis: false)
+        let reader = try await self.trove(scenario2, limits: "send_timeout: 30s")
+        let patient = try RawConnection(port: reader.publicPort)
+        try patient.send((1...4).map { "GET /respond?kb=512&n=\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined())
+        for _ in 1...4 {
+            let answer = try patient.readAnswer(within: 10)
+            #expect(answer.status == 200)
+            #expect(answer.body.utf8.count == 512 * 1024)
+        }
+        await scenario2.stop(reader)
+    }
+
+    /// Finding 4: request bodies held at once are bounded process-wide; past the budget a request gets 503 and
+    /// its connection closes; the budget frees up when a holder goes away.
+    @Test func requestBodyBudget() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, limits: "max_request_body: 64KB, request_body_budget: 100KB, body_timeout: 30s")
+        let holder = try RawConnection(port: trove.publicPort)
+        try holder.send("PUT /api/v1/events/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n" + String(repeating: "a", count: 60_000))
+        try await eventually("Trove holds the partial upload") { trove.environment.requestBodies.inUse >= 60_000 }
+        let second = try RawConnection(port: trove.publicPort)
+        try second.send("PUT /api/v1/events/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n" + String(repeating: "b", count: 50_000))
+        #expect(second.closedByServer(within: 10))
+        let refused = try RawConnection.parse(second.received)
+        #expect(refused.status == 503)
+        #expect(refused.headers["retry-after"] == "1")
+        holder.close()
+        try await eventually("the budget is given back") { trove.environment.requestBodies.inUse == 0 }
+        let third = try await scenario.request(trove, "PUT", "/api/v1/events/3", headers: [Header("Content-Type", "application/json")],
+            body: "{\"title\": \"" + String(repeating: "c", count: 50_000) + "\"}")
+        #expect(third.status == 200)
         await scenario.stop(trove)
     }
 }

@@ -11,26 +11,29 @@ import TroveTestSupport
 
 /// The proxy handler on an EmbeddedChannel: no socket, no thread; the memory store and a scripted origin.
 @Suite struct ProxyHandlerTests {
-    static let rules = try! RulesLoader.parse("""
-        version: 1
-        admin: {allow_unauthenticated: true}
-        origins: {api: {url: "http://origin.internal:8000"}}
-        routes:
-          - {name: event, match: "GET /events/{id}", cache: {key: "event:{id}", ttl: 60s, tags: ["event:{id}"]}}
-          - {name: change, match: "PUT /events/{id}", purge: {tags: ["event:{id}"]}}
-          - {name: rest, match: ANY /**, pass: true}
-        """, file: "embedded.yaml")
+    static func rules(limits: String = "") -> RuleSet {
+        try! RulesLoader.parse("""
+            version: 1
+            admin: {allow_unauthenticated: true}
+            \(limits.isEmpty ? "" : "limits: {\(limits)}")
+            origins: {api: {url: "http://origin.internal:8000"}}
+            routes:
+              - {name: event, match: "GET /events/{id}", cache: {key: "event:{id}", ttl: 60s, tags: ["event:{id}"]}}
+              - {name: change, match: "PUT /events/{id}", purge: {tags: ["event:{id}"]}}
+              - {name: rest, match: ANY /**, pass: true}
+            """, file: "embedded.yaml")
+    }
 
     let clock = ManualClock()
 
-    private func channel(origin: ScriptedOrigin, maxRequestBody: Int = 1 << 20) throws -> EmbeddedChannel {
+    private func channel(origin: ScriptedOrigin, limits: String = "") throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
+        let rules = Self.rules(limits: limits)
         let environment = ProxyEnvironment(
-            rules: RulesState(Self.rules, loadedAt: 0), origins: origin,
+            rules: RulesState(rules, loadedAt: 0), origins: origin,
             stores: StoreDirectory(memory: InMemoryStore<ByteBuffer>(capacity: 1 << 20, clock: clock)), clock: clock,
             stats: ProxyStats(), coordinator: FetchCoordinator(clock: clock, notifications: nil),
-            gates: OriginGates(rules: Self.rules, timerLoop: channel.eventLoop), logger: Logger(label: "test"),
-            maxRequestBody: maxRequestBody)
+            gates: OriginGates(rules: rules, timerLoop: channel.eventLoop), logger: Logger(label: "test"))
         try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
         // An accepted connection is active, with a client address.
         try channel.connect(to: SocketAddress(ipAddress: "203.0.113.9", port: 51000)).wait()
@@ -46,6 +49,7 @@ import TroveTestSupport
 
     private func send(_ channel: EmbeddedChannel, _ method: HTTPMethod, _ uri: String, headers: HTTPHeaders = [:], body: String? = nil) throws {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+        if !head.headers.contains(name: "Host") { head.headers.add(name: "Host", value: "trove.test") }
         if let body { head.headers.add(name: "Content-Length", value: String(body.utf8.count)) }
         try channel.writeInbound(HTTPServerRequestPart.head(head))
         if let body { try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: body))) }
@@ -150,7 +154,7 @@ import TroveTestSupport
     /// A body above the limit is refused with 413, and the connection is closed (the rest of it is unread).
     @Test func bodyTooLarge() throws {
         let origin = ScriptedOrigin(body: "ok")
-        let channel = try channel(origin: origin, maxRequestBody: 8)
+        let channel = try channel(origin: origin, limits: "max_request_body: 8")
         try send(channel, .PUT, "/events/5", body: String(repeating: "x", count: 9))
         let refused = try #require(try answer(channel))
         #expect(refused.head.status == .payloadTooLarge)
@@ -162,7 +166,7 @@ import TroveTestSupport
     @Test func expectContinue() throws {
         let channel = try channel(origin: ScriptedOrigin(body: "ok"))
         try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(
-            version: .http1_1, method: .PUT, uri: "/events/6", headers: ["Expect": "100-continue", "Content-Length": "2"])))
+            version: .http1_1, method: .PUT, uri: "/events/6", headers: ["Host": "trove.test", "Expect": "100-continue", "Content-Length": "2"])))
         let interim = try #require(try answer(channel))
         #expect(interim.head.status == .continue)
         #expect(interim.head.headers.isEmpty)
@@ -175,9 +179,9 @@ import TroveTestSupport
             return .success(OriginResponse(status: 200, headers: [], body: ByteBuffer(string: body), bodyLength: body.utf8.count))
         }
         let channel = try channel(origin: origin)
-        let names = (1...(ProxyHandler.maxQueued + 4)).map { "r\($0)" }
+        let names = (1...(Limits().maxPipelined + 4)).map { "r\($0)" }
         for name in names {
-            try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/other/\(name)")))
+            try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/other/\(name)", headers: ["Host": "trove.test"])))
             try channel.writeInbound(HTTPServerRequestPart.end(nil))
         }
         var bodies: [String] = []
@@ -194,7 +198,7 @@ import TroveTestSupport
     /// 400, then the connection closes.
     @Test func malformedRequestAnsweredInItsTurn() throws {
         let channel = try channel(origin: ScriptedOrigin(body: "first"))
-        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/other/1")))
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/other/1", headers: ["Host": "trove.test"])))
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
         channel.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)
         channel.embeddedEventLoop.run()
