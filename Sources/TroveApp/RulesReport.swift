@@ -72,6 +72,12 @@ enum RulesReport {
                 + (origin.headers.isEmpty ? "" : ", adds " + origin.headers.map { "\($0.name) (\($0.value.display))" }.joined(separator: ", "))))
         }
         rows.append(("unmatched", rules.unmatched == .pass ? "passed to \(rules.defaultOrigin), not stored" : "answered 404"))
+        rows.append(contentsOf: rules.clients.described)
+        let limits = rules.limits
+        rows.append(("limits", "\(limits.maxConnections) connections; headers within \(Units.format(limits.headerTimeout)), "
+            + "body pauses \(Units.format(limits.bodyTimeout)), idle \(Units.format(limits.keepAliveTimeout)), "
+            + "unread answers \(Units.format(limits.sendTimeout)); request bodies \(Units.format(bytes: limits.maxRequestBody)) "
+            + "each, \(Units.format(bytes: limits.requestBodyBudget)) in all"))
         if let webhook = rules.shopifyWebhook {
             rows.append(("webhook", "shopify: POST \(webhook.path) on the \(webhook.listener == .admin ? "admin" : "proxy") listener, "
                 + "secret from \(webhook.secret.display), topics \(webhook.topics.keys.sorted().joined(separator: ", "))"))

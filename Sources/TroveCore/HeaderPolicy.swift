@@ -20,12 +20,41 @@ public enum HeaderPolicy {
         return names
     }
 
+    /// Headers that say where a request came from, or for what, as a proxy in front would set them. From a
+    /// client that is not a trusted proxy they are lies until proved otherwise, and an origin that believes them
+    /// (links built from `X-Forwarded-Host`, rewrites from `X-Original-URL`) would put the lie in a stored answer:
+    /// Trove removes them before anything reads the request (route plans, keys, the origin request).
+    static let forwarding: Set<String> = [
+        "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-forwarded-prefix",
+        "x-forwarded-server", "x-forwarded-ssl", "x-forwarded-scheme", "x-real-ip", "x-client-ip", "true-client-ip",
+        "x-original-url", "x-rewrite-url", "x-original-host", "x-host",
+    ]
+
+    /// Method overrides (`X-HTTP-Method-Override: DELETE` on a GET) make an origin run another method than the
+    /// one Trove sees: never sent with a request whose answer is stored.
+    static let methodOverrides: Set<String> = ["x-http-method-override", "x-http-method", "x-method-override"]
+
+    /// The client's headers without the forwarding headers only a trusted proxy may set (see `forwarding`).
+    /// Returns the same array, without copying, when there are none (the common case).
+    public static func withoutForwarding(_ headers: [Header]) -> [Header] {
+        func isForwarding(_ header: Header) -> Bool {
+            // Every such name starts with X or F: most headers are passed over without lower-casing them.
+            guard let first = header.name.utf8.first, first | 0x20 == UInt8(ascii: "x") || first | 0x20 == UInt8(ascii: "f")
+            else { return false }
+            return forwarding.contains(header.name.lowercased())
+        }
+        guard headers.contains(where: isForwarding) else { return headers }
+        return headers.filter { !isForwarding($0) }
+    }
+
     /// The headers to send to the origin for a client request.
     ///
     /// - Hop-by-hop headers are dropped, and so is `Content-Length` (the client recomputes it).
-    /// - `Host` is the origin's, unless the origin says `preserve_host`.
-    /// - `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` and `X-Forwarded-Host` are
-    ///   set when the client did not send them.
+    /// - `Host` is the origin's, unless the origin says `preserve_host`: then it is `forwardedHost`.
+    /// - `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` is `http` unless a trusted
+    ///   proxy said otherwise; `X-Forwarded-Host` is `forwardedHost` (the rules' `clients.hosts` decide it), never
+    ///   the client's. Untrusted clients' forwarding headers were removed before (`withoutForwarding`).
+    /// - Method overrides are dropped when the answer is to be stored.
     /// - For a fetch that will be stored, the client's `Accept-Encoding` is replaced by `gzip`: one entry, in
     ///   whatever coding the origin chose, serves every client (`ContentCoding` decodes it for those that do
     ///   not accept gzip); and the client's
@@ -33,31 +62,28 @@ public enum HeaderPolicy {
     ///   client's conditions itself, from the entry, and sends its own validators when it revalidates).
     /// - The origin's configured headers replace the client's of the same name.
     public static func originRequestHeaders(
-        client headers: [Header], clientAddress: String?, origin: Origin, forStorage: Bool
+        client headers: [Header], clientAddress: String?, origin: Origin, forStorage: Bool, forwardedHost: String? = nil
     ) -> [Header] {
         let dropped = connectionHeaders(headers)
         var out: [Header] = []
         out.reserveCapacity(headers.count + 4)
-        var clientHost: String?
         var forwardedFor: String?
         var hasProto = false
-        var hasForwardedHost = false
         let configured = Set(origin.headers.map { $0.name.lowercased() })
         for header in headers {
             let name = header.name.lowercased()
             // Expect is Trove's to meet (it sends 100 Continue itself), not the origin's.
             if dropped.contains(name) || name == "content-length" || name == "expect" || configured.contains(name) { continue }
             switch name {
-            case "host":
-                clientHost = header.value
+            case "host", "x-forwarded-host":
                 continue
             case "x-forwarded-for":
                 forwardedFor = forwardedFor.map { $0 + ", " + header.value } ?? header.value
                 continue
             case "x-forwarded-proto":
                 hasProto = true
-            case "x-forwarded-host":
-                hasForwardedHost = true
+            case _ where forStorage && methodOverrides.contains(name):
+                continue
             case "accept-encoding" where forStorage, "if-none-match" where forStorage, "if-modified-since" where forStorage,
                 "if-match" where forStorage, "if-unmodified-since" where forStorage, "if-range" where forStorage:
                 continue
@@ -66,7 +92,7 @@ public enum HeaderPolicy {
             }
             out.append(header)
         }
-        out.append(Header("Host", origin.preserveHost ? (clientHost ?? origin.hostHeader) : origin.hostHeader))
+        out.append(Header("Host", origin.preserveHost ? (forwardedHost ?? origin.hostHeader) : origin.hostHeader))
         if let clientAddress {
             out.append(Header("X-Forwarded-For", forwardedFor.map { $0 + ", " + clientAddress } ?? clientAddress))
         } else if let forwardedFor {
@@ -74,7 +100,7 @@ public enum HeaderPolicy {
         }
         if forStorage && !configured.contains("accept-encoding") { out.append(ContentCoding.storageAcceptEncoding) }
         if !hasProto { out.append(Header("X-Forwarded-Proto", "http")) }
-        if !hasForwardedHost, let clientHost { out.append(Header("X-Forwarded-Host", clientHost)) }
+        if let forwardedHost { out.append(Header("X-Forwarded-Host", forwardedHost)) }
         for configured in origin.headers {
             if let value = configured.value.value { out.append(Header(configured.name, value)) }
         }

@@ -32,6 +32,8 @@ public struct RuleSet: Sendable {
     public var warm: [String] = []
     /// What clients may cost: connections, timeouts, bodies held (`limits:`).
     public var limits = Limits()
+    /// The hosts answered and the proxies trusted (`clients:`).
+    public var clients = ClientSettings()
 
     /// The same rules with where to listen, which Redis to use and where origins are replaced (from
     /// command-line options). `memory` drops `store.redis`; `origins` maps origin names to new addresses and
@@ -60,7 +62,8 @@ public struct RuleSet: Sendable {
             store: store,
             origins: origins.map { origin in addresses[origin.name].map { origin.moved(to: $0) } ?? origin },
             defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched,
-            warnings: warnings, missingEnvironment: missing, shopifyWebhook: shopifyWebhook, warm: warm, limits: limits)
+            warnings: warnings, missingEnvironment: missing, shopifyWebhook: shopifyWebhook, warm: warm, limits: limits,
+            clients: clients)
     }
 
     public func origin(named name: String) -> Origin? {
@@ -87,7 +90,8 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// True when only this machine can connect (127.0.0.0/8, ::1, localhost).
     public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        // An address, not a prefix of a name: `127.0.0.1.nip.io` resolves wherever its owner likes.
+        host == "localhost" || IPAddress(host)?.isLoopback == true
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

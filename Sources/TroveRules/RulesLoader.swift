@@ -104,7 +104,7 @@ public enum RulesLoader {
     }
 
     static let topLevelKeys = [
-        "version", "listen", "admin", "store", "limits", "origins", "defaults", "unmatched", "routes", "webhooks", "warm",
+        "version", "listen", "admin", "store", "limits", "clients", "origins", "defaults", "unmatched", "routes", "webhooks", "warm",
     ]
 
     private static func build(_ root: Node, fingerprint: String, reader: inout RulesReader) -> RuleSet? {
@@ -135,6 +135,7 @@ public enum RulesLoader {
         let admin = readAdmin(top["admin"], reader: &reader, publicListen: listen)
         let store = readStore(top["store"], reader: &reader)
         let limits = readLimits(top["limits"], reader: &reader)
+        let clients = readClients(top["clients"], reader: &reader)
         let origins = readOrigins(top["origins"], root: root, reader: &reader)
         let defaults = readDefaults(top["defaults"], origins: origins, reader: &reader)
 
@@ -169,6 +170,7 @@ public enum RulesLoader {
         }
         reader.route = nil
         checkRoutes(routes, reader: &reader)
+        checkClients(clients, origins: origins, originsNode: top["origins"], routes: routes, reader: &reader)
         let webhook = readWebhooks(top["webhooks"], routes: routes, reader: &reader)
         var warm: [(String, Node)] = []
         if let warmNode = top["warm"], let list = reader.stringList(warmNode, field: "warm") {
@@ -185,7 +187,7 @@ public enum RulesLoader {
         return RuleSet(
             file: reader.file, fingerprint: fingerprint, listen: listen, admin: admin, store: store,
             origins: origins, defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched, warnings: [],
-            missingEnvironment: [], shopifyWebhook: webhook, warm: warm.map(\.0), limits: limits)
+            missingEnvironment: [], shopifyWebhook: webhook, warm: warm.map(\.0), limits: limits, clients: clients)
     }
 
     // MARK: Admin

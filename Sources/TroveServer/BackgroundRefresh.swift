@@ -20,8 +20,10 @@ enum BackgroundRefresh {
             let (started, action) = ReadThroughStateMachine.refreshing(
                 plan: plan, refresh: refresh, requestHeaders: headers, clock: environment.clock, counterLifetime: counterLifetime),
             case .fetch(let fetch) = action,
+            let rules = Optional(environment.rules.current.rules),
             let request = OriginRequests.make(plan: plan, fetch: fetch, headers: headers, clientAddress: nil, body: nil,
-                limits: environment.rules.current.rules.limits, budget: environment.responseBodies)
+                forwardedHost: rules.clients.forwardedHost(for: headers.value(of: "host")), limits: rules.limits,
+                budget: environment.responseBodies)
         else { return }
         var machine = started
         let ttl = request.timeout.milliseconds + 5000

@@ -35,8 +35,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var store: (any CacheStore<ByteBuffer>)?
     private var plans: PlanCache?
     private var context: ChannelHandlerContext?
-    /// The limits in force when the connection opened (a reload applies to new connections).
+    /// The limits and client settings in force when the connection opened (a reload applies to new connections).
     private var limits = Limits()
+    private var clients = ClientSettings()
+    /// The client is a trusted proxy, whose forwarding headers are kept (`clients.trusted_proxies`).
+    private var clientTrusted = false
     /// When the client must take its next step (`limits:` timeouts), and the timer that checks.
     private var deadlines = ClientDeadlines(settings: .init(Limits()), now: 0)
     private var timer: Scheduled<Void>?
@@ -102,6 +105,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         var machine: ReadThroughStateMachine
         let counters: ProxyStats.Counters
         let counterLifetime: Int64
+        /// The host the origin is told (`clients.hosts`).
+        let forwardedHost: String?
         var entry: (meta: EntryMeta, body: ByteBuffer)?
         var response: OriginResponse<ByteBuffer>?
         var fetchMethod = "GET"
@@ -121,8 +126,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
 
         init(head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, plan: RequestPlan, headers: [Header],
-             machine: ReadThroughStateMachine, counters: ProxyStats.Counters, counterLifetime: Int64) {
+             machine: ReadThroughStateMachine, counters: ProxyStats.Counters, counterLifetime: Int64, forwardedHost: String?) {
             self.head = head
+            self.forwardedHost = forwardedHost
             self.body = body
             self.bodyReservation = bodyReservation
             self.plan = plan
@@ -143,7 +149,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         self.context = context
         store = environment.stores.store(for: context.eventLoop)
         plans = environment.plans.cache(for: context.eventLoop)
-        limits = environment.rules.current.rules.limits
+        let rules = environment.rules.current.rules
+        limits = rules.limits
+        clients = rules.clients
+        clientTrusted = clients.trusts(context.channel.remoteAddress?.ipAddress)
         deadlines = ClientDeadlines(settings: .init(limits), now: Self.now())
         armTimer()
     }
@@ -163,7 +172,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.head = head
             body = nil
             bodyReservation = nil
-            if let refusal = Self.refusal(of: head, limits: limits) {
+            if let refusal = Self.refusal(of: head, limits: limits, clients: clients) {
                 return refuse(head, refusal)
             }
             // An interim answer cannot go out in the middle of another answer; a client that waits for it
@@ -262,10 +271,16 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: Refusing a request
 
     /// What makes a request's head unacceptable before any of its body is read.
-    static func refusal(of head: HTTPRequestHead, limits: Limits) -> Refusal? {
-        if head.version == .http1_1 && head.headers[canonicalForm: "host"].count != 1 {
+    static func refusal(of head: HTTPRequestHead, limits: Limits, clients: ClientSettings) -> Refusal? {
+        let hosts = head.headers[canonicalForm: "host"]
+        if head.version == .http1_1 && hosts.count != 1 || hosts.count > 1 {
             // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request with no Host or more than one.
             return .badRequest(status: 400, "an HTTP/1.1 request needs exactly one Host header")
+        }
+        if !clients.answers(host: hosts.first.map(String.init)) {
+            // RFC 9110 §15.5.20: not a host this server answers for. Never forwarded, never stored.
+            return .badRequest(status: 421, "this Trove answers for \(clients.hosts.map(\.description).joined(separator: ", ")), "
+                + "not for '\(hosts.first ?? "")'")
         }
         if head.method == .CONNECT {
             return .badRequest(status: 405, "Trove is a reverse proxy and does not tunnel CONNECT requests")
@@ -409,7 +424,9 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?) {
         let loaded = environment.rules.current
-        let headers = head.headers.map { Header($0.name, $0.value) }
+        let received = head.headers.map { Header($0.name, $0.value) }
+        // What an untrusted client says about where it came from is dropped before anything reads the request.
+        let headers = clientTrusted ? received : HeaderPolicy.withoutForwarding(received)
         if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .public,
             WebhookEndpoint.matches(webhook, method: head.method.token, uri: head.uri)
         {
@@ -426,7 +443,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             plan: plan, requestHeaders: headers, clock: environment.clock, counterLifetime: loaded.counterLifetime,
             invalidationKey: invalidationKey)
         let exchange = Exchange(head: head, body: body, bodyReservation: bodyReservation, plan: plan, headers: headers, machine: machine,
-            counters: environment.stats.counters(route: plan.route?.name), counterLifetime: loaded.counterLifetime)
+            counters: environment.stats.counters(route: plan.route?.name), counterLifetime: loaded.counterLifetime,
+            forwardedHost: loaded.rules.clients.forwardedHost(for: head.headers.first(name: "host")))
         execute(exchange.machine.start(), exchange)
     }
 
@@ -640,7 +658,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func send(_ fetch: ReadThroughStateMachine.Fetch, _ exchange: Exchange) {
         guard let context, let request = OriginRequests.make(
             plan: exchange.plan, fetch: fetch, headers: exchange.headers, clientAddress: context.channel.remoteAddress?.ipAddress,
-            body: exchange.body, limits: limits, budget: environment.responseBodies)
+            body: exchange.body, forwardedHost: exchange.forwardedHost, limits: limits, budget: environment.responseBodies)
         else {
             endFlight(exchange, .released, notice: .released)
             execute(exchange.machine.originFailed(OriginError(kind: .failed, origin: "?", reason: "no origin for this request")), exchange)

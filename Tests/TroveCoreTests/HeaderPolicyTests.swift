@@ -15,6 +15,7 @@ import TroveRules
             url: http://origin.internal:8000
             preserve_host: true
         defaults: {origin: api}
+        clients: {hosts: [shop.example.com]}
         routes:
           - {name: a, match: GET /a, cache: {ttl: 1m, statuses: [200, 404], max_body: 10B}}
           - {name: b, match: GET /b, cache: {ttl: 1m, override_cache_control: true}}
@@ -62,17 +63,47 @@ import TroveRules
         #expect(value(out, "X-Kept") == "yes")
     }
 
-    /// The origin's Host is sent unless the origin preserves the client's; X-Forwarded-* are added.
+    /// The origin's Host is sent unless the origin preserves the forwarded host; X-Forwarded-* are Trove's: the
+    /// host is the one the rules fix (never the client's), a trusted proxy's X-Forwarded-For is appended to.
     @Test func forwardingHeaders() {
-        let client = [Header("Host", "shop.example.com"), Header("X-Forwarded-For", "203.0.113.7")]
-        let out = HeaderPolicy.originRequestHeaders(client: client, clientAddress: "10.0.0.9", origin: Self.api, forStorage: false)
+        let client = [Header("Host", "evil.example"), Header("X-Forwarded-For", "203.0.113.7"), Header("X-Forwarded-Host", "evil.example")]
+        let host = Self.rules.clients.forwardedHost(for: "evil.example")
+        #expect(host == "shop.example.com", "one host answered: the forwarded host is fixed")
+        let out = HeaderPolicy.originRequestHeaders(client: client, clientAddress: "10.0.0.9", origin: Self.api, forStorage: false,
+            forwardedHost: host)
         #expect(value(out, "Host") == "origin.internal:8000")
         #expect(value(out, "X-Forwarded-For") == "203.0.113.7, 10.0.0.9")
         #expect(value(out, "X-Forwarded-Proto") == "http")
-        #expect(value(out, "X-Forwarded-Host") == "shop.example.com")
-        let kept = HeaderPolicy.originRequestHeaders(client: client, clientAddress: "10.0.0.9", origin: Self.keep, forStorage: false)
+        #expect(out.filter { $0.name.lowercased() == "x-forwarded-host" }.map(\.value) == ["shop.example.com"])
+        let kept = HeaderPolicy.originRequestHeaders(client: client, clientAddress: "10.0.0.9", origin: Self.keep, forStorage: false,
+            forwardedHost: host)
         #expect(value(kept, "Host") == "shop.example.com")
         #expect(out.filter { $0.name.lowercased() == "host" }.count == 1)
+        // No forwarded host (any host answered): the origin hears of none.
+        let none = HeaderPolicy.originRequestHeaders(client: client, clientAddress: "10.0.0.9", origin: Self.api, forStorage: false)
+        #expect(value(none, "X-Forwarded-Host") == nil)
+    }
+
+    /// An untrusted client's forwarding headers are removed before anything reads the request; others stay, in
+    /// order, and a request without any is returned as it was.
+    @Test func forwardingHeadersFromUntrustedClients() {
+        let client = [
+            Header("Host", "a"), Header("X-Forwarded-Proto", "https"), Header("Forwarded", "for=1.2.3.4;host=evil"),
+            Header("X-Real-IP", "1.2.3.4"), Header("X-Original-URL", "/admin"), Header("X-Trace", "t"), Header("FROM", "me"),
+            Header("x-forwarded-for", "1.2.3.4"),
+        ]
+        #expect(HeaderPolicy.withoutForwarding(client).map(\.name) == ["Host", "X-Trace", "FROM"])
+        let plain = [Header("Host", "a"), Header("Accept", "*/*")]
+        #expect(HeaderPolicy.withoutForwarding(plain) == plain)
+    }
+
+    /// A method override never reaches the origin with a fetch whose answer is stored.
+    @Test func methodOverridesAreNotStored() {
+        let client = [Header("Host", "a"), Header("X-HTTP-Method-Override", "DELETE")]
+        let stored = HeaderPolicy.originRequestHeaders(client: client, clientAddress: nil, origin: Self.api, forStorage: true)
+        #expect(value(stored, "X-HTTP-Method-Override") == nil)
+        let passed = HeaderPolicy.originRequestHeaders(client: client, clientAddress: nil, origin: Self.api, forStorage: false)
+        #expect(value(passed, "X-HTTP-Method-Override") == "DELETE")
     }
 
     /// The origin's configured headers replace the client's. For storage, Accept-Encoding is Trove's own (gzip,

@@ -240,3 +240,98 @@ import TroveTestSupport
         await scenario.stop(trove)
     }
 }
+
+/// Finding 5: the cache cannot be poisoned through headers its keys do not read (`Host`, `X-Forwarded-*`).
+@Suite(.serialized) struct PoisoningTests {
+    static let echoRoute = """
+          - name: echo
+            match: GET /echo/headers
+            cache: {key: "echo", ttl: 1m}
+        """
+
+    private func trove(_ scenario: Scenario, clients: String, routes: String = PoisoningTests.echoRoute + "\n" + Scenario.routes)
+        async throws -> TroveApplication
+    {
+        let rules = try RulesLoader.parse(scenario.yaml(routes: routes) + (clients.isEmpty ? "" : "\nclients: {\(clients)}\n"),
+            file: "clients.yaml", environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
+        return try await scenario.trove(rules)
+    }
+
+    private func seen(_ answer: Scenario.Answer) throws -> [String: String] {
+        let headers = try #require(try answer.json()["headers"] as? [[String]])
+        return Dictionary(headers.map { ($0[0].lowercased(), $0[1]) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    static let forged = [
+        Header("Host", "evil.example"), Header("X-Forwarded-Host", "evil.example"), Header("X-Forwarded-Proto", "https"),
+        Header("X-Forwarded-For", "6.6.6.6"), Header("Forwarded", "host=evil.example"), Header("X-Original-URL", "/admin"),
+    ]
+
+    /// Without clients.hosts: what a client forges never reaches the origin, so what is stored holds none of it.
+    @Test func forgedHeadersNeverReachTheOrigin() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, clients: "")
+        let forged = try await scenario.request(trove, "/echo/headers", headers: Self.forged)
+        #expect(forged.xCache == "MISS")
+        let origin = try seen(forged)
+        #expect(origin["x-forwarded-host"] == nil)
+        #expect(origin["x-forwarded-proto"] == "http")
+        #expect(origin["x-forwarded-for"] == "127.0.0.1")
+        #expect(origin["forwarded"] == nil)
+        #expect(origin["x-original-url"] == nil)
+        #expect(!forged.body.contains("evil") && !forged.body.contains("6.6.6.6"))
+        let plain = try await scenario.request(trove, "/echo/headers")
+        #expect(plain.xCache == "HIT")
+        #expect(!plain.body.contains("evil"))
+        await scenario.stop(trove)
+    }
+
+    /// One host answered: others get 421 and never reach the origin; the origin is told that host, whatever the
+    /// client said.
+    @Test func oneHost() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, clients: "hosts: [shop.example.com]")
+        let refused = try await scenario.request(trove, "/echo/headers", headers: [Header("Host", "evil.example")])
+        #expect(refused.status == 421)
+        #expect(refused.body.contains("answers for shop.example.com, not for 'evil.example'"))
+        #expect(scenario.originCount("/echo/headers") == 0)
+        let answer = try await scenario.request(trove, "/echo/headers", headers: [
+            Header("Host", "SHOP.example.com:8080"), Header("X-Forwarded-Host", "evil.example"),
+        ])
+        #expect(answer.status == 200)
+        #expect(try seen(answer)["x-forwarded-host"] == "shop.example.com")
+        await scenario.stop(trove)
+    }
+
+    /// Several hosts: each gets its own entry (the key names the host), and the origin is told which.
+    @Test func severalHostsAreKeyed() async throws {
+        let scenario = try await Scenario(redis: false)
+        let routes = """
+              - name: echo
+                match: GET /echo/headers
+                cache: {key: "{header.host|lower}:echo", ttl: 1m}
+              - {name: rest, match: ANY /**, pass: true}
+            """
+        let trove = try await trove(scenario, clients: "hosts: [a.example.com, \"*.b.example.com\"]", routes: routes)
+        let a = try await scenario.request(trove, "/echo/headers", headers: [Header("Host", "a.example.com")])
+        let b = try await scenario.request(trove, "/echo/headers", headers: [Header("Host", "x.b.example.com")])
+        #expect(try seen(a)["x-forwarded-host"] == "a.example.com")
+        #expect(try seen(b)["x-forwarded-host"] == "x.b.example.com")
+        #expect(try await scenario.request(trove, "/echo/headers", headers: [Header("Host", "a.example.com")]).body == a.body)
+        #expect(try await scenario.request(trove, "/echo/headers", headers: [Header("Host", "b.example.com")]).status == 421)
+        await scenario.stop(trove)
+    }
+
+    /// A trusted proxy's X-Forwarded-For and -Proto are believed (and appended to); the host still is not.
+    @Test func trustedProxies() async throws {
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, clients: "trusted_proxies: [127.0.0.0/8]")
+        let answer = try await scenario.request(trove, "/echo/headers", headers: Self.forged)
+        let origin = try seen(answer)
+        #expect(origin["x-forwarded-for"] == "6.6.6.6, 127.0.0.1")
+        #expect(origin["x-forwarded-proto"] == "https")
+        #expect(origin["forwarded"] == "host=evil.example")
+        #expect(origin["x-forwarded-host"] == nil)
+        await scenario.stop(trove)
+    }
+}

@@ -189,7 +189,7 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
     @Test func unknownTopLevelKeySuggestsTheRightOne() {
         let found = rejection(head.replacingOccurrences(of: "routes:\n", with: "routes: [{name: all, match: ANY /**, pass: true}]\nunmached: pass\n"))
         #expect(found == [
-            "test.yaml:6:1: error: unmached: unknown key 'unmached' (did you mean 'unmatched'?); allowed here: version, listen, admin, store, limits, origins, defaults, unmatched, routes, webhooks, warm",
+            "test.yaml:6:1: error: unmached: unknown key 'unmached' (did you mean 'unmatched'?); allowed here: version, listen, admin, store, limits, clients, origins, defaults, unmatched, routes, webhooks, warm",
         ])
     }
 
