@@ -205,6 +205,9 @@ public struct ReadThroughStateMachine: Sendable {
                 .joined(separator: ",")
             state = .fetching(.forward(.bypass, detail: detail))
             return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
+        case .bypass(.unkeyedQuery):
+            state = .fetching(.forward(.bypass, detail: "UNKEYED-QUERY"))
+            return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
         case .pass:
             state = .fetching(.forward(.pass, detail: plan.route == nil ? "NO-ROUTE" : nil))
             return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))

@@ -77,6 +77,14 @@ public struct Explanation: Sendable, Codable, Equatable {
                 + "not hold, and the route is not shared: it is forwarded and its answer is not stored, so no user is "
                 + "served another's answer (Cache-Status detail=" + credentials.sorted { $0.rawValue < $1.rawValue }
                     .map { $0.rawValue.uppercased() }.joined(separator: ",") + ")"
+        case .bypass(.unkeyedQuery(let names)):
+            decision = "bypass"
+            reason = "the request carries query parameter" + (names.count == 1 ? " " : "s ") + names.joined(separator: ", ")
+                + ", which the key of route \(routeName) does not tell apart: the origin may answer differently because of "
+                + (names.count == 1 ? "it" : "them") + ", so the answer is forwarded and not stored (Cache-Status "
+                + "detail=UNKEYED-QUERY); name " + (names.count == 1 ? "it" : "them") + " in the key, or list "
+                + (names.count == 1 ? "it" : "them") + " in the route's ignore_query if " + (names.count == 1 ? "it changes" : "they change")
+                + " nothing"
         case .pass:
             decision = "pass"
             if plan.route == nil {

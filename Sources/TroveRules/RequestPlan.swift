@@ -60,6 +60,8 @@ public struct RequestPlan: Sendable {
     public enum BypassReason: Sendable, Equatable {
         /// The request carries credentials the key does not hold, and the route is not shared.
         case credentials(Set<Credential>)
+        /// The request carries query parameters the key does not tell apart (and the route does not ignore).
+        case unkeyedQuery([String])
     }
 }
 
@@ -111,10 +113,20 @@ extension RuleSet {
     /// The key of the entry a GET of `target` (with these headers) would read; nil when no cacheable route
     /// would store one. Writes purge it, and so do their answers' `Location` and `Content-Location`.
     public func invalidationKey(for target: String, headers: [Header]) -> String? {
-        guard case .cache(let cache) = routePlan(for: RequestHead(method: "GET", target: target, headers: headers)).decision else {
+        let plan = routePlan(for: RequestHead(method: "GET", target: target, headers: headers))
+        switch plan.decision {
+        case .cache(let cache):
+            return cache.key
+        case .bypass(.unkeyedQuery(let names)):
+            // That exact URL is never stored, but the entry it would share without the parameters the key does not
+            // name is about the same resource: purging more is always safe.
+            guard let stripped = plan.target?.removingQueryItems(where: names.contains),
+                case .cache(let cache) = routePlan(for: RequestHead(method: "GET", target: stripped.forwardTarget, headers: headers)).decision
+            else { return nil }
+            return cache.key
+        default:
             return nil
         }
-        return cache.key
     }
 
     private func routePlan(for request: RequestHead) -> RequestPlan {
@@ -151,6 +163,10 @@ extension RuleSet {
                 everything: rule.everything)
             return RequestPlan(method: method, target: target, route: route, origin: origin, decision: .write(purges))
         case .cache(let policy):
+            var target = target
+            if !policy.ignoreQuery.isEmpty, target.queryItems.contains(where: { policy.ignoresQuery($0.name) }) {
+                target = target.removingQueryItems(where: policy.ignoresQuery)
+            }
             var carried = Set<Credential>()
             if request.hasHeader("authorization") { carried.insert(.authorization) }
             if request.hasHeader("cookie") { carried.insert(.cookie) }
@@ -160,6 +176,13 @@ extension RuleSet {
                 return RequestPlan(method: method, target: target, route: route, origin: origin,
                     decision: .bypass(.credentials(uncovered)))
             }
+            if let keyed = policy.keyedQueryNames, target.queryItems.contains(where: { !keyed.contains($0.name) }) {
+                var unkeyed: [String] = []
+                for item in target.queryItems where !keyed.contains(item.name) && !unkeyed.contains(item.name) { unkeyed.append(item.name) }
+                return RequestPlan(method: method, target: target, route: route, origin: origin,
+                    decision: .bypass(.unkeyedQuery(unkeyed)))
+            }
+            let context = TemplateContext(method: method, target: target, pathParameters: parameters, headers: request.headers)
             let cacheTarget = RequestPlan.CacheTarget(
                 key: storeKey(policy.key.render(context)),
                 tags: policy.tags.map { $0.render(context) },

@@ -76,6 +76,24 @@ public struct RequestTarget: Sendable, Equatable {
         queryItems = rawQuery.map(Self.parseQuery) ?? []
     }
 
+    private init(segments: [String], path: String, rawQuery: String?) {
+        self.segments = segments
+        self.path = path
+        self.rawQuery = rawQuery
+        queryItems = rawQuery.map(Self.parseQuery) ?? []
+    }
+
+    /// The same target without the query items whose decoded name `drop` accepts; the rest of the query stays as
+    /// sent, in order (and the `?` goes when nothing is left).
+    public func removingQueryItems(where drop: (String) -> Bool) -> RequestTarget {
+        guard let rawQuery else { return self }
+        let kept = Self.split(Substring(rawQuery), at: UInt8(ascii: "&"), keepingEmpty: false).filter { item in
+            let name = item.utf8.firstIndex(of: UInt8(ascii: "=")).map { item[..<$0] } ?? item
+            return !drop(Self.decodeFormComponent(name))
+        }
+        return RequestTarget(segments: segments, path: path, rawQuery: kept.isEmpty ? nil : kept.joined(separator: "&"))
+    }
+
     /// The first value of query parameter `name` (decoded name), in normalized form; nil when absent.
     public func queryValues(named name: String) -> [String?] {
         queryItems.filter { $0.name == name }.map(\.value)

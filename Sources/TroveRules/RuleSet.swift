@@ -458,8 +458,12 @@ public final class CachePolicy: Sendable {
     /// the origin gives it explicit freshness; `statusTTLs` then lists the heuristically cacheable statuses, which
     /// fall back to the rule's TTL when the origin says nothing (RFC 9111 §3, RFC 9110 §15.1).
     public let anyStatus: Bool
+    /// Query parameters that change nothing in the answer (`utm_*`, `fbclid`): removed before the key is rendered
+    /// and before the request is forwarded. Names, or prefixes ending in `*`.
+    public let ignoreQuery: [String]
 
-    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false) {
+    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = []) {
+        self.ignoreQuery = ignoreQuery
         self.freshness = freshness
         self.anyStatus = anyStatus
         self.maxTTL = maxTTL
@@ -483,6 +487,28 @@ public final class CachePolicy: Sendable {
     /// True when an answer with this status may be stored if the origin gives it explicit freshness.
     public func storesWithExplicitFreshness(_ status: Int) -> Bool {
         anyStatus ? HTTPStatus.isStorable(status) : ttl(forStatus: status) != nil
+    }
+
+    /// True when query parameter `name` (decoded) is one the route ignores.
+    public func ignoresQuery(_ name: String) -> Bool {
+        ignoreQuery.contains { pattern in
+            pattern.hasSuffix("*") ? name.hasPrefix(pattern.dropLast()) : name == pattern
+        }
+    }
+
+    /// The query parameters the key tells apart; nil when it reads the whole query (`{query}`), which tells every
+    /// parameter apart. A request with any other parameter must not be stored under the key: an origin that
+    /// reads it (`?callback=...`) would answer differently, and that answer would be served for the key.
+    public var keyedQueryNames: Set<String>? {
+        var names = Set<String>()
+        for placeholder in key.placeholders {
+            switch placeholder.source {
+            case .query: return nil
+            case .queryParameter(let name): names.insert(name)
+            default: break
+            }
+        }
+        return names
     }
 
     /// The credentials the key holds, hashed: requests carrying them get entries of their own.

@@ -184,10 +184,20 @@ public enum RulesLoader {
         }
 
         guard let defaultOrigin = defaults.origin ?? origins.first?.name else { return nil }
-        return RuleSet(
+        let ruleSet = RuleSet(
             file: reader.file, fingerprint: fingerprint, listen: listen, admin: admin, store: store,
             origins: origins, defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched, warnings: [],
             missingEnvironment: [], shopifyWebhook: webhook, warm: warm.map(\.0), limits: limits, clients: clients)
+        // A warm-up URL whose query the key does not tell apart is passed uncached: warming it stores nothing.
+        for (offset, (text, itemNode)) in warm.enumerated() {
+            guard case .bypass(.unkeyedQuery(let names)) = ruleSet.plan(for: RequestHead(method: "GET", target: text)).decision,
+                let route = ruleSet.plan(for: RequestHead(method: "GET", target: text)).route
+            else { continue }
+            reader.warning("route '\(route.name)' does not name \(names.joined(separator: ", ")) in its key, so this URL is passed "
+                + "uncached and warming it stores nothing; add \(names.map { "{query.\($0)}" }.joined(separator: ", ")) to the key",
+                at: itemNode, field: "warm[\(offset)]")
+        }
+        return ruleSet
     }
 
     // MARK: Admin
@@ -473,10 +483,27 @@ public enum RulesLoader {
         var maxBodyBytes = 1 << 20
         var freshness = FreshnessSource.rules
         var maxTTL: Duration?
+        var ignoreQuery: [String] = []
         var cacheNode: Node?
     }
 
-    static let cacheDefaultKeys = ["ttl", "stale", "stale_if_error", "statuses", "max_body", "freshness", "max_ttl"]
+    static let cacheDefaultKeys = ["ttl", "stale", "stale_if_error", "statuses", "max_body", "freshness", "max_ttl", "ignore_query"]
+
+    /// `ignore_query: [utm_*, fbclid, gclid]`: query parameter names, or prefixes ending in `*`.
+    static func readIgnoreQuery(_ node: Node, field: String, reader: inout RulesReader) -> [String]? {
+        guard let list = reader.stringList(node, field: field) else { return nil }
+        var patterns: [String] = []
+        for (offset, (text, itemNode)) in list.enumerated() {
+            let name = text.hasSuffix("*") ? text.dropLast() : Substring(text)
+            guard !name.isEmpty, !name.contains("*"), !name.contains("&"), !name.contains("="), !name.contains(" ") else {
+                reader.error("'\(text)' is not a query parameter name; write a name (fbclid) or a prefix ending in * (utm_*)",
+                    at: itemNode, field: "\(field)[\(offset)]")
+                continue
+            }
+            patterns.append(text)
+        }
+        return patterns
+    }
 
     /// `freshness: rules|origin`.
     static func readFreshness(_ node: Node, field: String, reader: inout RulesReader) -> FreshnessSource? {
@@ -533,6 +560,9 @@ public enum RulesLoader {
                 }
                 if let node = cache["max_ttl"], let value = reader.duration(node, field: "defaults.cache.max_ttl") {
                     defaults.maxTTL = value
+                }
+                if let node = cache["ignore_query"], let patterns = readIgnoreQuery(node, field: "defaults.cache.ignore_query", reader: &reader) {
+                    defaults.ignoreQuery = patterns
                 }
             }
         }
@@ -615,7 +645,7 @@ extension RulesLoader {
     static let routeKeys = ["name", "match", "origin", "cache", "purge", "pass"]
     static let cacheKeys = [
         "key", "ttl", "stale", "stale_if_error", "statuses", "tags", "max_body", "shared", "authenticated",
-        "override_cache_control", "freshness", "max_ttl",
+        "override_cache_control", "freshness", "max_ttl", "ignore_query",
     ]
     static let purgeKeys = ["tags", "keys", "routes", "all"]
 
@@ -831,6 +861,11 @@ extension RulesLoader {
                 at: ttlNode, field: "cache.ttl")
             return nil
         }
+        var ignoreQuery = defaults.ignoreQuery
+        if let node = fields["ignore_query"] {
+            guard let patterns = readIgnoreQuery(node, field: "cache.ignore_query", reader: &reader) else { return nil }
+            ignoreQuery = patterns
+        }
         var maxTTL = defaults.maxTTL
         if let node = fields["max_ttl"] {
             guard let value = reader.duration(node, field: "cache.max_ttl") else { return nil }
@@ -866,6 +901,21 @@ extension RulesLoader {
         let used = Set(key.placeholders.compactMap { placeholder -> String? in
             if case .pathParameter(let name) = placeholder.source { return name } else { return nil }
         })
+        // A parameter the tags read but the key does not: requests carrying it are passed uncached (their answer
+        // cannot be told apart under the key), so the tag never marks an entry.
+        let keyedQuery = Set(key.placeholders.compactMap { placeholder -> String? in
+            if case .queryParameter(let name) = placeholder.source { return name } else { return nil }
+        })
+        if !key.placeholders.contains(where: { $0.source == .query }) {
+            for (offset, tag) in tags.enumerated() {
+                for placeholder in tag.placeholders {
+                    guard case .queryParameter(let name) = placeholder.source, !keyedQuery.contains(name) else { continue }
+                    reader.warning("the tag reads {query.\(name)}, which the key does not name: requests with \(name) are "
+                        + "passed uncached, so no entry ever carries this tag; add {query.\(name)} to the key",
+                        at: fields["tags"], field: "cache.tags[\(offset)]")
+                }
+            }
+        }
         let keyUsesPath = key.placeholders.contains { $0.source == .path }
         if !keyUsesPath {
             for parameter in parameters where !used.contains(parameter) {
@@ -877,7 +927,7 @@ extension RulesLoader {
             key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, staleIfError: staleIfError, maxBodyBytes: maxBody,
             shared: shared,
             authenticated: authenticated, overrideCacheControl: overrideCacheControl, freshness: freshness, maxTTL: maxTTL,
-            anyStatus: anyStatus)
+            anyStatus: anyStatus, ignoreQuery: ignoreQuery)
     }
 
     private static func suggestedIdentityKey(_ key: Template) -> String {

@@ -11,9 +11,11 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     public enum Source: Sendable, Hashable {
         /// `{id}` or `{path.id}`: a parameter captured by the route's path.
         case pathParameter(String)
-        /// `{query.page}`: the values of one query parameter, joined with `,` when repeated; empty when absent.
+        /// `{query.page}`: the values of one query parameter, each escaped and joined with `%2c` when repeated;
+        /// empty when absent.
         case queryParameter(String)
-        /// `{header.accept-language}`: one request header (name lower-cased), joined with `,` when repeated.
+        /// `{header.accept-language}`: one request header (name lower-cased), its lines joined like repeated query
+        /// values.
         case header(String)
         /// `{cookie.sessionid}`: one cookie from the `Cookie` header.
         case cookie(String)
@@ -383,7 +385,20 @@ extension Template {
         default:
             break
         }
-        var value = rawValue(of: placeholder.source, context)
+        let values = rawValues(of: placeholder.source, context)
+        guard values.count > 1 else { return appendOne(values.first, of: placeholder, to: &output) }
+        // A repeated query parameter or header: each value filtered and escaped on its own, joined with `%2c`.
+        // Escaping writes upper-case hex only, so no single value renders `%2c`: `?tag=a&tag=b` (`a%2cb`) and
+        // `?tag=a,b` (`a%2Cb`) never share a key, and the output stays within the value alphabet.
+        for (index, value) in values.enumerated() {
+            if index > 0 { output += "%2c" }
+            appendOne(value, of: placeholder, to: &output)
+        }
+    }
+
+    /// One value (nil: absent), through the placeholder's filters, escaped.
+    private static func appendOne(_ raw: String?, of placeholder: Placeholder, to output: inout String) {
+        var value = raw
         // Text filters work on what the value says, so a value taken from the URL is decoded first
         // (`%20abc` trims to `abc`); the result is escaped again below like any other value.
         if placeholder.filters.contains(where: \.isTextFilter), let encoded = value {
@@ -403,6 +418,18 @@ extension Template {
                 .joined(separator: "/")
         } else {
             KeyEscaping.append(value, to: &output)
+        }
+    }
+
+    /// Every value the request gives the source: several for a repeated query parameter or header line.
+    private static func rawValues(of source: Source, _ context: TemplateContext) -> [String] {
+        switch source {
+        case .queryParameter(let name):
+            return context.target.queryItems.filter { $0.name == name }.map { $0.value ?? "" }
+        case .header(let name):
+            return context.headerValues(name)
+        default:
+            return rawValue(of: source, context).map { [$0] } ?? []
         }
     }
 

@@ -13,7 +13,7 @@ import TroveRules
         admin: {allow_unauthenticated: true}
         origins: {api: {url: "http://origin.internal:8000"}}
         routes:
-          - {name: event, match: "GET /events/{id}", cache: {key: "event:{id}", ttl: 60s, tags: ["event:{id}"]}}
+          - {name: event, match: "GET /events/{id}", cache: {key: "event:{id}:{query}", ttl: 60s, tags: ["event:{id}"]}}
           - {name: mine, match: "GET /mine", cache: {key: "mine:{header.x-user}", ttl: 60s}}
           - {name: rest, match: ANY /**, pass: true}
         """, file: "plans.yaml")
