@@ -60,6 +60,16 @@ public enum ContentCoding {
         }
     }
 
+    /// The decoded size a gzip stream declares in its trailer (ISIZE, RFC 1952: the last four bytes, little
+    /// endian, modulo 2^32); nil when the bytes are too short to be gzip. A hint, not a promise (a stream of
+    /// several members declares only its last one's size): decoders must still stop at their own limit.
+    public static func declaredGzipSize<Bytes: Collection>(_ bytes: Bytes) -> Int? where Bytes.Element == UInt8 {
+        guard bytes.count >= 18 else { return nil }
+        var size = 0
+        for (offset, byte) in bytes.suffix(4).enumerated() { size |= Int(byte) << (8 * offset) }
+        return size
+    }
+
     /// `Vary` with `Accept-Encoding` in it, for caches after Trove: what Trove sends depends on it.
     public static func varyingOnEncoding(_ headers: [Header]) -> [Header] {
         var out = headers

@@ -255,7 +255,8 @@ final class DemoOriginHandler: ChannelInboundHandler {
         return json(.notFound, ["error": "no such endpoint: \(method.rawValue) \(path)"])
     }
 
-    /// `/respond?status=201&header=Set-Cookie:a=1&header=Cache-Control:private&kb=64&body=text`
+    /// `/respond?status=201&header=Set-Cookie:a=1&header=Cache-Control:private&kb=64&body=text` (`random=1`: the
+    /// `kb` bytes do not compress; `gzip=1`: compressed for clients that take gzip)
     ///
     /// Like a well-behaved origin, it answers 304 (the same headers, no body) to an `If-None-Match` that
     /// names the `ETag` it would send.
@@ -273,8 +274,18 @@ final class DemoOriginHandler: ChannelInboundHandler {
             return Answer(status: .notModified, headers: headers.filter { $0.0.lowercased() != "content-type" }, body: ByteBuffer())
         }
         var body = ByteBuffer(string: query["body"] ?? "")
-        if let kb = Int(query["kb"] ?? ""), kb > 0 {
+        if let kb = Int(query["kb"] ?? ""), (1...(1 << 20)).contains(kb) {
             body = ByteBuffer(repeating: UInt8(ascii: "x"), count: kb * 1024)
+            if query["random"] == "1" {
+                // Bytes that do not compress (a fixed xorshift sequence, so answers repeat exactly).
+                var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+                body = ByteBuffer(bytes: (0..<(kb * 1024)).map { _ in
+                    state ^= state << 13
+                    state ^= state >> 7
+                    state ^= state << 17
+                    return UInt8(truncatingIfNeeded: state)
+                })
+            }
         }
         // `gzip=1`: compress, as origins do, for requests that accept it.
         if query["gzip"] == "1", head.headers["Accept-Encoding"].contains(where: { $0.lowercased().contains("gzip") }),

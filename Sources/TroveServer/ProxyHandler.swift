@@ -2,6 +2,7 @@ internal import CompressNIO
 internal import Logging
 internal import NIOCore
 internal import NIOHTTP1
+internal import NIOPosix
 internal import TroveCore
 internal import TroveRules
 
@@ -692,7 +693,6 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func respond(_ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, close: Bool) {
         guard !exchange.answered else { return }
         exchange.answered = true
-        var plan = plan
         var status: Int
         var headers: [Header]
         var body: ByteBuffer?
@@ -734,20 +734,44 @@ final class ProxyHandler: ChannelDuplexHandler {
             body = ByteBuffer(string: "\(troveStatus) \(HTTPResponseStatus(statusCode: troveStatus).reasonPhrase): \(message)\n")
             contentLength = body?.readableBytes
         }
-        if case .cache = exchange.plan.decision, plan.source == .entry || plan.source == .origin {
-            if !Self.adaptCoding(&headers, &body, &contentLength, request: exchange.headers, allocator: context?.channel.allocator) {
-                environment.logger.warning("a gzip body could not be decoded", metadata: ["route.name": "\(exchange.plan.route?.name ?? "")"])
-                status = 502
-                headers = [Header("Content-Type", "text/plain; charset=utf-8")]
-                body = ByteBuffer(string: "502 Bad Gateway: the origin's gzip body could not be decoded\n")
-                contentLength = body?.readableBytes
-                plan.cacheStatus = nil
+        if case .cache = exchange.plan.decision, plan.source == .entry || plan.source == .origin, ContentCoding.isGzip(headers) {
+            // Stored gzip is sent as it is to clients that take gzip, decoded for the others; either way
+            // `Vary: Accept-Encoding` tells caches after Trove that the coding depends on the request.
+            if ContentCoding.acceptsGzip(exchange.headers) {
+                headers = ContentCoding.varyingOnEncoding(headers)
+            } else {
+                headers = ContentCoding.varyingOnEncoding(ContentCoding.decodedHeaders(headers))
+                if let coded = body {  // not a 304, which has headers only
+                    let decodedHeaders = headers
+                    return decode(coded, exchange) { decoded in
+                        switch decoded {
+                        case .success(let decoded):
+                            self.finish(plan, exchange, status: status, headers: decodedHeaders, body: decoded, contentLength: decoded.readableBytes,
+                                close: close)
+                        case .failure(let problem):
+                            var plan = plan
+                            plan.cacheStatus = nil
+                            let text = "502 Bad Gateway: \(problem)\n"
+                            self.finish(plan, exchange, status: 502, headers: [Header("Content-Type", "text/plain; charset=utf-8")],
+                                body: ByteBuffer(string: text), contentLength: text.utf8.count, close: close, isError: true)
+                        }
+                    }
+                }
             }
         }
+        finish(plan, exchange, status: status, headers: headers, body: body, contentLength: contentLength, close: close)
+    }
+
+    /// Records the answer (statistics, access log) and writes it.
+    private func finish(
+        _ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, status: Int, headers: [Header], body: ByteBuffer?,
+        contentLength: Int?, close: Bool, isError: Bool = false
+    ) {
+        var headers = headers
         if plan.notModified && status == 304 { headers = ConditionalRequest.notModifiedHeaders(headers) }
         let trove = ResponseEncoding.TroveHeaders(cacheStatus: plan.cacheStatus, age: plan.age, retryAfter: plan.retryAfter)
 
-        var isError = false
+        var isError = isError
         if case .trove(let troveStatus, _) = plan.source, troveStatus >= 500 || troveStatus == 400 || troveStatus == 413 { isError = true }
         let stored = plan.cacheStatus?.stored ?? false
         // What was stored, not the answer as this client gets it (decoded from gzip, or a 304 without a body).
@@ -767,6 +791,62 @@ final class ProxyHandler: ChannelDuplexHandler {
             request: exchange.head, close: close || exchange.endsConnection)
     }
 
+    /// Gzip bodies up to this size (coded) are decoded on the event loop: a few hundred microseconds at most.
+    /// Larger ones are decoded on NIO's thread pool, so one client's large answer never stalls the loop's
+    /// other connections.
+    static let inlineDecodeLimit = 256 << 10
+
+    /// Decodes a stored gzip body for a client that does not take gzip, never past `limits.max_decoded_body`
+    /// (a 1 MiB entry can inflate to 1 GiB: a gzip bomb). The size the gzip trailer declares is checked first,
+    /// so an announced bomb costs nothing; the decoder stops at the limit whatever the trailer said.
+    private func decode(_ coded: ByteBuffer, _ exchange: Exchange, then: @escaping (Result<ByteBuffer, DecodeProblem>) -> Void) {
+        guard let context else { return }
+        let limit = limits.maxDecodedBody
+        let metrics = environment.metrics
+        let route = exchange.plan.route?.name ?? ""
+        let logger = environment.logger
+        @Sendable func run(_ coded: ByteBuffer) -> Result<ByteBuffer, DecodeProblem> {
+            if let declared = ContentCoding.declaredGzipSize(coded.readableBytesView), declared > limit {
+                metrics.recordLimit(.maxDecodedBody)
+                return .failure(.tooLarge(limit))
+            }
+            var input = coded
+            do {
+                return .success(try input.decompress(with: .gzip(), maxSize: limit))
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                metrics.recordLimit(.maxDecodedBody)
+                return .failure(.tooLarge(limit))
+            } catch {
+                logger.warning("a gzip body could not be decoded", metadata: ["route.name": "\(route)"])
+                return .failure(.corrupt)
+            }
+        }
+        if coded.readableBytes <= Self.inlineDecodeLimit {
+            return then(run(coded))
+        }
+        let loop = context.eventLoop
+        NIOThreadPool.singleton.runIfActive(eventLoop: loop) { run(coded) }.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let decoded): then(decoded)
+            case .failure: then(.failure(.corrupt))
+            }
+        }
+    }
+
+    /// Why a stored gzip body was not decoded for a client.
+    enum DecodeProblem: Error, CustomStringConvertible {
+        case corrupt
+        case tooLarge(Int)
+
+        var description: String {
+            switch self {
+            case .corrupt: "the origin's gzip body could not be decoded"
+            case .tooLarge(let limit):
+                "the origin's gzip body decodes to more than \(Units.format(bytes: limit)) (limits.max_decoded_body); ask with Accept-Encoding: gzip"
+            }
+        }
+    }
+
     /// A Shopify webhook on the public listener: answered by Trove, never forwarded.
     private func answerWebhook(
         _ webhook: ShopifyWebhookRule, loaded: RulesState.Loaded, head: HTTPRequestHead, headers: [Header], body: ByteBuffer?
@@ -779,26 +859,6 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.write(status: json.status, headers: [Header("Content-Type", "application/json")], trove: .none, body: json.body,
                 contentLength: json.body.readableBytes, request: head, close: false)
         }
-    }
-
-    /// An answer fetched to store (or from the store) may be gzip-coded, whatever the client asked for: sent as
-    /// it is to clients that accept gzip, decoded for the others. Either way `Vary: Accept-Encoding` tells caches
-    /// after Trove that the coding depends on the request. False when the body cannot be decoded.
-    static func adaptCoding(
-        _ headers: inout [Header], _ body: inout ByteBuffer?, _ contentLength: inout Int?, request: [Header],
-        allocator: ByteBufferAllocator?
-    ) -> Bool {
-        guard ContentCoding.isGzip(headers) else { return true }
-        if ContentCoding.acceptsGzip(request) {
-            headers = ContentCoding.varyingOnEncoding(headers)
-            return true
-        }
-        headers = ContentCoding.varyingOnEncoding(ContentCoding.decodedHeaders(headers))
-        guard var coded = body else { return true }  // a 304: headers only
-        guard let decoded = try? coded.decompress(with: .gzip(), allocator: allocator ?? ByteBufferAllocator()) else { return false }
-        body = decoded
-        contentLength = decoded.readableBytes
-        return true
     }
 
     /// A step the state machine should never ask for: answer 500 rather than leave the client waiting.

@@ -84,3 +84,12 @@ import TroveRules
         #expect(Duration.seconds(Int64.max).milliseconds == .max)
     }
 }
+
+/// The size a gzip trailer declares (#12, finding 8).
+@Suite struct GzipTrailerTests {
+    @Test func declaredSize() {
+        #expect(ContentCoding.declaredGzipSize([UInt8](repeating: 0, count: 14) + [0x00, 0x00, 0x00, 0x40]) == 1 << 30)
+        #expect(ContentCoding.declaredGzipSize([UInt8](repeating: 0, count: 14) + [0x05, 0x01, 0x00, 0x00]) == 261)
+        #expect(ContentCoding.declaredGzipSize([UInt8](repeating: 0, count: 17)) == nil)
+    }
+}

@@ -364,3 +364,42 @@ import TroveTestSupport
         await scenario.stop(trove)
     }
 }
+
+/// Finding 8: a stored gzip answer that inflates past `limits.max_decoded_body` is refused for clients that do not
+/// take gzip (502), costs nothing to refuse, and is still served coded to those that do.
+@Suite(.serialized) struct GzipBombTests {
+    @Test func decodedBodiesAreBounded() async throws {
+        let scenario = try await Scenario(redis: false)
+        let routes = """
+              - {name: respond, match: GET /respond, cache: {key: "respond:{query}", ttl: 1m, max_body: 1MB}}
+              - {name: rest, match: ANY /**, pass: true}
+            """
+        let rules = try RulesLoader.parse(scenario.yaml(routes: routes) + "\nlimits: {max_decoded_body: 1MB}\n", file: "gzip.yaml",
+            environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
+        let trove = try await scenario.trove(rules)
+        // 8 MiB of one letter: a few kilobytes of gzip.
+        let coded = try await scenario.request(trove, "/respond?kb=8192&gzip=1", headers: [Header("Accept-Encoding", "gzip")])
+        #expect(coded.status == 200)
+        #expect(coded.header("Content-Encoding") == "gzip")
+        #expect(coded.xCache == "MISS")
+        let bomb = try await scenario.request(trove, "/respond?kb=8192&gzip=1")
+        #expect(bomb.status == 502)
+        #expect(bomb.body.contains("decodes to more than 1 MiB (limits.max_decoded_body)"))
+        // Within the limit, decoded as before.
+        _ = try await scenario.request(trove, "/respond?kb=512&gzip=1", headers: [Header("Accept-Encoding", "gzip")])
+        let decoded = try await scenario.request(trove, "/respond?kb=512&gzip=1")
+        #expect(decoded.status == 200)
+        #expect(decoded.xCache == "HIT")
+        #expect(decoded.header("Content-Encoding") == nil)
+        #expect(decoded.body.utf8.count == 512 * 1024)
+        // A body too large to decode on the event loop is decoded beside it, with the same result.
+        let big = try await scenario.request(trove, "/respond?kb=768&random=1&gzip=1", headers: [Header("Accept-Encoding", "gzip")])
+        #expect(try #require(Int(big.header("Content-Length") ?? "")) > 256 * 1024)
+        let bigDecoded = try await scenario.request(trove, "/respond?kb=768&random=1&gzip=1")
+        #expect(bigDecoded.xCache == "HIT")
+        #expect(bigDecoded.status == 200)
+        #expect(bigDecoded.header("Content-Length") == "\(768 * 1024)")
+        #expect(try await scenario.admin(trove, "/metrics").body.contains("trove_limits_reached_total{limit=\"max_decoded_body\"} 1"))
+        await scenario.stop(trove)
+    }
+}
