@@ -442,6 +442,8 @@ public struct ReadThroughStateMachine: Sendable {
                 !keys.contains(key)
             else { continue }
             keys.append(key)
+            // HTTP allows one Location and one Content-Location; an origin sending thousands gets a few honoured.
+            if keys.count >= 8 { break }
         }
         return keys
     }

@@ -190,43 +190,105 @@ public final class RedisStore: CacheStore {
         }
     }
 
+    /// Counters increased per batch of commands. A purge of 100k tags sent as one batch outlived the command
+    /// timeout, which closed the connection, queued the purge, and every reconnect replayed it and timed out
+    /// again: the store stayed down until a restart. Each slice is small enough to be answered well within the
+    /// timeout, and has its own deadline, because the next is sent only when the last is answered.
+    static let purgeSlice = 256
+
     public func purge(_ request: PurgeRequest, completion: @escaping (Result<PurgeReport, StoreError>) -> Void) {
+        purge(request, replaying: nil, completion: completion)
+    }
+
+    /// Applies `request` slice by slice. When a slice fails, what is left of the purge (that slice and the ones
+    /// after it) is queued, never lost: replayed as soon as a connection is back (an INCR twice only
+    /// invalidates twice). `replaying` is the queued request this call replays: on success it leaves the
+    /// queue, on failure it is replaced by what is left.
+    private func purge(
+        _ request: PurgeRequest, replaying: PurgeRequest?, completion: @escaping (Result<PurgeReport, StoreError>) -> Void
+    ) {
         let purges = request.purges
-        var commands: [[RESPArgument]] = []
         var counters: [Dependencies.Counter] = []
         if purges.everything { counters.append(.everything) }
         counters += purges.routes.map(Dependencies.Counter.route) + purges.tags.map(Dependencies.Counter.tag)
             + purges.keys.map(Dependencies.Counter.key)
         let lifetime = String(request.counterLifetime)
-        for counter in counters {
-            commands.append(["INCR", .string(counterKey(counter))])
-            if counter != .everything { commands.append(["PEXPIRE", .string(counterKey(counter)), .string(lifetime)]) }
+        for key in purges.keys { bodies.forget(key) }
+        var found: [Bool] = []
+        found.reserveCapacity(purges.keys.count)
+
+        func failed(at offset: Int, _ error: StoreError) {
+            let rest = Self.remainder(of: purges, fromCounter: offset)
+            let left = PurgeRequest(purges: rest, counterLifetime: request.counterLifetime)
+            if let replaying {
+                queue.replace(replaying, with: left)
+            } else {
+                queue.append(left)
+            }
+            completion(.failure(error))
         }
-        // Drop the purged keys' entries too: not needed for correctness (their counters changed), but it frees
-        // the memory now and tells the caller whether there was anything.
-        let deletes = commands.count
-        for key in purges.keys {
-            commands.append(["DEL", .string(entryKey(key))])
-            bodies.forget(key)
-        }
-        connection.send(commands) { [queue] result in
-            switch result {
-            case .success(let replies):
-                if let error = replies.first(where: { if case .error = $0 { true } else { false } }) {
-                    queue.append(request)
-                    completion(.failure(.protocolError("purge failed: \(error)")))
-                    return
+
+        // The counters first (what invalidates), then the purged keys' entries (frees memory now and tells the
+        // caller whether there was anything; not needed for correctness).
+        func incrementSlice(from offset: Int) {
+            guard offset < counters.count else { return deleteSlice(from: 0) }
+            let slice = counters[offset..<min(counters.count, offset + Self.purgeSlice)]
+            var commands: [[RESPArgument]] = []
+            commands.reserveCapacity(slice.count * 2)
+            for counter in slice {
+                commands.append(["INCR", .string(counterKey(counter))])
+                if counter != .everything { commands.append(["PEXPIRE", .string(counterKey(counter)), .string(lifetime)]) }
+            }
+            connection.send(commands) { result in
+                switch result {
+                case .success(let replies):
+                    if let error = replies.first(where: { if case .error = $0 { true } else { false } }) {
+                        return failed(at: offset, .protocolError("purge failed: \(error)"))
+                    }
+                    incrementSlice(from: offset + slice.count)
+                case .failure(let error):
+                    failed(at: offset, error)
                 }
-                let found = replies[deletes...].map { if case .integer(let n) = $0 { n > 0 } else { false } }
-                completion(.success(PurgeReport(
-                    all: purges.everything, routes: purges.routes, tags: purges.tags,
-                    keys: zip(purges.keys, found).map { PurgeReport.KeyResult(key: $0, found: $1) })))
-            case .failure(let error):
-                // Never lost: replayed as soon as a connection is back (an INCR twice only invalidates twice).
-                queue.append(request)
-                completion(.failure(error))
             }
         }
+
+        func deleteSlice(from offset: Int) {
+            guard offset < purges.keys.count else { return done() }
+            let slice = purges.keys[offset..<min(purges.keys.count, offset + Self.purgeSlice)]
+            connection.send(slice.map { ["DEL", .string(entryKey($0))] }) { result in
+                if case .success(let replies) = result {
+                    found += replies.map { if case .integer(let n) = $0 { n > 0 } else { false } }
+                } else {
+                    found += slice.map { _ in false }
+                }
+                deleteSlice(from: offset + slice.count)
+            }
+        }
+
+        func done() {
+            if let replaying { queue.remove(replaying) }
+            completion(.success(PurgeReport(
+                all: purges.everything, routes: purges.routes, tags: purges.tags,
+                keys: zip(purges.keys, found).map { PurgeReport.KeyResult(key: $0, found: $1) })))
+        }
+
+        incrementSlice(from: 0)
+    }
+
+    /// The part of `purges` from its `offset`-th counter on, counters in the order `purge` increases them:
+    /// everything, routes, tags, keys.
+    static func remainder(of purges: PurgeSet, fromCounter offset: Int) -> PurgeSet {
+        var skip = offset
+        var rest = PurgeSet()
+        if purges.everything {
+            if skip > 0 { skip -= 1 } else { rest.everything = true }
+        }
+        rest.routes = Array(purges.routes.dropFirst(skip))
+        skip = max(0, skip - purges.routes.count)
+        rest.tags = Array(purges.tags.dropFirst(skip))
+        skip = max(0, skip - purges.tags.count)
+        rest.keys = Array(purges.keys.dropFirst(skip))
+        return rest
     }
 
     public func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void) {
@@ -312,9 +374,9 @@ public final class RedisStore: CacheStore {
 
     private func replayQueuedPurges() {
         guard let next = queue.first else { return }
-        purge(next) { [queue] result in
-            guard case .success = result else { return }  // purge() queued it again; the next connection retries
-            queue.remove(next)
+        purge(next, replaying: next) { result in
+            // On failure, what is left waits in the queue for the next connection.
+            guard case .success = result else { return }
             self.replayQueuedPurges()
         }
     }
@@ -398,6 +460,18 @@ final class PurgeQueue: Sendable {
     func remove(_ request: PurgeRequest) {
         requests.withLock { queued in
             if let index = queued.firstIndex(of: request) { queued.remove(at: index) }
+        }
+    }
+
+    /// Replaces a queued request by what is left of it (nothing left: removes it), in its place.
+    func replace(_ request: PurgeRequest, with rest: PurgeRequest) {
+        requests.withLock { queued in
+            guard let index = queued.firstIndex(of: request) else { return }
+            if rest.purges.isEmpty {
+                queued.remove(at: index)
+            } else {
+                queued[index] = rest
+            }
         }
     }
 }

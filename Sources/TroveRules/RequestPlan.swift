@@ -80,6 +80,17 @@ public struct PurgeSet: Sendable, Equatable, Codable {
     }
 
     public var isEmpty: Bool { tags.isEmpty && keys.isEmpty && routes.isEmpty && !everything }
+
+    /// The counters the purge increases (one per tag, key and route, one for everything): what
+    /// `limits.max_purge` bounds.
+    public var counterCount: Int { tags.count + keys.count + routes.count + (everything ? 1 : 0) }
+
+    /// Why the purge is refused under `limits.max_purge`, or nil when it is within it.
+    public func refusal(maxPurge: Int) -> String? {
+        guard counterCount > maxPurge else { return nil }
+        return "the purge names \(counterCount) tags, keys and routes, more than limits.max_purge (\(maxPurge)); nothing was "
+            + "purged. Purge a tag the entries share, or their route, or split the purge"
+    }
 }
 
 extension RuleSet {

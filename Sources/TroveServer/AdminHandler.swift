@@ -280,6 +280,10 @@ final class AdminHandler: ChannelInboundHandler {
         guard !purges.isEmpty else {
             return answer(.error(400, "nothing to purge: give tags, keys, routes or \"all\": true"))
         }
+        if let refusal = purges.refusal(maxPurge: loaded.rules.limits.maxPurge) {
+            environment.metrics.recordLimit(.maxPurge)
+            return answer(.error(413, refusal))
+        }
         guard let store else { return answer(.error(503, "no store")) }
         store.purge(PurgeRequest(purges: purges, counterLifetime: loaded.counterLifetime)) { result in
             let failed = result.isFailure

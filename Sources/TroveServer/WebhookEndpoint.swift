@@ -33,6 +33,11 @@ enum WebhookEndpoint {
             logger.info("webhook acknowledged, nothing to purge", metadata: ["webhook.topic": "\(topic)", "webhook.reason": "\(reason)"])
             answer((200, ["topic": topic, "purged": false, "reason": reason]))
         case .purge(let purges, let topic, let deliveryID, let skipped):
+            if let refusal = purges.refusal(maxPurge: loaded.rules.limits.maxPurge) {
+                environment.metrics.recordLimit(.maxPurge)
+                logger.error("webhook purge refused", metadata: ["webhook.topic": "\(topic)", "webhook.reason": "\(refusal)"])
+                return answer((413, ["topic": topic, "purged": false, "error": refusal]))
+            }
             func purge() {
                 store.purge(PurgeRequest(purges: purges, counterLifetime: loaded.counterLifetime)) { result in
                     let failed = result.isFailure

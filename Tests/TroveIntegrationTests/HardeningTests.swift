@@ -403,3 +403,22 @@ import TroveTestSupport
         await scenario.stop(trove)
     }
 }
+
+/// Finding 9: a purge larger than `limits.max_purge` is refused whole, with what to do instead.
+@Suite(.serialized) struct PurgeLimitTests {
+    @Test func oversizedPurgesAreRefused() async throws {
+        let scenario = try await Scenario(redis: true)
+        let rules = try RulesLoader.parse(scenario.yaml() + "\nlimits: {max_purge: 3}\n", file: "purge.yaml",
+            environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
+        let trove = try await scenario.trove(rules)
+        #expect(try await scenario.request(trove, "/api/v1/events/1").xCache == "MISS")
+        let refused = try await scenario.admin(trove, "POST", "/purge", json: #"{"tags": ["a", "b", "c", "event:1"]}"#)
+        #expect(refused.status == 413)
+        #expect(refused.body.contains("names 4 tags, keys and routes, more than limits.max_purge (3); nothing was purged"))
+        #expect(try await scenario.request(trove, "/api/v1/events/1").xCache == "HIT", "nothing was purged")
+        let accepted = try await scenario.admin(trove, "POST", "/purge", json: #"{"tags": ["event:1"]}"#)
+        #expect(accepted.status == 200)
+        #expect(try await scenario.request(trove, "/api/v1/events/1").xCache == "MISS")
+        await scenario.stop(trove)
+    }
+}

@@ -198,6 +198,34 @@ import TroveTestSupport
         try await store.close()
     }
 
+    /// Finding 9 of #12: a purge of 100,000 tags goes out in slices, each answered within the command timeout:
+    /// it is applied whole, and the store stays up (one batch once timed out, and every replay after it too).
+    @Test func aVeryLargePurgeDoesNotWedgeTheStore() async throws {
+        let store = try await store(factory(commandTimeout: .milliseconds(250)))
+        _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "old")
+        let tags = (0..<100_000).map { "bulk:\($0)" } + ["event:42"]
+        guard case .success(let report) = try await store.purge(PurgeSet(tags: tags)) else {
+            Issue.record("the purge failed")
+            return
+        }
+        #expect(report.tags.count == 100_001)
+        #expect(try await store.health().ready)
+        guard case .found(_, _, let generations) = try await store.lookup(event) else { Issue.record("the store answers"); return }
+        #expect(generations == [0, 0, 0, 0, 1])
+        #expect(try redis.command(["GET", "test:g:t:bulk:99999"]).contains("1"))
+        try await store.close()
+    }
+
+    /// What is left of a purge after a slice failed, in the order the slices go out.
+    @Test func remainderOfAPurge() {
+        let purges = PurgeSet(tags: ["t1", "t2"], keys: ["k1"], routes: ["r1"], everything: true)
+        #expect(RedisStore.remainder(of: purges, fromCounter: 0) == purges)
+        #expect(RedisStore.remainder(of: purges, fromCounter: 1) == PurgeSet(tags: ["t1", "t2"], keys: ["k1"], routes: ["r1"]))
+        #expect(RedisStore.remainder(of: purges, fromCounter: 3) == PurgeSet(tags: ["t2"], keys: ["k1"]))
+        #expect(RedisStore.remainder(of: purges, fromCounter: 4) == PurgeSet(keys: ["k1"]))
+        #expect(RedisStore.remainder(of: purges, fromCounter: 5).isEmpty)
+    }
+
     /// A purge that cannot reach Redis is kept and applied when Redis is back; until then no lookup is answered
     /// from the store, so nothing the purge covers is served.
     @Test func purgesMadeWhileRedisIsAwayAreReplayed() async throws {
@@ -296,7 +324,9 @@ import TroveTestSupport
         #expect(try await read(first) == 0x62)
         #expect(try await read(first) == 0x62)
         // Gone from Redis: a miss, and nothing held.
-        _ = try await loop.submit { first.value.purge(PurgeRequest(purges: PurgeSet(keys: ["big"]), counterLifetime: 60_000)) { _ in } }.get()
+        let purged = loop.makePromise(of: Void.self)
+        loop.execute { first.value.purge(PurgeRequest(purges: PurgeSet(keys: ["big"]), counterLifetime: 60_000)) { _ in purged.succeed(()) } }
+        try await purged.futureResult.get()
         #expect(try await read(second) == nil)
         #expect(try await loop.submit { second.value.bodies.holds("big") }.get() == false)
         // Small bodies are read whole and never held.
