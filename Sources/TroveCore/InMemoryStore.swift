@@ -13,8 +13,9 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
 
     /// - Parameters:
     ///   - capacity: bytes of entries (bodies, headers, keys) kept before the least recently used are evicted.
-    public init(capacity: Int, clock: any TroveClock = SystemClock()) {
-        self.state = Mutex(State(capacity: capacity))
+    ///   - maxCounters: purge counters kept at once; a capacity-sized default (each costs about 200 bytes).
+    public init(capacity: Int, clock: any TroveClock = SystemClock(), maxCounters: Int? = nil) {
+        self.state = Mutex(State(capacity: capacity, maxCounters: maxCounters ?? max(10_000, capacity / 256)))
         self.clock = clock
     }
 
@@ -76,7 +77,6 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
                 if let slot { state.remove(slot: slot) }
                 keys.append(PurgeReport.KeyResult(key: key, found: slot != nil))
             }
-            state.sweepCounters(now: now)
             return PurgeReport(all: purges.everything, routes: purges.routes, tags: purges.tags, keys: keys)
         }
         completion(.success(report))
@@ -103,9 +103,13 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
     public func claimOnce(_ id: String, ttl: Int64, completion: (Result<Bool, StoreError>) -> Void) {
         let now = clock.nowMilliseconds()
         let first = state.withLock { state in
-            state.claims = state.claims.filter { $0.value > now }
+            for expired in state.claimExpiries.popExpired(now: now) { state.claims[expired] = nil }
             if state.claims[id] != nil { return false }
-            state.claims[id] = now + ttl
+            // Bounded like the counters: past the limit the delivery seen longest ago is forgotten (a redelivery
+            // of it would purge twice, which costs a few misses, never a stale answer).
+            if state.claims.count >= state.maxCounters, let oldest = state.claimExpiries.popFirst() { state.claims[oldest] = nil }
+            state.claims[id] = now.addingClamped(ttl)
+            state.claimExpiries.set(id, expiresAt: now.addingClamped(ttl))
             return true
         }
         completion(.success(first))
@@ -143,11 +147,16 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         var head: Int?
         var tail: Int?
         var counters: [Dependencies.Counter: (value: Int64, expiresAt: Int64?)] = [:]
+        /// The counters that expire, soonest first: expired ones are dropped without a scan.
+        var counterExpiries = ExpiryHeap<Dependencies.Counter>()
+        let maxCounters: Int
         /// Webhook deliveries seen, until when (`claimOnce`).
         var claims: [String: Int64] = [:]
+        var claimExpiries = ExpiryHeap<String>()
 
-        init(capacity: Int) {
+        init(capacity: Int, maxCounters: Int) {
             self.capacity = capacity
+            self.maxCounters = maxCounters
         }
 
         func counter(_ counter: Dependencies.Counter, now: Int64) -> Int64 {
@@ -156,15 +165,24 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
             return stored.value
         }
 
+        /// Increases a counter. Counters expire after `lifetime` (every entry that recorded the old value is gone
+        /// by then); expired ones are dropped as they come due, so templated tags (`event:{id}`) and writes to
+        /// ever new URLs cannot grow the table forever, and nothing is scanned.
         mutating func increase(_ counter: Dependencies.Counter, now: Int64, lifetime: Int64?) {
-            let next = self.counter(counter, now: now) + 1
-            counters[counter] = (next, lifetime.map { now + $0 })
-        }
-
-        /// Drops expired counters once there are many, so templated tags (`event:{id}`) cannot grow it forever.
-        mutating func sweepCounters(now: Int64) {
-            guard counters.count > 10_000 else { return }
-            counters = counters.filter { _, stored in stored.expiresAt.map { $0 > now } ?? true }
+            for expired in counterExpiries.popExpired(now: now) { counters[expired] = nil }
+            let next = self.counter(counter, now: now).addingClamped(1)
+            let expiresAt = lifetime.map { now.addingClamped($0) }
+            if counters[counter] == nil, counters.count >= maxCounters {
+                // Full of counters that have not expired (writes to a flood of new URLs). Dropping one would make
+                // entries that recorded its old value valid again; increasing `everything` instead invalidates
+                // every entry at once, after which no other counter matters.
+                let everything = self.counter(.everything, now: now)
+                counters.removeAll(keepingCapacity: true)
+                counterExpiries = ExpiryHeap()
+                counters[.everything] = (everything.addingClamped(1), nil)
+            }
+            counters[counter] = (next, expiresAt)
+            if let expiresAt { counterExpiries.set(counter, expiresAt: expiresAt) } else { counterExpiries.remove(counter) }
         }
 
         mutating func insert(_ entry: Stored) {

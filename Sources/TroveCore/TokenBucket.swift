@@ -65,19 +65,23 @@ public struct FlightTable<Waiter> {
     }
 
     private var flights: [String: [Waiter]] = [:]
-    private var unshareableUntil: [String: Int64] = [:]
+    /// Keys whose answers could not be shared lately, until when: forgotten as they expire, soonest first (never
+    /// by scanning the table under the lock), and bounded: past `maxUnshareable`, the soonest to expire goes.
+    private var unshareable = ExpiryHeap<String>()
     public let hitForMiss: Int64
+    public let maxUnshareable: Int
 
     /// - Parameter hitForMiss: milliseconds a key stays "unshareable" after an answer that could not be stored.
-    public init(hitForMiss: Int64) {
+    public init(hitForMiss: Int64, maxUnshareable: Int = 100_000) {
         self.hitForMiss = hitForMiss
+        self.maxUnshareable = maxUnshareable
     }
 
     /// Joins the fetch for `key`, or starts it.
     public mutating func join(_ key: String, waiter: Waiter, now: Int64) -> Join {
-        if let until = unshareableUntil[key] {
+        if let until = unshareable.expiry(of: key) {
             if until > now { return .alone }
-            unshareableUntil[key] = nil
+            unshareable.remove(key)
         }
         if flights[key] != nil {
             flights[key]!.append(waiter)
@@ -101,15 +105,19 @@ public struct FlightTable<Waiter> {
     /// unshareable for `hitForMiss`.
     public mutating func finish(_ key: String, shareable: Bool, now: Int64) -> [Waiter] {
         let waiters = flights.removeValue(forKey: key) ?? []
+        _ = unshareable.popExpired(now: now)
         if !shareable {
-            unshareableUntil[key] = now + hitForMiss
-            if unshareableUntil.count > 10_000 { unshareableUntil = unshareableUntil.filter { $0.value > now } }
+            if unshareable.expiry(of: key) == nil, unshareable.count >= maxUnshareable { _ = unshareable.popFirst() }
+            unshareable.set(key, expiresAt: now.addingClamped(hitForMiss))
         } else {
-            unshareableUntil[key] = nil
+            unshareable.remove(key)
         }
         return waiters
     }
 
     /// Fetches running now.
     public var count: Int { flights.count }
+
+    /// Keys remembered as unshareable now (expired ones included until they are next looked at).
+    public var unshareableCount: Int { unshareable.count }
 }
