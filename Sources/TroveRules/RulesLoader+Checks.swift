@@ -23,10 +23,14 @@ extension RulesLoader {
     }
 
     private static func checkShadowing(_ routes: [Route], reader: inout RulesReader) {
+        var index = PathIndex()
         for (position, route) in routes.enumerated() {
-            guard let earlier = routes[..<position].first(where: {
-                route.methods.isSubset(of: $0.methods) && $0.path.covers(route.path)
-            }) else { continue }
+            defer { index.insert(route.path, index: position) }
+            let covering = index.candidates(covering: route.path).sorted().first { candidate in
+                route.methods.isSubset(of: routes[candidate].methods) && routes[candidate].path.covers(route.path)
+            }
+            guard let covering else { continue }
+            let earlier = routes[covering]
             reader.report(.error,
                 "can never match: every request it matches (\(route.match)) is taken first by route "
                     + "'\(earlier.name)' (line \(earlier.line): \(earlier.match)); routes match in file order, so move "
@@ -37,6 +41,12 @@ extension RulesLoader {
 
     private static func checkPurgeTargets(_ routes: [Route], reader: inout RulesReader) {
         let cached = routes.compactMap { route in route.cachePolicy.map { (route, $0) } }
+        var tagIndex = PrefixIndex<Template>()
+        var keyIndex = PrefixIndex<Template>()
+        for (_, policy) in cached {
+            for tag in policy.tags { tagIndex.insert(tag.literalPrefix, tag) }
+            keyIndex.insert(policy.key.literalPrefix, policy.key)
+        }
         for route in routes {
             guard let rule = route.purgeRule else { continue }
             for (offset, name) in rule.routes.enumerated() {
@@ -56,8 +66,7 @@ extension RulesLoader {
                 }
             }
             for (offset, tag) in rule.tags.enumerated() {
-                let producers = cached.filter { _, policy in policy.tags.contains { tag.canRenderSameText(as: $0) } }
-                if producers.isEmpty {
+                if !tagIndex.candidates(tag.literalPrefix).contains(where: { tag.canRenderSameText(as: $0) }) {
                     let known = Set(cached.flatMap { $0.1.tags.map(\.description) }).sorted()
                     reader.report(.warning,
                         "purges tag '\(tag)', but no cached route tags its entries with anything it can match, so this "
@@ -68,8 +77,7 @@ extension RulesLoader {
                 }
             }
             for (offset, key) in rule.keys.enumerated() {
-                let producers = cached.filter { _, policy in key.canRenderSameText(as: policy.key) }
-                if producers.isEmpty {
+                if !keyIndex.candidates(key.literalPrefix).contains(where: { key.canRenderSameText(as: $0) }) {
                     reader.report(.warning,
                         "purges key '\(key)', but no cached route's key template can produce it, so this purge removes "
                             + "nothing; keys in use: " + (cached.isEmpty ? "none" : cached.map { $0.1.key.description }.joined(separator: ", ")),
@@ -82,8 +90,11 @@ extension RulesLoader {
 
     private static func checkKeyCollisions(_ routes: [Route], reader: inout RulesReader) {
         let cached = routes.compactMap { route in route.cachePolicy.map { (route, $0) } }
+        var index = PrefixIndex<Int>()
         for (position, (route, policy)) in cached.enumerated() {
-            for (earlier, earlierPolicy) in cached[..<position] {
+            defer { index.insert(policy.key.literalPrefix, position) }
+            for earlierPosition in index.candidates(policy.key.literalPrefix).sorted() {
+                let (earlier, earlierPolicy) = cached[earlierPosition]
                 // Keys that contain the whole path cannot meet: a path is matched by one route only.
                 let usesPath = { (policy: CachePolicy) in policy.key.placeholders.contains { $0.source == .path } }
                 if usesPath(policy) && usesPath(earlierPolicy) { continue }
