@@ -11,10 +11,30 @@ public struct ClientSettings: Sendable, Equatable {
     public var hosts: [HostPattern] = []
     /// Clients whose `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded` are kept (and appended to).
     public var trustedProxies: [AddressRange] = []
+    /// Headers that say who a request is for (lower-cased): `Credential.defaultHeaders` and the rules' own
+    /// (`clients.credentials`). A request carrying one shares an entry only where the key holds it or the route is
+    /// shared.
+    public var credentialHeaders = Credential.defaultHeaders
 
     public init(hosts: [HostPattern] = [], trustedProxies: [AddressRange] = []) {
         self.hosts = hosts
         self.trustedProxies = trustedProxies
+    }
+
+    /// The credentials `headers` carry.
+    public func credentials(in headers: [Header]) -> Set<Credential> {
+        var carried = Set<Credential>()
+        for header in headers {
+            // Most request headers are not credentials: compare without lower-casing each name.
+            guard let name = credentialHeaders.first(where: { HTTPSyntax.name(header.name, is: $0) }) else { continue }
+            carried.insert(Credential(header: name))
+        }
+        return carried
+    }
+
+    /// True when `headers` carry any credential.
+    public func carriesCredentials(_ headers: [Header]) -> Bool {
+        headers.contains { header in credentialHeaders.contains { HTTPSyntax.name(header.name, is: $0) } }
     }
 
     /// True when a request for `host` (a `Host` value, port and all) is answered.
@@ -66,6 +86,8 @@ public struct ClientSettings: Sendable, Equatable {
             rows.append(("hosts", hosts.map(\.description).joined(separator: ", ") + " (others get 421); the origin is told "
                 + "the request's host, and every cache key names it"))
         }
+        rows.append(("credentials", credentialHeaders.sorted().map { Credential(header: $0).description }.joined(separator: ", ")
+            + ": requests carrying one share an entry only where the key holds it or the route is shared"))
         rows.append(("proxies", trustedProxies.isEmpty
             ? "none trusted: clients' X-Forwarded-* and Forwarded are replaced"
             : "X-Forwarded-For, X-Forwarded-Proto and Forwarded believed from " + trustedProxies.map(\.description).joined(separator: ", ")))

@@ -178,9 +178,7 @@ extension RuleSet {
             if !policy.ignoreQuery.isEmpty, target.queryItems.contains(where: { policy.ignoresQuery($0.name) }) {
                 target = target.removingQueryItems(where: policy.ignoresQuery)
             }
-            var carried = Set<Credential>()
-            if request.hasHeader("authorization") { carried.insert(.authorization) }
-            if request.hasHeader("cookie") { carried.insert(.cookie) }
+            let carried = clients.credentials(in: request.headers)
             let keyed = policy.keyedCredentials
             let uncovered = carried.subtracting(keyed)
             if !uncovered.isEmpty && !policy.shared {

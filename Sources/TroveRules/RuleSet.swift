@@ -462,8 +462,9 @@ public final class CachePolicy: Sendable {
     /// and before the request is forwarded. Names, or prefixes ending in `*`.
     public let ignoreQuery: [String]
 
-    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = []) {
+    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = [], keyedCredentials: Set<Credential>? = nil) {
         self.ignoreQuery = ignoreQuery
+        self.keyedCredentials = keyedCredentials ?? key.credentials
         self.freshness = freshness
         self.anyStatus = anyStatus
         self.maxTTL = maxTTL
@@ -512,7 +513,7 @@ public final class CachePolicy: Sendable {
     }
 
     /// The credentials the key holds, hashed: requests carrying them get entries of their own.
-    public var keyedCredentials: Set<Credential> { key.credentials }
+    public let keyedCredentials: Set<Credential>
 }
 
 /// Whose word sets how long a route's answers stay fresh.

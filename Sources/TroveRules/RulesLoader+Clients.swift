@@ -1,7 +1,7 @@
 internal import Yams
 
 extension RulesLoader {
-    static let clientsKeys = ["hosts", "trusted_proxies"]
+    static let clientsKeys = ["hosts", "trusted_proxies", "credentials"]
 
     /// `clients:`: the hosts Trove answers for and the proxies it trusts (see `ClientSettings`).
     static func readClients(_ node: Node?, reader: inout RulesReader) -> ClientSettings {
@@ -32,6 +32,15 @@ extension RulesLoader {
                         at: itemNode, field: "clients.trusted_proxies[\(offset)]")
                 }
                 settings.trustedProxies.append(range)
+            }
+        }
+        if let credentialsNode = fields["credentials"], let list = reader.stringList(credentialsNode, field: "clients.credentials") {
+            for (offset, (text, itemNode)) in list.enumerated() {
+                guard HTTPSyntax.isToken(text) else {
+                    reader.error("'\(text)' is not a header name; write it like X-Shop-Token", at: itemNode, field: "clients.credentials[\(offset)]")
+                    continue
+                }
+                settings.credentialHeaders.insert(text.lowercased())
             }
         }
         return settings

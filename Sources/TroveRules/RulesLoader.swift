@@ -137,7 +137,8 @@ public enum RulesLoader {
         let limits = readLimits(top["limits"], reader: &reader)
         let clients = readClients(top["clients"], reader: &reader)
         let origins = readOrigins(top["origins"], root: root, reader: &reader)
-        let defaults = readDefaults(top["defaults"], origins: origins, reader: &reader)
+        var defaults = readDefaults(top["defaults"], origins: origins, reader: &reader)
+        defaults.credentialHeaders = clients.credentialHeaders
 
         var unmatched = UnmatchedPolicy.pass
         if let node = top["unmatched"], let text = reader.string(node, field: "unmatched", example: "pass") {
@@ -485,6 +486,8 @@ public enum RulesLoader {
         var maxTTL: Duration?
         var ignoreQuery: [String] = []
         var cacheNode: Node?
+        /// Headers that carry credentials (`clients.credentials` and the defaults), lower-cased.
+        var credentialHeaders = Credential.defaultHeaders
     }
 
     static let cacheDefaultKeys = ["ttl", "stale", "stale_if_error", "statuses", "max_body", "freshness", "max_ttl", "ignore_query"]
@@ -882,9 +885,10 @@ extension RulesLoader {
         for (template, field, templateNode) in [(key, "cache.key", fields["key"])] + tags.enumerated().map({
             ($0.element, "cache.tags[\($0.offset)]", fields["tags"])
         }) {
-            checkCredentialsHashed(template, field: field, node: templateNode ?? node, reader: &reader)
+            checkCredentialsHashed(template, field: field, node: templateNode ?? node, credentials: defaults.credentialHeaders,
+                reader: &reader)
         }
-        let identity = key.credentials
+        let identity = key.credentials(among: defaults.credentialHeaders)
         if shared && !identity.isEmpty {
             reader.error("the route is shared: true, but its key holds the user's identity (\(identity.sorted { $0.rawValue < $1.rawValue }.map(\.description).joined(separator: ", "))); "
                 + "a shared route keeps one entry for everyone: remove the identity from the key, or remove shared: "
@@ -927,7 +931,7 @@ extension RulesLoader {
             key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, staleIfError: staleIfError, maxBodyBytes: maxBody,
             shared: shared,
             authenticated: authenticated, overrideCacheControl: overrideCacheControl, freshness: freshness, maxTTL: maxTTL,
-            anyStatus: anyStatus, ignoreQuery: ignoreQuery)
+            anyStatus: anyStatus, ignoreQuery: ignoreQuery, keyedCredentials: identity)
     }
 
     private static func suggestedIdentityKey(_ key: Template) -> String {
@@ -937,13 +941,14 @@ extension RulesLoader {
     /// Reports every credential the template would write in clear; true when there is none.
     @discardableResult
     private static func checkCredentialsHashed(
-        _ template: Template, field: String, node: Node, reader: inout RulesReader
+        _ template: Template, field: String, node: Node, credentials: Set<String> = Credential.defaultHeaders, reader: inout RulesReader
     ) -> Bool {
         var clean = true
         for placeholder in template.placeholders where placeholder.filters.last != .sha256 {
             let isCredential: Bool
             switch placeholder.source {
-            case .header("authorization"), .header("cookie"), .header("proxy-authorization"), .cookie: isCredential = true
+            case .header(let name) where credentials.contains(name) || name == "proxy-authorization": isCredential = true
+            case .cookie: isCredential = true
             default: isCredential = false
             }
             if isCredential {

@@ -85,6 +85,23 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// True when the template reads no request value at all.
     public var isConstant: Bool { placeholders.isEmpty }
 
+    /// The credentials among `headers` (lower-cased names) this template reads.
+    public func credentials(among headers: Set<String>) -> Set<Credential> {
+        Self.credentials(in: parts, among: headers)
+    }
+
+    private static func credentials(in parts: [Part], among headers: Set<String>) -> Set<Credential> {
+        var credentials = Set<Credential>()
+        for case .placeholder(let placeholder) in parts {
+            switch placeholder.source {
+            case .header(let name) where headers.contains(name): credentials.insert(Credential(header: name))
+            case .cookie: credentials.insert(.cookie)
+            default: break
+            }
+        }
+        return credentials
+    }
+
     /// The request credentials this template puts (hashed) into what it renders (worked out once: every
     /// cacheable request asks).
     public let credentials: Set<Credential>
@@ -141,15 +158,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         self.description = text
         self.parts = parts
         self.restParameters = restParameters
-        var credentials = Set<Credential>()
-        for case .placeholder(let placeholder) in parts {
-            switch placeholder.source {
-            case .header("authorization"): credentials.insert(.authorization)
-            case .header("cookie"), .cookie: credentials.insert(.cookie)
-            default: break
-            }
-        }
-        self.credentials = credentials
+        self.credentials = Self.credentials(in: parts, among: Credential.defaultHeaders)
         readsHeaders = parts.contains { part in
             guard case .placeholder(let placeholder) = part else { return false }
             switch placeholder.source {
@@ -298,19 +307,33 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A credential a request can carry. Answers to requests carrying one are per user unless a route says
-/// otherwise.
-public enum Credential: String, Sendable, Hashable, CustomStringConvertible {
-    case authorization
-    case cookie
+/// A credential a request can carry: a header that says who the request is for. Answers to requests carrying
+/// one are per user unless a route says otherwise.
+public struct Credential: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The header that carries it, lower-cased.
+    public let header: String
 
-    /// The header that carries it, as `Cache-Status` details and explanations name it.
-    public var description: String {
-        switch self {
-        case .authorization: "Authorization"
-        case .cookie: "Cookie"
-        }
+    public init(header: String) {
+        self.header = header.lowercased()
     }
+
+    public static let authorization = Credential(header: "authorization")
+    public static let cookie = Credential(header: "cookie")
+
+    /// The headers that carry credentials unless the rules name more (`clients.credentials`): API keys and tokens
+    /// sent in their own headers identify a user as much as `Authorization` does.
+    public static let defaultHeaders: Set<String> = ["authorization", "cookie", "x-api-key", "api-key", "x-auth-token", "x-access-token"]
+
+    /// The lower-cased header name, as `Cache-Status` details write it upper-cased.
+    public var rawValue: String { header }
+
+    /// The header as people write it: `Authorization`, `X-Api-Key`.
+    public var description: String {
+        header.split(separator: "-", omittingEmptySubsequences: false).map { $0.prefix(1).uppercased() + $0.dropFirst() }
+            .joined(separator: "-")
+    }
+
+    public static func < (a: Credential, b: Credential) -> Bool { a.header < b.header }
 }
 
 // MARK: - Rendering

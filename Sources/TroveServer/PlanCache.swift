@@ -7,7 +7,7 @@ internal import TroveRules
 /// URL, so a repeated request skips parsing its target and rendering its key and tags.
 ///
 /// `RuleSet.plan(for:)` is a pure function of the rules, the method, the target and the headers; the headers
-/// matter only when the request carries credentials (`Authorization`, `Cookie`) or the route's templates read
+/// matter only when the request carries credentials (`clients.credentialHeaders`) or the route's templates read
 /// a header or cookie. Plans of those requests are never remembered, so a remembered plan is always the one
 /// `plan(for:)` would make. A reload empties the cache (a new `RulesState.Loaded`).
 ///
@@ -35,8 +35,7 @@ final class PlanCache {
             rules = loaded
         }
         let key = Key(isHead: head.method == .HEAD, target: head.uri)
-        let eligible = (head.method == .GET || head.method == .HEAD)
-            && !headers.contains { HTTPSyntax.name($0.name, is: "authorization") || HTTPSyntax.name($0.name, is: "cookie") }
+        let eligible = (head.method == .GET || head.method == .HEAD) && !loaded.rules.clients.carriesCredentials(headers)
         if eligible, let plan = plans[key] {
             hits += 1
             return plan

@@ -56,7 +56,7 @@ enum Repository {
             #expect(lines[header + 4].contains("purge"))
             #expect(lines[header + 4].contains("tags event:{id}, events:list"))
         }
-        #expect(outcome.output.contains("origin     shopify → https://shababco.myshopify.com/admin/api/2024-01, timeout 10s, adds X-Shopify-Access-Token ($SHOPIFY_ACCESS_TOKEN)"))
+        #expect(outcome.output.contains("shopify → https://shababco.myshopify.com/admin/api/2024-01, timeout 10s, adds X-Shopify-Access-Token ($SHOPIFY_ACCESS_TOKEN)"))
         #expect(!outcome.output.contains("shpat_test"), "secrets must never be printed")
     }
 

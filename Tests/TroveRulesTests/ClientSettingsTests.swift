@@ -86,6 +86,32 @@ import Testing
         #expect(!trusted.trusts(nil))
     }
 
+    /// Finding 12: API keys in their own headers are credentials too (X-Api-Key and the like by default, more
+    /// when the rules say so): such a request never shares an entry its key does not hold.
+    @Test func credentialHeaders() throws {
+        let rules = try Self.parse("clients: {credentials: [X-Shop-Token]}", routes: """
+              - {name: r, match: GET /r, cache: {ttl: 1m}}
+              - {name: mine, match: GET /mine, cache: {key: "mine:{header.x-shop-token|sha256}", ttl: 1m}}
+            """)
+        func decision(_ target: String, _ headers: [Header]) -> String {
+            switch rules.plan(for: RequestHead(method: "GET", target: target, headers: headers)).decision {
+            case .cache(let cache): "cache \(cache.perUser.map(\.description).sorted())"
+            case .bypass(.credentials(let credentials)): "bypass \(credentials.map(\.rawValue).sorted())"
+            default: "other"
+            }
+        }
+        #expect(decision("/r", []) == "cache []")
+        #expect(decision("/r", [Header("X-API-Key", "k")]) == "bypass [\"x-api-key\"]")
+        #expect(decision("/r", [Header("x-shop-token", "k"), Header("Authorization", "a")]) == "bypass [\"authorization\", \"x-shop-token\"]")
+        #expect(decision("/mine", [Header("X-Shop-Token", "k")]) == "cache [\"X-Shop-Token\"]")
+        #expect(rules.clients.carriesCredentials([Header("X-Auth-Token", "t")]))
+        #expect(!rules.clients.carriesCredentials([Header("Accept", "*/*")]))
+        // Keyed in clear, a credential header is refused like Authorization.
+        #expect(Self.errors("clients: {credentials: [X-Shop-Token]}", routes: "  - {name: r, match: GET /r, cache: {key: \"r:{header.x-shop-token}\", ttl: 1m}}")
+            .first?.contains("{header.x-shop-token} would write a credential into the store in clear") == true)
+        #expect(Self.errors("clients: {credentials: [\"bad name\"]}").first?.contains("'bad name' is not a header name") == true)
+    }
+
     @Test func errorsNameTheField() {
         #expect(Self.errors("clients: {hosts: [\"https://x.example\"]}") == [
             "clients.yaml:3:19: error: clients.hosts[0]: 'https://x.example' is not a host name; write it like api.example.com or *.example.com (no port, no scheme)",

@@ -44,6 +44,17 @@ import TroveRules
         #expect(cache.count == 2)
     }
 
+    /// A plan made without credentials is never handed to a request carrying an API key (#12, finding 12).
+    @Test func credentialHeadersAreNotServedRememberedPlans() {
+        let cache = PlanCache()
+        let loaded = RulesState.Loaded(rules: Self.rules, loadedAt: 0)
+        _ = cache.plan(for: head("/events/7"), headers: [], loaded: loaded)
+        let keyed = cache.plan(for: head("/events/7"), headers: [Header("X-Api-Key", "secret")], loaded: loaded)
+        #expect(cache.hits == 0)
+        guard case .bypass(.credentials(let credentials)) = keyed.decision else { Issue.record("\(keyed.decision)"); return }
+        #expect(credentials == [Credential(header: "x-api-key")])
+    }
+
     @Test func plansThatDependOnHeadersAreNotRemembered() {
         let cache = PlanCache()
         let loaded = RulesState.Loaded(rules: Self.rules, loadedAt: 0)
