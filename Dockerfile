@@ -6,7 +6,7 @@
 #            the example rules in /etc/trove, and a health check on the admin API's /healthz
 #
 #   docker build -t trove .
-#   docker run --rm -p 8080:8080 -p 9090:9090 -e TROVE_ADMIN_TOKEN=change-me \
+#   docker run --rm -p 8080:8080 -p 9090:9090 -e TROVE_ADMIN_TOKEN=change-me-before-use-0000 \
 #     -v "$PWD/rules/my-api.yaml:/etc/trove/rules.yaml:ro" trove serve --config /etc/trove/rules.yaml
 #   docker compose up        # the demo: Redis, the demo origin and Trove (docker-compose.yml)
 

@@ -19,7 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
             one (requests go to the origin while it is down); --memory uses the in-process memory store instead.
 
             Example:
-              TROVE_ADMIN_TOKEN=secret trove serve -c rules/shopify-events.yaml
+              TROVE_ADMIN_TOKEN=$(openssl rand -hex 32) trove serve -c rules/shopify-events.yaml
             """
     )
 

@@ -75,6 +75,9 @@ public final class TroveApplication: Sendable {
         self.drain = drain
     }
 
+    /// The shortest admin token accepted, not counting spaces around it.
+    public static let minimumTokenLength = 16
+
     /// Checks that `rules` can be served now: every environment variable it reads is set, and the admin API has
     /// a token or is allowed to run without one.
     public static func check(_ rules: RuleSet, options: Options) throws(StartError) {
@@ -87,6 +90,14 @@ public final class TroveApplication: Sendable {
             throw StartError(description: "cannot start: \(missing.count == 1 ? "environment variable" : "environment variables") "
                 + "\(names) \(missing.count == 1 ? "is" : "are") not set, and \(rules.file) reads "
                 + "\(missing.count == 1 ? "it" : "them") (see `trove check --config \(rules.file)`)")
+        }
+        if !rules.admin.allowUnauthenticated, let token = rules.admin.token?.value,
+            token.trimmingWhitespace().utf8.count < minimumTokenLength
+        {
+            // A short or blank token is guessed, or set by mistake: either way the admin API would not be protected.
+            throw StartError(description: "cannot start: the admin token (\(rules.admin.token?.display ?? "")) has "
+                + "\(token.trimmingWhitespace().utf8.count) characters; it needs at least \(minimumTokenLength) that are not "
+                + "spaces. Make one with: openssl rand -hex 32")
         }
         if !options.forceMemoryStore, let redis = rules.store.redis, redis.endpoint == nil {
             throw StartError(description: "cannot start: store.redis is not a usable Redis URL (\(redis.url.display))")

@@ -469,6 +469,18 @@ public struct ReadThroughStateMachine: Sendable {
         let names = Set(updates.map { $0.name.lowercased() })
         let merged = validated.headers.filter { !names.contains($0.name.lowercased()) } + updates
         var cacheStatus = CacheStatus(outcome: .hit, forward: forward, forwardStatus: 304)
+        // The 304 may say what the first answer did not (no-store, private, Set-Cookie): checked again, as for any
+        // answer, on the headers as the origin sent them. Answered from the entry, but not stored again.
+        let received = validated.headers.filter { !names.contains($0.name.lowercased()) } + headers
+        if let refusal = HeaderPolicy.refusal(status: validated.status, headers: received, bodyLength: validated.bodyLength,
+            policy: target.policy)
+        {
+            state = .done
+            var meta = validated
+            meta.headers = merged
+            cacheStatus.detail = refusal.rawValue
+            return .respond(fromEntry(meta, cacheStatus, now: now))
+        }
         guard let snapshot, let freshness = Freshness.of(status: validated.status, headers: merged, policy: target.policy, now: now) else {
             state = .done
             var meta = validated

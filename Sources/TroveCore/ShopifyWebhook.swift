@@ -20,7 +20,8 @@ public enum ShopifyWebhook {
         case purge(PurgeSet, topic: String, deliveryID: String?, skipped: [String])
     }
 
-    public static func decide(rule: ShopifyWebhookRule, rules: RuleSet, headers: [Header], body: [UInt8]) -> Decision {
+    /// - Parameter now: milliseconds since the epoch, to judge `X-Shopify-Triggered-At`; nil: not judged.
+    public static func decide(rule: ShopifyWebhookRule, rules: RuleSet, headers: [Header], body: [UInt8], now: Int64? = nil) -> Decision {
         guard let secret = rule.secret.value, !secret.isEmpty else {
             return .reject(status: 503, reason: "the webhook secret is not set (\(rule.secret.display)); nothing was purged")
         }
@@ -34,6 +35,17 @@ public enum ShopifyWebhook {
             return .reject(status: 400, reason: "missing X-Shopify-Topic")
         }
         let deliveryID = headers.value(of: "x-shopify-webhook-id").flatMap { $0.isEmpty ? nil : $0 }
+        // The signature covers the body only: topic, delivery id and time can be changed on a captured delivery.
+        // The server deduplicates on the signed body itself (so a replay under a new id or topic purges nothing
+        // within the dedupe window); a delivery older than that window cannot be told from a replay, so it
+        // purges nothing either.
+        if let now, rule.dedupeWindow > .zero, let triggered = headers.value(of: "x-shopify-triggered-at"),
+            let triggeredAt = Self.milliseconds(iso8601: triggered),
+            now.subtractingClamped(triggeredAt) > rule.dedupeWindow.milliseconds
+        {
+            return .acknowledge(topic: topic, reason: "triggered at \(triggered), longer ago than the dedupe window (\(Units.format(rule.dedupeWindow))): "
+                + "a late redelivery cannot be told from a replay of a captured one, so nothing is purged")
+        }
         guard rule.topics[topic] != nil else {
             return .acknowledge(topic: topic, reason: "no purge is declared for \(topic)")
         }
@@ -54,6 +66,15 @@ public enum ShopifyWebhook {
             return false
         }
         return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: SymmetricKey(data: secret))
+    }
+
+    /// Milliseconds since the epoch of an ISO 8601 time (`2026-12-03T10:00:00.123-04:00`, `...Z`); nil when it is
+    /// not one.
+    static func milliseconds(iso8601 text: String) -> Int64? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let date = formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text) else { return nil }
+        return Int64(clamping: (date.timeIntervalSince1970 * 1000).rounded(.down))
     }
 
     /// The signature Shopify would send for `body` (tests, `trove` tools that replay deliveries).

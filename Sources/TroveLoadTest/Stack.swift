@@ -22,7 +22,7 @@ final class Stack {
     /// What is running, so that a signal handler on another thread can stop it too.
     let running = RunningProcesses()
     /// The bearer token of Trove's admin API (random per run), when the rules ask for one.
-    private let adminToken = "loadtest-\(UInt64.random(in: 1...UInt64.max))"
+    private let adminToken = "loadtest-\(UInt64.random(in: (1 << 60)...UInt64.max))"
 
     init(trove: String, scenario: Scenario, directory: String) throws {
         self.trove = trove

@@ -22,7 +22,7 @@ enum WebhookEndpoint {
         environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, answer: @escaping (Answer) -> Void
     ) {
         let logger = environment.logger
-        switch ShopifyWebhook.decide(rule: rule, rules: loaded.rules, headers: headers, body: body) {
+        switch ShopifyWebhook.decide(rule: rule, rules: loaded.rules, headers: headers, body: body, now: environment.clock.nowMilliseconds()) {
         case .reject(let status, let reason):
             // Forged or broken deliveries are worth a warning: someone is calling the endpoint without the secret.
             logger.warning("webhook refused", metadata: [
@@ -56,14 +56,16 @@ enum WebhookEndpoint {
                     answer((failed ? 202 : 200, json))
                 }
             }
-            guard let deliveryID, rule.dedupeWindow > .zero else { return purge() }
-            store.claimOnce("shopify:\(deliveryID)", ttl: rule.dedupeWindow.milliseconds) { result in
+            // Claimed by the signed body, not the delivery id the signature does not cover: a redelivery and a
+            // replay of a captured body under a new id or topic are the same delivery.
+            guard rule.dedupeWindow > .zero, let signature = headers.value(of: "x-shopify-hmac-sha256") else { return purge() }
+            store.claimOnce("shopify:\(signature.trimmingWhitespace())", ttl: rule.dedupeWindow.milliseconds) { result in
                 switch result {
                 case .success(true), .failure:
                     // Store away: purge anyway. Purging twice costs a few misses; not purging could serve stale data.
                     purge()
                 case .success(false):
-                    logger.info("webhook redelivery ignored", metadata: ["webhook.topic": "\(topic)", "webhook.id": "\(deliveryID)"])
+                    logger.info("webhook redelivery ignored", metadata: ["webhook.topic": "\(topic)", "webhook.id": "\(deliveryID ?? "-")"])
                     answer((200, ["topic": topic, "duplicate": true, "purged": false]))
                 }
             }

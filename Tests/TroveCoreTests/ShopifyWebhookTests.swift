@@ -29,6 +29,29 @@ import TroveRules
         #expect(ShopifyWebhook.signature(body: Array(#"{"id":1}"#.utf8), secret: "secret") == "A971iWIMgT8Zj9A9eWfikrFj7wQ16/Qwcc4OlRl2PLc=")
     }
 
+    /// A delivery triggered longer ago than the dedupe window purges nothing: its signature may have been claimed
+    /// and forgotten already, so a replay of a captured body cannot be told from a late redelivery (#12).
+    @Test func oldDeliveriesPurgeNothing() {
+        let body = #"{"id": 42}"#
+        func decide(triggeredAt: String?) -> ShopifyWebhook.Decision {
+            var headers = [Header("X-Shopify-Topic", "products/update"),
+                Header("X-Shopify-Hmac-Sha256", ShopifyWebhook.signature(body: Array(body.utf8), secret: "secret"))]
+            if let triggeredAt { headers.append(Header("X-Shopify-Triggered-At", triggeredAt)) }
+            // 2026-12-03T12:00:00Z
+            return ShopifyWebhook.decide(rule: Self.rules.shopifyWebhook!, rules: Self.rules, headers: headers, body: Array(body.utf8),
+                now: 1_796_299_200_000)
+        }
+        let purge = ShopifyWebhook.Decision.purge(PurgeSet(tags: ["event:42"]), topic: "products/update", deliveryID: nil, skipped: [])
+        #expect(decide(triggeredAt: "2026-12-03T11:00:00.123-00:00") == purge)
+        #expect(decide(triggeredAt: "2026-12-02T13:00:00Z") == purge, "23 hours ago, within the 24h window")
+        #expect(decide(triggeredAt: nil) == purge)
+        #expect(decide(triggeredAt: "not a time") == purge)
+        guard case .acknowledge(_, let reason) = decide(triggeredAt: "2026-12-01T12:00:00Z") else {
+            Issue.record("a delivery older than the window purged"); return
+        }
+        #expect(reason.contains("longer ago than the dedupe window (1d)"))
+    }
+
     @Test func genuineDeliveryPurgesItsTopic() {
         #expect(Self.decide(#"{"id": 42}"#) == .purge(PurgeSet(tags: ["event:42"]), topic: "products/update", deliveryID: "w-1", skipped: []))
         #expect(Self.decide(#"{"id": 42}"#, id: nil) == .purge(PurgeSet(tags: ["event:42"]), topic: "products/update", deliveryID: nil, skipped: []))

@@ -73,6 +73,29 @@ import TroveTestSupport
             forStorage: true, coalesce: true)))
     }
 
+    /// A 304 that now says no-store, private or Set-Cookie refreshes nothing: the client is answered from the
+    /// entry it revalidated, and the merged head is not stored (#12, finding 12).
+    @Test func revalidationChecksTheNewHeadersAgain() throws {
+        for refusing in [[Header("Cache-Control", "no-store")], [Header("Cache-Control", "private")], [Header("Set-Cookie", "s=1")]] {
+            var first = machine("/strict/3")
+            _ = first.start()
+            _ = first.lookupCompleted(.notFound(generations: generations))
+            guard case .store(let pending, _) = first.originResponded(status: 200, headers: [Header("ETag", "\"v1\"")], bodyLength: 5) else {
+                Issue.record("not stored"); return
+            }
+            clock.advance(by: .seconds(61))
+            var sm = machine("/strict/3")
+            _ = sm.start()
+            _ = sm.lookupCompleted(.found(pending.meta, generations: generations))
+            guard case .respond(let answer) = sm.originResponded(status: 304, headers: refusing, bodyLength: 0) else {
+                Issue.record("\(refusing): a refused 304 is not stored"); return
+            }
+            #expect(answer.source == .entry)
+            #expect(answer.cacheStatus?.stored == false)
+            #expect(answer.cacheStatus?.detail != nil)
+        }
+    }
+
     /// Windows are recorded in the entry, and the store keeps it past the longest of them.
     @Test func windowsAreStored() throws {
         let meta = try stored("/events/1")

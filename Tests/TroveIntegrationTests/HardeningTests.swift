@@ -422,3 +422,28 @@ import TroveTestSupport
         await scenario.stop(trove)
     }
 }
+
+/// Finding 12: a blank or short admin token is refused at start (and on reload), saying how to make one.
+@Suite struct AdminTokenTests {
+    @Test func shortOrBlankTokensAreRefused() throws {
+        for token in ["                    ", "short", " padded-short "] {
+            let rules = try RulesLoader.parse("""
+                version: 1
+                origins: {api: {url: "http://127.0.0.1:8000"}}
+                routes: [{name: r, match: GET /r, pass: true}]
+                """, file: "t.yaml", environment: ["TROVE_ADMIN_TOKEN": token])
+            #expect(throws: TroveApplication.StartError.self) { try TroveApplication.check(rules, options: .init()) }
+            do {
+                try TroveApplication.check(rules, options: .init())
+            } catch {
+                #expect(error.description.contains("it needs at least 16 that are not spaces. Make one with: openssl rand -hex 32"))
+            }
+        }
+        let good = try RulesLoader.parse("""
+            version: 1
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            routes: [{name: r, match: GET /r, pass: true}]
+            """, file: "t.yaml", environment: ["TROVE_ADMIN_TOKEN": "0123456789abcdef"])
+        try TroveApplication.check(good, options: .init())
+    }
+}

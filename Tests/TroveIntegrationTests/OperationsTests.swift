@@ -131,6 +131,15 @@ import TroveTestSupport
         #expect(answer.status == 200)
         #expect(try answer.json()["duplicate"] as? Bool == true)
         #expect(try await state() == ["HIT", "HIT", "HIT"])
+        // The signature covers the body only: the captured body replayed under a new delivery id, or another topic,
+        // is the same delivery and purges nothing (#12, finding 12).
+        for (topic, id) in [("products/update", "d-forged"), ("orders/create", "d-other")] {
+            answer = try await scenario.request(first, "POST", "/webhooks/shopify", headers: Self.delivery(topic: topic, id: id, body: body),
+                body: body, admin: true)
+            let json = try answer.json()
+            #expect(json["duplicate"] as? Bool == true || json["purged"] as? Bool == false, "\(topic) \(id): \(json)")
+        }
+        #expect(try await state() == ["HIT", "HIT", "HIT"])
 
         // One order purges every product it sold; a topic the rules do not map is acknowledged and purges nothing.
         let order = #"{"id": 900, "line_items": [{"product_id": 1, "quantity": 2}, {"product_id": 3, "quantity": 1}]}"#
