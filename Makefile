@@ -6,7 +6,7 @@
 SWIFT ?= swift
 CONFIG ?= rules/demo.yaml
 
-.PHONY: run test deps build release check-rules conformance lint clean help
+.PHONY: run test deps build release check-rules conformance lint fuzz clean help
 
 help:
 	@echo "make run          install dependencies, build, and run Trove in front of the demo origin ($(CONFIG))"
@@ -15,6 +15,7 @@ help:
 	@echo "make release      optimised build in .build/release/trove (the Dockerfile runs this too)"
 	@echo "make lint         hadolint on the Dockerfile (part of make test)"
 	@echo "make conformance  the public HTTP caching test suite against Trove, nginx and Varnish (needs network, node)"
+	@echo "make fuzz         libFuzzer on every parser, FUZZ_SECONDS (60) each; new corpus inputs land in fuzz/corpus"
 
 deps:
 	@scripts/install-deps.sh
@@ -37,6 +38,9 @@ lint:
 
 check-rules: build
 	@for f in rules/*.yaml; do .build/debug/trove check --config "$$f" >/dev/null && echo "ok  $$f" || { .build/debug/trove check --config "$$f"; exit 1; }; done
+
+fuzz: deps
+	@scripts/fuzz.sh
 
 conformance: release
 	conformance/cache-tests/run.sh

@@ -173,6 +173,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The parsers that read what comes from outside, as functions of arbitrary bytes: for libFuzzer (`make fuzz`)
+        // and for the tests that replay the committed corpus.
+        .target(
+            name: "TroveFuzz",
+            dependencies: ["TroveRules", "TroveCore", "TroveRedis", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // libFuzzer's driver, declared for trove-fuzz (linked only with -sanitize=fuzzer).
+        .target(name: "CTroveFuzz"),
+        // libFuzzer's entry point (built with -sanitize=fuzzer -DFUZZING by `make fuzz`); built plainly, it replays files.
+        .executableTarget(
+            name: "trove-fuzz",
+            dependencies: ["TroveFuzz", "CTroveFuzz"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TroveFuzzTests",
+            dependencies: ["TroveFuzz"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TroveCoreTests",
             dependencies: ["TroveCore", "TroveRules", "TroveTestSupport"],

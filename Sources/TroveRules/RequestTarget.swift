@@ -45,16 +45,17 @@ public struct RequestTarget: Sendable, Equatable {
         // (grapheme breaking) costs several times more.
         var text = Substring(target)
         if let fragment = text.utf8.firstIndex(of: UInt8(ascii: "#")) { text = text[..<fragment] }
-        if !text.hasPrefix("/") {
+        // Bytes, not Characters, here too: `/` followed by a combining mark is one Character, which is not "/".
+        if text.utf8.first != UInt8(ascii: "/") {
             // Absolute form, as sent to proxies: keep only the path and query.
             let schemeEnd = text.utf8.indices.first { index in text.utf8[index...].starts(with: "://".utf8) }
             guard let schemeEnd, text[..<schemeEnd].allSatisfy({ $0.isASCII && $0.isLetter }) else {
                 throw ParseError(description: "the request target must start with '/' (got '\(target)')")
             }
             let afterAuthority = text[text.utf8.index(schemeEnd, offsetBy: 3)...]
-            if let slash = afterAuthority.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+            if let slash = afterAuthority.utf8.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) {
                 text = afterAuthority[slash...]
-                if text.hasPrefix("?") { text = "/" + text }
+                if text.utf8.first == UInt8(ascii: "?") { text = "/" + text }
             } else {
                 text = "/"
             }
@@ -65,12 +66,13 @@ public struct RequestTarget: Sendable, Equatable {
         let rawPath: Substring
         if let question = text.utf8.firstIndex(of: UInt8(ascii: "?")) {
             rawPath = text[..<question]
-            rawQuery = String(text[text.index(after: question)...])
+            rawQuery = String(text[text.utf8.index(after: question)...])
         } else {
             rawPath = text
             rawQuery = nil
         }
-        let segments = Self.removeDotSegments(Self.split(rawPath.dropFirst(), at: UInt8(ascii: "/"), keepingEmpty: true))
+        let afterSlash = rawPath[rawPath.utf8.index(after: rawPath.utf8.startIndex)...]
+        let segments = Self.removeDotSegments(Self.split(afterSlash, at: UInt8(ascii: "/"), keepingEmpty: true))
         self.segments = segments
         path = segments.count == 1 ? "/" + segments[0] : "/" + segments.joined(separator: "/")
         queryItems = rawQuery.map(Self.parseQuery) ?? []
@@ -149,7 +151,10 @@ public struct RequestTarget: Sendable, Equatable {
         }
     }
 
-    /// Decodes `%XX` escapes of unreserved characters and upper-cases the hex of the others.
+    /// Decodes `%XX` escapes of unreserved characters and upper-cases the hex of the others. A `%` that does not
+    /// start an escape is written `%25`: left as it is, the decoding could complete it (`%e%44` would become
+    /// `%eD`, an escape of its own), so normalizing twice would not give what normalizing once did (found by
+    /// fuzzing, `fuzz/regressions/target`).
     static func normalizePercentEncoding<S: StringProtocol>(_ text: S) -> String {
         guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
         let utf8 = Array(text.utf8)
@@ -170,6 +175,9 @@ public struct RequestTarget: Sendable, Equatable {
                     output.append(upperHex(utf8[index + 2]))
                 }
                 index += 3
+            } else if byte == UInt8(ascii: "%") {
+                output.append(contentsOf: [UInt8(ascii: "%"), UInt8(ascii: "2"), UInt8(ascii: "5")])
+                index += 1
             } else {
                 output.append(byte)
                 index += 1

@@ -109,13 +109,13 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     public let readsHeaders: Bool
 
     /// Why a template cannot be used; the message names the placeholder and says how to fix it.
-    struct ParseError: Error, Equatable {
-        let message: String
+    public struct ParseError: Error, Equatable {
+        public let message: String
     }
 
     /// Parses and checks a template. `pathParameters` are the names the route's path captures.
     /// `bodyFields`: `{body.NAME}` placeholders are allowed (webhook purges, rendered from the webhook's JSON).
-    init(parsing text: String, pathParameters: [String], restParameters: Set<String> = [], bodyFields: Bool = false) throws(ParseError) {
+    public init(parsing text: String, pathParameters: [String], restParameters: Set<String> = [], bodyFields: Bool = false) throws(ParseError) {
         guard !text.isEmpty else { throw ParseError(message: "the template is empty") }
         var parts: [Part] = []
         var literal = ""

@@ -97,6 +97,13 @@ import TroveRules
         #expect(HeaderPolicy.withoutForwarding(plain) == plain)
     }
 
+    /// Expect is Trove's to meet (it answers 100 Continue itself): never forwarded (#12, finding 12).
+    @Test func expectIsNotForwarded() {
+        let out = HeaderPolicy.originRequestHeaders(client: [Header("Host", "a"), Header("Expect", "100-continue")],
+            clientAddress: nil, origin: Self.api, forStorage: false)
+        #expect(value(out, "Expect") == nil)
+    }
+
     /// A method override never reaches the origin with a fetch whose answer is stored.
     @Test func methodOverridesAreNotStored() {
         let client = [Header("Host", "a"), Header("X-HTTP-Method-Override", "DELETE")]

@@ -36,6 +36,27 @@ import Testing
         #expect(try RequestTarget(parsing: "http://shop.example.com").path == "/")
     }
 
+    /// A `%` that starts no escape is written `%25`, so decoding around it cannot complete it into one: normalizing
+    /// twice gives what normalizing once did (fuzzing found `/%e%44` becoming `/%eD`, then `/%ED`).
+    @Test func anIncompleteEscapeStaysAPercent() throws {
+        let target = try RequestTarget(parsing: "/%44/%e%44/%4g?q=%e%44")
+        #expect(target.path == "/D/%25eD/%254g")
+        #expect(target.queryItems.first?.value == "%25eD")
+        #expect(try RequestTarget(parsing: target.forwardTarget).path == target.path)
+        #expect(try RequestTarget(parsing: "/100%").path == "/100%25")
+    }
+
+    /// `/` or `?` followed by a combining mark is one Character but two things to a URL: read as bytes, the mark
+    /// stays in the segment or query it belongs to, and the normalized target reads the same again (fuzzing found
+    /// `/./\u{596}` accepted but its normalized form `/\u{596}` refused).
+    @Test func combiningMarksAfterSeparators() throws {
+        let target = try RequestTarget(parsing: "/./\u{596}/x?\u{301}a=1")
+        #expect(target.segments == ["\u{596}", "x"])
+        #expect(target.rawQuery == "\u{301}a=1")
+        #expect(try RequestTarget(parsing: target.forwardTarget).path == target.path)
+        #expect(try RequestTarget(parsing: "http://h/\u{596}").segments == ["\u{596}"])
+    }
+
     /// Targets that are not paths, or carry spaces or control characters, are refused with a reason.
     @Test func rejectsMalformedTargets() {
         #expect(throws: RequestTarget.ParseError(description: "the request target must start with '/' (got 'api/events')")) {

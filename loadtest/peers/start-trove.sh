@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # start-trove.sh NAME PORT ADMIN_PORT redis|memory
 # Start `trove serve` (trove-peers.yaml) in the background in front of the origin; pid in $WORKDIR/NAME.pid.
-# TROVE_BIN (default: .build/release/trove of this repository) is the binary.
+# TROVE_BIN (default: .build/release/trove of this repository) is the binary; TROVE_CONFIG the rules (trove-peers.yaml).
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"
 name=${1:?name}; port=${2:?port}; admin=${3:?admin port}; store=${4:?redis or memory}
@@ -14,7 +14,7 @@ case $store in
     memory) store_args=(--memory) ;;
     *) die "store must be redis or memory, not '$store'" ;;
 esac
-nohup "$TROVE_BIN" serve --config "$PEERS_DIR/trove-peers.yaml" --listen "127.0.0.1:$port" \
+nohup "$TROVE_BIN" serve --config "${TROVE_CONFIG:-$PEERS_DIR/trove-peers.yaml}" --listen "127.0.0.1:$port" \
     --admin-listen "127.0.0.1:$admin" --origin "origin=http://$ORIGIN_HOST:$ORIGIN_PORT" "${store_args[@]}" \
     --log-level warning >"$WORKDIR/$name.log" 2>&1 </dev/null &
 echo $! >"$WORKDIR/$name.pid"

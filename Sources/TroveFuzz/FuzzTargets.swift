@@ -1,0 +1,127 @@
+internal import Foundation
+internal import NIOCore
+internal import TroveCore
+internal import TroveRedis
+internal import TroveRules
+
+/// The parsers that read what comes from outside, each as a function of arbitrary bytes, for libFuzzer
+/// (`make fuzz`, the `trove-fuzz` executable) and for the regression tests that replay the committed corpus.
+///
+/// Each target parses, then checks what must hold of any result (a rendered key stays within its alphabet, a
+/// normalized target normalizes to itself, an HTTP date is not before 1970); a violation traps, which libFuzzer
+/// reports with the input that caused it.
+public enum FuzzTargets {
+    /// The targets by name, as `TROVE_FUZZ=name` selects them.
+    public static let names = ["rules", "template", "target", "headers", "resp"]
+
+    public static func run(_ name: String, _ bytes: UnsafeRawBufferPointer) {
+        switch name {
+        case "rules": rules(bytes)
+        case "template": template(bytes)
+        case "target": target(bytes)
+        case "headers": headers(bytes)
+        case "resp": resp(bytes)
+        default: fatalError("no fuzz target '\(name)'; targets: \(names.joined(separator: ", "))")
+        }
+    }
+
+    /// The rules loader: YAML, validation, and a plan and an explanation for a request to each route.
+    static func rules(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let rules = try? RulesLoader.parse(text, file: "fuzz.yaml", environment: ["TROVE_ADMIN_TOKEN": "fuzz-token-0123456789"])
+        else { return }
+        for route in rules.routes.prefix(8) {
+            let head = RequestHead(method: route.methods.description.split(separator: ",").first.map(String.init) ?? "GET",
+                target: "/" + route.path.description.dropFirst().replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: ""))
+            let plan = rules.plan(for: head)
+            _ = Explanation(plan: plan, rules: rules, request: head).text
+        }
+        _ = rules.counterLifetime
+    }
+
+    /// Templates: parsed from the first line, rendered for the request the other lines describe (a target, then
+    /// `Name: value` headers). A rendered key never holds whitespace, `#`, `{` or `}`.
+    static func template(_ bytes: UnsafeRawBufferPointer) {
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let first = lines.first,
+            let template = try? Template(parsing: first, pathParameters: ["id", "rest"], restParameters: ["rest"], bodyFields: false),
+            lines.count > 1, let target = try? RequestTarget(parsing: lines[1])
+        else { return }
+        let headers = lines.dropFirst(2).compactMap { line -> Header? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return Header(String(line[..<colon]), String(line[line.index(after: colon)...]))
+        }
+        let context = TemplateContext(method: "GET", target: target, pathParameters: ["id": target.segments.first ?? "", "rest": target.path],
+            headers: headers)
+        let rendered = template.render(context)
+        // Values are escaped: nothing a request sends can put `#` or whitespace into a key the template does not.
+        for forbidden: UInt8 in [UInt8(ascii: "#"), UInt8(ascii: " "), 9, 10, 13] where !first.utf8.contains(forbidden) {
+            precondition(!rendered.utf8.contains(forbidden), "a request value wrote byte \(forbidden) into a key: \(rendered)")
+        }
+    }
+
+    /// Request targets: parsing, normalizing, removing query items. A normalized target parses to itself.
+    static func target(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let target = try? RequestTarget(parsing: text) else { return }
+        let again = try? RequestTarget(parsing: target.forwardTarget)
+        precondition(again?.path == target.path, "normalizing \(text) twice changed its path: \(target.path) → \(again?.path ?? "nil")")
+        let stripped = target.removingQueryItems { $0.hasPrefix("utm_") }
+        precondition(!stripped.queryItems.contains { $0.name.hasPrefix("utm_") }, "utm_ left in \(stripped.forwardTarget)")
+        _ = target.queryItems.map(\.value)
+    }
+
+    /// Header values from outside: Cache-Control, Expires, Date, Age, Last-Modified, If-Modified-Since,
+    /// If-None-Match, Vary, Accept-Encoding, Host and addresses.
+    static func headers(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let values = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func value(_ index: Int) -> String { values.isEmpty ? "" : values[index % values.count] }
+        let names = ["Cache-Control", "Expires", "Date", "Age", "Last-Modified", "ETag", "Vary", "Content-Encoding"]
+        let response = names.enumerated().map { Header($0.element, value($0.offset)) }
+        let request = ["If-Modified-Since", "If-None-Match", "Accept-Encoding", "Accept-Language", "Host"].enumerated().map {
+            Header($0.element, value($0.offset + names.count))
+        }
+        if let date = HTTPDate.milliseconds(value(0)) { precondition(date >= 0, "a date before 1970: \(value(0))") }
+        _ = ConditionalRequest.notModified(request: request, entryStatus: 200, entryHeaders: response)
+        _ = Freshness.initialAge(response)
+        for policy in Self.policies {
+            if let freshness = Freshness.of(status: 200, headers: response, policy: policy, now: 1_800_000_000_000) {
+                precondition(freshness.ttl >= 0 && freshness.stale >= 0 && freshness.staleIfError >= 0, "a negative window: \(freshness)")
+            }
+        }
+        let variant = HeaderPolicy.variant(vary: response, request: request)
+        precondition(HeaderPolicy.matches(variant: variant, request: request), "a request does not match its own variant")
+        _ = ContentCoding.acceptsGzip(request)
+        _ = ContentCoding.isGzip(response)
+        _ = HeaderPolicy.responseHeaders(response)
+        _ = HostPattern.name(ofHostHeader: value(3))
+        _ = IPAddress(value(4)).map { AddressRange($0.description + "/8")?.contains($0) }
+    }
+
+    static let policies: [CachePolicy] = {
+        let rules = try! RulesLoader.parse("""
+            version: 1
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            routes:
+              - {name: a, match: GET /a, cache: {ttl: 1m, stale: 30s, freshness: origin, max_ttl: 1h, statuses: any}}
+              - {name: b, match: GET /b, cache: {ttl: 5m}}
+            """, file: "fuzz.yaml", environment: ["TROVE_ADMIN_TOKEN": "fuzz-token-0123456789"])
+        return rules.routes.compactMap(\.cachePolicy)
+    }()
+
+    /// Redis replies through hiredis' reader, fed in two pieces; and stored entry heads.
+    static func resp(_ bytes: UnsafeRawBufferPointer) {
+        let reader = RESPReader()
+        let split = bytes.count / 2
+        reader.feed(Array(bytes[..<split]))
+        reader.feed(Array(bytes[split...]))
+        var replies = 0
+        while replies < 10_000, let reply = try? reader.next(allocator: ByteBufferAllocator()) {
+            _ = reply
+            replies += 1
+        }
+        _ = EntryCodec.decodeHead(bytes)
+        _ = EntryCodec.decodeHead(prefix: bytes)
+    }
+}
