@@ -6,9 +6,10 @@
 #   loadtest/attack.sh                                   the whole run (~3 min)
 #   PHASES=slowloris loadtest/attack.sh                  one phase (idle, slowloris, pipeline)
 #   TROVE_BIN=/path/to/old/trove LABEL=82e390b loadtest/attack.sh   another build, for a before/after
+#   ATTACK_ARGS="--idle 2000 --seconds 5" loadtest/attack.sh       smaller (attack/attack.py --help lists them)
 #
 # Trove runs with loadtest/attack/trove-attack.yaml (the peers benchmark's rules, large answers stored, the
-# default limits but a 15 s send timeout) in front of peers/origin.py. Results: loadtest/results/attack-DATE[-LABEL]/
+# default limits but a 15 s send timeout) and the Redis store, in front of peers/origin.py. Results: loadtest/results/attack-DATE[-LABEL]/
 # (report.md, results.jsonl, env.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ if [ -z "${TROVE_BIN:-}" ]; then
   swift build -c release --product trove >/dev/null
   TROVE_BIN=$root/.build/release/trove
 fi
-export TROVE_BIN TROVE_CONFIG=$root/loadtest/attack/trove-attack.yaml
+export TROVE_BIN TROVE_CONFIG=${TROVE_CONFIG:-$root/loadtest/attack/trove-attack.yaml}
 
 started=()
 # shellcheck disable=SC2329  # invoked by the trap
@@ -40,12 +41,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 "$kit/start-origin.sh"; started=(origin)
-"$kit/start-trove.sh" trove-attack 18094 18095 memory; started=(trove-attack "${started[@]}")
+"$kit/start-redis.sh"; started=(redis "${started[@]}")
+"$kit/start-trove.sh" trove-attack 18094 18095 redis; started=(trove-attack "${started[@]}")
 pid=$(cat "$WORKDIR/trove-attack.pid")
 
 mkdir -p "$out"
 {
-  echo "command: ${0} PHASES=${PHASES:-idle,slowloris,pipeline}"
+  echo "command: PHASES=${PHASES:-idle,slowloris,pipeline} ATTACK_ARGS='${ATTACK_ARGS:-}' TROVE_CONFIG=${TROVE_CONFIG#"$root"/} ${0}"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "trove: $TROVE_BIN ($("$TROVE_BIN" --version 2>/dev/null || echo '?'); source $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + uncommitted changes'))"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -55,7 +57,7 @@ mkdir -p "$out"
 } >"$out/env.txt"
 
 python3 "$root/loadtest/attack/attack.py" --proxy 127.0.0.1:18094 --admin 127.0.0.1:18095 --pid "$pid" \
-  --phases "${PHASES:-idle,slowloris,pipeline}" --out "$out/results.jsonl" >"$out/report.body.md"
+  --phases "${PHASES:-idle,slowloris,pipeline}" --out "$out/results.jsonl" ${ATTACK_ARGS:-} >"$out/report.body.md"
 alive=yes
 is_running "$pid" || alive=no
 {

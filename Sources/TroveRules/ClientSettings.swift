@@ -14,7 +14,11 @@ public struct ClientSettings: Sendable, Equatable {
     /// Headers that say who a request is for (lower-cased): `Credential.defaultHeaders` and the rules' own
     /// (`clients.credentials`). A request carrying one shares an entry only where the key holds it or the route is
     /// shared.
-    public var credentialHeaders = Credential.defaultHeaders
+    public var credentialHeaders = Credential.defaultHeaders {
+        didSet { credentialList = Array(credentialHeaders) }
+    }
+    /// The same, as an array: checked against every request's headers, and iterating an array is cheaper.
+    private var credentialList = Array(Credential.defaultHeaders)
 
     public init(hosts: [HostPattern] = [], trustedProxies: [AddressRange] = []) {
         self.hosts = hosts
@@ -26,7 +30,7 @@ public struct ClientSettings: Sendable, Equatable {
         var carried = Set<Credential>()
         for header in headers {
             // Most request headers are not credentials: compare without lower-casing each name.
-            guard let name = credentialHeaders.first(where: { HTTPSyntax.name(header.name, is: $0) }) else { continue }
+            guard let name = credentialList.first(where: { HTTPSyntax.name(header.name, is: $0) }) else { continue }
             carried.insert(Credential(header: name))
         }
         return carried
@@ -34,7 +38,7 @@ public struct ClientSettings: Sendable, Equatable {
 
     /// True when `headers` carry any credential.
     public func carriesCredentials(_ headers: [Header]) -> Bool {
-        headers.contains { header in credentialHeaders.contains { HTTPSyntax.name(header.name, is: $0) } }
+        headers.contains { header in credentialList.contains { HTTPSyntax.name(header.name, is: $0) } }
     }
 
     /// True when a request for `host` (a `Host` value, port and all) is answered.

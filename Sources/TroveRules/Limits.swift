@@ -19,7 +19,8 @@ public struct Limits: Sendable, Equatable {
     public var maxResponseBody = 256 << 20
     /// Request bodies held at once, all connections together; past it, 503 and close.
     public var requestBodyBudget = 256 << 20
-    /// Origin answers held at once, all requests together; past it, 503 (or a stale entry).
+    /// Origin answers being received, and large answers waiting to be written to clients, all requests together;
+    /// past it, 503 (or a stale entry).
     public var responseBodyBudget = 1 << 30
     /// Complete requests one connection may have waiting behind the one being answered; past it, Trove stops
     /// reading from that connection until it catches up.

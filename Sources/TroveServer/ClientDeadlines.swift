@@ -117,34 +117,39 @@ struct ClientDeadlines {
 
     // MARK: The deadline
 
-    /// The instant by which the client must have done something, and what happens if it has not; nil while it
-    /// owes nothing.
-    var deadline: (at: Int64, expiry: Expiry)? {
+    /// The instant by which the client must have done something, and which timeout that is; nil while it owes
+    /// nothing. Cheap: read after every event (the reason in words is built only when a deadline passes).
+    var deadlineAt: (at: Int64, timeout: Timeout, answers408: Bool)? {
         if let unwritableSince {
-            return (unwritableSince.addingClamped(settings.send), Expiry(timeout: .send, answers408: false,
-                reason: "the client read nothing of its answer for \(Self.format(settings.send))"))
+            return (unwritableSince.addingClamped(settings.send), .send, false)
         }
         guard unanswered == 0 else { return nil }
         switch reading {
-        case .idle(let since, true):
-            return (since.addingClamped(settings.header), Expiry(timeout: .header, answers408: false,
-                reason: "no request within \(Self.format(settings.header)) of connecting"))
-        case .idle(let since, false):
-            return (since.addingClamped(settings.keepAlive), Expiry(timeout: .keepAlive, answers408: false,
-                reason: "idle for \(Self.format(settings.keepAlive)) between requests"))
-        case .head(let since):
-            return (since.addingClamped(settings.header), Expiry(timeout: .header, answers408: true,
-                reason: "the request's headers did not arrive whole within \(Self.format(settings.header))"))
-        case .body(let last):
-            return (last.addingClamped(settings.body), Expiry(timeout: .body, answers408: true,
-                reason: "the request's body paused for more than \(Self.format(settings.body))"))
+        case .idle(let since, true): return (since.addingClamped(settings.header), .header, false)
+        case .idle(let since, false): return (since.addingClamped(settings.keepAlive), .keepAlive, false)
+        case .head(let since): return (since.addingClamped(settings.header), .header, true)
+        case .body(let last): return (last.addingClamped(settings.body), .body, true)
         }
+    }
+
+    /// The deadline with what happens when it passes, in words.
+    var deadline: (at: Int64, expiry: Expiry)? {
+        guard let (at, timeout, answers408) = deadlineAt else { return nil }
+        let reason: String
+        switch (timeout, answers408) {
+        case (.send, _): reason = "the client read nothing of its answer for \(Self.format(settings.send))"
+        case (.header, false): reason = "no request within \(Self.format(settings.header)) of connecting"
+        case (.header, true): reason = "the request's headers did not arrive whole within \(Self.format(settings.header))"
+        case (.keepAlive, _): reason = "idle for \(Self.format(settings.keepAlive)) between requests"
+        case (.body, _): reason = "the request's body paused for more than \(Self.format(settings.body))"
+        }
+        return (at, Expiry(timeout: timeout, answers408: answers408, reason: reason))
     }
 
     /// What to do at `now`: nil while the deadline has not passed (or there is none).
     func expired(now: Int64) -> Expiry? {
-        guard let deadline, now >= deadline.at else { return nil }
-        return deadline.expiry
+        guard let at = deadlineAt?.at, now >= at else { return nil }
+        return deadline?.expiry
     }
 
     private static func format(_ nanoseconds: Int64) -> String {

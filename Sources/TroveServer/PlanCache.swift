@@ -35,7 +35,9 @@ final class PlanCache {
             rules = loaded
         }
         let key = Key(isHead: head.method == .HEAD, target: head.uri)
-        let eligible = (head.method == .GET || head.method == .HEAD) && !loaded.rules.clients.carriesCredentials(headers)
+        let credentials = loaded.credentialHeaders
+        let eligible = (head.method == .GET || head.method == .HEAD)
+            && !headers.contains { header in credentials.contains { HTTPSyntax.name(header.name, is: $0) } }
         if eligible, let plan = plans[key] {
             hits += 1
             return plan

@@ -77,11 +77,14 @@ public final class RulesState: Sendable {
         public let counterLifetime: Int64
         /// When these rules were put in force (milliseconds since the epoch).
         public let loadedAt: Int64
+        /// The headers that carry credentials, lower-cased (`clients.credentials`), read for every request.
+        public let credentialHeaders: [String]
 
         public init(rules: RuleSet, loadedAt: Int64) {
             self.rules = rules
             self.counterLifetime = rules.counterLifetime
             self.loadedAt = loadedAt
+            self.credentialHeaders = Array(rules.clients.credentialHeaders)
         }
     }
 

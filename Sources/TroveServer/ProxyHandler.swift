@@ -38,15 +38,31 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     /// The limits and client settings in force when the connection opened (a reload applies to new connections).
     private var limits = Limits()
-    private var clients = ClientSettings()
+    /// The hosts answered, when the rules name them (nil: any host; read for every request, so nothing to copy).
+    private var hostCheck: ClientSettings?
+    /// How the origin learns the host (`clients.hosts`).
+    private var forwarding = ClientSettings.ForwardedHost.none
     /// The client is a trusted proxy, whose forwarding headers are kept (`clients.trusted_proxies`).
     private var clientTrusted = false
     /// When the client must take its next step (`limits:` timeouts), and the timer that checks.
-    private var deadlines = ClientDeadlines(settings: .init(Limits()), now: 0)
+    // Unchecked: touched on every request, only on this handler's event loop, never through an inout that another
+    // access could overlap (the handler is not Sendable and never leaves its loop), so the dynamic exclusivity
+    // check the compiler adds for a class's stored property finds nothing to catch.
+    @exclusivity(unchecked) private var deadlines = ClientDeadlines(settings: .init(Limits()), now: 0)
     private var timer: Scheduled<Void>?
     private var timerAt: NIODeadline?
     /// A request part was decoded since the last read completed (else the read held part of a head only).
     private var decodedThisRead = false
+    /// The time of the current read, taken once for every part it holds (a clock read costs as much as the rest
+    /// of the bookkeeping).
+    private var readTime: Int64?
+
+    private func timeOfRead() -> Int64 {
+        if let readTime { return readTime }
+        let now = Self.now()
+        readTime = now
+        return now
+    }
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
     /// The body's share of the process-wide budget of request bodies, given back when the request is done.
@@ -152,8 +168,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         plans = environment.plans.cache(for: context.eventLoop)
         let rules = environment.rules.current.rules
         limits = rules.limits
-        clients = rules.clients
-        clientTrusted = clients.trusts(context.channel.remoteAddress?.ipAddress)
+        hostCheck = rules.clients.hosts.isEmpty ? nil : rules.clients
+        forwarding = rules.clients.forwardedHost
+        clientTrusted = rules.clients.trusts(context.channel.remoteAddress?.ipAddress)
         deadlines = ClientDeadlines(settings: .init(limits), now: Self.now())
         armTimer()
     }
@@ -168,12 +185,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         decodedThisRead = true
         switch unwrapInboundIn(data) {
         case .head(let head):
-            deadlines.headReceived(now: Self.now())
+            deadlines.headReceived(now: timeOfRead())
             guard !ignoringInput else { return }
             self.head = head
             body = nil
             bodyReservation = nil
-            if let refusal = Self.refusal(of: head, limits: limits, clients: clients) {
+            if let refusal = Self.refusal(of: head, limits: limits, hosts: hostCheck) {
                 return refuse(head, refusal)
             }
             // An interim answer cannot go out in the middle of another answer; a client that waits for it
@@ -183,7 +200,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     promise: nil)
             }
         case .body(var chunk):
-            deadlines.bodyReceived(now: Self.now())
+            deadlines.bodyReceived(now: timeOfRead())
             guard !ignoringInput, let head else { return }
             guard (body?.readableBytes ?? 0) + chunk.readableBytes <= limits.maxRequestBody else {
                 return refuse(head, .tooLarge)
@@ -210,8 +227,9 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // Bytes arrived that made no request part: the first bytes of a head (or more of one).
-        if !decodedThisRead { deadlines.bytesArrived(now: Self.now()) }
+        if !decodedThisRead { deadlines.bytesArrived(now: timeOfRead()) }
         decodedThisRead = false
+        readTime = nil
         armTimer()
         context.fireChannelReadComplete()
     }
@@ -271,27 +289,41 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Refusing a request
 
-    /// What makes a request's head unacceptable before any of its body is read.
-    static func refusal(of head: HTTPRequestHead, limits: Limits, clients: ClientSettings) -> Refusal? {
-        let hosts = head.headers[canonicalForm: "host"]
-        if head.version == .http1_1 && hosts.count != 1 || hosts.count > 1 {
+    /// What makes a request's head unacceptable before any of its body is read. One pass over the headers, with
+    /// no allocation on the common path: it runs for every request.
+    /// `hosts`: the hosts answered, nil when any is.
+    static func refusal(of head: HTTPRequestHead, limits: Limits, hosts clients: ClientSettings?) -> Refusal? {
+        var hostCount = 0
+        var host: String?
+        var unmetExpectation = false
+        var declaredLength: Int?
+        for (name, value) in head.headers {
+            if HTTPSyntax.name(name, is: "host") {
+                hostCount += 1
+                host = value
+            } else if HTTPSyntax.name(name, is: "expect") {
+                unmetExpectation = unmetExpectation || value.trimmingWhitespace().lowercased() != "100-continue"
+            } else if HTTPSyntax.name(name, is: "content-length") {
+                declaredLength = Int(value.trimmingWhitespace())
+            }
+        }
+        if head.version == .http1_1 && hostCount != 1 || hostCount > 1 {
             // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request with no Host or more than one.
             return .badRequest(status: 400, "an HTTP/1.1 request needs exactly one Host header")
         }
-        if !clients.answers(host: hosts.first.map(String.init)) {
+        if let clients, !clients.answers(host: host) {
             // RFC 9110 §15.5.20: not a host this server answers for. Never forwarded, never stored.
             return .badRequest(status: 421, "this Trove answers for \(clients.hosts.map(\.description).joined(separator: ", ")), "
-                + "not for '\(hosts.first ?? "")'")
+                + "not for '\(host ?? "")'")
         }
         if head.method == .CONNECT {
             return .badRequest(status: 405, "Trove is a reverse proxy and does not tunnel CONNECT requests")
         }
-        let expectations = head.headers[canonicalForm: "expect"]
-        if !expectations.isEmpty && !expectations.allSatisfy({ $0.lowercased() == "100-continue" }) {
+        if unmetExpectation {
             return .badRequest(status: 417, "the only expectation Trove meets is 100-continue")
         }
         // Refused before the body is read, and before a 100 Continue invites the client to send it.
-        if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > limits.maxRequestBody {
+        if let declaredLength, declaredLength > limits.maxRequestBody {
             return .tooLarge
         }
         return nil
@@ -313,6 +345,15 @@ final class ProxyHandler: ChannelDuplexHandler {
         enqueue(.refused(head, refusal), context: context)
     }
 
+    /// The host the origin is told for `head` (see `ClientSettings.ForwardedHost`).
+    static func forwardedHost(_ forwarding: ClientSettings.ForwardedHost, requestHost head: HTTPRequestHead) -> String? {
+        switch forwarding {
+        case .none: nil
+        case .fixed(let name): name
+        case .requests: head.headers.first(name: "host").flatMap(HostPattern.name(ofHostHeader:))
+        }
+    }
+
     // MARK: Deadlines
 
     private static func now() -> Int64 {
@@ -322,7 +363,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Makes sure a timer fires no later than the current deadline. Moving a deadline later leaves the timer
     /// where it is (it looks again when it fires), so the common path schedules nothing.
     private func armTimer() {
-        guard let context, let deadline = deadlines.deadline else { return }
+        guard let context, let deadline = deadlines.deadlineAt else { return }
         let at = NIODeadline.uptimeNanoseconds(UInt64(max(0, deadline.at)))
         if let timerAt, timerAt <= at { return }
         timer?.cancel()
@@ -362,7 +403,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func enqueue(_ request: Queued, context: ChannelHandlerContext) {
         guard !closing else { return }
-        deadlines.requestReceived(now: Self.now())
+        deadlines.requestReceived(now: readTime ?? Self.now())
         if answering || !context.channel.isWritable {
             queued.append(request)
             if queued.count >= limits.maxPipelined { readsHeld = true }
@@ -407,7 +448,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// what was written), and read again if reads were held.
     private func answered(context: ChannelHandlerContext) {
         answering = false
-        deadlines.answered(now: Self.now())
+        // Answered within the read that brought the request (a hit on the memory store): that read's time will do.
+        deadlines.answered(now: readTime ?? Self.now())
         armTimer()
         guard !closing, context.channel.isActive else { return }
         if readsHeld, !ignoringInput, queued.count < max(1, limits.maxPipelined / 2), !(drain?.isDraining ?? false) {
@@ -445,7 +487,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             invalidationKey: invalidationKey)
         let exchange = Exchange(head: head, body: body, bodyReservation: bodyReservation, plan: plan, headers: headers, machine: machine,
             counters: environment.stats.counters(route: plan.route?.name), counterLifetime: loaded.counterLifetime,
-            forwardedHost: loaded.rules.clients.forwardedHost(for: head.headers.first(name: "host")))
+            forwardedHost: Self.forwardedHost(forwarding, requestHost: head))
         execute(exchange.machine.start(), exchange)
     }
 
@@ -762,11 +804,31 @@ final class ProxyHandler: ChannelDuplexHandler {
         finish(plan, exchange, status: status, headers: headers, body: body, contentLength: contentLength, close: close)
     }
 
+    /// Answers of at least this many bytes count against `limits.response_body_budget` until they are written
+    /// to the socket: fifty clients that never read once held fifty copies of a 40 MB entry read from Redis. Smaller
+    /// ones cost no promise on the hit path, and are bounded by the connection count and NIO's write buffer.
+    static let budgetedAnswer = 256 << 10
+
     /// Records the answer (statistics, access log) and writes it.
     private func finish(
         _ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, status: Int, headers: [Header], body: ByteBuffer?,
         contentLength: Int?, close: Bool, isError: Bool = false
     ) {
+        var writing: BudgetReservation?
+        if let body, !plan.omitBody, body.readableBytes >= Self.budgetedAnswer {
+            let reservation = BudgetReservation(budget: environment.responseBodies, capacity: limits.responseBodyBudget)
+            guard reservation.grow(by: body.readableBytes) else {
+                environment.metrics.recordLimit(.responseBodyBudget)
+                let text = "503 Service Unavailable: Trove is holding as many answers as it may "
+                    + "(limits.response_body_budget); try again shortly\n"
+                var busy = plan
+                busy.cacheStatus = nil
+                busy.retryAfter = 1
+                return finish(busy, exchange, status: 503, headers: [Header("Content-Type", "text/plain; charset=utf-8")],
+                    body: ByteBuffer(string: text), contentLength: text.utf8.count, close: close, isError: true)
+            }
+            writing = reservation
+        }
         var headers = headers
         if plan.notModified && status == 304 { headers = ConditionalRequest.notModifiedHeaders(headers) }
         let trove = ResponseEncoding.TroveHeaders(cacheStatus: plan.cacheStatus, age: plan.age, retryAfter: plan.retryAfter)
@@ -788,7 +850,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
 
         write(status: status, headers: headers, trove: trove, body: plan.omitBody ? nil : body, contentLength: contentLength,
-            request: exchange.head, close: close || exchange.endsConnection)
+            request: exchange.head, close: close || exchange.endsConnection, reservation: writing)
     }
 
     /// Gzip bodies up to this size (coded) are decoded on the event loop: a few hundred microseconds at most.
@@ -871,7 +933,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func write(
         status: Int, headers: [Header], trove: ResponseEncoding.TroveHeaders, body: ByteBuffer?, contentLength: Int?,
-        request: HTTPRequestHead, close: Bool
+        request: HTTPRequestHead, close: Bool, reservation: BudgetReservation? = nil
     ) {
         guard let context, context.channel.isActive else {
             drain?.finished()
@@ -899,13 +961,18 @@ final class ProxyHandler: ChannelDuplexHandler {
         } else {
             last = head
         }
-        if keepAlive {
+        if keepAlive, let reservation {
+            // Held until the socket took the answer (or the connection closed): then it is given back.
+            context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in withExtendedLifetime(reservation) {} }
+            drain?.finished()
+        } else if keepAlive {
             // No promise to allocate and complete on the common path: the drain only needs to know the answer
             // is written (a close waits for pending writes only through `closing` below).
             context.writeAndFlush(wrapOutboundOut(last), promise: nil)
             drain?.finished()
         } else {
             context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
+                withExtendedLifetime(reservation) {}
                 context.close(promise: nil)
                 self.drain?.finished()
             }

@@ -447,3 +447,31 @@ import TroveTestSupport
         try TroveApplication.check(good, options: .init())
     }
 }
+
+/// Findings 3 and 4: large answers waiting for clients that do not read count against
+/// `limits.response_body_budget`, so fifty such clients cannot hold fifty copies of a large entry.
+@Suite(.serialized) struct AnswerBudgetTests {
+    @Test func unreadAnswersAreBudgeted() async throws {
+        let scenario = try await Scenario(redis: false)
+        let routes = """
+              - {name: respond, match: GET /respond, cache: {key: "respond:{query}", ttl: 1m, max_body: 8MB}}
+              - {name: rest, match: ANY /**, pass: true}
+            """
+        let rules = try RulesLoader.parse(scenario.yaml(routes: routes)
+            + "\nlimits: {max_response_body: 8MB, response_body_budget: 8MB, send_timeout: 60s}\n", file: "budget.yaml",
+            environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
+        let trove = try await scenario.trove(rules)
+        #expect(try await scenario.request(trove, "/respond?kb=6144").status == 200)
+        let stuck = try RawConnection(port: trove.publicPort, receiveBuffer: 4096)
+        try stuck.send("GET /respond?kb=6144 HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await eventually("the first answer waits for its reader") { trove.environment.responseBodies.inUse >= 6144 * 1024 }
+        let refused = try await scenario.request(trove, "/respond?kb=6144")
+        #expect(refused.status == 503)
+        #expect(refused.header("Retry-After") == "1")
+        #expect(refused.body.contains("limits.response_body_budget"))
+        stuck.close()
+        try await eventually("the budget is given back when the connection closes") { trove.environment.responseBodies.inUse == 0 }
+        #expect(try await scenario.request(trove, "/respond?kb=6144").status == 200)
+        await scenario.stop(trove)
+    }
+}

@@ -49,6 +49,32 @@ def fds(pid):
         return None
 
 
+def limits_reached(admin):
+    """Trove's own count of each limit reached (`trove_limits_reached_total`), from the admin API; {} if unreadable,
+    None when the build has no such metric."""
+    host, _, port = admin.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    except OSError:
+        return {}
+    text = data.decode(errors="replace")
+    if "trove_limits_reached_total" not in text:
+        return None  # a build from before the limits
+    pattern = r'trove_limits_reached_total\{limit="([a-z_]+)"\} ([0-9.e+]+)'
+    return {m.group(1): int(float(m.group(2))) for m in re.finditer(pattern, text)}
+
+
+def reached_during(admin, before):
+    after = limits_reached(admin)
+    if after is None or before is None:
+        return None
+    return {name: count - before.get(name, 0) for name, count in after.items() if count - before.get(name, 0) > 0}
+
+
 def wrk(url, seconds, connections=50):
     """Runs wrk; returns requests/s, requests, non-2xx/3xx answers, socket errors, p99 (ms)."""
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
@@ -106,7 +132,21 @@ def idle_worker(host, port, count, hold_s, queue):
     selector = selectors.DefaultSelector()
     opened, failed = 0, 0
     started = time.monotonic()
-    for _ in range(count):
+    closed_at = []   # (seconds after its own connect, seconds after the flood began)
+
+    def reap(timeout):
+        for key, _ in selector.select(timeout=timeout):
+            try:
+                data = key.fileobj.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                now = time.monotonic()
+                closed_at.append((now - key.data, now - started))
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+
+    for index in range(count):
         try:
             sock = socket.socket()
             sock.setblocking(False)
@@ -116,18 +156,11 @@ def idle_worker(host, port, count, hold_s, queue):
         except OSError:
             failed += 1
             sock.close()
-    closed_at = []
+        if index % 100 == 99:
+            reap(0)  # closes that come at once are seen at once
     deadline = started + hold_s
     while time.monotonic() < deadline and len(closed_at) < opened:
-        for key, _ in selector.select(timeout=0.2):
-            try:
-                data = key.fileobj.recv(4096)
-            except OSError:
-                data = b""
-            if not data:
-                closed_at.append(time.monotonic() - started)
-                selector.unregister(key.fileobj)
-                key.fileobj.close()
+        reap(0.2)
     for key in list(selector.get_map().values()):
         key.fileobj.close()
     queue.put({"opened": opened, "failed": failed, "closed_at": closed_at})
@@ -140,6 +173,7 @@ def phase_idle(args, url):
     log(f"idle: baseline wrk {args.seconds}s")
     baseline = wrk(url, args.seconds)
     log(f"idle: {args.idle} idle connections in {workers} processes while wrk runs {args.seconds}s")
+    limits_before = limits_reached(args.admin)
     probe = AdminProbe(args.admin)
     probe.start()
     queue = multiprocessing.Queue()
@@ -163,13 +197,14 @@ def phase_idle(args, url):
         process.join()
     probe.stopped.set()
     probe.join()
-    closed = [t for r in results for t in r["closed_at"]]
+    closed = [pair for r in results for pair in r["closed_at"]]
     opened = sum(r["opened"] for r in results)
+    reached = reached_during(args.admin, limits_before)
     return {
         "phase": "idle", "connections": args.idle, "baseline": baseline, "under_attack": load,
         "flood_opened": opened, "flood_failed": sum(r["failed"] for r in results),
-        "flood_closed_within_1s": sum(1 for t in closed if t < 1), "flood_closed_later": sum(1 for t in closed if t >= 1),
-        "flood_still_open": opened - len(closed), "last_close_s": round(max(closed), 1) if closed else None,
+        "flood_still_open": opened - len(closed), "last_close_s": round(max(t for _, t in closed), 1) if closed else None,
+        "limits_reached": reached,
         "rss_before_mib": rss_before, "rss_peak_mib": round(peak_rss, 1), "fds_peak": peak_fds, **probe.result(),
     }
 
@@ -177,6 +212,7 @@ def phase_idle(args, url):
 def phase_slowloris(args, url):
     host, _, port = args.proxy.rpartition(":")
     log(f"slowloris: {args.slowloris} connections at 1 byte/s while wrk runs {args.seconds}s")
+    limits_before = limits_reached(args.admin)
     sockets = []
     for _ in range(args.slowloris):
         sock = socket.create_connection((host, int(port)), timeout=5)
@@ -220,7 +256,8 @@ def phase_slowloris(args, url):
         "answered_408": sum(1 for _, text in answers.values() if text.startswith("HTTP/1.1 408")),
         "closed_otherwise": sum(1 for _, text in answers.values() if not text.startswith("HTTP/1.1 408")),
         "still_open": len(open_sockets), "first_close_s": round(times[0], 1) if times else None,
-        "last_close_s": round(times[-1], 1) if times else None, **probe.result(),
+        "last_close_s": round(times[-1], 1) if times else None, "limits_reached": reached_during(args.admin, limits_before),
+        **probe.result(),
     }
 
 
@@ -230,6 +267,7 @@ def phase_pipeline(args):
     subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://{args.proxy}{path}"], check=True)
     log(f"pipeline: {args.clients} clients x {args.requests} pipelined GETs of {args.big_kb} KiB, reading nothing")
     rss_before = rss_mib(args.pid)
+    limits_before = limits_reached(args.admin)
     request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() * args.requests
     clients = []
     for _ in range(args.clients):
@@ -253,6 +291,7 @@ def phase_pipeline(args):
             log(f"pipeline: Trove passed {args.max_rss_mib} MiB after {aborted} s; the clients give up")
             break
         time.sleep(0.5)
+    reached = reached_during(args.admin, limits_before)
     for sock in clients:
         sock.close()
     time.sleep(2)
@@ -261,8 +300,14 @@ def phase_pipeline(args):
         "phase": "pipeline", "clients": args.clients, "requests_each": args.requests, "answer_kib": args.big_kb,
         "rss_before_mib": round(rss_before, 1), "rss_peak_mib": round(peak, 1),
         "rss_end_of_attack_mib": round(samples[-1][1] or 0, 1), "rss_after_close_mib": round(rss_mib(args.pid) or 0, 1),
-        "aborted_at_s": aborted, "samples": samples,
+        "aborted_at_s": aborted, "limits_reached": reached, "samples": samples,
     }
+
+
+def fmt(reached):
+    if reached is None:
+        return "not counted (this build has no such metric)"
+    return ", ".join(f"{name} {count:,}" for name, count in sorted(reached.items())) or "none"
 
 
 def report(rows):
@@ -275,12 +320,12 @@ def report(rows):
                 "| | requests/s | p99 | non-2xx | socket errors |", "|---|---:|---:|---:|---:|",
                 f"| before the attack | {b['rps']:,} | {b['p99_ms']} ms | {b['non_2xx']} | {b['socket_errors']} |",
                 f"| during the attack | {a['rps']:,} | {a['p99_ms']} ms | {a['non_2xx']} | {a['socket_errors']} |", "",
-                f"Flood: {row['flood_opened']:,} connections opened; {row['flood_closed_within_1s']:,} closed by Trove at once "
-                f"(past max_connections), {row['flood_closed_later']:,} closed later (header timeout; last after "
-                f"{row['last_close_s']} s), {row['flood_still_open']:,} still open at the end. Trove's descriptors peaked at "
+                f"Flood: {row['flood_opened']:,} connections opened, {row['flood_opened'] - row['flood_still_open']:,} of them closed "
+                f"by Trove (the last {row['last_close_s']} s after the flood began), {row['flood_still_open']:,} still open at the "
+                f"end (Trove's own counts below say which limit closed them). Trove's descriptors peaked at "
                 f"{row['fds_peak']:,}; resident memory {row['rss_before_mib']:.0f} → {row['rss_peak_mib']:.0f} MiB. Admin API "
                 f"`/healthz` during the attack: {row['admin_ok']} answered, {row['admin_failed']} failed, slowest "
-                f"{row['admin_slowest_ms']} ms.", ""]
+                f"{row['admin_slowest_ms']} ms. Trove's own count of limits reached: {fmt(row.get('limits_reached'))}.", ""]
         elif row["phase"] == "slowloris":
             a = row["under_attack"]
             lines += [
@@ -290,7 +335,7 @@ def report(rows):
                 f"| {a['rps']:,} | {a['p99_ms']} ms | {a['non_2xx']} | {a['socket_errors']} | {row['answered_408']} | "
                 f"{row['closed_otherwise']} | {row['still_open']} | {row['first_close_s']}–{row['last_close_s']} s |", "",
                 f"Admin API `/healthz` meanwhile: {row['admin_ok']} answered, {row['admin_failed']} failed, slowest "
-                f"{row['admin_slowest_ms']} ms.", ""]
+                f"{row['admin_slowest_ms']} ms. Trove's own count of limits reached: {fmt(row.get('limits_reached'))}.", ""]
         elif row["phase"] == "pipeline":
             lines += [
                 f"### {row['clients']} clients pipelining {row['requests_each']} GETs of a {row['answer_kib']} KiB answer, "
@@ -300,7 +345,8 @@ def report(rows):
                 f"| {row['rss_before_mib']} MiB | {row['rss_peak_mib']} MiB | {row['rss_end_of_attack_mib']} MiB | "
                 f"{row['rss_after_close_mib']} MiB |", "",
                 "Samples (s, MiB): " + ", ".join(f"{t}: {m:.0f}" for t, m in row["samples"][::4] if m is not None)
-                + (f". Stopped at {row['aborted_at_s']} s: past the run's memory bound." if row.get("aborted_at_s") else ""), ""]
+                + (f". Stopped at {row['aborted_at_s']} s: past the run's memory bound." if row.get("aborted_at_s") else "")
+                + f". Trove's own count of limits reached: {fmt(row.get('limits_reached'))}.", ""]
     return "\n".join(lines)
 
 
@@ -316,8 +362,8 @@ def main():
     parser.add_argument("--idle", type=int, default=20_000)
     parser.add_argument("--slowloris", type=int, default=500)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=60)
-    parser.add_argument("--big-kb", type=int, default=4096)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--big-kb", type=int, default=40960)
     parser.add_argument("--pipeline-seconds", type=int, default=25)
     parser.add_argument("--max-rss-mib", type=int, default=6144, help="the pipeline phase stops when Trove passes this")
     parser.add_argument("--out")
