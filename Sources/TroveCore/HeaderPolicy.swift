@@ -34,14 +34,19 @@ public enum HeaderPolicy {
     /// one Trove sees: never sent with a request whose answer is stored.
     static let methodOverrides: Set<String> = ["x-http-method-override", "x-http-method", "x-method-override"]
 
-    /// The client's headers without the forwarding headers only a trusted proxy may set (see `forwarding`).
-    /// Returns the same array, without copying, when there are none (the common case).
-    public static func withoutForwarding(_ headers: [Header]) -> [Header] {
+    /// What a trusted proxy says and Trove believes: where the request came from, and over what scheme.
+    static let believedFromProxies: Set<String> = ["x-forwarded-for", "x-forwarded-proto", "forwarded"]
+
+    /// The client's headers without the forwarding headers (see `forwarding`); from a trusted proxy
+    /// (`trustedProxy`), without those but `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded`. Returns the
+    /// same array, without copying, when there are none to remove (the common case).
+    public static func withoutForwarding(_ headers: [Header], trustedProxy: Bool = false) -> [Header] {
         func isForwarding(_ header: Header) -> Bool {
             // Every such name starts with X or F: most headers are passed over without lower-casing them.
             guard let first = header.name.utf8.first, first | 0x20 == UInt8(ascii: "x") || first | 0x20 == UInt8(ascii: "f")
             else { return false }
-            return forwarding.contains(header.name.lowercased())
+            let name = header.name.lowercased()
+            return forwarding.contains(name) && !(trustedProxy && believedFromProxies.contains(name))
         }
         guard headers.contains(where: isForwarding) else { return headers }
         return headers.filter { !isForwarding($0) }

@@ -468,8 +468,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?) {
         let loaded = environment.rules.current
         let received = head.headers.map { Header($0.name, $0.value) }
-        // What an untrusted client says about where it came from is dropped before anything reads the request.
-        let headers = clientTrusted ? received : HeaderPolicy.withoutForwarding(received)
+        // What a client says about where it came from is dropped before anything reads the request, but for what
+        // a trusted proxy says of the client's address and scheme.
+        let headers = HeaderPolicy.withoutForwarding(received, trustedProxy: clientTrusted)
         if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .public,
             WebhookEndpoint.matches(webhook, method: head.method.token, uri: head.uri)
         {

@@ -95,6 +95,8 @@ import TroveRules
         #expect(HeaderPolicy.withoutForwarding(client).map(\.name) == ["Host", "X-Trace", "FROM"])
         let plain = [Header("Host", "a"), Header("Accept", "*/*")]
         #expect(HeaderPolicy.withoutForwarding(plain) == plain)
+        #expect(HeaderPolicy.withoutForwarding(client, trustedProxy: true).map(\.name)
+            == ["Host", "X-Forwarded-Proto", "Forwarded", "X-Trace", "FROM", "x-forwarded-for"])
     }
 
     /// Expect is Trove's to meet (it answers 100 Continue itself): never forwarded (#12, finding 12).
