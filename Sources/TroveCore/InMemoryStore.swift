@@ -103,13 +103,12 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
     public func claimOnce(_ id: String, ttl: Int64, completion: (Result<Bool, StoreError>) -> Void) {
         let now = clock.nowMilliseconds()
         let first = state.withLock { state in
-            for expired in state.claimExpiries.popExpired(now: now) { state.claims[expired] = nil }
-            if state.claims[id] != nil { return false }
+            _ = state.claims.popExpired(now: now)
+            if state.claims.expiry(of: id) != nil { return false }
             // Bounded like the counters: past the limit the delivery seen longest ago is forgotten (a redelivery
             // of it would purge twice, which costs a few misses, never a stale answer).
-            if state.claims.count >= state.maxCounters, let oldest = state.claimExpiries.popFirst() { state.claims[oldest] = nil }
-            state.claims[id] = now.addingClamped(ttl)
-            state.claimExpiries.set(id, expiresAt: now.addingClamped(ttl))
+            if state.claims.count >= state.maxCounters { _ = state.claims.popFirst() }
+            state.claims.set(id, expiresAt: now.addingClamped(ttl))
             return true
         }
         completion(.success(first))
@@ -150,9 +149,8 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         /// The counters that expire, soonest first: expired ones are dropped without a scan.
         var counterExpiries = ExpiryHeap<Dependencies.Counter>()
         let maxCounters: Int
-        /// Webhook deliveries seen, until when (`claimOnce`).
-        var claims: [String: Int64] = [:]
-        var claimExpiries = ExpiryHeap<String>()
+        /// Webhook deliveries seen, until when (`claimOnce`), soonest first.
+        var claims = ExpiryHeap<String>()
 
         init(capacity: Int, maxCounters: Int) {
             self.capacity = capacity

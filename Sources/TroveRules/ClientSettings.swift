@@ -38,7 +38,12 @@ public struct ClientSettings: Sendable, Equatable {
 
     /// True when `headers` carry any credential.
     public func carriesCredentials(_ headers: [Header]) -> Bool {
-        headers.contains { header in credentialList.contains { HTTPSyntax.name(header.name, is: $0) } }
+        Self.carriesCredentials(headers, among: credentialList)
+    }
+
+    /// True when `headers` carry one of `names` (lower-cased): for callers that keep the list at hand.
+    public static func carriesCredentials(_ headers: [Header], among names: [String]) -> Bool {
+        headers.contains { header in names.contains { HTTPSyntax.name(header.name, is: $0) } }
     }
 
     /// True when a request for `host` (a `Host` value, port and all) is answered.
@@ -54,6 +59,16 @@ public struct ClientSettings: Sendable, Equatable {
         case none
         case fixed(String)
         case requests
+
+        /// The host to send the origin (`X-Forwarded-Host`, and `Host` for `preserve_host` origins) for a request
+        /// whose `Host` is `requestHost` (already checked with `answers(host:)`). Read only when it matters.
+        public func host(for requestHost: @autoclosure () -> String?) -> String? {
+            switch self {
+            case .none: nil
+            case .fixed(let name): name
+            case .requests: requestHost().flatMap(HostPattern.name(ofHostHeader:))
+            }
+        }
     }
 
     public var forwardedHost: ForwardedHost {
@@ -62,14 +77,9 @@ public struct ClientSettings: Sendable, Equatable {
         return .requests
     }
 
-    /// The host to send the origin (`X-Forwarded-Host`, and `Host` for `preserve_host` origins) for a request
-    /// whose `Host` is `requestHost` (already checked with `answers(host:)`).
+    /// The host to send the origin for a request whose `Host` is `requestHost` (see `ForwardedHost.host(for:)`).
     public func forwardedHost(for requestHost: String?) -> String? {
-        switch forwardedHost {
-        case .none: nil
-        case .fixed(let name): name
-        case .requests: requestHost.flatMap(HostPattern.name(ofHostHeader:))
-        }
+        forwardedHost.host(for: requestHost)
     }
 
     /// True when a client at `address` is a proxy whose forwarding headers are believed.
@@ -138,17 +148,22 @@ public enum HostPattern: Sendable, Equatable, CustomStringConvertible {
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { return nil }
             let rest = text[text.index(after: close)...]
-            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { return nil }
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(isDigit)) else { return nil }
             let address = String(text[...close])
             return IPAddress(address) != nil ? address : nil
         }
         if let colon = text.lastIndex(of: ":") {
-            guard text[text.index(after: colon)...].allSatisfy(\.isNumber) else { return nil }
+            guard text[text.index(after: colon)...].allSatisfy(isDigit) else { return nil }
             text = text[..<colon]
         }
         if text.hasSuffix(".") { text = text.dropLast() }
         let name = String(text)
         return isName(name) || IPAddress(name) != nil ? name : nil
+    }
+
+    /// An ASCII digit (`isNumber` also takes other scripts' digits, which no port is written in).
+    private static func isDigit(_ character: Character) -> Bool {
+        character.isASCII && character.isNumber
     }
 
     /// Letters, digits, `-` and `.`, in labels of 1 to 63 characters (RFC 1123), at most 253 in all.

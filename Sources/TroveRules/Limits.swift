@@ -32,17 +32,4 @@ public struct Limits: Sendable, Equatable {
     public var maxDecodedBody = 64 << 20
 
     public init() {}
-
-    /// The settings of the `limits:` section, in the file's words, for `trove check` and the docs.
-    public var described: [(key: String, value: String)] {
-        [
-            ("max_connections", "\(maxConnections)"), ("header_timeout", Units.format(headerTimeout)),
-            ("body_timeout", Units.format(bodyTimeout)), ("keepalive_timeout", Units.format(keepAliveTimeout)),
-            ("send_timeout", Units.format(sendTimeout)), ("max_request_body", Units.format(bytes: maxRequestBody)),
-            ("max_response_body", Units.format(bytes: maxResponseBody)),
-            ("request_body_budget", Units.format(bytes: requestBodyBudget)),
-            ("response_body_budget", Units.format(bytes: responseBodyBudget)), ("max_pipelined", "\(maxPipelined)"),
-            ("max_purge", "\(maxPurge)"), ("max_decoded_body", Units.format(bytes: maxDecodedBody)),
-        ]
-    }
 }

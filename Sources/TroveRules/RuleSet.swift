@@ -465,6 +465,7 @@ public final class CachePolicy: Sendable {
     init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = [], keyedCredentials: Set<Credential>? = nil) {
         self.ignoreQuery = ignoreQuery
         self.keyedCredentials = keyedCredentials ?? key.credentials
+        self.keyedQueryNames = Self.queryNames(of: key)
         self.freshness = freshness
         self.anyStatus = anyStatus
         self.maxTTL = maxTTL
@@ -500,7 +501,9 @@ public final class CachePolicy: Sendable {
     /// The query parameters the key tells apart; nil when it reads the whole query (`{query}`), which tells every
     /// parameter apart. A request with any other parameter must not be stored under the key: an origin that
     /// reads it (`?callback=...`) would answer differently, and that answer would be served for the key.
-    public var keyedQueryNames: Set<String>? {
+    public let keyedQueryNames: Set<String>?
+
+    private static func queryNames(of key: Template) -> Set<String>? {
         var names = Set<String>()
         for placeholder in key.placeholders {
             switch placeholder.source {

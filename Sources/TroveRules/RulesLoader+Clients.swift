@@ -10,38 +10,24 @@ extension RulesLoader {
             "host": "write hosts: [api.example.com]", "trusted": "write trusted_proxies: [10.0.0.0/8]",
             "proxies": "write trusted_proxies: [10.0.0.0/8]",
         ]) else { return settings }
-        if let hostsNode = fields["hosts"], let list = reader.stringList(hostsNode, field: "clients.hosts") {
-            for (offset, (text, itemNode)) in list.enumerated() {
-                guard let pattern = HostPattern(text) else {
-                    reader.error("'\(text)' is not a host name; write it like api.example.com or *.example.com (no port, no scheme)",
-                        at: itemNode, field: "clients.hosts[\(offset)]")
-                    continue
-                }
-                settings.hosts.append(pattern)
-            }
+        if let node = fields["hosts"], let hosts = reader.list(node, field: "clients.hosts", parse: HostPattern.init,
+            problem: { "'\($0)' is not a host name; write it like api.example.com or *.example.com (no port, no scheme)" })
+        {
+            settings.hosts = hosts
         }
-        if let proxiesNode = fields["trusted_proxies"], let list = reader.stringList(proxiesNode, field: "clients.trusted_proxies") {
-            for (offset, (text, itemNode)) in list.enumerated() {
-                guard let range = AddressRange(text) else {
-                    reader.error("'\(text)' is not an address or range; write it like 10.0.0.0/8, 192.0.2.7 or fd00::/8",
-                        at: itemNode, field: "clients.trusted_proxies[\(offset)]")
-                    continue
-                }
-                if range.prefixLength == 0 {
-                    reader.warning("trusts every client on the Internet to say who it is; name your load balancers instead",
-                        at: itemNode, field: "clients.trusted_proxies[\(offset)]")
-                }
-                settings.trustedProxies.append(range)
+        if let node = fields["trusted_proxies"], let ranges = reader.list(node, field: "clients.trusted_proxies", parse: AddressRange.init,
+            problem: { "'\($0)' is not an address or range; write it like 10.0.0.0/8, 192.0.2.7 or fd00::/8" })
+        {
+            for (offset, range) in ranges.enumerated() where range.prefixLength == 0 {
+                reader.warning("trusts every client on the Internet to say who it is; name your load balancers instead",
+                    at: node.sequence?[offset] ?? node, field: "clients.trusted_proxies[\(offset)]")
             }
+            settings.trustedProxies = ranges
         }
-        if let credentialsNode = fields["credentials"], let list = reader.stringList(credentialsNode, field: "clients.credentials") {
-            for (offset, (text, itemNode)) in list.enumerated() {
-                guard HTTPSyntax.isToken(text) else {
-                    reader.error("'\(text)' is not a header name; write it like X-Shop-Token", at: itemNode, field: "clients.credentials[\(offset)]")
-                    continue
-                }
-                settings.credentialHeaders.insert(text.lowercased())
-            }
+        if let node = fields["credentials"], let names = reader.list(node, field: "clients.credentials",
+            parse: { HTTPSyntax.isToken($0) ? $0.lowercased() : nil }, problem: { "'\($0)' is not a header name; write it like X-Shop-Token" })
+        {
+            settings.credentialHeaders.formUnion(names)
         }
         return settings
     }

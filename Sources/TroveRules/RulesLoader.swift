@@ -494,18 +494,11 @@ public enum RulesLoader {
 
     /// `ignore_query: [utm_*, fbclid, gclid]`: query parameter names, or prefixes ending in `*`.
     static func readIgnoreQuery(_ node: Node, field: String, reader: inout RulesReader) -> [String]? {
-        guard let list = reader.stringList(node, field: field) else { return nil }
-        var patterns: [String] = []
-        for (offset, (text, itemNode)) in list.enumerated() {
+        reader.list(node, field: field, parse: { text in
             let name = text.hasSuffix("*") ? text.dropLast() : Substring(text)
-            guard !name.isEmpty, !name.contains("*"), !name.contains("&"), !name.contains("="), !name.contains(" ") else {
-                reader.error("'\(text)' is not a query parameter name; write a name (fbclid) or a prefix ending in * (utm_*)",
-                    at: itemNode, field: "\(field)[\(offset)]")
-                continue
-            }
-            patterns.append(text)
-        }
-        return patterns
+            let usable = !name.isEmpty && !name.contains { "*&= ".contains($0) }
+            return usable ? text : nil
+        }, problem: { "'\($0)' is not a query parameter name; write a name (fbclid) or a prefix ending in * (utm_*)" })
     }
 
     /// `freshness: rules|origin`.

@@ -213,6 +213,21 @@ struct RulesReader {
         return size
     }
 
+    /// One scalar or a list of scalars, each read by `parse`; an item it refuses is reported with `problem`'s words
+    /// at the item (`field[n]`) and left out.
+    mutating func list<T>(_ node: Node, field: String, parse: (String) -> T?, problem: (String) -> String) -> [T]? {
+        guard let items = stringList(node, field: field) else { return nil }
+        var parsed: [T] = []
+        for (offset, (text, itemNode)) in items.enumerated() {
+            guard let value = parse(text) else {
+                error(problem(text), at: itemNode, field: "\(field)[\(offset)]")
+                continue
+            }
+            parsed.append(value)
+        }
+        return parsed
+    }
+
     /// One scalar or a list of scalars.
     mutating func stringList(_ node: Node, field: String) -> [(String, Node)]? {
         if node.scalar != nil {

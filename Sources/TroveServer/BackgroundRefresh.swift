@@ -9,21 +9,21 @@ internal import TroveRules
 ///
 /// Runs on the event loop of the request that started it, independently of that request's connection.
 enum BackgroundRefresh {
-    /// - Parameter entryBody: the stale entry's body, stored again under a refreshed head when the origin
-    ///   answers 304 to the revalidation.
+    /// - Parameters:
+    ///   - entryBody: the stale entry's body, stored again under a refreshed head when the origin answers 304 to
+    ///     the revalidation.
+    ///   - forwardedHost, limits: what the request that found the entry stale goes by (`clients.hosts`, `limits:`).
     static func start(
         _ refresh: ReadThroughStateMachine.Refresh, entryBody: ByteBuffer?, plan: RequestPlan, headers: [Header], counterLifetime: Int64,
-        environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, loop: any EventLoop
+        forwardedHost: String?, limits: Limits, environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, loop: any EventLoop
     ) {
         let key = refresh.dependencies.key
         guard environment.coordinator.startRefresh(key),
             let (started, action) = ReadThroughStateMachine.refreshing(
                 plan: plan, refresh: refresh, requestHeaders: headers, clock: environment.clock, counterLifetime: counterLifetime),
             case .fetch(let fetch) = action,
-            let rules = Optional(environment.rules.current.rules),
             let request = OriginRequests.make(plan: plan, fetch: fetch, headers: headers, clientAddress: nil, body: nil,
-                forwardedHost: rules.clients.forwardedHost(for: headers.value(of: "host")), limits: rules.limits,
-                budget: environment.responseBodies)
+                forwardedHost: forwardedHost, limits: limits, budget: environment.responseBodies)
         else { return }
         var machine = started
         let ttl = request.timeout.milliseconds + 5000

@@ -52,7 +52,12 @@ public final class ClientConnections: Sendable {
     public static func currentDescriptorLimit() -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        return limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limit.rlim_cur)
+        return soft(limit)
+    }
+
+    /// The soft limit as a count (unlimited reads as 2^20, more than any use of it here needs).
+    private static func soft(_ limit: rlimit) -> Int {
+        limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limit.rlim_cur)
     }
 
     /// Raises the soft descriptor limit to the hard one (as Go's runtime does at start): a proxy's connections
@@ -67,6 +72,6 @@ public final class ClientConnections: Sendable {
             raised.rlim_cur = limit.rlim_max
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
-        return limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limit.rlim_cur)
+        return soft(limit)
     }
 }

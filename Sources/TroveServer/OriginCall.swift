@@ -23,6 +23,13 @@ extension ProxyEnvironment {
             origins.send(request) { result in
                 let failed = result.isFailure
                 metrics.recordOrigin(request.origin, nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
+                if case .failure(let error) = result {
+                    switch error.kind {
+                    case .tooLarge: metrics.recordLimit(.maxResponseBody)
+                    case .overloaded: metrics.recordLimit(.responseBodyBudget)
+                    case .unreachable, .timeout, .failed: break
+                    }
+                }
                 completion(result)
             }
         }

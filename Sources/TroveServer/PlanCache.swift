@@ -35,9 +35,8 @@ final class PlanCache {
             rules = loaded
         }
         let key = Key(isHead: head.method == .HEAD, target: head.uri)
-        let credentials = loaded.credentialHeaders
         let eligible = (head.method == .GET || head.method == .HEAD)
-            && !headers.contains { header in credentials.contains { HTTPSyntax.name(header.name, is: $0) } }
+            && !ClientSettings.carriesCredentials(headers, among: loaded.credentialHeaders)
         if eligible, let plan = plans[key] {
             hits += 1
             return plan

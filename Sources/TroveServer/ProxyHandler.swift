@@ -64,6 +64,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         return now
     }
     private var head: HTTPRequestHead?
+    /// What the head being read said (`check(_:limits:hosts:)`).
+    private var headCheck = HeadCheck()
     private var body: ByteBuffer?
     /// The body's share of the process-wide budget of request bodies, given back when the request is done.
     private var bodyReservation: BudgetReservation?
@@ -81,7 +83,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var closing = false
 
     private enum Queued {
-        case request(HTTPRequestHead, ByteBuffer?, BudgetReservation?)
+        case request(HTTPRequestHead, ByteBuffer?, BudgetReservation?, endsConnection: Bool)
         /// A request Trove answers itself, in its turn, before closing the connection.
         case refused(HTTPRequestHead?, Refusal)
     }
@@ -96,14 +98,27 @@ final class ProxyHandler: ChannelDuplexHandler {
         case tooLarge
         /// Bodies being received fill `limits.request_body_budget` (503).
         case overBudget
+        /// Part of the request arrived, too slowly (408), in words.
+        case timedOut(String)
 
         var status: Int {
             switch self {
             case .malformed(let status), .badRequest(let status, _): status
             case .tooLarge: 413
             case .overBudget: 503
+            case .timedOut: 408
             }
         }
+    }
+
+    /// What the head of a request says before any of its body is read, from one pass over its headers.
+    struct HeadCheck: Equatable {
+        var refusal: Refusal?
+        /// `Expect: 100-continue`: an interim answer invites the body.
+        var expectsContinue = false
+        /// After an upgrade (`Upgrade`, `CONNECT`) NIO's decoder reads nothing more from the connection: it must
+        /// close after this answer, or the next request on it would wait forever.
+        var endsConnection = false
     }
 
     init(environment: ProxyEnvironment, drain: ConnectionDrain? = nil) {
@@ -124,6 +139,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         let counterLifetime: Int64
         /// The host the origin is told (`clients.hosts`).
         let forwardedHost: String?
+        /// The connection closes after this answer (see `HeadCheck.endsConnection`).
+        let endsConnection: Bool
         var entry: (meta: EntryMeta, body: ByteBuffer)?
         var response: OriginResponse<ByteBuffer>?
         var fetchMethod = "GET"
@@ -143,9 +160,11 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
 
         init(head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, plan: RequestPlan, headers: [Header],
-             machine: ReadThroughStateMachine, counters: ProxyStats.Counters, counterLifetime: Int64, forwardedHost: String?) {
+             machine: ReadThroughStateMachine, counters: ProxyStats.Counters, counterLifetime: Int64, forwardedHost: String?,
+             endsConnection: Bool) {
             self.head = head
             self.forwardedHost = forwardedHost
+            self.endsConnection = endsConnection
             self.body = body
             self.bodyReservation = bodyReservation
             self.plan = plan
@@ -155,11 +174,6 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.counterLifetime = counterLifetime
         }
 
-        /// After an upgrade (`Upgrade`, `CONNECT`) NIO's decoder reads nothing more from the connection: it must
-        /// close after this answer, or the next request on it would wait forever.
-        var endsConnection: Bool {
-            head.method == .CONNECT || head.headers.contains(name: "upgrade")
-        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -190,12 +204,13 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.head = head
             body = nil
             bodyReservation = nil
-            if let refusal = Self.refusal(of: head, limits: limits, hosts: hostCheck) {
+            headCheck = Self.check(head, limits: limits, hosts: hostCheck)
+            if let refusal = headCheck.refusal {
                 return refuse(head, refusal)
             }
             // An interim answer cannot go out in the middle of another answer; a client that waits for it
             // sends its body after a while anyway (RFC 9110 §10.1.1).
-            if !answering, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            if !answering, headCheck.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(ResponseEncoding.interimContinue(version: head.version, allocator: context.channel.allocator)),
                     promise: nil)
             }
@@ -218,7 +233,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .end:
             guard !ignoringInput, let head else { return }
             self.head = nil
-            let request = Queued.request(head, body, bodyReservation)
+            let request = Queued.request(head, body, bodyReservation, endsConnection: headCheck.endsConnection)
             body = nil
             bodyReservation = nil
             enqueue(request, context: context)
@@ -289,10 +304,11 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Refusing a request
 
-    /// What makes a request's head unacceptable before any of its body is read. One pass over the headers, with
-    /// no allocation on the common path: it runs for every request.
-    /// `hosts`: the hosts answered, nil when any is.
-    static func refusal(of head: HTTPRequestHead, limits: Limits, hosts clients: ClientSettings?) -> Refusal? {
+    /// What a request's head says before any of its body is read: why it is refused, if it is, whether it
+    /// expects 100 Continue, whether the connection ends after it. One pass over the headers, with no allocation
+    /// on the common path: it runs for every request. `hosts`: the hosts answered, nil when any is.
+    static func check(_ head: HTTPRequestHead, limits: Limits, hosts clients: ClientSettings?) -> HeadCheck {
+        var check = HeadCheck(endsConnection: head.method == .CONNECT)
         var hostCount = 0
         var host: String?
         var unmetExpectation = false
@@ -302,31 +318,33 @@ final class ProxyHandler: ChannelDuplexHandler {
                 hostCount += 1
                 host = value
             } else if HTTPSyntax.name(name, is: "expect") {
-                unmetExpectation = unmetExpectation || value.trimmingWhitespace().lowercased() != "100-continue"
+                if value.trimmingWhitespace().lowercased() == "100-continue" {
+                    check.expectsContinue = true
+                } else {
+                    unmetExpectation = true
+                }
             } else if HTTPSyntax.name(name, is: "content-length") {
                 declaredLength = Int(value.trimmingWhitespace())
+            } else if HTTPSyntax.name(name, is: "upgrade") {
+                check.endsConnection = true
             }
         }
         if head.version == .http1_1 && hostCount != 1 || hostCount > 1 {
             // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request with no Host or more than one.
-            return .badRequest(status: 400, "an HTTP/1.1 request needs exactly one Host header")
-        }
-        if let clients, !clients.answers(host: host) {
+            check.refusal = .badRequest(status: 400, "an HTTP/1.1 request needs exactly one Host header")
+        } else if let clients, !clients.answers(host: host) {
             // RFC 9110 §15.5.20: not a host this server answers for. Never forwarded, never stored.
-            return .badRequest(status: 421, "this Trove answers for \(clients.hosts.map(\.description).joined(separator: ", ")), "
+            check.refusal = .badRequest(status: 421, "this Trove answers for \(clients.hosts.map(\.description).joined(separator: ", ")), "
                 + "not for '\(host ?? "")'")
+        } else if head.method == .CONNECT {
+            check.refusal = .badRequest(status: 405, "Trove is a reverse proxy and does not tunnel CONNECT requests")
+        } else if unmetExpectation {
+            check.refusal = .badRequest(status: 417, "the only expectation Trove meets is 100-continue")
+        } else if let declaredLength, declaredLength > limits.maxRequestBody {
+            // Refused before the body is read, and before a 100 Continue invites the client to send it.
+            check.refusal = .tooLarge
         }
-        if head.method == .CONNECT {
-            return .badRequest(status: 405, "Trove is a reverse proxy and does not tunnel CONNECT requests")
-        }
-        if unmetExpectation {
-            return .badRequest(status: 417, "the only expectation Trove meets is 100-continue")
-        }
-        // Refused before the body is read, and before a 100 Continue invites the client to send it.
-        if let declaredLength, declaredLength > limits.maxRequestBody {
-            return .tooLarge
-        }
-        return nil
+        return check
     }
 
     /// Answers `refusal` in this request's turn and closes the connection after it; nothing more is read.
@@ -334,7 +352,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         switch refusal {
         case .tooLarge: environment.metrics.recordLimit(.maxRequestBody)
         case .overBudget: environment.metrics.recordLimit(.requestBodyBudget)
-        case .malformed, .badRequest: break
+        case .malformed, .badRequest, .timedOut: break
         }
         self.head = nil
         body = nil
@@ -343,15 +361,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         readsHeld = true
         guard let context else { return }
         enqueue(.refused(head, refusal), context: context)
-    }
-
-    /// The host the origin is told for `head` (see `ClientSettings.ForwardedHost`).
-    static func forwardedHost(_ forwarding: ClientSettings.ForwardedHost, requestHost head: HTTPRequestHead) -> String? {
-        switch forwarding {
-        case .none: nil
-        case .fixed(let name): name
-        case .requests: head.headers.first(name: "host").flatMap(HostPattern.name(ofHostHeader:))
-        }
     }
 
     // MARK: Deadlines
@@ -386,12 +395,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             "reason": "\(expiry.reason)", "client": "\(context.channel.remoteAddress?.ipAddress ?? "")",
         ])
         if expiry.answers408 && !answering {
-            ignoringInput = true
-            readsHeld = true
-            answering = true
-            drain?.started()
-            environment.stats.record(environment.stats.counters(route: nil), outcome: nil, stored: false, error: true)
-            writeTroveAnswer(status: 408, message: expiry.reason, version: .http1_1)
+            refuse(nil, .timedOut(expiry.reason))
         } else {
             closing = true
             queued.removeAll()
@@ -416,8 +420,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         answering = true
         drain?.started()
         switch request {
-        case .request(let head, let body, let reservation):
-            start(head, body: body, bodyReservation: reservation)
+        case .request(let head, let body, let reservation, let endsConnection):
+            start(head, body: body, bodyReservation: reservation, endsConnection: endsConnection)
         case .refused(let head, let refusal):
             environment.stats.record(environment.stats.counters(route: nil), outcome: nil, stored: false, error: true)
             let message: String
@@ -430,6 +434,8 @@ final class ProxyHandler: ChannelDuplexHandler {
                 message = "the request body is larger than \(Units.format(bytes: limits.maxRequestBody))"
             case .overBudget:
                 message = "Trove is holding as many request bodies as it may; try again shortly"
+            case .timedOut(let reason):
+                message = reason
             }
             writeTroveAnswer(status: refusal.status, message: message, version: head?.version ?? .http1_1,
                 retryAfter: refusal == .overBudget ? 1 : nil)
@@ -465,7 +471,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Running a request
 
-    private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?) {
+    private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, endsConnection: Bool) {
         let loaded = environment.rules.current
         let received = head.headers.map { Header($0.name, $0.value) }
         // What a client says about where it came from is dropped before anything reads the request, but for what
@@ -488,7 +494,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             invalidationKey: invalidationKey)
         let exchange = Exchange(head: head, body: body, bodyReservation: bodyReservation, plan: plan, headers: headers, machine: machine,
             counters: environment.stats.counters(route: plan.route?.name), counterLifetime: loaded.counterLifetime,
-            forwardedHost: Self.forwardedHost(forwarding, requestHost: head))
+            forwardedHost: forwarding.host(for: head.headers.first(name: "host")), endsConnection: endsConnection)
         execute(exchange.machine.start(), exchange)
     }
 
@@ -552,7 +558,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             respond(plan, exchange, close: false)
             if let loop = context?.eventLoop {
                 BackgroundRefresh.start(refresh, entryBody: exchange.entry?.body, plan: exchange.plan, headers: exchange.headers,
-                    counterLifetime: exchange.counterLifetime, environment: environment, store: store, loop: loop)
+                    counterLifetime: exchange.counterLifetime, forwardedHost: exchange.forwardedHost, limits: limits,
+                    environment: environment, store: store, loop: loop)
             }
         }
     }

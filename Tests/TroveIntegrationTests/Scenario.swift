@@ -82,20 +82,25 @@ final class Scenario: Sendable {
         """
 
     /// A rules file for this scenario; `originURL`, `timeout` and `origin` (more settings, e.g. `rate: 2/s`)
-    /// describe the demo origin.
-    func rules(routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "") throws -> RuleSet {
-        try RulesLoader.parse(yaml(routes: routes, originURL: originURL, timeout: timeout, origin: extra), file: "scenario.yaml",
-            environment: ["TROVE_ADMIN_TOKEN": Self.token])
+    /// describe the demo origin; `settings` adds top-level sections (`limits: {...}`, `clients: {...}`).
+    func rules(
+        routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "", settings: String = ""
+    ) throws -> RuleSet {
+        try RulesLoader.parse(yaml(routes: routes, originURL: originURL, timeout: timeout, origin: extra, settings: settings),
+            file: "scenario.yaml", environment: ["TROVE_ADMIN_TOKEN": Self.token])
     }
 
     /// The text of `rules(…)`, to write to a file (for reload scenarios).
-    func yaml(routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "") -> String {
+    func yaml(
+        routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "", settings: String = ""
+    ) -> String {
         let store = redis.map { "store: {redis: \"\($0.url())\", namespace: \(namespace), command_timeout: 200ms}" } ?? ""
         return """
             version: 1
             listen: 127.0.0.1:0
             admin: {listen: 127.0.0.1:0, token: {env: TROVE_ADMIN_TOKEN}}
             \(store)
+            \(settings)
             origins:
               demo: {url: "\(originURL ?? origin.url)", timeout: \(timeout), connect_timeout: 1s\(extra.isEmpty ? "" : ", " + extra)}
             routes:

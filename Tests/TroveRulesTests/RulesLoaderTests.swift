@@ -18,13 +18,7 @@ private func load(_ yaml: String, environment: [String: String] = [:]) throws ->
 
 /// The diagnostics of a file that must be rejected (with the admin token set, so that only the file speaks).
 private func rejection(_ yaml: String, environment: [String: String] = ["TROVE_ADMIN_TOKEN": "t"]) -> [String] {
-    do {
-        _ = try RulesLoader.parse(yaml, file: "test.yaml", environment: environment)
-        Issue.record("the file was accepted")
-        return []
-    } catch {
-        return error.diagnostics.map(\.description)
-    }
+    refusal(yaml, file: "test.yaml", environment: environment)
 }
 
 /// The warnings of a file that must be accepted (with the admin token set, so that only the file speaks).
