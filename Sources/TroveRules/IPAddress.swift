@@ -60,7 +60,9 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             if part.isEmpty { return [] }
             var values: [UInt16] = []
             for group in part.split(separator: ":", omittingEmptySubsequences: false) {
-                guard (1...4).contains(group.count), let value = UInt16(group, radix: 16) else { return nil }
+                // Hex digits only: UInt16(_:radix:) would also take a sign (`::+1`).
+                guard (1...4).contains(group.utf8.count), group.utf8.allSatisfy(isHexDigit), let value = UInt16(group, radix: 16)
+                else { return nil }
                 values.append(value)
             }
             return values
@@ -75,6 +77,10 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             all = only
         }
         return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] } + tail
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte | 0x20)
     }
 
     /// The text around its one `::` (nil when it has more than one).

@@ -31,7 +31,7 @@ import Testing
         #expect(IPAddress("2001:db8::1")?.description == "2001:db8:0:0:0:0:0:1")
         #expect(IPAddress("[fe80::1]")?.bytes.count == 16)
         #expect(IPAddress("::")?.bytes == [UInt8](repeating: 0, count: 16))
-        for bad in ["127.0.0.1.nip.io", "localhost", "256.0.0.1", "01.2.3.4", "1.2.3", "1::2::3", ":::", "12345::", "1:2:3:4:5:6:7:8:9", "", "::1.2.3"] {
+        for bad in ["127.0.0.1.nip.io", "localhost", "256.0.0.1", "01.2.3.4", "1.2.3", "1::2::3", ":::", "12345::", "1:2:3:4:5:6:7:8:9", "", "::1.2.3", "::+1", "::-1", "::١"] {
             #expect(IPAddress(bad) == nil, "\(bad)")
         }
         let range = AddressRange("10.0.0.0/8")!
@@ -60,6 +60,7 @@ import Testing
         #expect(HostPattern.name(ofHostHeader: "[::1]:80") == "[::1]")
         #expect(HostPattern.name(ofHostHeader: "evil.example/x") == nil)
         #expect(HostPattern.name(ofHostHeader: "a:b") == nil)
+        #expect(HostPattern.name(ofHostHeader: "a.example:٨٠") == nil, "a port is ASCII digits")
         #expect(HostPattern("*.example.com")!.matches("a.example.com"))
         #expect(!HostPattern("*.example.com")!.matches("example.com"))
         #expect(!HostPattern("*.example.com")!.matches("aexample.com"))
