@@ -29,6 +29,8 @@ final class DemoData: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Requests held until enough have arrived (`X-Origin-Gather`), shared by every connection.
+    let gathering = Gathering()
     private let rateLimit: (perSecond: Double, burst: Int)?
 
     init(events: Int, rateLimit: (perSecond: Double, burst: Int)? = nil) {
@@ -180,6 +182,26 @@ final class DemoOriginHandler: ChannelInboundHandler {
         if let override = head.headers.first(name: "X-Origin-Delay-Ms").flatMap(Int.init) ?? query["delay_ms"].flatMap(Int.init) {
             wait = .milliseconds(override)
         }
+        if let count = head.headers.first(name: "X-Origin-Gather").flatMap(Int.init) {
+            let group = head.headers.first(name: "X-Origin-Gather-Group") ?? ""
+            let deadline = head.headers.first(name: "X-Origin-Gather-Ms").flatMap(Int64.init).map(TimeAmount.milliseconds) ?? .seconds(10)
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            data.gathering.join(group: group, count: count, deadline: deadline, on: eventLoop) { [answer, wait] outcome in
+                eventLoop.execute {
+                    let (handler, context) = bound.value
+                    var answer = answer
+                    answer.headers.append(("X-Origin-Gathered", outcome.rawValue))
+                    handler.send(answer, to: head, after: wait, measured: measured, context: context)
+                }
+            }
+            return
+        }
+        send(answer, to: head, after: wait, measured: measured, context: context)
+    }
+
+    /// Writes the answer, after `wait` when there is one.
+    private func send(_ answer: Answer, to head: HTTPRequestHead, after wait: Duration, measured: Bool, context: ChannelHandlerContext) {
         let status = Int(answer.status.code)
         if wait == .zero {
             stats.finished(status: status, measured: measured)

@@ -6,6 +6,7 @@ import TroveCore
 import TroveDemoOrigin
 import TroveFixtures
 import TroveTestSupport
+import Synchronization
 
 /// Reload, drain, and Redis failing under load.
 @Suite(.serialized) struct LifecycleTests {
@@ -88,32 +89,40 @@ import TroveTestSupport
     @Test func redisKilledUnderLoad() async throws {
         let scenario = try await Scenario(redis: true)
         let trove = try await scenario.trove()
-        let clock = ContinuousClock()
-        let start = clock.now
+        // The phases follow the answers, not the clock: Redis is killed once 50 answers came with it up, started
+        // again once 50 more came without it, and the workers stop once 50 came after that.
+        final class Progress: Sendable {
+            let answered = Atomic<Int>(0)
+            let finished = Atomic<Bool>(false)
+        }
+        let progress = Progress()
         let results = try await withThrowingTaskGroup(of: [(Int, Int, Int?)].self) { group in
             for worker in 0..<8 {
                 group.addTask {
                     var seen: [(Int, Int, Int?)] = []
                     var round = 0
-                    while clock.now - start < .seconds(3) {
+                    while !progress.finished.load(ordering: .relaxed) {
                         let id = (worker * 7 + round) % 10 + 1
                         let answer = try await scenario.request(trove, "/api/v1/events/\(id)")
                         seen.append((id, answer.status, try? answer.json()["id"] as? Int))
+                        progress.answered.add(1, ordering: .relaxed)
                         round += 1
                     }
                     return seen
                 }
             }
             group.addTask {
-                try await Task.sleep(for: .seconds(1))
-                scenario.redis?.kill()
-                try await Task.sleep(for: .seconds(1))
-                try scenario.redis?.start()
+                defer { progress.finished.store(true, ordering: .relaxed) }
+                for phase in 1...3 {
+                    try await eventually("\(50 * phase) answers", timeout: .seconds(60)) { progress.answered.load(ordering: .relaxed) >= 50 * phase }
+                    if phase == 1 { scenario.redis?.kill() }
+                    if phase == 2 { try scenario.redis?.start() }
+                }
                 return []
             }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        #expect(results.count > 100)
+        #expect(results.count >= 150)
         #expect(results.allSatisfy { $0.1 == 200 }, "\(results.filter { $0.1 != 200 }.count) requests failed")
         #expect(results.allSatisfy { $0.0 == $0.2 }, "every answer is the event asked for")
         try await eventually("hits resume", timeout: .seconds(15)) {
