@@ -46,11 +46,15 @@ let package = Package(
         ),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
 
+        // The vocabulary every module shares: HTTP's words (header fields, statuses, methods, dates, the grammar
+        // of names and values, addresses) and the units of durations and sizes. Pure Swift, no dependencies.
+        .target(name: "TroveHTTP", swiftSettings: swiftSettings),
         // The rules file: parse, validate, match routes, render cache keys. Pure Swift, no I/O but reading
         // the file.
         .target(
             name: "TroveRules",
             dependencies: [
+                "TroveHTTP",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -60,13 +64,14 @@ let package = Package(
         // and their in-memory twins. No sockets, no NIO, no C.
         .target(
             name: "TroveCore",
-            dependencies: ["TroveRules", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["TroveHTTP", "TroveRules", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // The Redis store: hiredis' reader on a NIO-owned socket.
         .target(
             name: "TroveRedis",
             dependencies: [
+                "TroveHTTP",
                 "TroveCore",
                 "CHiredis",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -79,8 +84,8 @@ let package = Package(
         .target(
             name: "TroveCurl",
             dependencies: [
+                "TroveHTTP",
                 "TroveCore",
-                "TroveRules",
                 "CCurl",
                 "CCurlShim",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -91,6 +96,8 @@ let package = Package(
         .target(
             name: "TroveServer",
             dependencies: [
+                "TroveHTTP",
+                "TroveRules",
                 "TroveCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -117,6 +124,7 @@ let package = Package(
         .target(
             name: "TroveApp",
             dependencies: [
+                "TroveHTTP",
                 "TroveRules",
                 "TroveCore",
                 "TroveRedis",
@@ -147,7 +155,7 @@ let package = Package(
         // Test support: a manual clock and a scripted origin, the in-memory twins of Trove's clock and origin.
         .target(
             name: "TroveTestSupport",
-            dependencies: ["TroveCore", "TroveRules", "TroveFixtures", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["TroveHTTP", "TroveCore", "TroveRules", "TroveFixtures", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // The load-test tool: runs a scenario straight at the origin and through Trove, and reports both.
@@ -156,6 +164,7 @@ let package = Package(
             name: "TroveLoadTest",
             dependencies: [
                 "TroveFixtures",
+                "TroveHTTP",
                 "TroveRules",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -177,7 +186,7 @@ let package = Package(
         // and for the tests that replay the committed corpus.
         .target(
             name: "TroveFuzz",
-            dependencies: ["TroveRules", "TroveCore", "TroveRedis", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["TroveHTTP", "TroveRules", "TroveCore", "TroveRedis", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // libFuzzer's driver, declared for trove-fuzz (linked only with -sanitize=fuzzer).
@@ -195,18 +204,19 @@ let package = Package(
         ),
         .testTarget(
             name: "TroveCoreTests",
-            dependencies: ["TroveCore", "TroveRules", "TroveTestSupport"],
+            dependencies: ["TroveHTTP", "TroveCore", "TroveRules", "TroveTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TroveRulesTests",
-            dependencies: ["TroveRules"],
+            dependencies: ["TroveHTTP", "TroveRules"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TroveRedisTests",
             dependencies: [
                 "TroveFixtures",
+                "TroveHTTP",
                 "TroveRedis",
                 "TroveTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -218,7 +228,7 @@ let package = Package(
             name: "TroveCurlTests",
             dependencies: [
                 "TroveFixtures",
-                "TroveRules",
+                "TroveHTTP",
                 "TroveCurl",
                 "TroveDemoOrigin",
                 "TroveTestSupport",
@@ -229,6 +239,7 @@ let package = Package(
         .testTarget(
             name: "TroveServerTests",
             dependencies: [
+                "TroveHTTP",
                 "TroveServer",
                 "TroveTestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -242,6 +253,7 @@ let package = Package(
             dependencies: [
                 "TroveFixtures",
                 "TroveApp",
+                "TroveHTTP",
                 "TroveCore",
                 "TroveRules",
                 "TroveCurl",
@@ -271,7 +283,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TroveAppTests",
-            dependencies: ["TroveApp", "TroveRules", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["TroveApp", "TroveHTTP", "TroveRules", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
     ]

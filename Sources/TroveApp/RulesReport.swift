@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import Foundation
 internal import TroveRules
 

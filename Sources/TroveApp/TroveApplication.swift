@@ -1,3 +1,4 @@
+internal import TroveHTTP
 public import Logging
 internal import NIOCore
 internal import NIOPosix
@@ -114,7 +115,8 @@ public final class TroveApplication: Sendable {
         do {
             let stores: StoreDirectory
             if let redis = rules.store.redis, let endpoint = redis.endpoint, !options.forceMemoryStore {
-                let settings = RedisConnectionSettings(endpoint: endpoint, connectTimeout: redis.connectTimeout,
+                let settings = RedisConnectionSettings(host: endpoint.host, port: endpoint.port, database: endpoint.database,
+                    username: endpoint.username, password: endpoint.password, connectTimeout: redis.connectTimeout,
                     commandTimeout: redis.commandTimeout)
                 let factory = RedisStoreFactory(settings: settings, namespace: rules.store.namespace, logger: options.logger)
                 stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in factory.makeStore(on: loop) }

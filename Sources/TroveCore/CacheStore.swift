@@ -1,4 +1,3 @@
-public import TroveRules
 
 /// Where entries live: Redis (shared by every Trove instance) or the in-process memory store.
 ///
@@ -8,19 +7,21 @@ public import TroveRules
 ///   threads.
 /// - "Not found" and "the store cannot answer" are different outcomes: a store that is down or slow reports
 ///   `.unavailable`, and the request goes to the origin without the cache.
-/// - Counters (see `Dependencies`) that were never increased read as 0.
+/// - Counters (see `EntryAddress`) that were never increased read as 0.
 public protocol CacheStore<Body> {
     /// How the store hands out bodies: `ByteBuffer` on the server, `[UInt8]` in tests.
     associatedtype Body: Sendable
 
     /// Reads an entry and the current values of the counters it depends on, together (one round trip).
-    func lookup(_ dependencies: Dependencies, completion: @escaping (LookupOutcome<Body>) -> Void)
+    func lookup(_ address: EntryAddress, completion: @escaping (LookupOutcome<Body>) -> Void)
 
-    /// Stores an entry under `write.dependencies.key`, replacing any other, to be dropped after
+    /// Stores an entry under `write.address.key`, replacing any other, to be dropped after
     /// `write.expireAfter` milliseconds.
     func store(_ write: StoreWrite<Body>, completion: @escaping (Result<Void, StoreError>) -> Void)
 
-    /// Increases the counters a purge names (and drops the named keys' entries to free memory).
+    /// Increases the counters a purge names, in order (and drops the named keys' entries to free memory). A
+    /// store that cannot reach its backend keeps what it could not apply and applies it when it can; until
+    /// then it answers lookups `.unavailable`.
     func purge(_ request: PurgeRequest, completion: @escaping (Result<PurgeReport, StoreError>) -> Void)
 
     /// The entry stored under `key` with the current values of its counters, for the admin API.
@@ -78,7 +79,7 @@ public struct StoreHealth: Sendable, Equatable {
 
 /// What a lookup found.
 public enum LookupOutcome<Body: Sendable>: Sendable {
-    /// An entry is stored; `generations` are the current values of its counters, in `Dependencies.counters`
+    /// An entry is stored; `generations` are the current values of its counters, in `EntryAddress.counters`
     /// order. Whether it may be served is the decision core's business.
     case found(EntryMeta, Body, generations: [Int64])
     /// Nothing is stored; `generations` are what a fetch starting now must record.
@@ -89,31 +90,42 @@ public enum LookupOutcome<Body: Sendable>: Sendable {
 
 /// An entry to store.
 public struct StoreWrite<Body: Sendable>: Sendable {
-    public let dependencies: Dependencies
+    public let address: EntryAddress
     public let meta: EntryMeta
     public let body: Body
     /// When the store should drop it, in milliseconds from now: past its stale window, with some slack.
     public let expireAfter: Int64
 
-    public init(dependencies: Dependencies, meta: EntryMeta, body: Body, expireAfter: Int64) {
-        self.dependencies = dependencies
+    public init(address: EntryAddress, meta: EntryMeta, body: Body, expireAfter: Int64) {
+        self.address = address
         self.meta = meta
         self.body = body
         self.expireAfter = expireAfter
     }
 }
 
-/// What to purge, and how long the increased counters must outlive any entry they invalidate.
+/// What a store is asked to do for a purge: increase these counters (in this order), and keep each but
+/// `everything` for `counterLifetime` milliseconds. Made by `Purger` only.
 public struct PurgeRequest: Sendable, Equatable {
-    public let purges: PurgeSet
+    public let counters: [PurgeCounter]
     /// Milliseconds. An entry that recorded a counter before the purge can live at most its fetch time plus
     /// its TTL and stale window; the counter must be kept longer than that, or the entry would match again
     /// when the counter expires and reads 0.
     public let counterLifetime: Int64
 
-    public init(purges: PurgeSet, counterLifetime: Int64) {
-        self.purges = purges
+    public init(counters: [PurgeCounter], counterLifetime: Int64) {
+        self.counters = counters
         self.counterLifetime = counterLifetime
+    }
+
+    /// The keys whose entries the purge names: a store drops them at once to free memory.
+    public var keys: [String] {
+        counters.compactMap { if case .key(let key) = $0 { key } else { nil } }
+    }
+
+    /// The request from the `offset`-th counter on: what is left when the first `offset` were applied.
+    public func dropping(first offset: Int) -> PurgeRequest {
+        PurgeRequest(counters: Array(counters.dropFirst(offset)), counterLifetime: counterLifetime)
     }
 }
 
@@ -143,6 +155,23 @@ public struct PurgeReport: Sendable, Equatable, Codable {
         self.routes = routes
         self.tags = tags
         self.keys = keys
+    }
+
+    /// The report of a request whose counters were all increased; `found` says, per key in `request.keys`
+    /// order, whether an entry was stored under it.
+    public init(_ request: PurgeRequest, found: [Bool]) {
+        self.init()
+        var keyIndex = 0
+        for counter in request.counters {
+            switch counter {
+            case .everything: all = true
+            case .route(let route): routes.append(route)
+            case .tag(let tag): tags.append(tag)
+            case .key(let key):
+                keys.append(KeyResult(key: key, found: keyIndex < found.count && found[keyIndex]))
+                keyIndex += 1
+            }
+        }
     }
 }
 

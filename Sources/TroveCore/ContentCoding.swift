@@ -1,4 +1,4 @@
-public import TroveRules
+public import TroveHTTP
 
 /// Content codings between origin, store and client (RFC 9110 §8.4, §12.5.3): Trove asks origins for gzip when
 /// it fetches to store, keeps whatever coding the origin chose, and decodes on the way out for clients that

@@ -1,4 +1,4 @@
-internal import TroveRules
+internal import TroveHTTP
 
 /// Writes and reads the bytes of a stored entry: a small binary head (`EntryMeta`) followed by the body.
 ///

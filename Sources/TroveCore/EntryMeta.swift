@@ -1,4 +1,4 @@
-public import TroveRules
+public import TroveHTTP
 
 /// Everything about a stored answer except its body: what to answer with, when it was stored, until when it
 /// is fresh, and what it depends on for invalidation.
@@ -25,7 +25,7 @@ public struct EntryMeta: Sendable, Equatable {
     public var route: String
     /// The tags it carries.
     public var tags: [String]
-    /// The generations of everything that can invalidate it, read before its fetch began (see `Dependencies`).
+    /// The generations of everything that can invalidate it, read before its fetch began (see `EntryAddress`).
     public var generations: [Int64]
     /// The request's values of the headers the origin's `Vary` names (lower-case names, empty values for
     /// absent headers): the entry answers only requests with the same values.
@@ -49,11 +49,11 @@ public struct EntryMeta: Sendable, Equatable {
         self.bodyLength = bodyLength
     }
 
-    /// True when the entry may answer a request for `dependencies` whose counters now read `generations`: no
+    /// True when the entry may answer a request for `address` whose counters now read `generations`: no
     /// purge since it was stored, and stored under the same route and tags. (Freshness and `Vary` are checked
     /// apart.)
-    public func isValid(for dependencies: Dependencies, generations: [Int64]) -> Bool {
-        self.generations == generations && tags == dependencies.tags && route == dependencies.route
+    public func isValid(for address: EntryAddress, generations: [Int64]) -> Bool {
+        self.generations == generations && tags == address.tags && route == address.route
     }
 
     /// An answer that varies is stored as variants, each under its own key; the request's cache key holds this
@@ -83,75 +83,5 @@ public struct EntryMeta: Sendable, Equatable {
     public func remainingTTL(at now: Int64) -> Int {
         let remaining = freshUntil.subtractingClamped(now)
         return remaining >= 0 ? Int(remaining / 1000) : -Int((remaining.magnitude + 999) / 1000)
-    }
-}
-
-/// One HTTP header field (declared with the rules, which read request headers too).
-public typealias Header = TroveRules.Header
-
-/// What an entry depends on: the counters whose increase invalidates it.
-///
-/// A purge never scans: it increases one counter (for everything, a route, a key or a tag). An entry records
-/// the values of its counters as they were *before its fetch began*; a lookup reads the entry and the
-/// counters' current values together and treats any difference as a miss. So a purge that happens while a
-/// fetch is running invalidates what that fetch stores, and every Trove instance on the same Redis sees a
-/// purge at once.
-public struct Dependencies: Sendable, Equatable {
-    /// Where the entry is stored.
-    public let key: String
-    /// The key whose purge invalidates it: `key` itself, or for one variant of an answer that varies (stored
-    /// under `KEY#vHASH`), the cache key of the request, so that purging the key purges every variant.
-    public let counterKey: String
-    public let route: String
-    public let tags: [String]
-
-    public init(key: String, route: String, tags: [String], counterKey: String? = nil) {
-        self.key = key
-        self.counterKey = counterKey ?? key
-        self.route = route
-        self.tags = tags
-    }
-
-    /// The dependencies of the request's cache key itself: these, for an answer that does not vary; for a
-    /// variant, where its marker is stored.
-    public var unvaried: Dependencies {
-        key == counterKey ? self : Dependencies(key: counterKey, route: route, tags: tags)
-    }
-
-    /// The dependencies of whatever is stored under `key` (a variant's key names its cache key before `#v`).
-    public static func ofStored(_ key: String, route: String, tags: [String]) -> Dependencies {
-        let bytes = Array(key.utf8)
-        guard let mark = bytes.indices.dropLast().last(where: { bytes[$0] == UInt8(ascii: "#") && bytes[$0 + 1] == UInt8(ascii: "v") }) else {
-            return Dependencies(key: key, route: route, tags: tags)
-        }
-        return Dependencies(key: key, route: route, tags: tags, counterKey: String(decoding: bytes[..<mark], as: UTF8.self))
-    }
-
-    /// Separates a cache key from a variant's hash. `#` never appears in a rendered key (`KeyEscaping`).
-    public static let variantMark = "#v"
-
-    /// Where the variant of the request with these values of the headers the answer varies on is stored.
-    public func variant(_ values: [Header]) -> Dependencies {
-        var hash = FNV1a()
-        for header in values {
-            hash.add(header.name.utf8)
-            hash.add([0x3D])
-            hash.add(header.value.utf8)
-            hash.add([0x0A])
-        }
-        return Dependencies(key: counterKey + Self.variantMark + String(hash.value, radix: 16), route: route, tags: tags, counterKey: counterKey)
-    }
-
-    /// The counters, in the order generations are recorded: everything, the route, the key, then each tag.
-    public var counters: [Counter] {
-        [.everything, .route(route), .key(counterKey)] + tags.map(Counter.tag)
-    }
-
-    /// A counter that invalidates entries when it increases.
-    public enum Counter: Sendable, Hashable {
-        case everything
-        case route(String)
-        case key(String)
-        case tag(String)
     }
 }

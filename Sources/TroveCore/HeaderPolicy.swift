@@ -1,3 +1,4 @@
+public import TroveHTTP
 public import TroveRules
 
 /// What happens to headers on the way through: which are dropped (hop-by-hop), which are added toward the

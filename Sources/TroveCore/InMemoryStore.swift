@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import Synchronization
 internal import TroveRules
 
@@ -31,11 +32,11 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
 
     private var capacity: Int { state.withLock { $0.capacity } }
 
-    public func lookup(_ dependencies: Dependencies, completion: (LookupOutcome<Body>) -> Void) {
+    public func lookup(_ address: EntryAddress, completion: (LookupOutcome<Body>) -> Void) {
         let now = clock.nowMilliseconds()
         let outcome: LookupOutcome<Body> = state.withLock { state in
-            let generations = dependencies.counters.map { state.counter($0, now: now) }
-            guard let slot = state.index[dependencies.key] else { return .notFound(generations: generations) }
+            let generations = address.counters.map { state.counter($0, now: now) }
+            guard let slot = state.index[address.key] else { return .notFound(generations: generations) }
             let entry = state.slots[slot].entry!
             guard entry.expiresAt > now else {
                 state.remove(slot: slot)
@@ -49,7 +50,7 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
 
     public func store(_ write: StoreWrite<Body>, completion: (Result<Void, StoreError>) -> Void) {
         let now = clock.nowMilliseconds()
-        let key = write.dependencies.key
+        let key = write.address.key
         let size = Self.size(of: write.meta, key: key)
         state.withLock { state in
             if let slot = state.index[key] { state.remove(slot: slot) }
@@ -65,29 +66,27 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
 
     public func purge(_ request: PurgeRequest, completion: (Result<PurgeReport, StoreError>) -> Void) {
         let now = clock.nowMilliseconds()
-        let purges = request.purges
-        let report = state.withLock { state in
-            if purges.everything { state.increase(.everything, now: now, lifetime: nil) }
-            for route in purges.routes { state.increase(.route(route), now: now, lifetime: request.counterLifetime) }
-            for tag in purges.tags { state.increase(.tag(tag), now: now, lifetime: request.counterLifetime) }
-            var keys: [PurgeReport.KeyResult] = []
-            for key in purges.keys {
-                state.increase(.key(key), now: now, lifetime: request.counterLifetime)
+        let found = state.withLock { state in
+            var found: [Bool] = []
+            for counter in request.counters {
+                // `everything` never expires: it is one counter, and every entry depends on it.
+                state.increase(counter, now: now, lifetime: counter == .everything ? nil : request.counterLifetime)
+                guard case .key(let key) = counter else { continue }
                 let slot = state.index[key]
                 if let slot { state.remove(slot: slot) }
-                keys.append(PurgeReport.KeyResult(key: key, found: slot != nil))
+                found.append(slot != nil)
             }
-            return PurgeReport(all: purges.everything, routes: purges.routes, tags: purges.tags, keys: keys)
+            return found
         }
-        completion(.success(report))
+        completion(.success(PurgeReport(request, found: found)))
     }
 
     public func inspect(key: String, completion: (Result<EntryInspection?, StoreError>) -> Void) {
         let now = clock.nowMilliseconds()
         let inspection: EntryInspection? = state.withLock { state in
             guard let slot = state.index[key], let entry = state.slots[slot].entry, entry.expiresAt > now else { return nil }
-            let dependencies = Dependencies.ofStored(key, route: entry.meta.route, tags: entry.meta.tags)
-            let current = dependencies.counters.map { state.counter($0, now: now) }
+            let address = EntryAddress.ofStored(key, route: entry.meta.route, tags: entry.meta.tags)
+            let current = address.counters.map { state.counter($0, now: now) }
             return EntryInspection(meta: entry.meta, valid: current == entry.meta.generations)
         }
         completion(.success(inspection))
@@ -145,9 +144,9 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         var index: [String: Int] = [:]
         var head: Int?
         var tail: Int?
-        var counters: [Dependencies.Counter: (value: Int64, expiresAt: Int64?)] = [:]
+        var counters: [PurgeCounter: (value: Int64, expiresAt: Int64?)] = [:]
         /// The counters that expire, soonest first: expired ones are dropped without a scan.
-        var counterExpiries = ExpiryHeap<Dependencies.Counter>()
+        var counterExpiries = ExpiryHeap<PurgeCounter>()
         let maxCounters: Int
         /// Webhook deliveries seen, until when (`claimOnce`), soonest first.
         var claims = ExpiryHeap<String>()
@@ -157,7 +156,7 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
             self.maxCounters = maxCounters
         }
 
-        func counter(_ counter: Dependencies.Counter, now: Int64) -> Int64 {
+        func counter(_ counter: PurgeCounter, now: Int64) -> Int64 {
             guard let stored = counters[counter] else { return 0 }
             if let expiresAt = stored.expiresAt, expiresAt <= now { return 0 }
             return stored.value
@@ -166,7 +165,7 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         /// Increases a counter. Counters expire after `lifetime` (every entry that recorded the old value is gone
         /// by then); expired ones are dropped as they come due, so templated tags (`event:{id}`) and writes to
         /// ever new URLs cannot grow the table forever, and nothing is scanned.
-        mutating func increase(_ counter: Dependencies.Counter, now: Int64, lifetime: Int64?) {
+        mutating func increase(_ counter: PurgeCounter, now: Int64, lifetime: Int64?) {
             for expired in counterExpiries.popExpired(now: now) { counters[expired] = nil }
             let next = self.counter(counter, now: now).addingClamped(1)
             let expiresAt = lifetime.map { now.addingClamped($0) }

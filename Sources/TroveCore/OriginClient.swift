@@ -1,3 +1,4 @@
+public import TroveHTTP
 /// Sends requests to origins. The server uses libcurl (`CurlOriginClient`); tests may script one.
 ///
 /// `completion` may be called on any thread (libcurl's, for the real client); callers hop back to their own.

@@ -1,3 +1,4 @@
+public import TroveHTTP
 public import TroveRules
 
 /// Decides, one step at a time, what a request needs: a lookup, a fetch, a store, a purge, an answer.
@@ -14,14 +15,14 @@ public import TroveRules
 public struct ReadThroughStateMachine: Sendable {
     /// The next thing the server must do.
     public enum Action: Sendable, Equatable {
-        /// Look `Dependencies.key` up, with the counters it depends on.
-        case lookup(Dependencies)
+        /// Look `EntryAddress.key` up, with the counters it depends on.
+        case lookup(EntryAddress)
         /// Send the request to the route's origin.
         case fetch(Fetch)
         /// Store the origin's answer (with this head; the server adds the body), then answer.
         case store(PendingStore, then: ResponsePlan)
         /// Apply the write's purges, then answer.
-        case purge(PurgeRequest, then: ResponsePlan)
+        case purge(PurgeSet, then: ResponsePlan)
         /// Answer the client.
         case respond(ResponsePlan)
         /// Answer the client from the stale entry now, and refresh the entry in the background (once, however
@@ -54,7 +55,7 @@ public struct ReadThroughStateMachine: Sendable {
 
     /// An entry to store, without its body.
     public struct PendingStore: Sendable, Equatable {
-        public var dependencies: Dependencies
+        public var address: EntryAddress
         public var meta: EntryMeta
         /// Milliseconds from now until the store may drop it.
         public var expireAfter: Int64
@@ -62,20 +63,20 @@ public struct ReadThroughStateMachine: Sendable {
         /// under the refreshed head, not the origin's empty one.
         public var reusesStoredBody = false
         /// The answer varies: it is stored as a variant, and this marker goes under the request's cache key
-        /// (`dependencies.counterKey`) to say which headers pick the variant.
+        /// (`address.counterKey`) to say which headers pick the variant.
         public var marker: EntryMeta?
     }
 
     /// A background refresh of a stale entry: what to fetch again, and the counters read before it began.
     public struct Refresh: Sendable, Equatable {
-        public var dependencies: Dependencies
-        public var snapshot: [Int64]
+        public var address: EntryAddress
+        public var generations: [Int64]
         /// The stale entry being refreshed, for its validators.
         public var entry: EntryMeta?
 
-        public init(dependencies: Dependencies, snapshot: [Int64], entry: EntryMeta? = nil) {
-            self.dependencies = dependencies
-            self.snapshot = snapshot
+        public init(address: EntryAddress, generations: [Int64], entry: EntryMeta? = nil) {
+            self.address = address
+            self.generations = generations
             self.entry = entry
         }
     }
@@ -125,7 +126,7 @@ public struct ReadThroughStateMachine: Sendable {
 
     private enum State: Sendable {
         case idle
-        case lookingUp(RequestPlan.CacheTarget, Dependencies)
+        case lookingUp(RequestPlan.CacheTarget, EntryAddress)
         case fetching(Fetching)
         case storing(ResponsePlan)
         case purging(ResponsePlan)
@@ -133,9 +134,9 @@ public struct ReadThroughStateMachine: Sendable {
     }
 
     private enum Fetching: Sendable {
-        /// A cacheable request; `snapshot` is nil when the store could not be asked. `stale` is an entry that
+        /// A cacheable request; `generations` is nil when the store could not be asked. `stale` is an entry that
         /// may be answered if the origin fails.
-        case cache(RequestPlan.CacheTarget, Dependencies, snapshot: [Int64]?, forward: String, stale: EntryMeta?)
+        case cache(RequestPlan.CacheTarget, EntryAddress, generations: [Int64]?, forward: String, stale: EntryMeta?)
         case forward(CacheStatus.Outcome, detail: String?)
         case write(PurgeSet)
     }
@@ -146,33 +147,30 @@ public struct ReadThroughStateMachine: Sendable {
     private let plan: RequestPlan
     private let requestHeaders: [Header]
     private let clock: any TroveClock
-    private let counterLifetime: Int64
     private let invalidationKey: (@Sendable (String) -> String?)?
 
     /// - Parameters:
     ///   - plan: what the rules say (`RuleSet.plan(for:)`).
     ///   - requestHeaders: the client's headers, for `Vary` checks.
-    ///   - counterLifetime: how long purge counters must live (`RuleSet.counterLifetime`).
     ///   - invalidationKey: for writes, the key a GET of a path would use (`RuleSet.invalidationKey`), so that
     ///     a successful write also purges what its answer's `Location` and `Content-Location` name.
     public init(
-        plan: RequestPlan, requestHeaders: [Header], clock: any TroveClock, counterLifetime: Int64,
+        plan: RequestPlan, requestHeaders: [Header], clock: any TroveClock,
         invalidationKey: (@Sendable (String) -> String?)? = nil
     ) {
         self.plan = plan
         self.requestHeaders = requestHeaders
         self.clock = clock
-        self.counterLifetime = counterLifetime
         self.invalidationKey = invalidationKey
     }
 
     /// A machine for a background refresh: it starts by fetching, and stores what it may.
     public static func refreshing(
-        plan: RequestPlan, refresh: Refresh, requestHeaders: [Header], clock: any TroveClock, counterLifetime: Int64
+        plan: RequestPlan, refresh: Refresh, requestHeaders: [Header], clock: any TroveClock
     ) -> (ReadThroughStateMachine, Action)? {
         guard case .cache(let target) = plan.decision else { return nil }
-        var machine = ReadThroughStateMachine(plan: plan, requestHeaders: requestHeaders, clock: clock, counterLifetime: counterLifetime)
-        machine.state = .fetching(.cache(target, refresh.dependencies, snapshot: refresh.snapshot, forward: "stale", stale: nil))
+        var machine = ReadThroughStateMachine(plan: plan, requestHeaders: requestHeaders, clock: clock)
+        machine.state = .fetching(.cache(target, refresh.address, generations: refresh.generations, forward: "stale", stale: nil))
         let validators = refresh.entry.map(Self.validators) ?? []
         if !validators.isEmpty { machine.revalidating = refresh.entry }
         return (machine, .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, validators: validators)))
@@ -182,8 +180,8 @@ public struct ReadThroughStateMachine: Sendable {
 
     /// What a fetch for storage will be stored under: the cache key, or one variant of it. Concurrent misses
     /// coalesce on it, and instances lock it.
-    public var fetchingDependencies: Dependencies? {
-        if case .fetching(.cache(_, let dependencies, _, _, _)) = state { dependencies } else { nil }
+    public var fetchingAddress: EntryAddress? {
+        if case .fetching(.cache(_, let address, _, _, _)) = state { address } else { nil }
     }
 
     // MARK: Events
@@ -197,9 +195,9 @@ public struct ReadThroughStateMachine: Sendable {
             return .respond(ResponsePlan(source: .trove(status: status, message: message), cacheStatus: nil, age: nil,
                 omitBody: isHead))
         case .cache(let target):
-            let dependencies = Dependencies(key: target.key, route: plan.route?.name ?? "", tags: target.tags)
-            state = .lookingUp(target, dependencies)
-            return .lookup(dependencies)
+            let address = EntryAddress(key: target.key, route: plan.route?.name ?? "", tags: target.tags)
+            state = .lookingUp(target, address)
+            return .lookup(address)
         case .bypass(.credentials(let credentials)):
             let detail = credentials.sorted { $0.rawValue < $1.rawValue }.map { $0.rawValue.uppercased() }
                 .joined(separator: ",")
@@ -219,35 +217,35 @@ public struct ReadThroughStateMachine: Sendable {
 
     /// The store answered the lookup.
     public mutating func lookupCompleted(_ result: LookupResult) -> Action {
-        guard case .lookingUp(let target, let dependencies) = state else { return invalid("lookupCompleted") }
+        guard case .lookingUp(let target, let address) = state else { return invalid("lookupCompleted") }
         let fetch = Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: true)
         switch result {
         case .unavailable:
-            state = .fetching(.cache(target, dependencies, snapshot: nil, forward: "uri-miss", stale: nil))
+            state = .fetching(.cache(target, address, generations: nil, forward: "uri-miss", stale: nil))
             return .fetch(fetch)
         case .notFound(let generations):
-            state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "uri-miss", stale: nil))
+            state = .fetching(.cache(target, address, generations: generations, forward: "uri-miss", stale: nil))
             return .fetch(fetch)
         case .found(let meta, let generations):
             let now = clock.nowMilliseconds()
             if meta.isVaryMarker {
                 // The answer varies: read the variant for this request's values, unless the marker was purged or
                 // turned up where a variant was expected.
-                guard dependencies.key == dependencies.counterKey, meta.isValid(for: dependencies, generations: generations) else {
-                    state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "miss", stale: nil))
+                guard address.key == address.counterKey, meta.isValid(for: address, generations: generations) else {
+                    state = .fetching(.cache(target, address, generations: generations, forward: "miss", stale: nil))
                     return .fetch(fetch)
                 }
-                let variant = dependencies.variant(HeaderPolicy.values(of: meta.varyNames, in: requestHeaders))
+                let variant = address.variant(HeaderPolicy.values(of: meta.varyNames, in: requestHeaders))
                 state = .lookingUp(target, variant)
                 return .lookup(variant)
             }
-            if !meta.isValid(for: dependencies, generations: generations) {
+            if !meta.isValid(for: address, generations: generations) {
                 // Purged since it was stored, or stored under other rules: never served, not even stale.
-                state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "miss", stale: nil))
+                state = .fetching(.cache(target, address, generations: generations, forward: "miss", stale: nil))
                 return .fetch(fetch)
             }
             if !HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) {
-                state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "vary-miss", stale: nil))
+                state = .fetching(.cache(target, address, generations: generations, forward: "vary-miss", stale: nil))
                 return .fetch(fetch)
             }
             if now < meta.freshUntil {
@@ -259,10 +257,10 @@ public struct ReadThroughStateMachine: Sendable {
                 state = .done
                 let status = CacheStatus(outcome: .stale, forward: "stale", ttl: meta.remainingTTL(at: now))
                 return .respondAndRefresh(fromEntry(meta, status, now: now),
-                    Refresh(dependencies: dependencies, snapshot: generations, entry: meta))
+                    Refresh(address: address, generations: generations, entry: meta))
             }
             let stale = now < meta.errorUntil ? meta : nil
-            state = .fetching(.cache(target, dependencies, snapshot: generations, forward: "stale", stale: stale))
+            state = .fetching(.cache(target, address, generations: generations, forward: "stale", stale: stale))
             var conditional = fetch
             conditional.validators = Self.validators(meta)
             if !conditional.validators.isEmpty { revalidating = meta }
@@ -281,7 +279,7 @@ public struct ReadThroughStateMachine: Sendable {
                 let response = ResponsePlan(source: .origin, cacheStatus: CacheStatus(outcome: .pass, forward: "method", forwardStatus: status),
                     age: nil, omitBody: isHead)
                 state = .purging(response)
-                return .purge(PurgeRequest(purges: PurgeSet(keys: related), counterLifetime: counterLifetime), then: response)
+                return .purge(PurgeSet(keys: related), then: response)
             }
             state = .done
             let status = CacheStatus(outcome: outcome, forward: "bypass", forwardStatus: status, detail: detail)
@@ -298,13 +296,13 @@ public struct ReadThroughStateMachine: Sendable {
                 return .respond(response)
             }
             state = .purging(response)
-            return .purge(PurgeRequest(purges: purges, counterLifetime: counterLifetime), then: response)
-        case .cache(let target, let dependencies, let snapshot, let forward, let stale):
+            return .purge(purges, then: response)
+        case .cache(let target, let address, let generations, let forward, let stale):
             if status >= 500 || status == 429, let stale, let answer = serveStale(stale, forwardStatus: status, detail: "ORIGIN-ERROR") {
                 return answer
             }
             if status == 304, let validated = revalidating {
-                return revalidated(validated, headers: headers, target: target, dependencies: dependencies, snapshot: snapshot, forward: forward)
+                return revalidated(validated, headers: headers, target: target, address: address, generations: generations, forward: forward)
             }
             var cacheStatus = CacheStatus(outcome: .miss, forward: forward, forwardStatus: status)
             // The client's own conditions were not sent (the answer is fetched whole, to store): Trove applies them.
@@ -317,14 +315,14 @@ public struct ReadThroughStateMachine: Sendable {
                 return .respond(response)
             }
             let now = clock.nowMilliseconds()
-            guard let snapshot, let freshness = Freshness.of(status: status, headers: headers, policy: target.policy, now: now) else {
+            guard let generations, let freshness = Freshness.of(status: status, headers: headers, policy: target.policy, now: now) else {
                 cacheStatus.detail = "STORE-UNAVAILABLE"
                 response.cacheStatus = cacheStatus
                 state = .done
                 return .respond(response)
             }
             let meta = Self.entry(status: status, headers: HeaderPolicy.storedHeaders(headers), origin: headers, freshness: freshness,
-                now: now, route: dependencies.route, tags: target.tags, generations: snapshot,
+                now: now, route: address.route, tags: target.tags, generations: generations,
                 variant: HeaderPolicy.variant(vary: headers, request: requestHeaders), bodyLength: bodyLength)
             cacheStatus.stored = true
             response.cacheStatus = cacheStatus
@@ -332,12 +330,12 @@ public struct ReadThroughStateMachine: Sendable {
             let lastUse = max(meta.staleUntil, meta.errorUntil)
             // An answer that varies is stored as the variant for this request's values, with a marker under the
             // cache key; one that does not is stored under the cache key itself (replacing any marker).
-            let base = dependencies.unvaried
-            var pending = PendingStore(dependencies: meta.variant.isEmpty ? base : base.variant(meta.variant), meta: meta,
+            let base = address.unvaried
+            var pending = PendingStore(address: meta.variant.isEmpty ? base : base.variant(meta.variant), meta: meta,
                 expireAfter: Self.expireAfter(now: now, until: lastUse))
             if !meta.variant.isEmpty {
                 pending.marker = EntryMeta.varyMarker(names: meta.variant.map(\.name), route: base.route, tags: base.tags,
-                    generations: snapshot, storedAt: now, until: lastUse)
+                    generations: generations, storedAt: now, until: lastUse)
             }
             return .store(pending, then: response)
         }
@@ -369,7 +367,7 @@ public struct ReadThroughStateMachine: Sendable {
 
     /// The fetch this request waited for has ended.
     public mutating func coalesced(_ outcome: Coalesced) -> Action {
-        guard case .fetching(.cache(let target, let dependencies, let snapshot, _, let stale)) = state else {
+        guard case .fetching(.cache(let target, let address, let generations, _, let stale)) = state else {
             return invalid("coalesced")
         }
         switch outcome {
@@ -377,7 +375,7 @@ public struct ReadThroughStateMachine: Sendable {
             let now = clock.nowMilliseconds()
             guard HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) else {
                 // Stored for other Vary values: this request needs a fetch of its own.
-                state = .fetching(.cache(target, dependencies, snapshot: snapshot, forward: "vary-miss", stale: stale))
+                state = .fetching(.cache(target, address, generations: generations, forward: "vary-miss", stale: stale))
                 return .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: false))
             }
             state = .done
@@ -401,12 +399,14 @@ public struct ReadThroughStateMachine: Sendable {
         return .respond(response)
     }
 
-    /// The write's purges are done (or queued until the store is back).
-    public mutating func purgeCompleted(_ result: Result<PurgeReport, StoreError>) -> Action {
+    /// The write's purges are done, queued until the store is back, or refused (`limits.max_purge`).
+    public mutating func purgeCompleted(_ result: PurgeOutcome.Result) -> Action {
         guard case .purging(var response) = state else { return invalid("purgeCompleted") }
         state = .done
-        if case .failure = result {
-            response.cacheStatus?.detail = "PURGE-QUEUED"
+        switch result {
+        case .applied: break
+        case .queued: response.cacheStatus?.detail = "PURGE-QUEUED"
+        case .refused: response.cacheStatus?.detail = "PURGE-REFUSED"
         }
         return .respond(response)
     }
@@ -461,7 +461,7 @@ public struct ReadThroughStateMachine: Sendable {
     /// The origin answered 304 to a revalidation: the stored head is updated with the 304's headers (RFC 9111
     /// §4.3.4), its freshness computed again, and the entry stored again with its own body and answered.
     private mutating func revalidated(
-        _ validated: EntryMeta, headers: [Header], target: RequestPlan.CacheTarget, dependencies: Dependencies, snapshot: [Int64]?,
+        _ validated: EntryMeta, headers: [Header], target: RequestPlan.CacheTarget, address: EntryAddress, generations: [Int64]?,
         forward: String
     ) -> Action {
         let now = clock.nowMilliseconds()
@@ -481,20 +481,20 @@ public struct ReadThroughStateMachine: Sendable {
             cacheStatus.detail = refusal.rawValue
             return .respond(fromEntry(meta, cacheStatus, now: now))
         }
-        guard let snapshot, let freshness = Freshness.of(status: validated.status, headers: merged, policy: target.policy, now: now) else {
+        guard let generations, let freshness = Freshness.of(status: validated.status, headers: merged, policy: target.policy, now: now) else {
             state = .done
             var meta = validated
             meta.headers = merged
             return .respond(fromEntry(meta, cacheStatus, now: now))
         }
         let meta = Self.entry(status: validated.status, headers: merged, origin: headers, freshness: freshness, now: now,
-            route: dependencies.route, tags: target.tags, generations: snapshot, variant: validated.variant,
+            route: address.route, tags: target.tags, generations: generations, variant: validated.variant,
             bodyLength: validated.bodyLength)
         cacheStatus.ttl = meta.remainingTTL(at: now)
         cacheStatus.stored = true
         let response = fromEntry(meta, cacheStatus, now: now)
         state = .storing(response)
-        var pending = PendingStore(dependencies: dependencies, meta: meta,
+        var pending = PendingStore(address: address, meta: meta,
             expireAfter: Self.expireAfter(now: now, until: max(meta.staleUntil, meta.errorUntil)))
         pending.reusesStoredBody = true
         return .store(pending, then: response)

@@ -1,4 +1,5 @@
 private import Crypto
+public import TroveHTTP
 internal import Foundation
 public import TroveRules
 

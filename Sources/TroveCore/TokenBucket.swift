@@ -1,4 +1,4 @@
-internal import TroveRules
+internal import TroveHTTP
 
 /// A token bucket: `rate` tokens a second, holding at most `capacity`, for origin rate limits.
 ///

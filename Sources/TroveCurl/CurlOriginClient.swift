@@ -1,10 +1,10 @@
+internal import TroveHTTP
 internal import CCurl
 internal import CCurlShim
 internal import Foundation
 public import NIOCore
 internal import Synchronization
 public import TroveCore
-internal import TroveRules
 
 /// Sends requests to origins with libcurl's multi interface, on one thread of its own.
 ///

@@ -1,3 +1,4 @@
+internal import TroveHTTP
 public import Histogram
 internal import NIOCore
 internal import NIOHTTP1

@@ -1,3 +1,4 @@
+internal import TroveHTTP
 public import Foundation
 public import Histogram
 

@@ -1,5 +1,5 @@
+internal import TroveHTTP
 internal import Foundation
-internal import TroveRules
 internal import Yams
 
 /// One load test: which rules and origin, what requests in which mix, at what load, for how long.

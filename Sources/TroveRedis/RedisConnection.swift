@@ -1,22 +1,65 @@
+internal import TroveHTTP
 internal import Logging
 internal import NIOCore
 internal import NIOPosix
 internal import TroveCore
-public import TroveRules
 
-/// Settings of the connections to Redis, from the rules file.
-public struct RedisConnectionSettings: Sendable {
-    public var endpoint: RedisEndpoint
+
+/// Where and how to reach Redis: the adapter's own settings, which the composition root fills from the rules
+/// file's `store:` section (so this module never reads the rules).
+public struct RedisConnectionSettings: Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var database: Int
+    public var username: String?
+    public var password: String?
     public var connectTimeout: Duration
     public var commandTimeout: Duration
     /// Commands waiting for answers on one connection before new ones fail fast.
     public var maxPending: Int
 
-    public init(endpoint: RedisEndpoint, connectTimeout: Duration, commandTimeout: Duration, maxPending: Int = 4096) {
-        self.endpoint = endpoint
+    public init(
+        host: String, port: Int, database: Int = 0, username: String? = nil, password: String? = nil,
+        connectTimeout: Duration, commandTimeout: Duration, maxPending: Int = 4096
+    ) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.username = username
+        self.password = password
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
         self.maxPending = maxPending
+    }
+
+    /// `redis://host:port/db`, never the credentials: for logs and `/readyz`.
+    public var description: String { "redis://\(host):\(port)/\(database)" }
+
+    /// What every connection sends before anything else: AUTH when there is a password, then (for a
+    /// connection that reads and writes entries) SELECT; pub/sub ignores the database.
+    func setupCommands(selectingDatabase: Bool) -> [[RESPArgument]] {
+        var commands: [[RESPArgument]] = []
+        if let password {
+            commands.append(["AUTH"] + (username.map { [.string($0)] } ?? []) + [.string(password)])
+        }
+        if selectingDatabase && database != 0 {
+            commands.append(["SELECT", .string(String(database))])
+        }
+        return commands
+    }
+
+    /// Connects to Redis on `eventLoop` with `handler` as the whole pipeline.
+    func connect<Handler: ChannelHandler>(on eventLoop: any EventLoop, handler: Handler) -> EventLoopFuture<any Channel> {
+        let bound = NIOLoopBound(handler, eventLoop: eventLoop)
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(.milliseconds(connectTimeout.milliseconds))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                }
+            }
+            .connect(host: host, port: port)
     }
 }
 
@@ -59,9 +102,9 @@ final class RedisConnection {
     /// Why the connection is not ready, for `/readyz`.
     var status: String {
         switch state {
-        case .ready: "connected to \(settings.endpoint)"
-        case .idle, .connecting: "connecting to \(settings.endpoint)"
-        case .waiting, .stopped: "not connected to \(settings.endpoint): \(lastError)"
+        case .ready: "connected to \(settings)"
+        case .idle, .connecting: "connecting to \(settings)"
+        case .waiting, .stopped: "not connected to \(settings): \(lastError)"
         }
     }
 
@@ -104,27 +147,17 @@ final class RedisConnection {
 
     private func connect() {
         state = .connecting
-        let endpoint = settings.endpoint
         let handler = RedisChannelHandler(
             commandTimeout: .nanoseconds(Int64(settings.commandTimeout.milliseconds) * 1_000_000 + 1),
             maxPending: settings.maxPending)
-        let bound = NIOLoopBound(handler, eventLoop: eventLoop)
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(.milliseconds(settings.connectTimeout.milliseconds))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(bound.value)
-                }
-            }
-            .connect(host: endpoint.host, port: endpoint.port)
+        settings.connect(on: eventLoop, handler: handler)
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
                     self.handshake(handler, channel)
                 case .failure(let error):
-                    self.failed(.unavailable("cannot connect to Redis at \(endpoint.host):\(endpoint.port): \(error)"))
+                    self.failed(.unavailable("cannot connect to Redis at \(self.settings.host):\(self.settings.port): \(error)"))
                 }
             }
     }
@@ -136,14 +169,7 @@ final class RedisConnection {
             return
         }
         handler.onClose = { [weak self] reason in self?.lost(reason) }
-        var commands: [[RESPArgument]] = []
-        if let password = settings.endpoint.password {
-            commands.append(["AUTH"] + (settings.endpoint.username.map { [.string($0)] } ?? []) + [.string(password)])
-        }
-        if settings.endpoint.database != 0 {
-            commands.append(["SELECT", .string(String(settings.endpoint.database))])
-        }
-        commands.append(["PING"])
+        let commands = settings.setupCommands(selectingDatabase: true) + [["PING"]]
         handler.send(commands) { result in
             switch result {
             case .success(let replies):
@@ -157,7 +183,7 @@ final class RedisConnection {
                 }
                 self.state = .ready(handler, channel)
                 self.backoff.reset()
-                self.logger.info("connected to Redis", metadata: ["redis.endpoint": "\(self.settings.endpoint)"])
+                self.logger.info("connected to Redis", metadata: ["redis.endpoint": "\(self.settings)"])
                 self.onReady?()
             case .failure(let error):
                 self.failed(error)
@@ -169,7 +195,7 @@ final class RedisConnection {
     private func lost(_ reason: StoreError) {
         guard case .ready = state else { return }
         logger.warning("lost the Redis connection; requests go to the origin until it is back",
-            metadata: ["redis.endpoint": "\(settings.endpoint)", "redis.error": "\(reason)"])
+            metadata: ["redis.endpoint": "\(settings)", "redis.error": "\(reason)"])
         failed(reason)
     }
 

@@ -2,13 +2,12 @@ public import Logging
 public import NIOCore
 public import TroveCore
 internal import Synchronization
-internal import TroveRules
 
 /// The Redis `CacheStore` for one event loop, over that loop's own pipelined connection.
 ///
 /// Keys, under the namespace `NS`:
 /// - `NS:e:KEY` the entry: `EntryCodec` head then body, with a Redis TTL past its stale window;
-/// - `NS:g:all`, `NS:g:r:ROUTE`, `NS:g:k:KEY`, `NS:g:t:TAG` the purge counters (see `Dependencies`);
+/// - `NS:g:all`, `NS:g:r:ROUTE`, `NS:g:k:KEY`, `NS:g:t:TAG` the purge counters (see `EntryAddress`);
 /// - `NS:l:KEY` a key's fetch lock; `NS:w:ID` a webhook delivery already handled (`SET NX PX`).
 ///
 /// A lookup is one round trip (`GET` and `MGET` pipelined); a purge is one `INCR` per counter. Nothing scans
@@ -42,7 +41,7 @@ public final class RedisStore: CacheStore {
 
     func entryKey(_ key: String) -> String { "\(namespace):e:\(key)" }
 
-    func counterKey(_ counter: Dependencies.Counter) -> String {
+    func counterKey(_ counter: PurgeCounter) -> String {
         switch counter {
         case .everything: "\(namespace):g:all"
         case .route(let route): "\(namespace):g:r:\(route)"
@@ -53,21 +52,21 @@ public final class RedisStore: CacheStore {
 
     // MARK: CacheStore
 
-    public func lookup(_ dependencies: Dependencies, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+    public func lookup(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
         guard queue.isEmpty else {
             completion(.unavailable(.unavailable("purges made while Redis was away are not replayed yet")))
             return
         }
-        if bodies.holds(dependencies.key) { return lookupHead(dependencies, completion: completion) }
+        if bodies.holds(address.key) { return lookupHead(address, completion: completion) }
         // One command for the entry and every counter it depends on: one reply to parse, and half the work
         // for Redis of a GET plus an MGET.
         // Encoded straight into the buffer: the keys are never built as Strings (this runs for every request).
-        let counters = 3 + dependencies.tags.count
-        var buffer = ByteBufferAllocator().buffer(capacity: 96 + 2 * dependencies.key.utf8.count + 48 * dependencies.tags.count)
+        let counters = 3 + address.tags.count
+        var buffer = ByteBufferAllocator().buffer(capacity: 96 + 2 * address.key.utf8.count + 48 * address.tags.count)
         RESPEncoder.writeArrayHeader(2 + counters, into: &buffer)
         buffer.writeStaticString("$4\r\nMGET\r\n")
-        RESPEncoder.writeBulk(namespace, ":e:", dependencies.key, into: &buffer)
-        writeCounters(of: dependencies, into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":e:", address.key, into: &buffer)
+        writeCounters(of: address, into: &buffer)
         connection.send(encoded: buffer, commands: 1) { result in
             switch result {
             case .failure(let error):
@@ -84,28 +83,28 @@ public final class RedisStore: CacheStore {
                     completion(.notFound(generations: generations))
                     return
                 }
-                self.keepLarge(body, of: value, for: dependencies.key)
+                self.keepLarge(body, of: value, for: address.key)
                 completion(.found(meta, body, generations: generations))
             }
         }
     }
 
-    /// The counters' keys as MGET arguments, in `Dependencies.counters`' order: everything, the route, the key,
+    /// The counters' keys as MGET arguments, in `EntryAddress.counters`' order: everything, the route, the key,
     /// each tag (written straight into the buffer: no key is built as a String on the hit path).
-    private func writeCounters(of dependencies: Dependencies, into buffer: inout ByteBuffer) {
+    private func writeCounters(of address: EntryAddress, into buffer: inout ByteBuffer) {
         RESPEncoder.writeBulk(namespace, ":g:all", "", into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:r:", dependencies.route, into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:k:", dependencies.counterKey, into: &buffer)
-        for tag in dependencies.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
+        RESPEncoder.writeBulk(namespace, ":g:r:", address.route, into: &buffer)
+        RESPEncoder.writeBulk(namespace, ":g:k:", address.counterKey, into: &buffer)
+        for tag in address.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
     }
 
     /// A lookup of a key whose large body this loop holds: the first 4 KiB of the value (the head) and the
     /// counters, in one round trip; the held body answers when the head is the one it was stored under, else the
     /// whole value is read (a second round trip) and held instead.
-    private func lookupHead(_ dependencies: Dependencies, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
-        let key = dependencies.key
-        let counters = 3 + dependencies.tags.count
-        var buffer = ByteBufferAllocator().buffer(capacity: 160 + 2 * key.utf8.count + 48 * dependencies.tags.count)
+    private func lookupHead(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        let key = address.key
+        let counters = 3 + address.tags.count
+        var buffer = ByteBufferAllocator().buffer(capacity: 160 + 2 * key.utf8.count + 48 * address.tags.count)
         RESPEncoder.writeArrayHeader(4, into: &buffer)
         buffer.writeStaticString("$8\r\nGETRANGE\r\n")
         RESPEncoder.writeBulk(namespace, ":e:", key, into: &buffer)
@@ -113,7 +112,7 @@ public final class RedisStore: CacheStore {
         RESPEncoder.writeBulk(String(LocalBodies.headPrefix - 1), "", "", into: &buffer)
         RESPEncoder.writeArrayHeader(1 + counters, into: &buffer)
         buffer.writeStaticString("$4\r\nMGET\r\n")
-        writeCounters(of: dependencies, into: &buffer)
+        writeCounters(of: address, into: &buffer)
         connection.send(encoded: buffer, commands: 2) { result in
             switch result {
             case .failure(let error):
@@ -175,13 +174,13 @@ public final class RedisStore: CacheStore {
         var value = ByteBufferAllocator().buffer(capacity: head.count + write.body.readableBytes)
         value.writeBytes(head)
         value.writeImmutableBuffer(write.body)
-        connection.send([["SET", .string(entryKey(write.dependencies.key)), .bytes(value), "PX", .string(String(write.expireAfter))]]) { result in
+        connection.send([["SET", .string(entryKey(write.address.key)), .bytes(value), "PX", .string(String(write.expireAfter))]]) { result in
             switch result {
             case .success(let replies):
                 if case .error(let message) = replies[0] {
                     completion(.failure(.protocolError("SET failed: \(message)")))
                 } else {
-                    if write.body.readableBytes >= LocalBodies.minimumBody { self.bodies.keep(write.body, head: head, for: write.dependencies.key) }
+                    if write.body.readableBytes >= LocalBodies.minimumBody { self.bodies.keep(write.body, head: head, for: write.address.key) }
                     completion(.success(()))
                 }
             case .failure(let error):
@@ -207,19 +206,15 @@ public final class RedisStore: CacheStore {
     private func purge(
         _ request: PurgeRequest, replaying: PurgeRequest?, completion: @escaping (Result<PurgeReport, StoreError>) -> Void
     ) {
-        let purges = request.purges
-        var counters: [Dependencies.Counter] = []
-        if purges.everything { counters.append(.everything) }
-        counters += purges.routes.map(Dependencies.Counter.route) + purges.tags.map(Dependencies.Counter.tag)
-            + purges.keys.map(Dependencies.Counter.key)
+        let counters = request.counters
+        let keys = request.keys
         let lifetime = String(request.counterLifetime)
-        for key in purges.keys { bodies.forget(key) }
+        for key in keys { bodies.forget(key) }
         var found: [Bool] = []
-        found.reserveCapacity(purges.keys.count)
+        found.reserveCapacity(keys.count)
 
         func failed(at offset: Int, _ error: StoreError) {
-            let rest = Self.remainder(of: purges, fromCounter: offset)
-            let left = PurgeRequest(purges: rest, counterLifetime: request.counterLifetime)
+            let left = request.dropping(first: offset)
             if let replaying {
                 queue.replace(replaying, with: left)
             } else {
@@ -253,8 +248,8 @@ public final class RedisStore: CacheStore {
         }
 
         func deleteSlice(from offset: Int) {
-            guard offset < purges.keys.count else { return done() }
-            let slice = purges.keys[offset..<min(purges.keys.count, offset + Self.purgeSlice)]
+            guard offset < keys.count else { return done() }
+            let slice = keys[offset..<min(keys.count, offset + Self.purgeSlice)]
             connection.send(slice.map { ["DEL", .string(entryKey($0))] }) { result in
                 if case .success(let replies) = result {
                     found += replies.map { if case .integer(let n) = $0 { n > 0 } else { false } }
@@ -267,28 +262,10 @@ public final class RedisStore: CacheStore {
 
         func done() {
             if let replaying { queue.remove(replaying) }
-            completion(.success(PurgeReport(
-                all: purges.everything, routes: purges.routes, tags: purges.tags,
-                keys: zip(purges.keys, found).map { PurgeReport.KeyResult(key: $0, found: $1) })))
+            completion(.success(PurgeReport(request, found: found)))
         }
 
         incrementSlice(from: 0)
-    }
-
-    /// The part of `purges` from its `offset`-th counter on, counters in the order `purge` increases them:
-    /// everything, routes, tags, keys.
-    static func remainder(of purges: PurgeSet, fromCounter offset: Int) -> PurgeSet {
-        var skip = offset
-        var rest = PurgeSet()
-        if purges.everything {
-            if skip > 0 { skip -= 1 } else { rest.everything = true }
-        }
-        rest.routes = Array(purges.routes.dropFirst(skip))
-        skip = max(0, skip - purges.routes.count)
-        rest.tags = Array(purges.tags.dropFirst(skip))
-        skip = max(0, skip - purges.tags.count)
-        rest.keys = Array(purges.keys.dropFirst(skip))
-        return rest
     }
 
     public func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void) {
@@ -301,8 +278,8 @@ public final class RedisStore: CacheStore {
                     completion(.success(nil))
                     return
                 }
-                let dependencies = Dependencies.ofStored(key, route: meta.route, tags: meta.tags)
-                let counters = dependencies.counters.map { RESPArgument.string(self.counterKey($0)) }
+                let address = EntryAddress.ofStored(key, route: meta.route, tags: meta.tags)
+                let counters = address.counters.map { RESPArgument.string(self.counterKey($0)) }
                 self.connection.send([["MGET"] + counters]) { result in
                     switch result {
                     case .failure(let error):
@@ -450,7 +427,7 @@ final class PurgeQueue: Sendable {
             guard !queued.contains(request) else { return }
             if queued.count >= limit {
                 let lifetime = queued.map(\.counterLifetime).max() ?? request.counterLifetime
-                queued = [PurgeRequest(purges: PurgeSet(everything: true), counterLifetime: lifetime)]
+                queued = [PurgeRequest(counters: [.everything], counterLifetime: lifetime)]
             } else {
                 queued.append(request)
             }
@@ -467,7 +444,7 @@ final class PurgeQueue: Sendable {
     func replace(_ request: PurgeRequest, with rest: PurgeRequest) {
         requests.withLock { queued in
             guard let index = queued.firstIndex(of: request) else { return }
-            if rest.purges.isEmpty {
+            if rest.counters.isEmpty {
                 queued.remove(at: index)
             } else {
                 queued[index] = rest

@@ -1,9 +1,9 @@
+internal import TroveHTTP
 public import Logging
 public import NIOCore
 internal import NIOPosix
 internal import Synchronization
 public import TroveCore
-internal import TroveRules
 
 /// Listens on Redis pub/sub for the fetch notices other Trove instances publish, and hands them to the
 /// requests of this instance that wait for those keys.
@@ -76,19 +76,12 @@ final class SubscriberConnection {
 
     func connect() {
         guard !stopped else { return }
-        var commands: [[RESPArgument]] = []
-        if let password = settings.endpoint.password {
-            commands.append(["AUTH"] + (settings.endpoint.username.map { [.string($0)] } ?? []) + [.string(password)])
-        }
-        commands.append(["SUBSCRIBE", .string(channelName)])
-        let handler = PushHandler(commands: commands) { [weak self] payload in self?.onMessage?(payload) }
-        let bound = NIOLoopBound(handler, eventLoop: eventLoop)
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(.milliseconds(settings.connectTimeout.milliseconds))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(bound.value) }
-            }
-            .connect(host: settings.endpoint.host, port: settings.endpoint.port)
+        let commands = settings.setupCommands(selectingDatabase: false) + [["SUBSCRIBE", .string(channelName)]]
+        let handler = PushHandler(commands: commands, onRefused: { [weak self] message in
+            // AUTH refused (or SUBSCRIBE): as the entry connections do, say why before retrying.
+            self?.logger.warning("Redis refused the notice subscription", metadata: ["redis.error": "\(message)"])
+        }) { [weak self] payload in self?.onMessage?(payload) }
+        settings.connect(on: eventLoop, handler: handler)
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
@@ -124,10 +117,12 @@ private final class PushHandler: ChannelInboundHandler {
 
     private let reader = RESPReader()
     private let commands: [[RESPArgument]]
+    private let onRefused: (String) -> Void
     private let onMessage: (String) -> Void
 
-    init(commands: [[RESPArgument]], onMessage: @escaping (String) -> Void) {
+    init(commands: [[RESPArgument]], onRefused: @escaping (String) -> Void, onMessage: @escaping (String) -> Void) {
         self.commands = commands
+        self.onRefused = onRefused
         self.onMessage = onMessage
     }
 
@@ -149,8 +144,9 @@ private final class PushHandler: ChannelInboundHandler {
                     {
                         onMessage(String(buffer: payload))
                     }
-                case .error:
-                    context.close(promise: nil)  // AUTH refused: retried with backoff
+                case .error(let message):
+                    onRefused(message)
+                    context.close(promise: nil)  // retried with backoff
                 default:
                     break  // the subscription's confirmation, AUTH's OK
                 }

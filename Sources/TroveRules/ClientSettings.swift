@@ -1,3 +1,4 @@
+public import TroveHTTP
 /// Who Trove believes about where a request came from and which site it is for (`clients:` in the rules file):
 /// the `Host` names it answers for, and the proxies in front of it whose `X-Forwarded-*` headers are true.
 ///

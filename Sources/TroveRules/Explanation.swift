@@ -1,3 +1,4 @@
+internal import TroveHTTP
 /// Why Trove would treat a request the way it does, for people: the matched route, the rendered key, TTLs,
 /// tags, and the reason it would or would not be cached (or what a write would purge).
 ///

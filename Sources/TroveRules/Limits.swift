@@ -1,3 +1,4 @@
+internal import TroveHTTP
 /// What one client, or all of them together, may cost a running Trove: connections, time, and bytes held in
 /// memory (`limits:` in the rules file). Every value has a default that is safe in front of a public network.
 ///

@@ -1,3 +1,4 @@
+public import TroveHTTP
 private import Crypto
 
 /// A request as the rules see it: method, target and headers. The server builds one per request; `trove

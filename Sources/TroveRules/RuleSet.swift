@@ -1,3 +1,4 @@
+public import TroveHTTP
 internal import Foundation
 
 /// A validated, immutable rules file: listeners, store, origins and routes, ready to answer "what should

@@ -1,3 +1,4 @@
+internal import TroveHTTP
 /// Checks that need every route at once: unique names, shadowed routes, what purges can reach, and cache keys
 /// two routes could share.
 extension RulesLoader {

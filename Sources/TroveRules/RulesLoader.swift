@@ -1,4 +1,5 @@
 private import Crypto
+internal import TroveHTTP
 internal import Foundation
 internal import Yams
 

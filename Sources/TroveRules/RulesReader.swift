@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import Yams
 
 /// A line and column in the rules file, kept for diagnostics that are found after reading.

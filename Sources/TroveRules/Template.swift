@@ -1,3 +1,4 @@
+public import TroveHTTP
 private import Crypto
 
 /// A cache key, tag or purge template such as `events:list:page={query.page|default:1}:user={header.authorization|sha256}`.

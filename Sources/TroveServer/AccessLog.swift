@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import Dispatch
 internal import Foundation
 public import Logging

@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import Logging
 internal import NIOCore
 internal import TroveCore
@@ -14,13 +15,13 @@ enum BackgroundRefresh {
     ///     the revalidation.
     ///   - forwardedHost, limits: what the request that found the entry stale goes by (`clients.hosts`, `limits:`).
     static func start(
-        _ refresh: ReadThroughStateMachine.Refresh, entryBody: ByteBuffer?, plan: RequestPlan, headers: [Header], counterLifetime: Int64,
+        _ refresh: ReadThroughStateMachine.Refresh, entryBody: ByteBuffer?, plan: RequestPlan, headers: [Header],
         forwardedHost: String?, limits: Limits, environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, loop: any EventLoop
     ) {
-        let key = refresh.dependencies.key
+        let key = refresh.address.key
         guard environment.coordinator.startRefresh(key),
             let (started, action) = ReadThroughStateMachine.refreshing(
-                plan: plan, refresh: refresh, requestHeaders: headers, clock: environment.clock, counterLifetime: counterLifetime),
+                plan: plan, refresh: refresh, requestHeaders: headers, clock: environment.clock),
             case .fetch(let fetch) = action,
             let request = OriginRequests.make(plan: plan, fetch: fetch, headers: headers, clientAddress: nil, body: nil,
                 forwardedHost: forwardedHost, limits: limits, budget: environment.responseBodies)

@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import TroveRules
 
 /// When a client connection must have taken its next step, and what Trove does when it has not: the timeouts

@@ -1,6 +1,6 @@
+internal import TroveHTTP
 public import NIOCore
 public import TroveCore
-internal import TroveRules
 
 /// What asking an origin came to.
 public enum OriginCallResult: Sendable {

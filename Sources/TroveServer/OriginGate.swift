@@ -1,3 +1,4 @@
+internal import TroveHTTP
 public import NIOCore
 internal import Synchronization
 internal import TroveCore

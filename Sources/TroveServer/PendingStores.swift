@@ -10,12 +10,12 @@ extension ProxyEnvironment {
         completion: @escaping (Result<Void, StoreError>) -> Void
     ) {
         if let marker = pending.marker {
-            store.store(StoreWrite(dependencies: pending.dependencies.unvaried, meta: marker, body: ByteBuffer(),
+            store.store(StoreWrite(address: pending.address.unvaried, meta: marker, body: ByteBuffer(),
                 expireAfter: pending.expireAfter)) { _ in }
         }
         let started = NIODeadline.now()
         let metrics = self.metrics
-        store.store(StoreWrite(dependencies: pending.dependencies, meta: pending.meta, body: body, expireAfter: pending.expireAfter)) { result in
+        store.store(StoreWrite(address: pending.address, meta: pending.meta, body: body, expireAfter: pending.expireAfter)) { result in
             metrics.recordStore(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: result.isFailure)
             completion(result)
         }

@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import NIOCore
 internal import NIOHTTP1
 internal import Synchronization

@@ -29,6 +29,8 @@ public struct ProxyEnvironment: Sendable {
     public let accessLog: AccessLog?
     /// The Prometheus metrics (`/metrics`).
     public var metrics: ProxyMetrics { stats.metrics }
+    /// Makes every purge (writes, the admin API, webhooks), counting and logging each.
+    public let purger: Purger
 
     public init(
         rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
@@ -45,6 +47,10 @@ public struct ProxyEnvironment: Sendable {
         self.coordinator = coordinator
         self.gates = gates
         self.logger = logger
+        self.purger = Purger { [metrics = stats.metrics] outcome in
+            metrics.record(outcome)
+            PurgeLog.write(outcome, to: logger)
+        }
     }
 }
 
@@ -74,7 +80,8 @@ public final class RulesState: Sendable {
     /// and a reference is one retain where the rule set's fields are dozens. Immutable.
     public final class Loaded: Sendable {
         public let rules: RuleSet
-        public let counterLifetime: Int64
+        /// What purges need from these rules (`limits.max_purge`, how long counters live).
+        public let purgeSettings: PurgeSettings
         /// When these rules were put in force (milliseconds since the epoch).
         public let loadedAt: Int64
         /// The headers that carry credentials, lower-cased (`clients.credentials`), read for every request.
@@ -82,7 +89,7 @@ public final class RulesState: Sendable {
 
         public init(rules: RuleSet, loadedAt: Int64) {
             self.rules = rules
-            self.counterLifetime = rules.counterLifetime
+            self.purgeSettings = PurgeSettings(rules: rules)
             self.loadedAt = loadedAt
             self.credentialHeaders = Array(rules.clients.credentialHeaders)
         }

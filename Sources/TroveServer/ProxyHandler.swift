@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import CompressNIO
 internal import Logging
 internal import NIOCore
@@ -136,7 +137,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         let headers: [Header]
         var machine: ReadThroughStateMachine
         let counters: ProxyStats.Counters
-        let counterLifetime: Int64
+        /// What a purge needs from the rules this request started under.
+        let purgeSettings: PurgeSettings
         /// The host the origin is told (`clients.hosts`).
         let forwardedHost: String?
         /// The connection closes after this answer (see `HeadCheck.endsConnection`).
@@ -154,13 +156,13 @@ final class ProxyHandler: ChannelDuplexHandler {
         var originNanoseconds: Int64?
 
         struct Flight {
-            let dependencies: Dependencies
+            let address: EntryAddress
             /// The store's fetch lock, when this instance holds it.
             var lock: FetchLock?
         }
 
         init(head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, plan: RequestPlan, headers: [Header],
-             machine: ReadThroughStateMachine, counters: ProxyStats.Counters, counterLifetime: Int64, forwardedHost: String?,
+             machine: ReadThroughStateMachine, counters: ProxyStats.Counters, purgeSettings: PurgeSettings, forwardedHost: String?,
              endsConnection: Bool) {
             self.head = head
             self.forwardedHost = forwardedHost
@@ -171,7 +173,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             self.headers = headers
             self.machine = machine
             self.counters = counters
-            self.counterLifetime = counterLifetime
+            self.purgeSettings = purgeSettings
         }
 
     }
@@ -490,10 +492,9 @@ final class ProxyHandler: ChannelDuplexHandler {
             invalidationKey = { @Sendable target in loaded.rules.invalidationKey(for: target, headers: headers) }
         }
         let machine = ReadThroughStateMachine(
-            plan: plan, requestHeaders: headers, clock: environment.clock, counterLifetime: loaded.counterLifetime,
-            invalidationKey: invalidationKey)
+            plan: plan, requestHeaders: headers, clock: environment.clock, invalidationKey: invalidationKey)
         let exchange = Exchange(head: head, body: body, bodyReservation: bodyReservation, plan: plan, headers: headers, machine: machine,
-            counters: environment.stats.counters(route: plan.route?.name), counterLifetime: loaded.counterLifetime,
+            counters: environment.stats.counters(route: plan.route?.name), purgeSettings: loaded.purgeSettings,
             forwardedHost: forwarding.host(for: head.headers.first(name: "host")), endsConnection: endsConnection)
         execute(exchange.machine.start(), exchange)
     }
@@ -501,9 +502,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func execute(_ action: ReadThroughStateMachine.Action, _ exchange: Exchange) {
         guard let store else { return }
         switch action {
-        case .lookup(let dependencies):
+        case .lookup(let address):
             let started = NIODeadline.now()
-            store.lookup(dependencies) { outcome in
+            store.lookup(address) { outcome in
                 var failed = false
                 if case .found(let meta, let body, _) = outcome { exchange.entry = (meta, body) }
                 if case .unavailable(let error) = outcome {
@@ -515,8 +516,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         case .fetch(let fetch):
             exchange.fetchMethod = fetch.method
-            if fetch.coalesce, let dependencies = exchange.machine.fetchingDependencies {
-                coordinate(fetch, dependencies, exchange)
+            if fetch.coalesce, let address = exchange.machine.fetchingAddress {
+                coordinate(fetch, address, exchange)
             } else {
                 send(fetch, exchange)
             }
@@ -540,14 +541,9 @@ final class ProxyHandler: ChannelDuplexHandler {
                 self.endFlight(exchange, .entry(pending.meta, body), notice: (try? result.get()) != nil ? .stored : .released)
                 self.execute(exchange.machine.storeCompleted(result), exchange)
             }
-        case .purge(let request, _):
-            store.purge(request) { result in
-                let failed = result.isFailure
-                self.environment.metrics.recordPurge(.writeRule, failed: failed)
-                if case .failure(let error) = result {
-                    self.environment.logger.warning("purge queued until the store is back",
-                        metadata: ["route.name": "\(exchange.plan.route?.name ?? "")", "store.error": "\(error)"])
-                }
+        case .purge(let purges, _):
+            environment.purger.purge(purges, from: .writeRule, context: ["route.name": exchange.plan.route?.name ?? ""],
+                settings: exchange.purgeSettings, in: store) { result in
                 self.execute(exchange.machine.purgeCompleted(result), exchange)
             }
         case .respond(let plan):
@@ -558,7 +554,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             respond(plan, exchange, close: false)
             if let loop = context?.eventLoop {
                 BackgroundRefresh.start(refresh, entryBody: exchange.entry?.body, plan: exchange.plan, headers: exchange.headers,
-                    counterLifetime: exchange.counterLifetime, forwardedHost: exchange.forwardedHost, limits: limits,
+                    forwardedHost: exchange.forwardedHost, limits: limits,
                     environment: environment, store: store, loop: loop)
             }
         }
@@ -566,11 +562,11 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Coalescing
 
-    private func coordinate(_ fetch: ReadThroughStateMachine.Fetch, _ dependencies: Dependencies, _ exchange: Exchange) {
+    private func coordinate(_ fetch: ReadThroughStateMachine.Fetch, _ address: EntryAddress, _ exchange: Exchange) {
         guard let context else { return }
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, exchange), eventLoop: loop)
-        let join = environment.coordinator.join(dependencies.key, on: loop) { outcome in
+        let join = environment.coordinator.join(address.key, on: loop) { outcome in
             let (handler, exchange) = bound.value
             handler.deliver(outcome, to: exchange)
         }
@@ -584,8 +580,8 @@ final class ProxyHandler: ChannelDuplexHandler {
                 self.deliver(.released, to: exchange)
             }
         case .lead:
-            exchange.flight = Exchange.Flight(dependencies: dependencies, lock: nil)
-            lockAcrossInstances(fetch, dependencies, exchange)
+            exchange.flight = Exchange.Flight(address: address, lock: nil)
+            lockAcrossInstances(fetch, address, exchange)
         }
     }
 
@@ -605,16 +601,16 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    private func lockAcrossInstances(_ fetch: ReadThroughStateMachine.Fetch, _ dependencies: Dependencies, _ exchange: Exchange) {
+    private func lockAcrossInstances(_ fetch: ReadThroughStateMachine.Fetch, _ address: EntryAddress, _ exchange: Exchange) {
         guard let store else { return }
         let ttl = (exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000
-        store.lockFetch(dependencies.key, ttl: ttl) { result in
+        store.lockFetch(address.key, ttl: ttl) { result in
             switch result {
             case .success(.acquired(let token)):
                 exchange.flight?.lock = .acquired(token: token)
                 self.send(fetch, exchange)
             case .success(.heldElsewhere):
-                self.waitForOtherInstance(fetch, dependencies, exchange,
+                self.waitForOtherInstance(fetch, address, exchange,
                     deadline: .now() + .milliseconds(ttl))
             case .failure:
                 // No store to coordinate through: this instance fetches (its own waiters still share it).
@@ -626,7 +622,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Another instance holds the key's fetch lock: wait for its notice, looking the key up now and then,
     /// until the entry is there (answer with it), the lock is free (take it and fetch), or the deadline.
     private func waitForOtherInstance(
-        _ fetch: ReadThroughStateMachine.Fetch, _ dependencies: Dependencies, _ exchange: Exchange, deadline: NIODeadline
+        _ fetch: ReadThroughStateMachine.Fetch, _ address: EntryAddress, _ exchange: Exchange, deadline: NIODeadline
     ) {
         guard let context, let store else { return }
         let loop = context.eventLoop
@@ -638,18 +634,18 @@ final class ProxyHandler: ChannelDuplexHandler {
         func finishWaiting() {
             done = true
             timer?.cancel()
-            if let watchID { environment.coordinator.notifications?.unwatch(dependencies.key, id: watchID) }
+            if let watchID { environment.coordinator.notifications?.unwatch(address.key, id: watchID) }
         }
 
         func check() {
             guard !done, !checking else { return }
             checking = true
-            store.lookup(dependencies) { outcome in
+            store.lookup(address) { outcome in
                 checking = false
                 guard !done else { return }
                 let now = self.environment.clock.nowMilliseconds()
                 if case .found(let meta, let body, let generations) = outcome, !meta.isVaryMarker,
-                    meta.isValid(for: dependencies, generations: generations), now < meta.freshUntil
+                    meta.isValid(for: address, generations: generations), now < meta.freshUntil
                 {
                     finishWaiting()
                     exchange.entry = (meta, body)
@@ -663,7 +659,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     self.send(fetch, exchange)
                     return
                 }
-                store.lockFetch(dependencies.key, ttl: (exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000) { result in
+                store.lockFetch(address.key, ttl: (exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000) { result in
                     guard !done else { return }
                     switch result {
                     case .success(.acquired(let token)):
@@ -682,7 +678,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
         if let notifications = environment.coordinator.notifications {
             let bound = NIOLoopBound(check, eventLoop: loop)
-            watchID = notifications.watch(dependencies.key) { _ in
+            watchID = notifications.watch(address.key) { _ in
                 loop.execute { bound.value() }
             }
         }
@@ -700,8 +696,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func endFlight(_ exchange: Exchange, _ outcome: FetchCoordinator.Outcome, notice: FetchNotice) {
         guard let flight = exchange.flight else { return }
         exchange.flight = nil
-        environment.coordinator.finish(flight.dependencies.key, outcome)
-        if let lock = flight.lock { store?.unlockFetch(flight.dependencies.key, lock: lock, notice: notice) }
+        environment.coordinator.finish(flight.address.key, outcome)
+        if let lock = flight.lock { store?.unlockFetch(flight.address.key, lock: lock, notice: notice) }
     }
 
     // MARK: The origin
@@ -925,9 +921,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         WebhookEndpoint.handle(webhook, loaded: loaded, headers: headers, body: body.map { Array($0.readableBytesView) } ?? [],
             client: context.channel.remoteAddress?.ipAddress, environment: environment, store: store
         ) { answer in
-            let json = AdminHandler.Answer.json(answer.status, answer.json)
-            self.write(status: json.status, headers: [Header("Content-Type", "application/json")], trove: .none, body: json.body,
-                contentLength: json.body.readableBytes, request: head, close: false)
+            self.write(status: answer.status, headers: answer.headers.map { Header($0.0, $0.1) }, trove: .none, body: answer.body,
+                contentLength: answer.body.readableBytes, request: head, close: false)
         }
     }
 

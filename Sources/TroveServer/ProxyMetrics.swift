@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import CoreMetrics
 internal import Prometheus
 internal import Synchronization
@@ -12,16 +13,6 @@ internal import TroveCore
 /// number of series is bounded by the rules. Handlers resolve a route's counters once per request (see
 /// `ProxyStats`), and the counters themselves are relaxed atomics.
 public final class ProxyMetrics: Sendable {
-    /// Where a purge came from.
-    public enum PurgeSource: String, Sendable, CaseIterable {
-        /// A write matched a route with `purge:`.
-        case writeRule = "write_rule"
-        /// `POST /purge` on the admin API (or `trove purge`).
-        case admin
-        /// A Shopify webhook.
-        case webhook
-    }
-
     /// A route's counters, made once per route.
     public final class RouteMetrics: Sendable {
         let hit, miss, stale, pass, bypass, error: CoreMetrics.Counter
@@ -160,10 +151,17 @@ public final class ProxyMetrics: Sendable {
         if failed { storeErrors["store"]?.increment() }
     }
 
-    /// A purge was made (`failed`: the store was away and the purge is queued for replay).
-    public func recordPurge(_ source: PurgeSource, failed: Bool) {
-        purges[source]?.increment()
-        if failed { storeErrors["purge"]?.increment() }
+    /// A purge was made (queued: the store was away and replays it when back), or refused (`limits.max_purge`).
+    func record(_ purge: PurgeOutcome) {
+        switch purge.result {
+        case .applied:
+            purges[purge.source]?.increment()
+        case .queued:
+            purges[purge.source]?.increment()
+            storeErrors["purge"]?.increment()
+        case .refused:
+            recordLimit(.maxPurge)
+        }
     }
 
     /// An origin request ended, answered (`failed` false, whatever the status) or not (connect error, timeout).

@@ -1,7 +1,7 @@
+internal import TroveHTTP
 internal import NIOCore
 internal import NIOHTTP1
 internal import TroveCore
-internal import TroveRules
 
 /// Writes an HTTP/1.x answer's head as bytes: the status line, the answer's headers (Trove's own cache
 /// headers replacing any the origin sent), `Content-Length`, `Connection`, and the blank line.

@@ -1,6 +1,6 @@
+internal import TroveHTTP
 public import TroveCore
 internal import Synchronization
-internal import TroveRules
 
 /// A clock that moves only when a test says so, for TTL and stale logic without sleeping.
 public final class ManualClock: TroveClock, Sendable {

@@ -1,4 +1,4 @@
-public import TroveRules
+public import TroveHTTP
 public import NIOCore
 internal import Synchronization
 public import TroveCore

@@ -1,3 +1,4 @@
+import TroveHTTP
 import TroveRules
 import Testing
 import TroveCore

@@ -1,3 +1,4 @@
+import TroveHTTP
 import Testing
 import TroveCore
 import TroveRules
@@ -38,14 +39,14 @@ import TroveTestSupport
         let clock = ManualClock()
         let store = InMemoryStore<[UInt8]>(capacity: 1 << 30, clock: clock)
         func purge(_ tags: [String], lifetime: Int64) {
-            store.purge(PurgeRequest(purges: PurgeSet(tags: tags), counterLifetime: lifetime)) { _ in }
+            store.purge(PurgeRequest(counters: PurgeSet(tags: tags).counters, counterLifetime: lifetime)) { _ in }
         }
         purge((0..<100_000).map { "t\($0)" }, lifetime: 1000)
         purge(["late"], lifetime: 10_000)
         clock.advance(by: .milliseconds(1001))
         purge(["other"], lifetime: 10_000)
         var generations: [Int64] = []
-        store.lookup(Dependencies(key: "k", route: "r", tags: ["t5", "late", "other"])) {
+        store.lookup(EntryAddress(key: "k", route: "r", tags: ["t5", "late", "other"])) {
             if case .notFound(let found) = $0 { generations = found }
         }
         #expect(generations == [0, 0, 0, 0, 1, 1], "t5 expired, late and other are live")
@@ -56,17 +57,17 @@ import TroveTestSupport
     @Test func memoryStoreCountersAreBounded() {
         let clock = ManualClock()
         let store = InMemoryStore<[UInt8]>(capacity: 1 << 20, clock: clock, maxCounters: 100)
-        let dependencies = Dependencies(key: "k", route: "r", tags: ["a"])
+        let address = EntryAddress(key: "k", route: "r", tags: ["a"])
         var before: [Int64] = []
-        store.lookup(dependencies) { if case .notFound(let found) = $0 { before = found } }
-        store.store(StoreWrite(dependencies: dependencies, meta: EntryMeta(status: 200, headers: [], storedAt: 0, freshUntil: .max,
+        store.lookup(address) { if case .notFound(let found) = $0 { before = found } }
+        store.store(StoreWrite(address: address, meta: EntryMeta(status: 200, headers: [], storedAt: 0, freshUntil: .max,
             staleUntil: .max, route: "r", tags: ["a"], generations: before, bodyLength: 1), body: [1], expireAfter: 600_000)) { _ in }
         for index in 0..<150 {
-            store.purge(PurgeRequest(purges: PurgeSet(keys: ["written:\(index)"]), counterLifetime: 600_000)) { _ in }
+            store.purge(PurgeRequest(counters: PurgeSet(keys: ["written:\(index)"]).counters, counterLifetime: 600_000)) { _ in }
         }
         var after: [Int64] = []
-        store.lookup(dependencies) {
-            if case .found(let meta, _, let found) = $0 { after = found; #expect(!meta.isValid(for: dependencies, generations: found)) }
+        store.lookup(address) {
+            if case .found(let meta, _, let found) = $0 { after = found; #expect(!meta.isValid(for: address, generations: found)) }
         }
         #expect(after.first == 1, "everything was increased")
     }

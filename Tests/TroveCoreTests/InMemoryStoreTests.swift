@@ -1,3 +1,4 @@
+import TroveHTTP
 import Testing
 import TroveCore
 import TroveRules
@@ -6,39 +7,39 @@ import TroveTestSupport
 @Suite struct InMemoryStoreTests {
     let clock = ManualClock()
 
-    private func meta(_ dependencies: Dependencies, generations: [Int64], body: Int = 3) -> EntryMeta {
+    private func meta(_ address: EntryAddress, generations: [Int64], body: Int = 3) -> EntryMeta {
         let now = clock.nowMilliseconds()
         return EntryMeta(status: 200, headers: [], storedAt: now, freshUntil: now + 60_000, staleUntil: now + 60_000,
-            route: dependencies.route, tags: dependencies.tags, generations: generations, bodyLength: body)
+            route: address.route, tags: address.tags, generations: generations, bodyLength: body)
     }
 
-    private func lookup(_ store: InMemoryStore<[UInt8]>, _ dependencies: Dependencies) -> LookupOutcome<[UInt8]> {
+    private func lookup(_ store: InMemoryStore<[UInt8]>, _ address: EntryAddress) -> LookupOutcome<[UInt8]> {
         var outcome: LookupOutcome<[UInt8]>?
-        store.lookup(dependencies) { outcome = $0 }
+        store.lookup(address) { outcome = $0 }
         return outcome!
     }
 
-    private func store(_ store: InMemoryStore<[UInt8]>, _ dependencies: Dependencies, generations: [Int64], body: [UInt8] = [1, 2, 3]) {
+    private func store(_ store: InMemoryStore<[UInt8]>, _ address: EntryAddress, generations: [Int64], body: [UInt8] = [1, 2, 3]) {
         var done = false
-        store.store(StoreWrite(dependencies: dependencies, meta: meta(dependencies, generations: generations, body: body.count),
+        store.store(StoreWrite(address: address, meta: meta(address, generations: generations, body: body.count),
             body: body, expireAfter: 65_000)) { _ in done = true }
         #expect(done)
     }
 
     private func purge(_ store: InMemoryStore<[UInt8]>, _ purges: PurgeSet) -> PurgeReport {
         var report: PurgeReport?
-        store.purge(PurgeRequest(purges: purges, counterLifetime: 600_000)) { report = try? $0.get() }
+        store.purge(PurgeRequest(counters: purges.counters, counterLifetime: 600_000)) { report = try? $0.get() }
         return report!
     }
 
     /// A stored entry is found with the counters it depends on; unknown keys are not found.
     @Test func storesAndFinds() {
         let store = InMemoryStore<[UInt8]>(capacity: 1 << 20, clock: clock)
-        let dependencies = Dependencies(key: "event:42", route: "event", tags: ["events", "event:42"])
-        guard case .notFound(let generations) = lookup(store, dependencies) else { Issue.record("expected notFound"); return }
+        let address = EntryAddress(key: "event:42", route: "event", tags: ["events", "event:42"])
+        guard case .notFound(let generations) = lookup(store, address) else { Issue.record("expected notFound"); return }
         #expect(generations == [0, 0, 0, 0, 0])
-        self.store(store, dependencies, generations: generations)
-        guard case .found(let found, let body, let current) = lookup(store, dependencies) else { Issue.record("expected found"); return }
+        self.store(store, address, generations: generations)
+        guard case .found(let found, let body, let current) = lookup(store, address) else { Issue.record("expected found"); return }
         #expect(body == [1, 2, 3])
         #expect(found.generations == current)
     }
@@ -46,8 +47,8 @@ import TroveTestSupport
     /// Purging a tag, a route, a key or everything increases exactly the counters concerned.
     @Test func purgesIncreaseCounters() {
         let store = InMemoryStore<[UInt8]>(capacity: 1 << 20, clock: clock)
-        let a = Dependencies(key: "event:1", route: "event", tags: ["event:1"])
-        let b = Dependencies(key: "events", route: "events", tags: ["events"])
+        let a = EntryAddress(key: "event:1", route: "event", tags: ["event:1"])
+        let b = EntryAddress(key: "events", route: "events", tags: ["events"])
         self.store(store, a, generations: [0, 0, 0, 0])
         let report = purge(store, PurgeSet(tags: ["event:1"]))
         #expect(report == PurgeReport(tags: ["event:1"]))
@@ -69,7 +70,7 @@ import TroveTestSupport
     @Test func evictsLeastRecentlyUsed() {
         let entrySize = 128 + 1000 + 2  // overhead + body + key
         let store = InMemoryStore<[UInt8]>(capacity: entrySize * 3, clock: clock)
-        let keys = ["k1", "k2", "k3", "k4"].map { Dependencies(key: $0, route: "r", tags: []) }
+        let keys = ["k1", "k2", "k3", "k4"].map { EntryAddress(key: $0, route: "r", tags: []) }
         for key in keys.prefix(3) { self.store(store, key, generations: [0, 0, 0], body: Array(repeating: 7, count: 1000)) }
         #expect(store.usage.entries == 3)
         _ = lookup(store, keys[0])  // k1 is now the most recently used
@@ -77,9 +78,9 @@ import TroveTestSupport
         guard case .found = lookup(store, keys[0]) else { Issue.record("k1 was used recently and must stay"); return }
         guard case .notFound = lookup(store, keys[1]) else { Issue.record("k2 was least recently used"); return }
         #expect(store.usage.bytes <= entrySize * 3)
-        self.store(store, Dependencies(key: "huge", route: "r", tags: []), generations: [0, 0, 0],
+        self.store(store, EntryAddress(key: "huge", route: "r", tags: []), generations: [0, 0, 0],
             body: Array(repeating: 1, count: entrySize * 4))
-        guard case .notFound = lookup(store, Dependencies(key: "huge", route: "r", tags: [])) else {
+        guard case .notFound = lookup(store, EntryAddress(key: "huge", route: "r", tags: [])) else {
             Issue.record("an entry bigger than the store is not kept"); return
         }
         #expect(store.usage.entries == 3)
@@ -88,23 +89,23 @@ import TroveTestSupport
     /// Entries disappear when their store lifetime ends; counters expire after their lifetime too.
     @Test func expiry() {
         let store = InMemoryStore<[UInt8]>(capacity: 1 << 20, clock: clock)
-        let dependencies = Dependencies(key: "k", route: "r", tags: ["t"])
-        self.store(store, dependencies, generations: [0, 0, 0, 0])
+        let address = EntryAddress(key: "k", route: "r", tags: ["t"])
+        self.store(store, address, generations: [0, 0, 0, 0])
         clock.advance(by: .seconds(66))
-        guard case .notFound = lookup(store, dependencies) else { Issue.record("expired"); return }
+        guard case .notFound = lookup(store, address) else { Issue.record("expired"); return }
         _ = purge(store, PurgeSet(tags: ["t"]))
-        guard case .notFound(let raised) = lookup(store, dependencies) else { Issue.record("expected notFound"); return }
+        guard case .notFound(let raised) = lookup(store, address) else { Issue.record("expected notFound"); return }
         #expect(raised == [0, 0, 0, 1])
         clock.advance(by: .seconds(601))
-        guard case .notFound(let expired) = lookup(store, dependencies) else { Issue.record("expected notFound"); return }
+        guard case .notFound(let expired) = lookup(store, address) else { Issue.record("expected notFound"); return }
         #expect(expired == [0, 0, 0, 0])
     }
 
     /// Inspection tells whether a purge has invalidated the entry.
     @Test func inspection() {
         let store = InMemoryStore<[UInt8]>(capacity: 1 << 20, clock: clock)
-        let dependencies = Dependencies(key: "k", route: "r", tags: ["t"])
-        self.store(store, dependencies, generations: [0, 0, 0, 0])
+        let address = EntryAddress(key: "k", route: "r", tags: ["t"])
+        self.store(store, address, generations: [0, 0, 0, 0])
         var inspection: EntryInspection?
         store.inspect(key: "k") { inspection = try? $0.get() }
         #expect(inspection?.valid == true)

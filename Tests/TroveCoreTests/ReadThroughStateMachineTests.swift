@@ -1,3 +1,4 @@
+import TroveHTTP
 import Testing
 @testable import TroveCore
 import TroveRules
@@ -21,11 +22,11 @@ import TroveTestSupport
         """, file: "sm.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
 
     let clock = ManualClock()
-    let dependencies = Dependencies(key: "event:42", route: "event", tags: ["events", "event:42"])
+    let address = EntryAddress(key: "event:42", route: "event", tags: ["events", "event:42"])
 
     private func machine(_ method: String, _ target: String, _ headers: [Header] = []) -> ReadThroughStateMachine {
         let plan = Self.rules.plan(for: RequestHead(method: method, target: target, headers: headers))
-        return ReadThroughStateMachine(plan: plan, requestHeaders: headers, clock: clock, counterLifetime: Self.rules.counterLifetime)
+        return ReadThroughStateMachine(plan: plan, requestHeaders: headers, clock: clock)
     }
 
     /// A miss's fetch: GET, for storage, shared with concurrent misses of the key.
@@ -35,13 +36,13 @@ import TroveTestSupport
     /// Stores what a miss fetched, and returns the entry head the store got.
     private func miss(generations: [Int64] = [0, 0, 0, 0, 0]) -> EntryMeta? {
         var sm = machine("GET", "/events/42")
-        #expect(sm.start() == .lookup(dependencies))
+        #expect(sm.start() == .lookup(address))
         #expect(sm.lookupCompleted(.notFound(generations: generations)) == storageFetch)
         guard case .store(let pending, let then) = sm.originResponded(status: 200, headers: json, bodyLength: 7) else {
             Issue.record("a 200 must be stored")
             return nil
         }
-        #expect(pending.dependencies == dependencies)
+        #expect(pending.address == address)
         #expect(pending.meta.generations == generations)
         #expect(pending.meta.freshUntil == clock.nowMilliseconds() + 60_000)
         #expect(then.cacheStatus == CacheStatus(outcome: .miss, forward: "uri-miss", forwardStatus: 200, stored: true))
@@ -57,7 +58,7 @@ import TroveTestSupport
 
         clock.advance(by: .seconds(10))
         var hit = machine("GET", "/events/42")
-        #expect(hit.start() == .lookup(dependencies))
+        #expect(hit.start() == .lookup(address))
         #expect(hit.lookupCompleted(.found(meta, generations: [0, 0, 0, 0, 0])) == .respond(.init(
             source: .entry, cacheStatus: CacheStatus(outcome: .hit, hit: true, ttl: 50), age: 10, omitBody: false)))
 
@@ -75,7 +76,7 @@ import TroveTestSupport
     @Test func headUsesTheGetEntry() throws {
         let meta = try #require(miss())
         var head = machine("HEAD", "/events/42")
-        #expect(head.start() == .lookup(dependencies))
+        #expect(head.start() == .lookup(address))
         guard case .respond(let plan) = head.lookupCompleted(.found(meta, generations: [0, 0, 0, 0, 0])) else {
             Issue.record("expected a hit"); return
         }
@@ -180,10 +181,10 @@ import TroveTestSupport
         func purges(_ method: String, _ target: String, status: Int = 201, _ headers: [Header]) -> PurgeSet? {
             let request = [Header("Host", "api.example.com")]
             let plan = Self.rules.plan(for: RequestHead(method: method, target: target, headers: request))
-            var sm = ReadThroughStateMachine(plan: plan, requestHeaders: request, clock: clock, counterLifetime: Self.rules.counterLifetime,
+            var sm = ReadThroughStateMachine(plan: plan, requestHeaders: request, clock: clock,
                 invalidationKey: { Self.rules.invalidationKey(for: $0, headers: request) })
             _ = sm.start()
-            if case .purge(let purge, _) = sm.originResponded(status: status, headers: headers, bodyLength: 0) { return purge.purges }
+            if case .purge(let purge, _) = sm.originResponded(status: status, headers: headers, bodyLength: 0) { return purge }
             return nil
         }
         // POST /events goes through the pass route `other`, which names nothing to purge.
@@ -206,8 +207,8 @@ import TroveTestSupport
         let response = ReadThroughStateMachine.ResponsePlan(
             source: .origin, cacheStatus: CacheStatus(outcome: .pass, forward: "method", forwardStatus: 204), age: nil, omitBody: false)
         #expect(ok.originResponded(status: 204, headers: [], bodyLength: 0) == .purge(
-            PurgeRequest(purges: PurgeSet(tags: ["event:42"], keys: ["event:42"]), counterLifetime: Self.rules.counterLifetime), then: response))
-        #expect(ok.purgeCompleted(.success(PurgeReport(tags: ["event:42"]))) == .respond(response))
+            PurgeSet(tags: ["event:42"], keys: ["event:42"]), then: response))
+        #expect(ok.purgeCompleted(.applied(PurgeReport(tags: ["event:42"]))) == .respond(response))
 
         var failed = machine("DELETE", "/events/42")
         _ = failed.start()
@@ -219,7 +220,7 @@ import TroveTestSupport
         var queued = machine("PUT", "/events/42")
         _ = queued.start()
         _ = queued.originResponded(status: 200, headers: [], bodyLength: 0)
-        guard case .respond(let queuedPlan) = queued.purgeCompleted(.failure(.unavailable("down"))) else { Issue.record("expected respond"); return }
+        guard case .respond(let queuedPlan) = queued.purgeCompleted(.queued(.unavailable("down"))) else { Issue.record("expected respond"); return }
         #expect(queuedPlan.cacheStatus?.detail == "PURGE-QUEUED")
     }
 

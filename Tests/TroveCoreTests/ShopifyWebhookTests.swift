@@ -1,3 +1,4 @@
+import TroveHTTP
 import Testing
 import TroveCore
 import TroveRules

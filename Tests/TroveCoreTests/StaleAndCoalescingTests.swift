@@ -1,3 +1,4 @@
+import TroveHTTP
 import Testing
 @testable import TroveCore
 import TroveRules
@@ -23,7 +24,7 @@ import TroveTestSupport
 
     private func machine(_ target: String) -> ReadThroughStateMachine {
         ReadThroughStateMachine(plan: Self.rules.plan(for: RequestHead(method: "GET", target: target)), requestHeaders: [],
-            clock: clock, counterLifetime: Self.rules.counterLifetime)
+            clock: clock)
     }
 
     /// An entry stored now by a miss on `target`.
@@ -116,14 +117,14 @@ import TroveTestSupport
         _ = sm.start()
         #expect(sm.lookupCompleted(.found(meta, generations: generations)) == .respondAndRefresh(
             .init(source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: "stale", ttl: -10), age: 70, omitBody: false),
-            .init(dependencies: Dependencies(key: "event:1", route: "event", tags: ["event:1"]), snapshot: generations, entry: meta)))
+            .init(address: EntryAddress(key: "event:1", route: "event", tags: ["event:1"]), generations: generations, entry: meta)))
 
         // The refresh runs its own machine: fetch, then store with the counters read before it began.
-        let refresh = ReadThroughStateMachine.Refresh(dependencies: Dependencies(key: "event:1", route: "event", tags: ["event:1"]),
-            snapshot: [0, 0, 0, 7])
+        let refresh = ReadThroughStateMachine.Refresh(address: EntryAddress(key: "event:1", route: "event", tags: ["event:1"]),
+            generations: [0, 0, 0, 7])
         guard let (started, first) = ReadThroughStateMachine.refreshing(
             plan: Self.rules.plan(for: RequestHead(method: "GET", target: "/events/1")), refresh: refresh, requestHeaders: [],
-            clock: clock, counterLifetime: Self.rules.counterLifetime)
+            clock: clock)
         else { Issue.record("a cacheable plan can be refreshed"); return }
         var refresher = started
         #expect(first == .fetch(.init(method: "GET", sendsBody: false, forStorage: true)))

@@ -1,4 +1,4 @@
-import TroveRules
+import TroveHTTP
 import Foundation
 import NIOCore
 import NIOPosix

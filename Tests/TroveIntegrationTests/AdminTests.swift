@@ -1,3 +1,4 @@
+import TroveHTTP
 import Foundation
 import Testing
 import TroveApp

@@ -1,3 +1,4 @@
+import TroveHTTP
 import TroveRules
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import TroveHTTP
 import ArgumentParser
 import Foundation
 import Logging

@@ -1,3 +1,4 @@
+import TroveHTTP
 import Foundation
 import Histogram
 import Testing

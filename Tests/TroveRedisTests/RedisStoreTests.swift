@@ -1,9 +1,9 @@
+import TroveHTTP
 import Logging
 import NIOCore
 import NIOPosix
 import Testing
 import TroveCore
-import TroveRules
 import TroveFixtures
 import TroveTestSupport
 @testable import TroveRedis
@@ -25,11 +25,9 @@ import TroveTestSupport
         _ redis: RedisServer? = nil, password: String? = nil, database: Int = 0, commandTimeout: Duration = .milliseconds(300),
         maxPending: Int = 4096, namespace: String = "test"
     ) -> RedisStoreFactory {
-        let endpoint = RedisEndpoint(
-            host: "127.0.0.1", port: (redis ?? self.redis).port, database: database, username: nil, password: password)
-        return RedisStoreFactory(
-            settings: RedisConnectionSettings(endpoint: endpoint, connectTimeout: .seconds(1), commandTimeout: commandTimeout,
-                maxPending: maxPending),
+        RedisStoreFactory(
+            settings: RedisConnectionSettings(host: "127.0.0.1", port: (redis ?? self.redis).port, database: database,
+                password: password, connectTimeout: .seconds(1), commandTimeout: commandTimeout, maxPending: maxPending),
             namespace: namespace, logger: Logger(label: "test"))
     }
 
@@ -57,24 +55,24 @@ import TroveTestSupport
             try await call { store, promise in promise.succeed(store.health) }
         }
 
-        func lookup(_ dependencies: Dependencies) async throws -> LookupOutcome<ByteBuffer> {
-            try await call { store, promise in store.lookup(dependencies) { promise.succeed($0) } }
+        func lookup(_ address: EntryAddress) async throws -> LookupOutcome<ByteBuffer> {
+            try await call { store, promise in store.lookup(address) { promise.succeed($0) } }
         }
 
-        func store(_ dependencies: Dependencies, generations: [Int64], body: String, ttl: Int64 = 60_000) async throws -> Result<Void, StoreError> {
+        func store(_ address: EntryAddress, generations: [Int64], body: String, ttl: Int64 = 60_000) async throws -> Result<Void, StoreError> {
             try await call { store, promise in
                 let meta = EntryMeta(status: 200, headers: [Header("Content-Type", "text/plain")], storedAt: 1, freshUntil: 2,
-                    staleUntil: 2, route: dependencies.route, tags: dependencies.tags, generations: generations,
+                    staleUntil: 2, route: address.route, tags: address.tags, generations: generations,
                     bodyLength: body.utf8.count)
-                store.store(StoreWrite(dependencies: dependencies, meta: meta, body: ByteBuffer(string: body), expireAfter: ttl)) {
+                store.store(StoreWrite(address: address, meta: meta, body: ByteBuffer(string: body), expireAfter: ttl)) {
                     promise.succeed($0)
                 }
             }
         }
 
-        func purge(_ purges: PurgeSet) async throws -> Result<PurgeReport, StoreError> {
+        func purge(_ counters: [PurgeCounter]) async throws -> Result<PurgeReport, StoreError> {
             try await call { store, promise in
-                store.purge(PurgeRequest(purges: purges, counterLifetime: 600_000)) { promise.succeed($0) }
+                store.purge(PurgeRequest(counters: counters, counterLifetime: 600_000)) { promise.succeed($0) }
             }
         }
 
@@ -90,7 +88,7 @@ import TroveTestSupport
         }
     }
 
-    let event = Dependencies(key: "event:42", route: "event", tags: ["events", "event:42"])
+    let event = EntryAddress(key: "event:42", route: "event", tags: ["events", "event:42"])
 
     private func generations(_ outcome: LookupOutcome<ByteBuffer>) -> [Int64]? {
         switch outcome {
@@ -120,13 +118,13 @@ import TroveTestSupport
     @Test func purgesIncreaseCounters() async throws {
         let store = try await store(factory())
         _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "x")
-        #expect(try await store.purge(PurgeSet(tags: ["event:42"])) == .success(PurgeReport(tags: ["event:42"])))
+        #expect(try await store.purge([.tag("event:42")]) == .success(PurgeReport(tags: ["event:42"])))
         #expect(generations(try await store.lookup(event)) == [0, 0, 0, 0, 1])
         #expect(Int(try redis.command(["PTTL", "test:g:t:event:42"])) ?? 0 > 500_000)
-        _ = try await store.purge(PurgeSet(routes: ["event"], everything: true))
+        _ = try await store.purge([.everything, .route("event")])
         #expect(generations(try await store.lookup(event)) == [1, 1, 0, 0, 1])
         #expect(try redis.command(["PTTL", "test:g:all"]) == "-1")
-        let report = try await store.purge(PurgeSet(keys: ["event:42", "event:7"]))
+        let report = try await store.purge([.key("event:42"), .key("event:7")])
         #expect(report == .success(PurgeReport(keys: [.init(key: "event:42", found: true), .init(key: "event:7", found: false)])))
         guard case .notFound(let afterKey) = try await store.lookup(event) else { Issue.record("the key's entry is deleted"); return }
         #expect(afterKey == [1, 1, 1, 0, 1])
@@ -141,7 +139,7 @@ import TroveTestSupport
         _ = try await one.store(event, generations: [0, 0, 0, 0, 0], body: "shared")
         guard case .found(_, let body, _) = try await other.lookup(event) else { Issue.record("expected found"); return }
         #expect(String(buffer: body) == "shared")
-        _ = try await other.purge(PurgeSet(tags: ["events"]))
+        _ = try await other.purge([.tag("events")])
         #expect(generations(try await one.lookup(event)) == [0, 0, 0, 1, 0])
         try await one.close()
         try await other.close()
@@ -153,7 +151,7 @@ import TroveTestSupport
         _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "x")
         guard case .success(let before?) = try await store.inspect("event:42") else { Issue.record("expected an entry"); return }
         #expect(before.valid)
-        _ = try await store.purge(PurgeSet(routes: ["event"]))
+        _ = try await store.purge([.route("event")])
         guard case .success(let after?) = try await store.inspect("event:42") else { Issue.record("expected an entry"); return }
         #expect(!after.valid)
         #expect(try await store.inspect("none") == .success(nil))
@@ -206,7 +204,7 @@ import TroveTestSupport
         let store = try await store(factory(commandTimeout: .milliseconds(250)))
         _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "old")
         let tags = (0..<100_000).map { "bulk:\($0)" } + ["event:42"]
-        guard case .success(let report) = try await store.purge(PurgeSet(tags: tags)) else {
+        guard case .success(let report) = try await store.purge(tags.map(PurgeCounter.tag)) else {
             Issue.record("the purge failed")
             return
         }
@@ -220,12 +218,11 @@ import TroveTestSupport
 
     /// What is left of a purge after a slice failed, in the order the slices go out.
     @Test func remainderOfAPurge() {
-        let purges = PurgeSet(tags: ["t1", "t2"], keys: ["k1"], routes: ["r1"], everything: true)
-        #expect(RedisStore.remainder(of: purges, fromCounter: 0) == purges)
-        #expect(RedisStore.remainder(of: purges, fromCounter: 1) == PurgeSet(tags: ["t1", "t2"], keys: ["k1"], routes: ["r1"]))
-        #expect(RedisStore.remainder(of: purges, fromCounter: 3) == PurgeSet(tags: ["t2"], keys: ["k1"]))
-        #expect(RedisStore.remainder(of: purges, fromCounter: 4) == PurgeSet(keys: ["k1"]))
-        #expect(RedisStore.remainder(of: purges, fromCounter: 5).isEmpty)
+        let request = PurgeRequest(counters: [.everything, .route("r1"), .tag("t1"), .tag("t2"), .key("k1")], counterLifetime: 1000)
+        #expect(request.dropping(first: 0) == request)
+        #expect(request.dropping(first: 3) == PurgeRequest(counters: [.tag("t2"), .key("k1")], counterLifetime: 1000))
+        #expect(request.dropping(first: 5).counters.isEmpty)
+        #expect(request.keys == ["k1"])
     }
 
     /// A purge that cannot reach Redis is kept and applied when Redis is back; until then no lookup is answered
@@ -234,7 +231,7 @@ import TroveTestSupport
         let store = try await store(factory(commandTimeout: .milliseconds(100)))
         _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "old")
         try redis.command(["CLIENT", "PAUSE", "1000", "ALL"])
-        guard case .failure = try await store.purge(PurgeSet(tags: ["event:42"])) else { Issue.record("the purge cannot reach Redis"); return }
+        guard case .failure = try await store.purge([.tag("event:42")]) else { Issue.record("the purge cannot reach Redis"); return }
         guard case .unavailable = try await store.lookup(event) else { Issue.record("no answers while a purge waits"); return }
         try await eventually("the queued purge is replayed", timeout: .seconds(15)) {
             if case .found(_, _, let generations) = try await store.lookup(self.event) { return generations == [0, 0, 0, 0, 1] }
@@ -286,8 +283,8 @@ import TroveTestSupport
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let factory = RedisStoreFactory(
-            settings: RedisConnectionSettings(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port, database: 0, username: nil,
-                password: nil), connectTimeout: .seconds(1), commandTimeout: .milliseconds(500), maxPending: 64),
+            settings: RedisConnectionSettings(host: "127.0.0.1", port: redis.port, connectTimeout: .seconds(1),
+                commandTimeout: .milliseconds(500), maxPending: 64),
             namespace: "bodies", logger: Logger(label: "test"))
         // Two stores on one loop stand for two Trove instances on one Redis.
         let (first, second) = try await loop.submit { (NIOLoopBound(factory.makeStore(on: loop), eventLoop: loop),
@@ -295,21 +292,21 @@ import TroveTestSupport
         try await eventually("both stores are connected") {
             try await loop.submit { first.value.health.ready && second.value.health.ready }.get()
         }
-        let dependencies = Dependencies(key: "big", route: "r", tags: [])
+        let address = EntryAddress(key: "big", route: "r", tags: [])
         func write(_ store: NIOLoopBound<RedisStore>, _ byte: UInt8) async throws {
             let body = ByteBuffer(repeating: byte, count: 64 << 10)
             let meta = EntryMeta(status: 200, headers: [], storedAt: 1, freshUntil: 2, staleUntil: 2, route: "r", tags: [],
                 generations: [0, 0, 0], bodyLength: body.readableBytes)
             let promise = loop.makePromise(of: Void.self)
             loop.execute {
-                store.value.store(StoreWrite(dependencies: dependencies, meta: meta, body: body, expireAfter: 60_000)) { _ in promise.succeed(()) }
+                store.value.store(StoreWrite(address: address, meta: meta, body: body, expireAfter: 60_000)) { _ in promise.succeed(()) }
             }
             try await promise.futureResult.get()
         }
         func read(_ store: NIOLoopBound<RedisStore>) async throws -> UInt8? {
             let promise = loop.makePromise(of: UInt8?.self)
             loop.execute {
-                store.value.lookup(dependencies) { outcome in
+                store.value.lookup(address) { outcome in
                     if case .found(_, let body, _) = outcome { promise.succeed(body.getInteger(at: body.readerIndex + 1000)) } else { promise.succeed(nil) }
                 }
             }
@@ -327,7 +324,7 @@ import TroveTestSupport
         #expect(try await read(first) == 0x62)
         // Gone from Redis: a miss, and nothing held.
         let purged = loop.makePromise(of: Void.self)
-        loop.execute { first.value.purge(PurgeRequest(purges: PurgeSet(keys: ["big"]), counterLifetime: 60_000)) { _ in purged.succeed(()) } }
+        loop.execute { first.value.purge(PurgeRequest(counters: [.key("big")], counterLifetime: 60_000)) { _ in purged.succeed(()) } }
         try await purged.futureResult.get()
         #expect(try await read(second) == nil)
         #expect(try await loop.submit { second.value.bodies.holds("big") }.get() == false)
@@ -335,7 +332,7 @@ import TroveTestSupport
         let small = ByteBuffer(string: "small")
         let promise = loop.makePromise(of: Void.self)
         loop.execute {
-            first.value.store(StoreWrite(dependencies: Dependencies(key: "small", route: "r", tags: []), meta: EntryMeta(status: 200,
+            first.value.store(StoreWrite(address: EntryAddress(key: "small", route: "r", tags: []), meta: EntryMeta(status: 200,
                 headers: [], storedAt: 1, freshUntil: 2, staleUntil: 2, route: "r", tags: [], generations: [0, 0, 0], bodyLength: 5),
                 body: small, expireAfter: 60_000)) { _ in promise.succeed(()) }
         }

@@ -1,3 +1,4 @@
+import TroveHTTP
 import Testing
 @testable import TroveRules
 

@@ -1,3 +1,4 @@
+import TroveHTTP
 import NIOCore
 import NIOHTTP1
 import Testing

@@ -1,3 +1,4 @@
+internal import TroveHTTP
 internal import Logging
 internal import NIOCore
 internal import TroveCore
@@ -7,9 +8,6 @@ internal import TroveRules
 /// then the delivery id is claimed in the store (so a redelivery, to this instance or another on the same
 /// Redis, purges nothing) and the topic's purges are made.
 enum WebhookEndpoint {
-    /// An answer: status and a JSON object for Shopify's delivery log.
-    typealias Answer = (status: Int, json: [String: any Sendable])
-
     /// True when `method` and `uri` are the webhook's.
     static func matches(_ rule: ShopifyWebhookRule, method: String, uri: String) -> Bool {
         guard method == "POST" else { return false }
@@ -19,7 +17,7 @@ enum WebhookEndpoint {
 
     static func handle(
         _ rule: ShopifyWebhookRule, loaded: RulesState.Loaded, headers: [Header], body: [UInt8], client: String?,
-        environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, answer: @escaping (Answer) -> Void
+        environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, answer: @escaping (JSONAnswer) -> Void
     ) {
         let logger = environment.logger
         switch ShopifyWebhook.decide(rule: rule, rules: loaded.rules, headers: headers, body: body, now: environment.clock.nowMilliseconds()) {
@@ -28,32 +26,29 @@ enum WebhookEndpoint {
             logger.warning("webhook refused", metadata: [
                 "webhook.status": "\(status)", "webhook.reason": "\(reason)", "client.address": "\(client ?? "?")",
             ])
-            answer((status, ["error": reason]))
+            answer(.error(status, reason))
         case .acknowledge(let topic, let reason):
             logger.info("webhook acknowledged, nothing to purge", metadata: ["webhook.topic": "\(topic)", "webhook.reason": "\(reason)"])
-            answer((200, ["topic": topic, "purged": false, "reason": reason]))
+            answer(.json(200, ["topic": topic, "purged": false, "reason": reason]))
         case .purge(let purges, let topic, let deliveryID, let skipped):
-            if let refusal = purges.refusal(maxPurge: loaded.rules.limits.maxPurge) {
-                environment.metrics.recordLimit(.maxPurge)
-                logger.error("webhook purge refused", metadata: ["webhook.topic": "\(topic)", "webhook.reason": "\(refusal)"])
-                return answer((413, ["topic": topic, "purged": false, "error": refusal]))
-            }
             func purge() {
-                store.purge(PurgeRequest(purges: purges, counterLifetime: loaded.counterLifetime)) { result in
-                    let failed = result.isFailure
-                    environment.metrics.recordPurge(.webhook, failed: failed)
-                    logger.info("webhook purge", metadata: [
-                        "webhook.topic": "\(topic)", "webhook.id": "\(deliveryID ?? "-")", "purge.tags": "\(purges.tags)",
-                        "purge.keys": "\(purges.keys)", "purge.routes": "\(purges.routes)", "purge.queued": "\(failed)",
-                    ])
-                    let purged: [String: any Sendable] = [
+                environment.purger.purge(purges, from: .webhook, context: ["webhook.topic": topic, "webhook.id": deliveryID ?? "-"],
+                    settings: loaded.purgeSettings, in: store) { result in
+                    let purged: [String: Any] = [
                         "tags": purges.tags, "keys": purges.keys, "routes": purges.routes, "all": purges.everything,
                     ]
-                    var json: [String: any Sendable] = ["topic": topic, "purged": purged]
+                    var json: [String: Any] = ["topic": topic, "purged": purged]
                     if !skipped.isEmpty { json["skipped"] = skipped }
-                    // Queued purges are applied when the store is back; Shopify must not redeliver meanwhile.
-                    if failed { json["queued"] = true }
-                    answer((failed ? 202 : 200, json))
+                    switch result {
+                    case .applied:
+                        answer(.json(200, json))
+                    case .queued:
+                        // Queued purges are applied when the store is back; Shopify must not redeliver meanwhile.
+                        json["queued"] = true
+                        answer(.json(202, json))
+                    case .refused(let refusal):
+                        answer(.json(413, ["topic": topic, "purged": false, "error": refusal]))
+                    }
                 }
             }
             // Claimed by the signed body, not the delivery id the signature does not cover: a redelivery and a
@@ -66,7 +61,7 @@ enum WebhookEndpoint {
                     purge()
                 case .success(false):
                     logger.info("webhook redelivery ignored", metadata: ["webhook.topic": "\(topic)", "webhook.id": "\(deliveryID ?? "-")"])
-                    answer((200, ["topic": topic, "duplicate": true, "purged": false]))
+                    answer(.json(200, ["topic": topic, "duplicate": true, "purged": false]))
                 }
             }
         }

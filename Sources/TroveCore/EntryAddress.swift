@@ -1,0 +1,70 @@
+public import TroveHTTP
+
+/// Where an entry is stored and what can invalidate it: its key, and the purge counters (everything, its route,
+/// its key, its tags) whose increase makes it unservable. A lookup reads both at once.
+///
+/// A purge never scans: it increases one counter (for everything, a route, a key or a tag). An entry records
+/// the values of its counters as they were *before its fetch began*; a lookup reads the entry and the
+/// counters' current values together and treats any difference as a miss. So a purge that happens while a
+/// fetch is running invalidates what that fetch stores, and every Trove instance on the same Redis sees a
+/// purge at once.
+public struct EntryAddress: Sendable, Equatable {
+    /// Where the entry is stored.
+    public let key: String
+    /// The key whose purge invalidates it: `key` itself, or for one variant of an answer that varies (stored
+    /// under `KEY#vHASH`), the cache key of the request, so that purging the key purges every variant.
+    public let counterKey: String
+    public let route: String
+    public let tags: [String]
+
+    public init(key: String, route: String, tags: [String], counterKey: String? = nil) {
+        self.key = key
+        self.counterKey = counterKey ?? key
+        self.route = route
+        self.tags = tags
+    }
+
+    /// The address of the request's cache key itself: these, for an answer that does not vary; for a
+    /// variant, where its marker is stored.
+    public var unvaried: EntryAddress {
+        key == counterKey ? self : EntryAddress(key: counterKey, route: route, tags: tags)
+    }
+
+    /// The address of whatever is stored under `key` (a variant's key names its cache key before `#v`).
+    public static func ofStored(_ key: String, route: String, tags: [String]) -> EntryAddress {
+        let bytes = Array(key.utf8)
+        guard let mark = bytes.indices.dropLast().last(where: { bytes[$0] == UInt8(ascii: "#") && bytes[$0 + 1] == UInt8(ascii: "v") }) else {
+            return EntryAddress(key: key, route: route, tags: tags)
+        }
+        return EntryAddress(key: key, route: route, tags: tags, counterKey: String(decoding: bytes[..<mark], as: UTF8.self))
+    }
+
+    /// Separates a cache key from a variant's hash. `#` never appears in a rendered key (`KeyEscaping`).
+    public static let variantMark = "#v"
+
+    /// Where the variant of the request with these values of the headers the answer varies on is stored.
+    public func variant(_ values: [Header]) -> EntryAddress {
+        var hash = FNV1a()
+        for header in values {
+            hash.add(header.name.utf8)
+            hash.add([0x3D])
+            hash.add(header.value.utf8)
+            hash.add([0x0A])
+        }
+        return EntryAddress(key: counterKey + Self.variantMark + String(hash.value, radix: 16), route: route, tags: tags, counterKey: counterKey)
+    }
+
+    /// The counters, in the order their generations are recorded: everything, the route, the key, then each tag.
+    public var counters: [PurgeCounter] {
+        [.everything, .route(route), .key(counterKey)] + tags.map(PurgeCounter.tag)
+    }
+}
+
+/// A counter that invalidates entries when it increases. Its value is a **generation**: an entry records the
+/// generations of its counters when its fetch began, and is served only while they are unchanged.
+public enum PurgeCounter: Sendable, Hashable {
+    case everything
+    case route(String)
+    case key(String)
+    case tag(String)
+}

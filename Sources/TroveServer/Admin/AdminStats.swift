@@ -1,0 +1,26 @@
+internal import Foundation
+
+/// `GET /stats`: requests, hits, misses, passes and the hit ratio, overall and per route.
+enum AdminStats {
+    static func answer(_ request: AdminRequest, _ answer: @escaping (JSONAnswer) -> Void) {
+        let stats = request.environment.stats
+        request.storeHealth { health in
+            answer(.json(200, [
+                "rules": request.rulesDescription,
+                "store": request.storeDescription(health),
+                "total": describe(stats.total),
+                "routes": stats.byRoute.mapValues(describe),
+            ]))
+        }
+    }
+
+    static func describe(_ counts: ProxyStats.Snapshot) -> [String: Any] {
+        var fields: [String: Any] = [
+            "requests": counts.requests, "hits": counts.hits, "misses": counts.misses, "stale": counts.stale,
+            "bypasses": counts.bypasses, "passes": counts.passes, "errors": counts.errors, "stored": counts.stored,
+            "collapsed": counts.collapsed,
+        ]
+        fields["hit_ratio"] = counts.hitRatio.map { ($0 * 10_000).rounded() / 10_000 } ?? NSNull()
+        return fields
+    }
+}
