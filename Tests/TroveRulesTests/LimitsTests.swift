@@ -79,7 +79,7 @@ import Testing
         ])
         #expect(Self.errors("limits: {keepalive: 5s}") == [
             "limits.yaml:3:10: error: limits.keepalive: unknown key 'keepalive' (write keepalive_timeout); allowed here: "
-                + RulesLoader.limitsKeys.joined(separator: ", "),
+                + RulesLoader.limitKeys.map(\.name).joined(separator: ", "),
         ])
     }
 }

@@ -1,0 +1,114 @@
+internal import TroveHTTP
+internal import Yams
+
+/// `admin:` and `store:`: the listeners' and the store's settings.
+extension RulesLoader {
+    static func readAdmin(_ node: Node?, reader: inout RulesReader, publicListen: ListenAddress) -> AdminSettings {
+        var listen = ListenAddress(host: "127.0.0.1", port: 9090)
+        let implied = " (admin.token defaults to {env: TROVE_ADMIN_TOKEN}; on a loopback admin.listen, "
+            + "allow_unauthenticated: true runs without one)"
+        guard let node,
+            let fields = reader.mapping(node, path: "admin", allowed: ["listen", "token", "allow_unauthenticated"])
+        else {
+            let token = reader.environmentValue("TROVE_ADMIN_TOKEN", at: node, field: "admin.token", implied: implied)
+            return AdminSettings(listen: listen, token: token, allowUnauthenticated: false)
+        }
+        var token: ConfigString?
+        var allowUnauthenticated = false
+        if let listenNode = fields["listen"], let text = reader.string(listenNode, field: "admin.listen") {
+            if let parsed = ListenAddress(parsing: text) {
+                listen = parsed
+                if parsed.port != 0 && parsed.port == publicListen.port
+                    && (parsed.host == publicListen.host || parsed.host == "0.0.0.0" || publicListen.host == "0.0.0.0")
+                {
+                    reader.error("the admin listener cannot share the public listener's address \(publicListen)",
+                        at: listenNode, field: "admin.listen")
+                }
+            } else {
+                reader.error("'\(text)' is not an address; write host:port, e.g. 127.0.0.1:9090",
+                    at: listenNode, field: "admin.listen")
+            }
+        }
+        if let tokenNode = fields["token"] {
+            token = reader.configString(tokenNode, field: "admin.token", secret: true, suggestedVariable: "TROVE_ADMIN_TOKEN")
+        }
+        if let allowNode = fields["allow_unauthenticated"], let allow = reader.bool(allowNode, field: "admin.allow_unauthenticated") {
+            allowUnauthenticated = allow
+            if allow && !listen.isLoopback {
+                reader.error("an admin API without a token is only allowed on a loopback address (127.0.0.1 or "
+                    + "::1), not on \(listen): anyone who can reach it could purge the cache",
+                    at: allowNode, field: "admin.allow_unauthenticated")
+            }
+            if allow && fields["token"] != nil {
+                reader.error("say either token or allow_unauthenticated: true, not both", at: allowNode,
+                    field: "admin.allow_unauthenticated")
+            }
+        }
+        if !allowUnauthenticated && fields["token"] == nil {
+            token = reader.environmentValue("TROVE_ADMIN_TOKEN", at: node, field: "admin.token", implied: implied)
+        }
+        return AdminSettings(listen: listen, token: allowUnauthenticated ? nil : token, allowUnauthenticated: allowUnauthenticated)
+    }
+
+    static func readStore(_ node: Node?, reader: inout RulesReader) -> StoreSettings {
+        var namespace = "trove"
+        var memoryBytes = 256 << 20
+        var maxKeyLength = 256
+        var redis: RedisSettings?
+        guard let node,
+            let fields = reader.mapping(node, path: "store", allowed: [
+                "redis", "namespace", "connect_timeout", "command_timeout", "memory_size", "max_key_length",
+            ])
+        else {
+            return StoreSettings(redis: nil, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength)
+        }
+        if let nsNode = fields["namespace"], let text = reader.string(nsNode, field: "store.namespace") {
+            if text.count <= 64, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+                namespace = text
+            } else {
+                reader.error("'\(text)' is not a namespace; use up to 64 letters, digits, '-', '_' or '.'",
+                    at: nsNode, field: "store.namespace")
+            }
+        }
+        if let sizeNode = fields["memory_size"], let size = reader.size(sizeNode, field: "store.memory_size", maximum: 1 << 40) {
+            memoryBytes = size
+        }
+        if let lengthNode = fields["max_key_length"],
+            let length = reader.int(lengthNode, field: "store.max_key_length", range: 100...4096)
+        {
+            maxKeyLength = length
+        }
+        let connectTimeout = fields["connect_timeout"].flatMap {
+            reader.duration($0, field: "store.connect_timeout", maximum: .seconds(60))
+        } ?? .seconds(1)
+        let commandTimeout = fields["command_timeout"].flatMap {
+            reader.duration($0, field: "store.command_timeout", maximum: .seconds(60))
+        } ?? .milliseconds(250)
+        if let redisNode = fields["redis"] {
+            if let url = reader.configString(redisNode, field: "store.redis", secret: false, suggestedVariable: "REDIS_URL") {
+                var endpoint: RedisEndpoint?
+                if let value = url.value {
+                    switch RedisEndpoint.parse(value) {
+                    case .success(let parsed):
+                        endpoint = parsed
+                        if parsed.password != nil && url.environmentVariable == nil {
+                            reader.error("the URL holds a password, which must not be written in the rules file; "
+                                + "read the whole URL from the environment: {env: REDIS_URL}",
+                                at: redisNode, field: "store.redis")
+                        }
+                    case .failure(let error):
+                        let from = url.environmentVariable.map { " (from $\($0))" } ?? ""
+                        reader.error(error.message + from, at: redisNode, field: "store.redis")
+                    }
+                }
+                redis = RedisSettings(url: url, endpoint: endpoint, connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+            }
+        } else {
+            for name in ["connect_timeout", "command_timeout"] where fields[name] != nil {
+                reader.warning("has no effect without store.redis (the memory store has no timeouts)",
+                    at: fields[name], field: "store.\(name)")
+            }
+        }
+        return StoreSettings(redis: redis, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength)
+    }
+}

@@ -1,0 +1,77 @@
+import TroveHTTP
+import Testing
+@testable import TroveRules
+
+/// `cache:` options are declared once (`RulesLoader.cacheOptions`): each that `defaults.cache` may give is
+/// inherited by every route that does not give its own, and the route-only ones are refused in defaults with
+/// the reason.
+@Suite struct CacheOptionsTests {
+    private static func policy(defaults: String, route: String = "") throws -> CachePolicy {
+        let rules = try RulesLoader.parse("""
+            version: 1
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            defaults:
+              cache: {\(defaults)}
+            routes:
+              - name: event
+                match: GET /events/{id}
+                cache: {key: "event:{id}"\(route.isEmpty ? "" : ", " + route)}
+            """, file: "test.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
+        return try #require(rules.routes.first?.cachePolicy)
+    }
+
+    @Test func everyInheritableOptionIsInherited() throws {
+        let inheritable = RulesLoader.cacheOptions.filter { $0.scope == .routeOrDefaults }.map(\.name)
+        #expect(inheritable == ["ttl", "statuses", "stale", "stale_if_error", "max_body", "freshness", "max_ttl", "ignore_query"])
+        let policy = try Self.policy(defaults: """
+            ttl: 7m, statuses: [200, 404], stale: 1m, stale_if_error: 1h, max_body: 2MB, freshness: origin, max_ttl: 1d, \
+            ignore_query: [utm_*]
+            """)
+        #expect(policy.statusTTLs.map(\.status) == [200, 404])
+        #expect(policy.statusTTLs.map(\.ttl) == [.seconds(420), .seconds(420)])
+        #expect(policy.stale == .seconds(60))
+        #expect(policy.staleIfError == .seconds(3600))
+        #expect(policy.maxBodyBytes == 2 << 20)
+        #expect(policy.freshness == .origin)
+        #expect(policy.maxTTL == .seconds(86_400))
+        #expect(policy.ignoreQuery == ["utm_*"])
+    }
+
+    @Test func aRouteOverridesWhatItGives() throws {
+        let policy = try Self.policy(defaults: "ttl: 7m, stale: 1m, ignore_query: [utm_*]", route: "ttl: 30s, ignore_query: [fbclid]")
+        #expect(policy.statusTTLs.map(\.ttl) == [.seconds(30)])
+        #expect(policy.stale == .seconds(60))
+        #expect(policy.ignoreQuery == ["fbclid"])
+    }
+
+    @Test func routeOnlyOptionsAreRefusedInDefaultsWithTheReason() {
+        for option in RulesLoader.cacheOptions {
+            guard case .routeOnly(let why) = option.scope else { continue }
+            let value = option.name == "key" ? "\"x\"" : option.name == "tags" ? "[x]" : "true"
+            let found = refusal("""
+                version: 1
+                origins: {api: {url: "http://127.0.0.1:8000"}}
+                defaults:
+                  cache: {ttl: 1m, \(option.name): \(value)}
+                routes: []
+                """, file: "test.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
+            #expect(found.contains { $0.contains("defaults.cache.\(option.name)") && $0.contains(why) }, "\(option.name): \(found)")
+        }
+    }
+
+    /// A zero TTL means "only what the origin declares fresh": accepted with freshness: origin wherever it is
+    /// given, and refused once, where it is written, with freshness: rules.
+    @Test func zeroTTLNeedsOriginFreshness() throws {
+        #expect(try Self.policy(defaults: "ttl: 0s, freshness: origin").statusTTLs.map(\.ttl) == [.zero])
+        let found = refusal("""
+            version: 1
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            defaults:
+              cache: {ttl: 0s}
+            routes:
+              - {name: a, match: GET /a, cache: {key: a}}
+              - {name: b, match: GET /b, cache: {key: b}}
+            """, file: "test.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
+        #expect(found == ["test.yaml:4:16: error: defaults.cache.ttl: must be more than 0s (0s means \"only what the origin declares fresh\", with freshness: origin)"])
+    }
+}
