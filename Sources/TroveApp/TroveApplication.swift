@@ -143,7 +143,7 @@ public final class TroveApplication: Sendable {
             let environment = ProxyEnvironment(
                 rules: state, origins: origins, stores: stores, clock: options.clock,
                 stats: ProxyStats(metrics: ProxyMetrics(store: stores.name)),
-                coordinator: FetchCoordinator(clock: options.clock, notifications: subscriber), gates: gates,
+                coalescer: Coalescer(clock: options.clock, notifications: subscriber), gates: gates,
                 logger: options.logger, reload: reload, accessLog: options.accessLog)
             let drain = ConnectionDrain()
             let connections = ClientConnections()

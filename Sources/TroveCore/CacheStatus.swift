@@ -14,11 +14,62 @@ public struct CacheStatus: Sendable, Equatable {
         case pass = "PASS"
     }
 
+    /// `fwd` (RFC 9211 §2.2): why the origin was asked.
+    public enum Forward: String, Sendable, Equatable {
+        /// The request must not share an entry (credentials, a query the key does not name).
+        case bypass
+        /// The method is not cacheable (a write, or a pass route).
+        case method
+        /// No entry is stored under the key.
+        case uriMiss = "uri-miss"
+        /// An entry is stored, but not for this request's values of the headers the answer varies on.
+        case varyMiss = "vary-miss"
+        /// An entry is stored but cannot be used (expired past its windows, or purged).
+        case miss
+        /// The entry is stale: it is being refreshed (or revalidated).
+        case stale
+    }
+
+    /// `detail` (RFC 9211 §2.8): Trove's own reason, in upper case, for what `fwd` does not say.
+    public enum Detail: Sendable, Equatable, CustomStringConvertible {
+        /// The request carries these credentials: `AUTHORIZATION`, `COOKIE`, comma-separated.
+        case credentials([String])
+        /// The query has parameters the key does not name (`UNKEYED-QUERY`).
+        case unkeyedQuery
+        /// No route matches (`NO-ROUTE`).
+        case noRoute
+        /// The answer may not be stored (`SET-COOKIE`, `PRIVATE`, `BODY-TOO-LARGE`, ...).
+        case notStored(HeaderPolicy.NotStored)
+        /// The store could not be asked, or could not take the answer (`STORE-UNAVAILABLE`).
+        case storeUnavailable
+        /// Stale served instead of the origin's 5xx or 429 (`ORIGIN-ERROR`), its silence (`ORIGIN-TIMEOUT`),
+        /// a failed connection (`ORIGIN-UNREACHABLE`), or its queue being full (`ORIGIN-BUSY`).
+        case originError, originTimeout, originUnreachable, originBusy
+        /// A write's purge waits for the store (`PURGE-QUEUED`), or named too much (`PURGE-REFUSED`).
+        case purgeQueued, purgeRefused
+
+        public var description: String {
+            switch self {
+            case .credentials(let names): names.joined(separator: ",")
+            case .unkeyedQuery: "UNKEYED-QUERY"
+            case .noRoute: "NO-ROUTE"
+            case .notStored(let reason): reason.rawValue
+            case .storeUnavailable: "STORE-UNAVAILABLE"
+            case .originError: "ORIGIN-ERROR"
+            case .originTimeout: "ORIGIN-TIMEOUT"
+            case .originUnreachable: "ORIGIN-UNREACHABLE"
+            case .originBusy: "ORIGIN-BUSY"
+            case .purgeQueued: "PURGE-QUEUED"
+            case .purgeRefused: "PURGE-REFUSED"
+            }
+        }
+    }
+
     public var outcome: Outcome
     /// `hit` parameter.
     public var hit: Bool = false
-    /// `fwd` parameter: why the origin was asked (`uri-miss`, `miss`, `stale`, `vary-miss`, `bypass`, `method`).
-    public var forward: String?
+    /// `fwd` parameter: why the origin was asked.
+    public var forward: Forward?
     /// `fwd-status`: what the origin answered.
     public var forwardStatus: Int?
     /// `ttl`: seconds of freshness left (negative when stale).
@@ -27,13 +78,12 @@ public struct CacheStatus: Sendable, Equatable {
     public var stored: Bool = false
     /// `collapsed`: the answer came from another request's fetch, which this one waited for.
     public var collapsed: Bool = false
-    /// `detail`: why the answer was not stored or the store was not used, e.g. `AUTHORIZATION`,
-    /// `STORE-UNAVAILABLE`, `SET-COOKIE`.
-    public var detail: String?
+    /// `detail`: why the answer was not stored or the store was not used.
+    public var detail: Detail?
 
     public init(
-        outcome: Outcome, hit: Bool = false, forward: String? = nil, forwardStatus: Int? = nil, ttl: Int? = nil,
-        stored: Bool = false, collapsed: Bool = false, detail: String? = nil
+        outcome: Outcome, hit: Bool = false, forward: Forward? = nil, forwardStatus: Int? = nil, ttl: Int? = nil,
+        stored: Bool = false, collapsed: Bool = false, detail: Detail? = nil
     ) {
         self.outcome = outcome
         self.hit = hit
@@ -50,7 +100,7 @@ public struct CacheStatus: Sendable, Equatable {
     public var member: String {
         var text = "trove"
         if hit { text += "; hit" }
-        if let forward { text += "; fwd=\(forward)" }
+        if let forward { text += "; fwd=\(forward.rawValue)" }
         if let forwardStatus { text += "; fwd-status=\(forwardStatus)" }
         if let ttl { text += "; ttl=\(ttl)" }
         if stored { text += "; stored" }

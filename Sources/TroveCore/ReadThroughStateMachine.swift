@@ -38,7 +38,7 @@ public struct ReadThroughStateMachine: Sendable {
         public var sendsBody: Bool
         /// The answer may be stored, so ask for it uncompressed (see `HeaderPolicy`).
         public var forStorage: Bool
-        /// Concurrent misses for the same key may share this fetch (see the server's `FetchCoordinator`).
+        /// Concurrent misses for the same key may share this fetch (see the server's `Coalescer`).
         public var coalesce: Bool
         /// `If-None-Match` / `If-Modified-Since` from a stale entry's validators: the origin may answer 304
         /// and the entry is refreshed without its body being sent again.
@@ -136,8 +136,8 @@ public struct ReadThroughStateMachine: Sendable {
     private enum Fetching: Sendable {
         /// A cacheable request; `generations` is nil when the store could not be asked. `stale` is an entry that
         /// may be answered if the origin fails.
-        case cache(RequestPlan.CacheTarget, EntryAddress, generations: [Int64]?, forward: String, stale: EntryMeta?)
-        case forward(CacheStatus.Outcome, detail: String?)
+        case cache(RequestPlan.CacheTarget, EntryAddress, generations: [Int64]?, forward: CacheStatus.Forward, stale: EntryMeta?)
+        case forward(CacheStatus.Outcome, detail: CacheStatus.Detail?)
         case write(PurgeSet)
     }
 
@@ -170,7 +170,7 @@ public struct ReadThroughStateMachine: Sendable {
     ) -> (ReadThroughStateMachine, Action)? {
         guard case .cache(let target) = plan.decision else { return nil }
         var machine = ReadThroughStateMachine(plan: plan, requestHeaders: requestHeaders, clock: clock)
-        machine.state = .fetching(.cache(target, refresh.address, generations: refresh.generations, forward: "stale", stale: nil))
+        machine.state = .fetching(.cache(target, refresh.address, generations: refresh.generations, forward: .stale, stale: nil))
         let validators = refresh.entry.map(Self.validators) ?? []
         if !validators.isEmpty { machine.revalidating = refresh.entry }
         return (machine, .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, validators: validators)))
@@ -199,15 +199,14 @@ public struct ReadThroughStateMachine: Sendable {
             state = .lookingUp(target, address)
             return .lookup(address)
         case .bypass(.credentials(let credentials)):
-            let detail = credentials.sorted { $0.rawValue < $1.rawValue }.map { $0.rawValue.uppercased() }
-                .joined(separator: ",")
-            state = .fetching(.forward(.bypass, detail: detail))
+            let names = credentials.sorted { $0.rawValue < $1.rawValue }.map { $0.rawValue.uppercased() }
+            state = .fetching(.forward(.bypass, detail: .credentials(names)))
             return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
         case .bypass(.unkeyedQuery):
-            state = .fetching(.forward(.bypass, detail: "UNKEYED-QUERY"))
+            state = .fetching(.forward(.bypass, detail: .unkeyedQuery))
             return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
         case .pass:
-            state = .fetching(.forward(.pass, detail: plan.route == nil ? "NO-ROUTE" : nil))
+            state = .fetching(.forward(.pass, detail: plan.route == nil ? .noRoute : nil))
             return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
         case .write(let purges):
             state = .fetching(.write(purges))
@@ -221,10 +220,10 @@ public struct ReadThroughStateMachine: Sendable {
         let fetch = Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: true)
         switch result {
         case .unavailable:
-            state = .fetching(.cache(target, address, generations: nil, forward: "uri-miss", stale: nil))
+            state = .fetching(.cache(target, address, generations: nil, forward: .uriMiss, stale: nil))
             return .fetch(fetch)
         case .notFound(let generations):
-            state = .fetching(.cache(target, address, generations: generations, forward: "uri-miss", stale: nil))
+            state = .fetching(.cache(target, address, generations: generations, forward: .uriMiss, stale: nil))
             return .fetch(fetch)
         case .found(let meta, let generations):
             let now = clock.nowMilliseconds()
@@ -232,7 +231,7 @@ public struct ReadThroughStateMachine: Sendable {
                 // The answer varies: read the variant for this request's values, unless the marker was purged or
                 // turned up where a variant was expected.
                 guard address.key == address.counterKey, meta.isValid(for: address, generations: generations) else {
-                    state = .fetching(.cache(target, address, generations: generations, forward: "miss", stale: nil))
+                    state = .fetching(.cache(target, address, generations: generations, forward: .miss, stale: nil))
                     return .fetch(fetch)
                 }
                 let variant = address.variant(HeaderPolicy.values(of: meta.varyNames, in: requestHeaders))
@@ -241,11 +240,11 @@ public struct ReadThroughStateMachine: Sendable {
             }
             if !meta.isValid(for: address, generations: generations) {
                 // Purged since it was stored, or stored under other rules: never served, not even stale.
-                state = .fetching(.cache(target, address, generations: generations, forward: "miss", stale: nil))
+                state = .fetching(.cache(target, address, generations: generations, forward: .miss, stale: nil))
                 return .fetch(fetch)
             }
             if !HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) {
-                state = .fetching(.cache(target, address, generations: generations, forward: "vary-miss", stale: nil))
+                state = .fetching(.cache(target, address, generations: generations, forward: .varyMiss, stale: nil))
                 return .fetch(fetch)
             }
             if now < meta.freshUntil {
@@ -255,12 +254,12 @@ public struct ReadThroughStateMachine: Sendable {
             }
             if now < meta.staleUntil {
                 state = .done
-                let status = CacheStatus(outcome: .stale, forward: "stale", ttl: meta.remainingTTL(at: now))
+                let status = CacheStatus(outcome: .stale, forward: .stale, ttl: meta.remainingTTL(at: now))
                 return .respondAndRefresh(fromEntry(meta, status, now: now),
                     Refresh(address: address, generations: generations, entry: meta))
             }
             let stale = now < meta.errorUntil ? meta : nil
-            state = .fetching(.cache(target, address, generations: generations, forward: "stale", stale: stale))
+            state = .fetching(.cache(target, address, generations: generations, forward: .stale, stale: stale))
             var conditional = fetch
             conditional.validators = Self.validators(meta)
             if !conditional.validators.isEmpty { revalidating = meta }
@@ -276,16 +275,16 @@ public struct ReadThroughStateMachine: Sendable {
             let related = (200..<400).contains(status) ? locationKeys(headers) : []
             guard related.isEmpty else {
                 // An unsafe request through a pass route whose answer points at a stored resource.
-                let response = ResponsePlan(source: .origin, cacheStatus: CacheStatus(outcome: .pass, forward: "method", forwardStatus: status),
+                let response = ResponsePlan(source: .origin, cacheStatus: CacheStatus(outcome: .pass, forward: .method, forwardStatus: status),
                     age: nil, omitBody: isHead)
                 state = .purging(response)
                 return .purge(PurgeSet(keys: related), then: response)
             }
             state = .done
-            let status = CacheStatus(outcome: outcome, forward: "bypass", forwardStatus: status, detail: detail)
+            let status = CacheStatus(outcome: outcome, forward: .bypass, forwardStatus: status, detail: detail)
             return .respond(ResponsePlan(source: .origin, cacheStatus: status, age: nil, omitBody: isHead))
         case .write(var purges):
-            let cacheStatus = CacheStatus(outcome: .pass, forward: "method", forwardStatus: status)
+            let cacheStatus = CacheStatus(outcome: .pass, forward: .method, forwardStatus: status)
             let response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead)
             if (200..<400).contains(status) {
                 for key in locationKeys(headers) where !purges.keys.contains(key) { purges.keys.append(key) }
@@ -298,7 +297,7 @@ public struct ReadThroughStateMachine: Sendable {
             state = .purging(response)
             return .purge(purges, then: response)
         case .cache(let target, let address, let generations, let forward, let stale):
-            if status >= 500 || status == 429, let stale, let answer = serveStale(stale, forwardStatus: status, detail: "ORIGIN-ERROR") {
+            if status >= 500 || status == 429, let stale, let answer = serveStale(stale, forwardStatus: status, detail: .originError) {
                 return answer
             }
             if status == 304, let validated = revalidating {
@@ -309,14 +308,14 @@ public struct ReadThroughStateMachine: Sendable {
             var response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead,
                 notModified: ConditionalRequest.notModified(request: requestHeaders, entryStatus: status, entryHeaders: headers))
             if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength, policy: target.policy) {
-                cacheStatus.detail = refusal.rawValue
+                cacheStatus.detail = .notStored(refusal)
                 response.cacheStatus = cacheStatus
                 state = .done
                 return .respond(response)
             }
             let now = clock.nowMilliseconds()
             guard let generations, let freshness = Freshness.of(status: status, headers: headers, policy: target.policy, now: now) else {
-                cacheStatus.detail = "STORE-UNAVAILABLE"
+                cacheStatus.detail = .storeUnavailable
                 response.cacheStatus = cacheStatus
                 state = .done
                 return .respond(response)
@@ -345,7 +344,7 @@ public struct ReadThroughStateMachine: Sendable {
     public mutating func originFailed(_ error: OriginError) -> Action {
         guard case .fetching(let fetching) = state else { return invalid("originFailed") }
         if case .cache(_, _, _, _, let stale?) = fetching,
-            let answer = serveStale(stale, forwardStatus: nil, detail: error.kind == .timeout ? "ORIGIN-TIMEOUT" : "ORIGIN-UNREACHABLE")
+            let answer = serveStale(stale, forwardStatus: nil, detail: error.kind == .timeout ? .originTimeout : .originUnreachable)
         {
             return answer
         }
@@ -357,7 +356,7 @@ public struct ReadThroughStateMachine: Sendable {
     /// The origin is at the limit the rules set (rate, concurrency, queue): nothing was sent to it.
     public mutating func originBusy(retryAfter: Int, reason: String) -> Action {
         guard case .fetching(let fetching) = state else { return invalid("originBusy") }
-        if case .cache(_, _, _, _, let stale?) = fetching, let answer = serveStale(stale, forwardStatus: nil, detail: "ORIGIN-BUSY") {
+        if case .cache(_, _, _, _, let stale?) = fetching, let answer = serveStale(stale, forwardStatus: nil, detail: .originBusy) {
             return answer
         }
         state = .done
@@ -375,7 +374,7 @@ public struct ReadThroughStateMachine: Sendable {
             let now = clock.nowMilliseconds()
             guard HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) else {
                 // Stored for other Vary values: this request needs a fetch of its own.
-                state = .fetching(.cache(target, address, generations: generations, forward: "vary-miss", stale: stale))
+                state = .fetching(.cache(target, address, generations: generations, forward: .varyMiss, stale: stale))
                 return .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: false))
             }
             state = .done
@@ -394,7 +393,7 @@ public struct ReadThroughStateMachine: Sendable {
         state = .done
         if case .failure = result {
             response.cacheStatus?.stored = false
-            response.cacheStatus?.detail = "STORE-UNAVAILABLE"
+            response.cacheStatus?.detail = .storeUnavailable
         }
         return .respond(response)
     }
@@ -405,18 +404,18 @@ public struct ReadThroughStateMachine: Sendable {
         state = .done
         switch result {
         case .applied: break
-        case .queued: response.cacheStatus?.detail = "PURGE-QUEUED"
-        case .refused: response.cacheStatus?.detail = "PURGE-REFUSED"
+        case .queued: response.cacheStatus?.detail = .purgeQueued
+        case .refused: response.cacheStatus?.detail = .purgeRefused
         }
         return .respond(response)
     }
 
     /// Answers from `stale` if it is still within its error window.
-    private mutating func serveStale(_ stale: EntryMeta, forwardStatus: Int?, detail: String) -> Action? {
+    private mutating func serveStale(_ stale: EntryMeta, forwardStatus: Int?, detail: CacheStatus.Detail) -> Action? {
         let now = clock.nowMilliseconds()
         guard now < stale.errorUntil else { return nil }
         state = .done
-        let status = CacheStatus(outcome: .stale, forward: "stale", forwardStatus: forwardStatus, ttl: stale.remainingTTL(at: now),
+        let status = CacheStatus(outcome: .stale, forward: .stale, forwardStatus: forwardStatus, ttl: stale.remainingTTL(at: now),
             detail: detail)
         return .respond(fromEntry(stale, status, now: now))
     }
@@ -462,7 +461,7 @@ public struct ReadThroughStateMachine: Sendable {
     /// §4.3.4), its freshness computed again, and the entry stored again with its own body and answered.
     private mutating func revalidated(
         _ validated: EntryMeta, headers: [Header], target: RequestPlan.CacheTarget, address: EntryAddress, generations: [Int64]?,
-        forward: String
+        forward: CacheStatus.Forward
     ) -> Action {
         let now = clock.nowMilliseconds()
         let updates = HeaderPolicy.storedHeaders(headers)
@@ -478,7 +477,7 @@ public struct ReadThroughStateMachine: Sendable {
             state = .done
             var meta = validated
             meta.headers = merged
-            cacheStatus.detail = refusal.rawValue
+            cacheStatus.detail = .notStored(refusal)
             return .respond(fromEntry(meta, cacheStatus, now: now))
         }
         guard let generations, let freshness = Freshness.of(status: validated.status, headers: merged, policy: target.policy, now: now) else {

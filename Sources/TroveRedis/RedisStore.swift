@@ -137,14 +137,14 @@ public final class RedisStore: CacheStore {
                     self.bodies.forget(key)
                     completion(.notFound(generations: generations))
                 } else {
-                    self.fetchWhole(key, generations: generations, completion: completion)
+                    self.readWholeEntry(key, generations: generations, completion: completion)
                 }
             }
         }
     }
 
     /// The whole value of a key whose held body is out of date (or whose head is longer than the prefix read).
-    private func fetchWhole(_ key: String, generations: [Int64], completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+    private func readWholeEntry(_ key: String, generations: [Int64], completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
         connection.send([["GET", .string(entryKey(key))]]) { result in
             switch result {
             case .failure(let error):

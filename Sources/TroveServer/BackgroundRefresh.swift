@@ -5,7 +5,7 @@ internal import TroveCore
 internal import TroveRules
 
 /// Refreshes a stale entry after its client has been answered, once however many requests ask for it: the
-/// `FetchCoordinator` keeps a second refresh of the key from starting in this instance, the store's fetch lock
+/// `Coalescer` keeps a second refresh of the key from starting in this instance, the store's fetch lock
 /// in the others. It obeys the origin's gate but never waits in its queue (a later request can refresh instead).
 ///
 /// Runs on the event loop of the request that started it, independently of that request's connection.
@@ -19,7 +19,7 @@ enum BackgroundRefresh {
         forwardedHost: String?, limits: Limits, environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, loop: any EventLoop
     ) {
         let key = refresh.address.key
-        guard environment.coordinator.startRefresh(key),
+        guard environment.coalescer.startRefresh(key),
             let (started, action) = ReadThroughStateMachine.refreshing(
                 plan: plan, refresh: refresh, requestHeaders: headers, clock: environment.clock),
             case .fetch(let fetch) = action,
@@ -31,11 +31,11 @@ enum BackgroundRefresh {
         store.lockFetch(key, ttl: ttl) { lock in
             let held = try? lock.get()
             if held == .heldElsewhere {
-                environment.coordinator.finish(key, .released)  // another instance refreshes it
+                environment.coalescer.finish(key, .released)  // another instance refreshes it
                 return
             }
-            func end(_ outcome: FetchCoordinator.Outcome, _ notice: FetchNotice) {
-                environment.coordinator.finish(key, outcome)
+            func end(_ outcome: Coalescer.Outcome, _ notice: FetchNotice) {
+                environment.coalescer.finish(key, outcome)
                 if let held { store.unlockFetch(key, lock: held, notice: notice) }
             }
             environment.call(request, on: loop, background: true).assumeIsolated().whenSuccess { result in

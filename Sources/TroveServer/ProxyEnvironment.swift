@@ -13,7 +13,7 @@ public struct ProxyEnvironment: Sendable {
     public let clock: any TroveClock
     public let stats: ProxyStats
     /// Shares one origin fetch among concurrent misses for a key.
-    public let coordinator: FetchCoordinator
+    public let coalescer: Coalescer
     /// Each origin's limits.
     public let gates: OriginGates
     public let logger: Logger
@@ -34,7 +34,7 @@ public struct ProxyEnvironment: Sendable {
 
     public init(
         rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
-        stats: ProxyStats, coordinator: FetchCoordinator, gates: OriginGates, logger: Logger,
+        stats: ProxyStats, coalescer: Coalescer, gates: OriginGates, logger: Logger,
         reload: (@Sendable () -> ReloadOutcome)? = nil, accessLog: AccessLog? = nil
     ) {
         self.accessLog = accessLog
@@ -44,7 +44,7 @@ public struct ProxyEnvironment: Sendable {
         self.stores = stores
         self.clock = clock
         self.stats = stats
-        self.coordinator = coordinator
+        self.coalescer = coalescer
         self.gates = gates
         self.logger = logger
         self.purger = Purger { [metrics = stats.metrics] outcome in

@@ -21,7 +21,7 @@ internal import TroveRules
 /// What a client may cost is bounded by `limits:`: the timeouts (`ClientDeadlines`), the body size, and the
 /// process-wide budget of request bodies held (`ByteBudget`).
 ///
-/// A cacheable miss goes through the `FetchCoordinator`: the first request for a key fetches, the others wait
+/// A cacheable miss goes through the `Coalescer`: the first request for a key fetches, the others wait
 /// for it. Across instances, the first also takes the store's fetch lock; an instance that finds the lock
 /// taken waits for the holder's notice (and looks the key up now and then), then answers from the stored
 /// entry.
@@ -147,7 +147,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         var response: OriginResponse<ByteBuffer>?
         var fetchMethod = "GET"
         /// Set while this request leads the fetch of its key (in process, and maybe across instances).
-        var flight: Flight?
+        var lead: Lead?
         /// Set while this request waits for another's fetch.
         var waiting: Scheduled<Void>?
         var answered = false
@@ -155,7 +155,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         let started = NIODeadline.now()
         var originNanoseconds: Int64?
 
-        struct Flight {
+        struct Lead {
             let address: EntryAddress
             /// The store's fetch lock, when this instance holds it.
             var lock: FetchLock?
@@ -538,7 +538,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 }
                 // The answer is shareable whether or not the store took it: waiters here get it either way,
                 // other instances only when it is stored.
-                self.endFlight(exchange, .entry(pending.meta, body), notice: (try? result.get()) != nil ? .stored : .released)
+                self.endLead(exchange, .entry(pending.meta, body), notice: (try? result.get()) != nil ? .stored : .released)
                 self.execute(exchange.machine.storeCompleted(result), exchange)
             }
         case .purge(let purges, _):
@@ -548,7 +548,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         case .respond(let plan):
             // A fetch this request led ends here when its answer was not stored: the waiters fetch alone.
-            endFlight(exchange, .released, notice: .released)
+            endLead(exchange, .released, notice: .released)
             respond(plan, exchange, close: false)
         case .respondAndRefresh(let plan, let refresh):
             respond(plan, exchange, close: false)
@@ -566,7 +566,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let context else { return }
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, exchange), eventLoop: loop)
-        let join = environment.coordinator.join(address.key, on: loop) { outcome in
+        let join = environment.coalescer.join(address.key, on: loop) { outcome in
             let (handler, exchange) = bound.value
             handler.deliver(outcome, to: exchange)
         }
@@ -580,13 +580,13 @@ final class ProxyHandler: ChannelDuplexHandler {
                 self.deliver(.released, to: exchange)
             }
         case .lead:
-            exchange.flight = Exchange.Flight(address: address, lock: nil)
+            exchange.lead = Exchange.Lead(address: address, lock: nil)
             lockAcrossInstances(fetch, address, exchange)
         }
     }
 
     /// The fetch this request waited for has ended (or the wait did).
-    private func deliver(_ outcome: FetchCoordinator.Outcome, to exchange: Exchange) {
+    private func deliver(_ outcome: Coalescer.Outcome, to exchange: Exchange) {
         guard let waiting = exchange.waiting else { return }  // already delivered, or never waiting
         waiting.cancel()
         exchange.waiting = nil
@@ -607,7 +607,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         store.lockFetch(address.key, ttl: ttl) { result in
             switch result {
             case .success(.acquired(let token)):
-                exchange.flight?.lock = .acquired(token: token)
+                exchange.lead?.lock = .acquired(token: token)
                 self.send(fetch, exchange)
             case .success(.heldElsewhere):
                 self.waitForOtherInstance(fetch, address, exchange,
@@ -634,7 +634,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         func finishWaiting() {
             done = true
             timer?.cancel()
-            if let watchID { environment.coordinator.notifications?.unwatch(address.key, id: watchID) }
+            if let watchID { environment.coalescer.notifications?.unwatch(address.key, id: watchID) }
         }
 
         func check() {
@@ -650,7 +650,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     finishWaiting()
                     exchange.entry = (meta, body)
                     // Our own waiters share what the other instance stored; there is no lock of ours to release.
-                    self.endFlight(exchange, .entry(meta, body), notice: .released)
+                    self.endLead(exchange, .entry(meta, body), notice: .released)
                     self.execute(exchange.machine.coalesced(.entry(meta)), exchange)
                     return
                 }
@@ -664,7 +664,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     switch result {
                     case .success(.acquired(let token)):
                         finishWaiting()
-                        exchange.flight?.lock = .acquired(token: token)
+                        exchange.lead?.lock = .acquired(token: token)
                         self.send(fetch, exchange)
                     case .success(.heldElsewhere):
                         break  // keep waiting
@@ -676,7 +676,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         }
 
-        if let notifications = environment.coordinator.notifications {
+        if let notifications = environment.coalescer.notifications {
             let bound = NIOLoopBound(check, eventLoop: loop)
             watchID = notifications.watch(address.key) { _ in
                 loop.execute { bound.value() }
@@ -693,11 +693,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     /// Ends the fetch this request led, if it led one: local waiters get `outcome`, other instances `notice`.
-    private func endFlight(_ exchange: Exchange, _ outcome: FetchCoordinator.Outcome, notice: FetchNotice) {
-        guard let flight = exchange.flight else { return }
-        exchange.flight = nil
-        environment.coordinator.finish(flight.address.key, outcome)
-        if let lock = flight.lock { store?.unlockFetch(flight.address.key, lock: lock, notice: notice) }
+    private func endLead(_ exchange: Exchange, _ outcome: Coalescer.Outcome, notice: FetchNotice) {
+        guard let lead = exchange.lead else { return }
+        exchange.lead = nil
+        environment.coalescer.finish(lead.address.key, outcome)
+        if let lock = lead.lock { store?.unlockFetch(lead.address.key, lock: lock, notice: notice) }
     }
 
     // MARK: The origin
@@ -707,7 +707,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             plan: exchange.plan, fetch: fetch, headers: exchange.headers, clientAddress: context.channel.remoteAddress?.ipAddress,
             body: exchange.body, forwardedHost: exchange.forwardedHost, limits: limits, budget: environment.responseBodies)
         else {
-            endFlight(exchange, .released, notice: .released)
+            endLead(exchange, .released, notice: .released)
             execute(exchange.machine.originFailed(OriginError(kind: .failed, origin: "?", reason: "no origin for this request")), exchange)
             return
         }
@@ -725,10 +725,10 @@ final class ProxyHandler: ChannelDuplexHandler {
                     "origin.name": "\(error.origin)", "origin.error": "\(error.reason)",
                     "route.name": "\(exchange.plan.route?.name ?? "")",
                 ])
-                self.endFlight(exchange, .failed(error), notice: .released)
+                self.endLead(exchange, .failed(error), notice: .released)
                 self.execute(exchange.machine.originFailed(error), exchange)
             case .busy(let retryAfter, let reason):
-                self.endFlight(exchange, .released, notice: .released)
+                self.endLead(exchange, .released, notice: .released)
                 self.execute(exchange.machine.originBusy(retryAfter: retryAfter, reason: reason), exchange)
             }
         }
@@ -843,7 +843,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         // What was stored, not the answer as this client gets it (decoded from gzip, or a 304 without a body).
         let storedBytes = stored ? (plan.source == .entry ? exchange.entry?.meta.bodyLength : exchange.response?.bodyLength) ?? 0 : 0
         environment.stats.record(exchange.counters, outcome: plan.cacheStatus?.outcome, stored: stored, storedBytes: storedBytes,
-            collapsed: plan.cacheStatus?.collapsed ?? false, error: isError)
+            coalesced: plan.cacheStatus?.collapsed ?? false, error: isError)
         if let accessLog = environment.accessLog {
             var key: String?
             if case .cache(let target) = exchange.plan.decision { key = target.key }
@@ -929,7 +929,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// A step the state machine should never ask for: answer 500 rather than leave the client waiting.
     private func internalError(_ what: String, _ exchange: Exchange) {
         environment.logger.error("internal error: \(what)", metadata: ["route.name": "\(exchange.plan.route?.name ?? "")"])
-        endFlight(exchange, .released, notice: .released)
+        endLead(exchange, .released, notice: .released)
         respond(.init(source: .trove(status: 500, message: "internal error (\(what)); see Trove's log"), cacheStatus: nil,
             age: nil, omitBody: false), exchange, close: true)
     }

@@ -40,7 +40,7 @@ public final class ProxyMetrics: Sendable {
         }
 
         /// One answered request: `error` when Trove answered with an error of its own, else its cache outcome.
-        func record(outcome: CacheStatus.Outcome?, error: Bool, stored: Bool, bytes: Int, collapsed: Bool) {
+        func record(outcome: CacheStatus.Outcome?, error: Bool, stored: Bool, bytes: Int, coalesced: Bool) {
             if error {
                 self.error.increment()
             } else {
@@ -57,7 +57,7 @@ public final class ProxyMetrics: Sendable {
                 self.stored.increment()
                 storedBytes.increment(by: bytes)
             }
-            if collapsed { coalesced.increment() }
+            if coalesced { self.coalesced.increment() }
         }
     }
 

@@ -19,7 +19,7 @@ public final class ProxyStats: Sendable {
         let errors = Atomic<Int>(0)
         let stored = Atomic<Int>(0)
         /// Requests answered from another request's fetch, which they waited for.
-        let collapsed = Atomic<Int>(0)
+        let coalesced = Atomic<Int>(0)
         /// The same route's Prometheus counters.
         let metrics: ProxyMetrics.RouteMetrics
 
@@ -33,7 +33,7 @@ public final class ProxyStats: Sendable {
                 misses: misses.load(ordering: .relaxed), stale: stale.load(ordering: .relaxed),
                 bypasses: bypasses.load(ordering: .relaxed), passes: passes.load(ordering: .relaxed),
                 errors: errors.load(ordering: .relaxed), stored: stored.load(ordering: .relaxed),
-                collapsed: collapsed.load(ordering: .relaxed))
+                coalesced: coalesced.load(ordering: .relaxed))
         }
     }
 
@@ -47,7 +47,7 @@ public final class ProxyStats: Sendable {
         public var passes = 0
         public var errors = 0
         public var stored = 0
-        public var collapsed = 0
+        public var coalesced = 0
 
         /// hits / (hits + misses); nil before any cacheable request.
         public var hitRatio: Double? {
@@ -57,7 +57,7 @@ public final class ProxyStats: Sendable {
         static func + (a: Snapshot, b: Snapshot) -> Snapshot {
             Snapshot(requests: a.requests + b.requests, hits: a.hits + b.hits, misses: a.misses + b.misses,
                 stale: a.stale + b.stale, bypasses: a.bypasses + b.bypasses, passes: a.passes + b.passes,
-                errors: a.errors + b.errors, stored: a.stored + b.stored, collapsed: a.collapsed + b.collapsed)
+                errors: a.errors + b.errors, stored: a.stored + b.stored, coalesced: a.coalesced + b.coalesced)
         }
     }
 
@@ -87,7 +87,7 @@ public final class ProxyStats: Sendable {
     /// with an error of its own, else its cache outcome; so hits / (hits + misses) is the hit ratio of the
     /// requests that were answered.
     public func record(
-        _ counters: Counters, outcome: CacheStatus.Outcome?, stored: Bool, storedBytes: Int = 0, collapsed: Bool = false, error: Bool
+        _ counters: Counters, outcome: CacheStatus.Outcome?, stored: Bool, storedBytes: Int = 0, coalesced: Bool = false, error: Bool
     ) {
         counters.requests.add(1, ordering: .relaxed)
         switch outcome {
@@ -100,8 +100,8 @@ public final class ProxyStats: Sendable {
         }
         if error { counters.errors.add(1, ordering: .relaxed) }
         if stored { counters.stored.add(1, ordering: .relaxed) }
-        if collapsed { counters.collapsed.add(1, ordering: .relaxed) }
-        counters.metrics.record(outcome: outcome, error: error, stored: stored, bytes: storedBytes, collapsed: collapsed)
+        if coalesced { counters.coalesced.add(1, ordering: .relaxed) }
+        counters.metrics.record(outcome: outcome, error: error, stored: stored, bytes: storedBytes, coalesced: coalesced)
     }
 
     /// Every route's counts, by name.

@@ -74,7 +74,7 @@ import TroveTestSupport
 
     /// Hit-for-miss keys expire in order and are bounded.
     @Test func unshareableKeysAreBounded() {
-        var table = FlightTable<Int>(hitForMiss: 1000, maxUnshareable: 3)
+        var table = CoalescingTable<Int>(hitForMiss: 1000, maxUnshareable: 3)
         for key in ["a", "b", "c", "d"] {
             #expect(table.join(key, waiter: 0, now: 0) == .lead)
             _ = table.finish(key, shareable: false, now: 0)

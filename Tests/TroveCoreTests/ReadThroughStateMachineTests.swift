@@ -45,7 +45,7 @@ import TroveTestSupport
         #expect(pending.address == address)
         #expect(pending.meta.generations == generations)
         #expect(pending.meta.freshUntil == clock.nowMilliseconds() + 60_000)
-        #expect(then.cacheStatus == CacheStatus(outcome: .miss, forward: "uri-miss", forwardStatus: 200, stored: true))
+        #expect(then.cacheStatus == CacheStatus(outcome: .miss, forward: .uriMiss, forwardStatus: 200, stored: true))
         #expect(sm.storeCompleted(.success(())) == .respond(then))
         return pending.meta
     }
@@ -69,7 +69,7 @@ import TroveTestSupport
         guard case .store(_, let then) = expired.originResponded(status: 200, headers: json, bodyLength: 7) else {
             Issue.record("refetched answers are stored again"); return
         }
-        #expect(then.cacheStatus?.forward == "stale")
+        #expect(then.cacheStatus?.forward == .stale)
     }
 
     /// HEAD is answered from the GET entry, without a body; a HEAD miss fetches with GET so it can be stored.
@@ -98,7 +98,7 @@ import TroveTestSupport
         guard case .store(let pending, let then) = next.originResponded(status: 200, headers: json, bodyLength: 7) else {
             Issue.record("expected a store"); return
         }
-        #expect(then.cacheStatus?.forward == "miss")
+        #expect(then.cacheStatus?.forward == .miss)
         #expect(pending.meta.generations == [0, 0, 0, 0, 1])
     }
 
@@ -127,7 +127,7 @@ import TroveTestSupport
         _ = sm.start()
         #expect(sm.lookupCompleted(.unavailable) == storageFetch)
         #expect(sm.originResponded(status: 200, headers: json, bodyLength: 7) == .respond(.init(
-            source: .origin, cacheStatus: CacheStatus(outcome: .miss, forward: "uri-miss", forwardStatus: 200, detail: "STORE-UNAVAILABLE"),
+            source: .origin, cacheStatus: CacheStatus(outcome: .miss, forward: .uriMiss, forwardStatus: 200, detail: .storeUnavailable),
             age: nil, omitBody: false)))
         // A store write that fails also says so.
         var failing = machine("GET", "/events/42")
@@ -135,7 +135,7 @@ import TroveTestSupport
         _ = failing.lookupCompleted(.notFound(generations: [0, 0, 0, 0, 0]))
         _ = failing.originResponded(status: 200, headers: json, bodyLength: 7)
         guard case .respond(let plan) = failing.storeCompleted(.failure(.timeout("slow"))) else { Issue.record("expected respond"); return }
-        #expect(plan.cacheStatus == CacheStatus(outcome: .miss, forward: "uri-miss", forwardStatus: 200, detail: "STORE-UNAVAILABLE"))
+        #expect(plan.cacheStatus == CacheStatus(outcome: .miss, forward: .uriMiss, forwardStatus: 200, detail: .storeUnavailable))
     }
 
     /// Answers that must not be stored are passed on with the reason.
@@ -151,7 +151,7 @@ import TroveTestSupport
         _ = sm.start()
         _ = sm.lookupCompleted(.notFound(generations: [0, 0, 0, 0, 0]))
         #expect(sm.originResponded(status: status, headers: headers, bodyLength: length) == .respond(.init(
-            source: .origin, cacheStatus: CacheStatus(outcome: .miss, forward: "uri-miss", forwardStatus: status, detail: detail),
+            source: .origin, cacheStatus: CacheStatus(outcome: .miss, forward: .uriMiss, forwardStatus: status, detail: .notStored(HeaderPolicy.NotStored(rawValue: detail)!)),
             age: nil, omitBody: false)))
     }
 
@@ -171,7 +171,7 @@ import TroveTestSupport
         var sm = machine("GET", "/events/42", [Header("Authorization", "Bearer a")])
         #expect(sm.start() == .fetch(.init(method: "GET", sendsBody: true, forStorage: false)))
         #expect(sm.originResponded(status: 200, headers: json, bodyLength: 7) == .respond(.init(
-            source: .origin, cacheStatus: CacheStatus(outcome: .bypass, forward: "bypass", forwardStatus: 200, detail: "AUTHORIZATION"),
+            source: .origin, cacheStatus: CacheStatus(outcome: .bypass, forward: .bypass, forwardStatus: 200, detail: .credentials(["AUTHORIZATION"])),
             age: nil, omitBody: false)))
     }
 
@@ -205,7 +205,7 @@ import TroveTestSupport
         var ok = machine("PUT", "/events/42")
         #expect(ok.start() == .fetch(.init(method: "PUT", sendsBody: true, forStorage: false)))
         let response = ReadThroughStateMachine.ResponsePlan(
-            source: .origin, cacheStatus: CacheStatus(outcome: .pass, forward: "method", forwardStatus: 204), age: nil, omitBody: false)
+            source: .origin, cacheStatus: CacheStatus(outcome: .pass, forward: .method, forwardStatus: 204), age: nil, omitBody: false)
         #expect(ok.originResponded(status: 204, headers: [], bodyLength: 0) == .purge(
             PurgeSet(tags: ["event:42"], keys: ["event:42"]), then: response))
         #expect(ok.purgeCompleted(.applied(PurgeReport(tags: ["event:42"]))) == .respond(response))
@@ -221,7 +221,7 @@ import TroveTestSupport
         _ = queued.start()
         _ = queued.originResponded(status: 200, headers: [], bodyLength: 0)
         guard case .respond(let queuedPlan) = queued.purgeCompleted(.queued(.unavailable("down"))) else { Issue.record("expected respond"); return }
-        #expect(queuedPlan.cacheStatus?.detail == "PURGE-QUEUED")
+        #expect(queuedPlan.cacheStatus?.detail == .purgeQueued)
     }
 
     /// Pass routes forward everything; an origin failure becomes 502 or 504 with a reason.

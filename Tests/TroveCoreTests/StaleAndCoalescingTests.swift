@@ -63,7 +63,7 @@ import TroveTestSupport
         #expect(refreshed.meta.headers.map(\.value) == ["\"v1\"", "Sun, 06 Nov 1994 08:49:37 GMT", "2"])
         #expect(refreshed.meta.storedAt == clock.nowMilliseconds() && refreshed.meta.freshUntil == clock.nowMilliseconds() + 60_000)
         #expect(answer.source == .entry)
-        #expect(answer.cacheStatus == CacheStatus(outcome: .hit, forward: "stale", forwardStatus: 304, ttl: 60, stored: true))
+        #expect(answer.cacheStatus == CacheStatus(outcome: .hit, forward: .stale, forwardStatus: 304, ttl: 60, stored: true))
 
         // Without validators the fetch is unconditional, and a 304 (which it cannot be) is not stored.
         var plain = machine("/strict/2")
@@ -116,7 +116,7 @@ import TroveTestSupport
         var sm = machine("/events/1")
         _ = sm.start()
         #expect(sm.lookupCompleted(.found(meta, generations: generations)) == .respondAndRefresh(
-            .init(source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: "stale", ttl: -10), age: 70, omitBody: false),
+            .init(source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: .stale, ttl: -10), age: 70, omitBody: false),
             .init(address: EntryAddress(key: "event:1", route: "event", tags: ["event:1"]), generations: generations, entry: meta)))
 
         // The refresh runs its own machine: fetch, then store with the counters read before it began.
@@ -148,21 +148,21 @@ import TroveTestSupport
         }
         var down = fetching()
         #expect(down.originFailed(OriginError(kind: .unreachable, origin: "api", reason: "refused")) == .respond(.init(
-            source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: "stale", ttl: -60, detail: "ORIGIN-UNREACHABLE"),
+            source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: .stale, ttl: -60, detail: .originUnreachable),
             age: 120, omitBody: false)))
         var slow = fetching()
         guard case .respond(let timeout) = slow.originFailed(OriginError(kind: .timeout, origin: "api", reason: "10s")) else { return }
-        #expect(timeout.cacheStatus?.detail == "ORIGIN-TIMEOUT")
+        #expect(timeout.cacheStatus?.detail == .originTimeout)
         var failing = fetching()
         #expect(failing.originResponded(status: 503, headers: [], bodyLength: 5) == .respond(.init(
-            source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: "stale", forwardStatus: 503, ttl: -60, detail: "ORIGIN-ERROR"),
+            source: .entry, cacheStatus: CacheStatus(outcome: .stale, forward: .stale, forwardStatus: 503, ttl: -60, detail: .originError),
             age: 120, omitBody: false)))
         var limited = fetching()
         guard case .respond(let busy) = limited.originResponded(status: 429, headers: [], bodyLength: 5) else { return }
         #expect(busy.source == .entry)
         var gated = fetching()
         guard case .respond(let refused) = gated.originBusy(retryAfter: 3, reason: "at its limit") else { return }
-        #expect(refused.cacheStatus?.detail == "ORIGIN-BUSY")
+        #expect(refused.cacheStatus?.detail == .originBusy)
         // A 404 is an answer, not an error: it is passed on.
         var missing = fetching()
         guard case .respond(let notFound) = missing.originResponded(status: 404, headers: [], bodyLength: 5) else { return }

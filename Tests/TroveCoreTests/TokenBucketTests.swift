@@ -47,10 +47,10 @@ import TroveCore
     }
 }
 
-@Suite struct FlightTableTests {
+@Suite struct CoalescingTableTests {
     /// The first request for a key leads; the others wait; finishing hands back the waiters.
     @Test func leadAndWait() {
-        var table = FlightTable<Int>(hitForMiss: 30_000)
+        var table = CoalescingTable<Int>(hitForMiss: 30_000)
         let joins = [
             table.join("k", waiter: 1, now: 0), table.join("k", waiter: 2, now: 0), table.join("k", waiter: 3, now: 0),
             table.join("other", waiter: 4, now: 0),
@@ -64,7 +64,7 @@ import TroveCore
 
     /// After an answer that could not be shared, requests for the key fetch alone until hit-for-miss ends.
     @Test func hitForMiss() {
-        var table = FlightTable<Int>(hitForMiss: 30_000)
+        var table = CoalescingTable<Int>(hitForMiss: 30_000)
         let first = table.join("k", waiter: 1, now: 0)
         let waiters = table.finish("k", shareable: false, now: 100)
         let during = [table.join("k", waiter: 2, now: 100), table.join("k", waiter: 3, now: 30_099)]
@@ -77,7 +77,7 @@ import TroveCore
 
     /// A refresh starts only when no fetch of the key is running; requests meanwhile wait for it.
     @Test func refreshOnce() {
-        var table = FlightTable<Int>(hitForMiss: 1000)
+        var table = CoalescingTable<Int>(hitForMiss: 1000)
         let first = table.startRefresh("k")
         let second = table.startRefresh("k")
         let join = table.join("k", waiter: 1, now: 0)

@@ -33,7 +33,7 @@ import TroveTestSupport
         let environment = ProxyEnvironment(
             rules: RulesState(rules, loadedAt: 0), origins: origin,
             stores: StoreDirectory(memory: InMemoryStore<ByteBuffer>(capacity: 1 << 20, clock: clock)), clock: clock,
-            stats: ProxyStats(), coordinator: FetchCoordinator(clock: clock, notifications: nil),
+            stats: ProxyStats(), coalescer: Coalescer(clock: clock, notifications: nil),
             gates: OriginGates(rules: rules, timerLoop: channel.eventLoop), logger: Logger(label: "test"))
         try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
         // An accepted connection is active, with a client address.

@@ -18,7 +18,8 @@ enum AdminStats {
         var fields: [String: Any] = [
             "requests": counts.requests, "hits": counts.hits, "misses": counts.misses, "stale": counts.stale,
             "bypasses": counts.bypasses, "passes": counts.passes, "errors": counts.errors, "stored": counts.stored,
-            "collapsed": counts.collapsed,
+            // RFC 9211's word for a request coalesced on another's fetch, as Cache-Status says it.
+            "collapsed": counts.coalesced,
         ]
         fields["hit_ratio"] = counts.hitRatio.map { ($0 * 10_000).rounded() / 10_000 } ?? NSNull()
         return fields

@@ -7,7 +7,7 @@ public import TroveCore
 /// Redis, the store's fetch lock and `FetchNotifications` do the same (see `ProxyHandler`).
 ///
 /// Shared by every event loop. Outcomes are delivered on each waiter's own loop.
-public final class FetchCoordinator: Sendable {
+public final class Coalescer: Sendable {
     /// What became of a fetch, for the requests that waited for it.
     public enum Outcome: Sendable {
         /// It produced a shareable answer (stored, or storable but the store was down): answer with it.
@@ -23,7 +23,7 @@ public final class FetchCoordinator: Sendable {
         let deliver: @Sendable (Outcome) -> Void
     }
 
-    private let table: Mutex<FlightTable<Waiter>>
+    private let table: Mutex<CoalescingTable<Waiter>>
     private let clock: any TroveClock
     /// Notices from other instances, when the store is shared (Redis); nil for the memory store.
     public let notifications: (any FetchNotifications)?
@@ -32,11 +32,11 @@ public final class FetchCoordinator: Sendable {
     public init(clock: any TroveClock, notifications: (any FetchNotifications)?, hitForMiss: Duration = .seconds(30)) {
         self.clock = clock
         self.notifications = notifications
-        table = Mutex(FlightTable(hitForMiss: hitForMiss.components.seconds * 1000))
+        table = Mutex(CoalescingTable(hitForMiss: hitForMiss.components.seconds * 1000))
     }
 
     /// Joins the fetch of `key`, or starts it (`.lead`). A waiter's `deliver` runs on `loop`.
-    func join(_ key: String, on loop: any EventLoop, deliver: @escaping @Sendable (Outcome) -> Void) -> FlightTable<Waiter>.Join {
+    func join(_ key: String, on loop: any EventLoop, deliver: @escaping @Sendable (Outcome) -> Void) -> CoalescingTable<Waiter>.Join {
         let now = clock.nowMilliseconds()
         return table.withLock { $0.join(key, waiter: Waiter(loop: loop, deliver: deliver), now: now) }
     }
