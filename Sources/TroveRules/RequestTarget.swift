@@ -157,33 +157,18 @@ public struct RequestTarget: Sendable, Equatable {
     /// fuzzing, `fuzz/regressions/target`).
     static func normalizePercentEncoding<S: StringProtocol>(_ text: S) -> String {
         guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
-        let utf8 = Array(text.utf8)
-        var output: [UInt8] = []
-        output.reserveCapacity(utf8.count)
-        var index = 0
-        while index < utf8.count {
-            let byte = utf8[index]
-            if byte == UInt8(ascii: "%"), index + 2 < utf8.count,
-                let high = hexValue(utf8[index + 1]), let low = hexValue(utf8[index + 2])
-            {
-                let decoded = high << 4 | low
-                if KeyEscaping.isUnreserved(decoded) {
-                    output.append(decoded)
-                } else {
-                    output.append(UInt8(ascii: "%"))
-                    output.append(upperHex(utf8[index + 1]))
-                    output.append(upperHex(utf8[index + 2]))
-                }
-                index += 3
-            } else if byte == UInt8(ascii: "%") {
+        return rewritingEscapes(text) { piece, output in
+            switch piece {
+            case .escape(let value, _, _) where KeyEscaping.isUnreserved(value):
+                output.append(value)
+            case .escape(_, let high, let low):
+                output.append(contentsOf: [UInt8(ascii: "%"), upperHex(high), upperHex(low)])
+            case .byte(UInt8(ascii: "%")):
                 output.append(contentsOf: [UInt8(ascii: "%"), UInt8(ascii: "2"), UInt8(ascii: "5")])
-                index += 1
-            } else {
+            case .byte(let byte):
                 output.append(byte)
-                index += 1
             }
         }
-        return String(decoding: output, as: UTF8.self)
     }
 
     /// Fully decodes a query name or a path literal (`+` is a space in the query), for comparisons only.
@@ -191,19 +176,36 @@ public struct RequestTarget: Sendable, Equatable {
         guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else {
             return String(text)
         }
+        return rewritingEscapes(text) { piece, output in
+            switch piece {
+            case .escape(let value, _, _): output.append(value)
+            case .byte(UInt8(ascii: "+")) where plusIsSpace: output.append(UInt8(ascii: " "))
+            case .byte(let byte): output.append(byte)
+            }
+        }
+    }
+
+    /// A piece of percent-encoded text: a whole `%XX` escape (its value and its two hex digits as written), or
+    /// any other byte (a `%` that starts no escape included).
+    private enum Piece {
+        case escape(value: UInt8, high: UInt8, low: UInt8)
+        case byte(UInt8)
+    }
+
+    /// The one walk over `%XX` escapes: `write` turns each piece into output bytes.
+    private static func rewritingEscapes<S: StringProtocol>(_ text: S, _ write: (Piece, inout [UInt8]) -> Void) -> String {
         let utf8 = Array(text.utf8)
         var output: [UInt8] = []
         output.reserveCapacity(utf8.count)
         var index = 0
         while index < utf8.count {
-            let byte = utf8[index]
-            if byte == UInt8(ascii: "%"), index + 2 < utf8.count,
+            if utf8[index] == UInt8(ascii: "%"), index + 2 < utf8.count,
                 let high = hexValue(utf8[index + 1]), let low = hexValue(utf8[index + 2])
             {
-                output.append(high << 4 | low)
+                write(.escape(value: high << 4 | low, high: utf8[index + 1], low: utf8[index + 2]), &output)
                 index += 3
             } else {
-                output.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+                write(.byte(utf8[index]), &output)
                 index += 1
             }
         }

@@ -27,8 +27,7 @@ enum BackgroundRefresh {
                 forwardedHost: forwardedHost, limits: limits, budget: environment.responseBodies)
         else { return }
         var machine = started
-        let ttl = request.timeout.milliseconds + 5000
-        store.lockFetch(key, ttl: ttl) { lock in
+        store.lockFetch(key, ttl: Coalescer.fetchWindow(plan)) { lock in
             let held = try? lock.get()
             if held == .heldElsewhere {
                 environment.coalescer.finish(key, .released)  // another instance refreshes it

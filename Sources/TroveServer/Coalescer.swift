@@ -2,6 +2,7 @@ internal import TroveHTTP
 public import NIOCore
 internal import Synchronization
 public import TroveCore
+internal import TroveRules
 
 /// Makes concurrent misses for one key share one origin fetch, within this instance; across instances on one
 /// Redis, the store's fetch lock and `FetchNotifications` do the same (see `ProxyHandler`).
@@ -33,6 +34,13 @@ public final class Coalescer: Sendable {
         self.clock = clock
         self.notifications = notifications
         table = Mutex(CoalescingTable(hitForMiss: hitForMiss.components.seconds * 1000))
+    }
+
+    /// How long one fetch of `plan` may take, in milliseconds, before others stop counting on it: the origin's
+    /// timeout and 5 s of slack (waiting at the origin's gate, writing the store). The store's fetch lock expires
+    /// after it, and a request waiting for another's fetch gives up after it and fetches on its own.
+    static func fetchWindow(_ plan: RequestPlan) -> Int64 {
+        (plan.origin?.timeout ?? .seconds(30)).milliseconds.addingClamped(5000)
     }
 
     /// Joins the fetch of `key`, or starts it (`.lead`). A waiter's `deliver` runs on `loop`.

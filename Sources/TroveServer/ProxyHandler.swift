@@ -136,7 +136,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         let plan: RequestPlan
         let headers: [Header]
         var machine: ReadThroughStateMachine
-        let counters: ProxyStats.Counters
+        let counters: RouteCounters
         /// What a purge needs from the rules this request started under.
         let purgeSettings: PurgeSettings
         /// The host the origin is told (`clients.hosts`).
@@ -162,7 +162,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
 
         init(head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, plan: RequestPlan, headers: [Header],
-             machine: ReadThroughStateMachine, counters: ProxyStats.Counters, purgeSettings: PurgeSettings, forwardedHost: String?,
+             machine: ReadThroughStateMachine, counters: RouteCounters, purgeSettings: PurgeSettings, forwardedHost: String?,
              endsConnection: Bool) {
             self.head = head
             self.forwardedHost = forwardedHost
@@ -575,7 +575,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             send(fetch, exchange)
         case .wait:
             // Bounded: if the fetch we wait for never ends, fetch on our own.
-            let limit = TimeAmount.milliseconds((exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000)
+            let limit = TimeAmount.milliseconds(Coalescer.fetchWindow(exchange.plan))
             exchange.waiting = loop.assumeIsolated().scheduleTask(in: limit) {
                 self.deliver(.released, to: exchange)
             }
@@ -603,7 +603,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func lockAcrossInstances(_ fetch: ReadThroughStateMachine.Fetch, _ address: EntryAddress, _ exchange: Exchange) {
         guard let store else { return }
-        let ttl = (exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000
+        let ttl = Coalescer.fetchWindow(exchange.plan)
         store.lockFetch(address.key, ttl: ttl) { result in
             switch result {
             case .success(.acquired(let token)):
@@ -659,7 +659,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     self.send(fetch, exchange)
                     return
                 }
-                store.lockFetch(address.key, ttl: (exchange.plan.origin?.timeout ?? .seconds(30)).milliseconds + 5000) { result in
+                store.lockFetch(address.key, ttl: Coalescer.fetchWindow(exchange.plan)) { result in
                     guard !done else { return }
                     switch result {
                     case .success(.acquired(let token)):

@@ -13,54 +13,6 @@ internal import TroveCore
 /// number of series is bounded by the rules. Handlers resolve a route's counters once per request (see
 /// `ProxyStats`), and the counters themselves are relaxed atomics.
 public final class ProxyMetrics: Sendable {
-    /// A route's counters, made once per route.
-    public final class RouteMetrics: Sendable {
-        let hit, miss, stale, pass, bypass, error: CoreMetrics.Counter
-        /// Requests answered without a cache outcome (a write's own answer is `pass`; this is what is left:
-        /// rejected requests and answers Trove made before a route's cache was consulted).
-        let other: CoreMetrics.Counter
-        let stored: CoreMetrics.Counter
-        let storedBytes: CoreMetrics.Counter
-        let coalesced: CoreMetrics.Counter
-
-        init(route: String, factory: any MetricsFactory) {
-            func outcome(_ name: String) -> CoreMetrics.Counter {
-                CoreMetrics.Counter(label: "trove_requests_total", dimensions: [("route", route), ("outcome", name)], factory: factory)
-            }
-            hit = outcome("hit")
-            miss = outcome("miss")
-            stale = outcome("stale")
-            pass = outcome("pass")
-            bypass = outcome("bypass")
-            error = outcome("error")
-            other = outcome("other")
-            stored = CoreMetrics.Counter(label: "trove_entries_stored_total", dimensions: [("route", route)], factory: factory)
-            storedBytes = CoreMetrics.Counter(label: "trove_stored_bytes_total", dimensions: [("route", route)], factory: factory)
-            coalesced = CoreMetrics.Counter(label: "trove_coalesced_total", dimensions: [("route", route)], factory: factory)
-        }
-
-        /// One answered request: `error` when Trove answered with an error of its own, else its cache outcome.
-        func record(outcome: CacheStatus.Outcome?, error: Bool, stored: Bool, bytes: Int, coalesced: Bool) {
-            if error {
-                self.error.increment()
-            } else {
-                switch outcome {
-                case .hit: hit.increment()
-                case .miss: miss.increment()
-                case .stale: stale.increment()
-                case .bypass: bypass.increment()
-                case .pass: pass.increment()
-                case nil: other.increment()
-                }
-            }
-            if stored {
-                self.stored.increment()
-                storedBytes.increment(by: bytes)
-            }
-            if coalesced { self.coalesced.increment() }
-        }
-    }
-
     /// A limit of `limits:` that was reached: a connection refused or closed, a request answered 408/413/503.
     public enum LimitReached: String, Sendable, CaseIterable {
         case maxConnections = "max_connections"
@@ -137,8 +89,8 @@ public final class ProxyMetrics: Sendable {
     }
 
     /// The counters of `route`.
-    func route(_ name: String) -> RouteMetrics {
-        RouteMetrics(route: name, factory: factory)
+    func route(_ name: String) -> RouteCounters {
+        RouteCounters(route: name, factory: factory)
     }
 
     func recordLookup(nanoseconds: Int64, failed: Bool) {

@@ -7,36 +7,6 @@ public import TroveCore
 /// Counters are relaxed atomics: every event loop adds to them without a lock, and `/stats` reads them
 /// whenever it is asked. Routes are counted by name (so counts survive a reload that keeps the name).
 public final class ProxyStats: Sendable {
-    /// The counters of one route (or of requests no route matched).
-    public final class Counters: Sendable {
-        let requests = Atomic<Int>(0)
-        let hits = Atomic<Int>(0)
-        let misses = Atomic<Int>(0)
-        let stale = Atomic<Int>(0)
-        let bypasses = Atomic<Int>(0)
-        let passes = Atomic<Int>(0)
-        /// Answers Trove made itself because of an error (origin unreachable or too slow, bad request).
-        let errors = Atomic<Int>(0)
-        let stored = Atomic<Int>(0)
-        /// Requests answered from another request's fetch, which they waited for.
-        let coalesced = Atomic<Int>(0)
-        /// The same route's Prometheus counters.
-        let metrics: ProxyMetrics.RouteMetrics
-
-        init(metrics: ProxyMetrics.RouteMetrics) {
-            self.metrics = metrics
-        }
-
-        public var snapshot: Snapshot {
-            Snapshot(
-                requests: requests.load(ordering: .relaxed), hits: hits.load(ordering: .relaxed),
-                misses: misses.load(ordering: .relaxed), stale: stale.load(ordering: .relaxed),
-                bypasses: bypasses.load(ordering: .relaxed), passes: passes.load(ordering: .relaxed),
-                errors: errors.load(ordering: .relaxed), stored: stored.load(ordering: .relaxed),
-                coalesced: coalesced.load(ordering: .relaxed))
-        }
-    }
-
     /// Counts at one moment.
     public struct Snapshot: Sendable, Equatable, Codable {
         public var requests = 0
@@ -61,7 +31,7 @@ public final class ProxyStats: Sendable {
         }
     }
 
-    private let routes = Mutex<[String: Counters]>([:])
+    private let routes = Mutex<[String: RouteCounters]>([:])
     /// The name requests without a route are counted under.
     public static let unmatched = "(unmatched)"
 
@@ -73,35 +43,21 @@ public final class ProxyStats: Sendable {
     }
 
     /// The counters of a route, created on first use. Handlers keep the result for the request.
-    public func counters(route: String?) -> Counters {
+    public func counters(route: String?) -> RouteCounters {
         let name = route ?? Self.unmatched
         return routes.withLock { routes in
             if let existing = routes[name] { return existing }
-            let created = Counters(metrics: metrics.route(name))
+            let created = metrics.route(name)
             routes[name] = created
             return created
         }
     }
 
-    /// Records one answered request. In `/metrics` each request has one outcome: `error` when Trove answered
-    /// with an error of its own, else its cache outcome; so hits / (hits + misses) is the hit ratio of the
-    /// requests that were answered.
+    /// Records one answered request (see `RouteCounters.record`).
     public func record(
-        _ counters: Counters, outcome: CacheStatus.Outcome?, stored: Bool, storedBytes: Int = 0, coalesced: Bool = false, error: Bool
+        _ counters: RouteCounters, outcome: CacheStatus.Outcome?, stored: Bool, storedBytes: Int = 0, coalesced: Bool = false, error: Bool
     ) {
-        counters.requests.add(1, ordering: .relaxed)
-        switch outcome {
-        case .hit: counters.hits.add(1, ordering: .relaxed)
-        case .miss: counters.misses.add(1, ordering: .relaxed)
-        case .stale: counters.stale.add(1, ordering: .relaxed)
-        case .bypass: counters.bypasses.add(1, ordering: .relaxed)
-        case .pass: counters.passes.add(1, ordering: .relaxed)
-        case nil: break
-        }
-        if error { counters.errors.add(1, ordering: .relaxed) }
-        if stored { counters.stored.add(1, ordering: .relaxed) }
-        if coalesced { counters.coalesced.add(1, ordering: .relaxed) }
-        counters.metrics.record(outcome: outcome, error: error, stored: stored, bytes: storedBytes, coalesced: coalesced)
+        counters.record(outcome: outcome, stored: stored, storedBytes: storedBytes, coalesced: coalesced, error: error)
     }
 
     /// Every route's counts, by name.
