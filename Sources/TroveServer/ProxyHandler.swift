@@ -479,9 +479,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         // What a client says about where it came from is dropped before anything reads the request, but for what
         // a trusted proxy says of the client's address and scheme.
         let headers = HeaderPolicy.withoutForwarding(received, trustedProxy: clientTrusted)
-        if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .public,
-            WebhookEndpoint.matches(webhook, method: head.method.token, uri: head.uri)
-        {
+        if let webhook = WebhookEndpoint.rule(on: .public, in: loaded, method: head.method.token, uri: head.uri) {
             return answerWebhook(webhook, loaded: loaded, head: head, headers: headers, body: body)
         }
         let plan = plans?.plan(for: head, headers: headers, loaded: loaded)

@@ -68,9 +68,7 @@ final class AdminHandler: ChannelInboundHandler {
         }
         let loaded = environment.rules.current
         // A webhook proves itself with its signature, not the admin token.
-        if let webhook = loaded.rules.shopifyWebhook, webhook.listener == .admin,
-            WebhookEndpoint.matches(webhook, method: head.method.token, uri: head.uri), let store
-        {
+        if let webhook = WebhookEndpoint.rule(on: .admin, in: loaded, method: head.method.token, uri: head.uri), let store {
             WebhookEndpoint.handle(webhook, loaded: loaded, headers: head.headers.map { Header($0.name, $0.value) },
                 body: Array(body.readableBytesView), client: context.channel.remoteAddress?.ipAddress, environment: environment,
                 store: store

@@ -6,13 +6,17 @@ internal import TroveRules
 
 /// Answers Shopify webhook deliveries, on whichever listener the rules put them: `ShopifyWebhook` decides,
 /// then the delivery id is claimed in the store (so a redelivery, to this instance or another on the same
-/// Redis, purges nothing) and the topic's purges are made.
+/// Redis, purges nothing) and the topic's purges are made through the `Purger`.
+///
+/// The feature's other parts: `webhooks:` is read by `RulesLoader+Webhooks.swift` into a `ShopifyWebhookRule`
+/// (`WebhookRule.swift`), and `ShopifyWebhook` (TroveCore) checks a delivery and renders its purges. Both
+/// listeners ask `rule(on:in:method:uri:)` before anything else.
 enum WebhookEndpoint {
-    /// True when `method` and `uri` are the webhook's.
-    static func matches(_ rule: ShopifyWebhookRule, method: String, uri: String) -> Bool {
-        guard method == "POST" else { return false }
+    /// The webhook the rules put on `listener` at this method and target, if the request is one.
+    static func rule(on listener: ShopifyWebhookRule.Listener, in loaded: RulesState.Loaded, method: String, uri: String) -> ShopifyWebhookRule? {
+        guard let rule = loaded.rules.shopifyWebhook, rule.listener == listener, method == "POST" else { return nil }
         let path = uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
-        return path == rule.path
+        return path == rule.path ? rule : nil
     }
 
     static func handle(
