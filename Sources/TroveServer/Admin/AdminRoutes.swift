@@ -23,8 +23,8 @@ enum AdminRoutes {
     }
 
     static let table: [Route] = [
-        Route(method: .GET, path: "/healthz", usage: "", needsToken: false, endpoint: AdminHealth.liveness),
-        Route(method: .GET, path: "/readyz", usage: "", needsToken: true, endpoint: AdminHealth.readiness),
+        Route(method: .GET, path: "/healthz", usage: "", needsToken: false, endpoint: AdminHealth.answer),
+        Route(method: .GET, path: "/readyz", usage: "", needsToken: true, endpoint: AdminReadiness.answer),
         Route(method: .GET, path: "/stats", usage: "", needsToken: true, endpoint: AdminStats.answer),
         Route(method: .GET, path: "/metrics", usage: "", needsToken: true, endpoint: AdminMetrics.answer),
         Route(method: .GET, path: "/explain", usage: "?request=…", needsToken: true, endpoint: AdminExplain.answer),
