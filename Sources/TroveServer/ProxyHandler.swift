@@ -150,6 +150,11 @@ final class ProxyHandler: ChannelDuplexHandler {
         var lead: Lead?
         /// Set while this request waits for another's fetch.
         var waiting: Scheduled<Void>?
+        /// Set while this request, leading, takes the key's fetch lock or waits for another instance's fetch.
+        var lockMachine: FetchLockStateMachine<ByteBuffer>?
+        /// While waiting for another instance: the notices watched, and the next tick.
+        var noticeWatch: Int?
+        var lockTick: Scheduled<Void>?
         var answered = false
         /// When the request was complete, and how long the origin took (for the access log).
         let started = NIODeadline.now()
@@ -599,95 +604,73 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Takes the key's fetch lock, or waits for the instance that holds it (`FetchLockStateMachine`).
     private func lockAcrossInstances(_ fetch: ReadThroughStateMachine.Fetch, _ address: EntryAddress, _ exchange: Exchange) {
-        guard let store else { return }
-        let ttl = Coalescer.fetchWindow(exchange.plan)
-        store.lockFetch(address.key, ttl: ttl) { result in
-            switch result {
-            case .success(.acquired(let token)):
-                exchange.lead?.lock = .acquired(token: token)
-                self.send(fetch, exchange)
-            case .success(.heldElsewhere):
-                self.waitForOtherInstance(fetch, address, exchange,
-                    deadline: .now() + .milliseconds(ttl))
-            case .failure:
-                // No store to coordinate through: this instance fetches (its own waiters still share it).
-                self.send(fetch, exchange)
-            }
-        }
+        exchange.lockMachine = FetchLockStateMachine(address: address, window: Coalescer.fetchWindow(exchange.plan))
+        perform(exchange.lockMachine!.start(), fetch, exchange)
     }
 
-    /// Another instance holds the key's fetch lock: wait for its notice, looking the key up now and then,
-    /// until the entry is there (answer with it), the lock is free (take it and fetch), or the deadline.
-    private func waitForOtherInstance(
-        _ fetch: ReadThroughStateMachine.Fetch, _ address: EntryAddress, _ exchange: Exchange, deadline: NIODeadline
-    ) {
-        guard let context, let store else { return }
-        let loop = context.eventLoop
-        var watchID: Int?
-        var checking = false
-        var done = false
-        var timer: Scheduled<Void>?
-
-        func finishWaiting() {
-            done = true
-            timer?.cancel()
-            if let watchID { environment.coalescer.notifications?.unwatch(address.key, id: watchID) }
-        }
-
-        func check() {
-            guard !done, !checking else { return }
-            checking = true
-            store.lookup(address) { outcome in
-                checking = false
-                guard !done else { return }
-                let now = self.environment.clock.nowMilliseconds()
-                if case .found(let meta, let body, let generations) = outcome, !meta.isVaryMarker,
-                    meta.isValid(for: address, generations: generations), now < meta.freshUntil
-                {
-                    finishWaiting()
-                    exchange.entry = (meta, body)
-                    // Our own waiters share what the other instance stored; there is no lock of ours to release.
-                    self.endLead(exchange, .entry(meta, body), notice: .released)
-                    self.execute(exchange.machine.coalesced(.entry(meta)), exchange)
-                    return
-                }
-                if NIODeadline.now() >= deadline {
-                    finishWaiting()
-                    self.send(fetch, exchange)
-                    return
-                }
-                store.lockFetch(address.key, ttl: Coalescer.fetchWindow(exchange.plan)) { result in
-                    guard !done else { return }
-                    switch result {
-                    case .success(.acquired(let token)):
-                        finishWaiting()
-                        exchange.lead?.lock = .acquired(token: token)
-                        self.send(fetch, exchange)
-                    case .success(.heldElsewhere):
-                        break  // keep waiting
-                    case .failure:
-                        finishWaiting()
-                        self.send(fetch, exchange)
+    /// Performs what the exchange's fetch-lock machine asks for, feeding the results back to it.
+    private func perform(_ action: FetchLockStateMachine<ByteBuffer>.Action, _ fetch: ReadThroughStateMachine.Fetch, _ exchange: Exchange) {
+        guard let context, let store, let address = exchange.lockMachine?.address else { return }
+        switch action {
+        case .lock:
+            store.lockFetch(address.key, ttl: Coalescer.fetchWindow(exchange.plan)) { result in
+                guard let next = exchange.lockMachine?.lockCompleted(result) else { return }
+                self.perform(next, fetch, exchange)
+            }
+        case .startWaiting:
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, exchange), eventLoop: loop)
+            if let notifications = environment.coalescer.notifications {
+                exchange.noticeWatch = notifications.watch(address.key) { _ in
+                    loop.execute {
+                        let (handler, exchange) = bound.value
+                        guard let next = exchange.lockMachine?.notice() else { return }
+                        handler.perform(next, fetch, exchange)
                     }
                 }
             }
+            scheduleTick(fetch, exchange)
+        case .lookup:
+            store.lookup(address) { outcome in
+                guard let next = exchange.lockMachine?.lookupCompleted(outcome, now: self.environment.clock.nowMilliseconds()) else { return }
+                self.perform(next, fetch, exchange)
+            }
+        case .fetch(let lock, let stopWaiting):
+            if stopWaiting { self.stopWaiting(exchange) }
+            exchange.lockMachine = nil
+            if let lock { exchange.lead?.lock = lock }
+            send(fetch, exchange)
+        case .answer(let meta, let body):
+            stopWaiting(exchange)
+            exchange.lockMachine = nil
+            exchange.entry = (meta, body)
+            // Our own waiters share what the other instance stored; there is no lock of ours to release.
+            endLead(exchange, .entry(meta, body), notice: .released)
+            execute(exchange.machine.coalesced(.entry(meta)), exchange)
+        case .none:
+            break
         }
+    }
 
-        if let notifications = environment.coalescer.notifications {
-            let bound = NIOLoopBound(check, eventLoop: loop)
-            watchID = notifications.watch(address.key) { _ in
-                loop.execute { bound.value() }
-            }
+    private func scheduleTick(_ fetch: ReadThroughStateMachine.Fetch, _ exchange: Exchange) {
+        guard let context else { return }
+        exchange.lockTick = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(FetchLockStateMachine<ByteBuffer>.tickInterval)) {
+            guard let next = exchange.lockMachine?.tick() else { return }
+            self.scheduleTick(fetch, exchange)
+            self.perform(next, fetch, exchange)
         }
-        // Notices make waiting short; looking every 200 ms makes it certain even if a notice is lost.
-        func tick() {
-            timer = loop.assumeIsolated().scheduleTask(in: .milliseconds(200)) {
-                check()
-                if !done { tick() }
-            }
+    }
+
+    /// Stops watching the key's notices and ticking.
+    private func stopWaiting(_ exchange: Exchange) {
+        exchange.lockTick?.cancel()
+        exchange.lockTick = nil
+        if let id = exchange.noticeWatch, let key = exchange.lockMachine?.address.key {
+            environment.coalescer.notifications?.unwatch(key, id: id)
         }
-        tick()
+        exchange.noticeWatch = nil
     }
 
     /// Ends the fetch this request led, if it led one: local waiters get `outcome`, other instances `notice`.

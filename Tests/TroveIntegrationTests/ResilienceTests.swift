@@ -118,6 +118,9 @@ import TroveTestSupport
 
         try await scenario.control("/__heal")
         try await scenario.origin.stop()
+        // Held, so that a server another test starts meanwhile cannot answer in the stopped origin's place.
+        let reserved = try Sockets.reserve(port: scenario.origin.port)
+        defer { Sockets.release(reserved) }
         let down = try await scenario.request(trove, "/api/v1/events/4")
         #expect(down.status == 200)
         #expect(down.cacheStatus == "trove; fwd=stale; ttl=-110; detail=ORIGIN-UNREACHABLE")
