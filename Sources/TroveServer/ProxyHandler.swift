@@ -70,18 +70,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var body: ByteBuffer?
     /// The body's share of the process-wide budget of request bodies, given back when the request is done.
     private var bodyReservation: BudgetReservation?
-    /// A request was refused before its end (too large, over budget, malformed): nothing after it is read, and
-    /// the connection closes after its answer.
-    private var ignoringInput = false
-    /// A request is being answered.
-    private var answering = false
-    /// Complete requests waiting for the one being answered, oldest first.
-    private var queued = CircularBuffer<Queued>(initialCapacity: 0)
-    /// Reads are held back (too many queued, or draining); `readRequested` says one was asked for meanwhile.
-    private var readsHeld = false
-    private var readRequested = false
-    /// The connection closes after the answer being written (and everything queued is dropped).
-    private var closing = false
+    /// Which request is answered now, which wait, when reads are held and when the connection closes.
+    // Unchecked for the reason `deadlines` is: touched on every request, on this handler's loop only.
+    @exclusivity(unchecked) private var connection = ProxyConnectionStateMachine<Queued>(maxPipelined: Limits().maxPipelined)
 
     private enum Queued {
         case request(HTTPRequestHead, ByteBuffer?, BudgetReservation?, endsConnection: Bool)
@@ -193,6 +184,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         forwarding = rules.clients.forwardedHost
         clientTrusted = rules.clients.trusts(context.channel.remoteAddress?.ipAddress)
         deadlines = ClientDeadlines(settings: .init(limits), now: Self.now())
+        connection = ProxyConnectionStateMachine(maxPipelined: limits.maxPipelined)
         armTimer()
     }
 
@@ -207,7 +199,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             deadlines.headReceived(now: timeOfRead())
-            guard !ignoringInput else { return }
+            guard !connection.isIgnoringInput else { return }
             self.head = head
             body = nil
             bodyReservation = nil
@@ -217,13 +209,13 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
             // An interim answer cannot go out in the middle of another answer; a client that waits for it
             // sends its body after a while anyway (RFC 9110 §10.1.1).
-            if !answering, headCheck.expectsContinue {
+            if !connection.isAnswering, headCheck.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(ResponseEncoding.interimContinue(version: head.version, allocator: context.channel.allocator)),
                     promise: nil)
             }
         case .body(var chunk):
             deadlines.bodyReceived(now: timeOfRead())
-            guard !ignoringInput, let head else { return }
+            guard !connection.isIgnoringInput, let head else { return }
             guard (body?.readableBytes ?? 0) + chunk.readableBytes <= limits.maxRequestBody else {
                 return refuse(head, .tooLarge)
             }
@@ -238,7 +230,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 body!.writeBuffer(&chunk)
             }
         case .end:
-            guard !ignoringInput, let head else { return }
+            guard !connection.isIgnoringInput, let head else { return }
             self.head = nil
             let request = Queued.request(head, body, bodyReservation, endsConnection: headCheck.endsConnection)
             body = nil
@@ -275,19 +267,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        readsHeld = true
-        if !answering && queued.isEmpty {
-            closing = true
-            context.close(promise: nil)
-        }
+        perform(connection.drainStarted(), context: context)
     }
 
     func read(context: ChannelHandlerContext) {
-        if readsHeld {
-            readRequested = true
-        } else {
-            context.read()
-        }
+        if connection.readRequested() { context.read() }
     }
 
     /// The client read (or stopped reading) what was written: the next pipelined answer starts only once it
@@ -296,12 +280,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         let writable = context.channel.isWritable
         deadlines.writabilityChanged(writable, now: Self.now())
         armTimer()
-        if writable, !answering, !closing, let next = queued.popFirst() { begin(next, context: context) }
+        perform(connection.writabilityChanged(writable: writable), context: context)
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        queued.removeAll()
+        connection.closed()
         bodyReservation = nil
         body = nil
         timer?.cancel()
@@ -364,10 +348,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         self.head = nil
         body = nil
         bodyReservation = nil
-        ignoringInput = true
-        readsHeld = true
         guard let context else { return }
-        enqueue(.refused(head, refusal), context: context)
+        deadlines.requestReceived(now: readTime ?? Self.now())
+        perform(connection.refused(.refused(head, refusal), writable: context.channel.isWritable), context: context)
     }
 
     // MARK: Deadlines
@@ -390,7 +373,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func deadlinePassed() {
         timer = nil
         timerAt = nil
-        guard let context, context.channel.isActive, !closing else { return }
+        guard let context, context.channel.isActive, !connection.isClosing else { return }
         guard let expiry = deadlines.expired(now: Self.now()) else { return armTimer() }
         switch expiry.timeout {
         case .header: environment.metrics.recordLimit(.headerTimeout)
@@ -401,30 +384,38 @@ final class ProxyHandler: ChannelDuplexHandler {
         environment.logger.debug("client connection closed", metadata: [
             "reason": "\(expiry.reason)", "client": "\(context.channel.remoteAddress?.ipAddress ?? "")",
         ])
-        if expiry.answers408 && !answering {
-            refuse(nil, .timedOut(expiry.reason))
-        } else {
-            closing = true
-            queued.removeAll()
-            context.close(promise: nil)
+        switch connection.deadlinePassed(answers408: expiry.answers408) {
+        case .refuse: refuse(nil, .timedOut(expiry.reason))
+        case .close: context.close(promise: nil)
         }
     }
 
     // MARK: One request at a time
 
     private func enqueue(_ request: Queued, context: ChannelHandlerContext) {
-        guard !closing else { return }
+        guard !connection.isClosing else { return }
         deadlines.requestReceived(now: readTime ?? Self.now())
-        if answering || !context.channel.isWritable {
-            queued.append(request)
-            if queued.count >= limits.maxPipelined { readsHeld = true }
-        } else {
+        perform(connection.requestComplete(request, writable: context.channel.isWritable), context: context)
+    }
+
+    /// Does what the connection machine said.
+    private func perform(_ action: ProxyConnectionStateMachine<Queued>.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .begin(let request):
             begin(request, context: context)
+        case .read:
+            context.read()
+        case .readAndBegin(let request):
+            context.read()
+            begin(request, context: context)
+        case .close:
+            context.close(promise: nil)
         }
     }
 
     private func begin(_ request: Queued, context: ChannelHandlerContext) {
-        answering = true
         drain?.started()
         switch request {
         case .request(let head, let body, let reservation, let endsConnection):
@@ -460,20 +451,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// The answer being written is out: start the next queued request (once the client has read enough of
     /// what was written), and read again if reads were held.
     private func answered(context: ChannelHandlerContext) {
-        answering = false
         // Answered within the read that brought the request (a hit on the memory store): that read's time will do.
         deadlines.answered(now: readTime ?? Self.now())
         armTimer()
-        guard !closing, context.channel.isActive else { return }
-        if readsHeld, !ignoringInput, queued.count < max(1, limits.maxPipelined / 2), !(drain?.isDraining ?? false) {
-            readsHeld = false
-            if readRequested {
-                readRequested = false
-                context.read()
-            }
-        }
-        guard context.channel.isWritable else { return }  // channelWritabilityChanged starts the next one
-        if let next = queued.popFirst() { begin(next, context: context) }
+        guard context.channel.isActive else { return connection.answerAbandoned() }
+        perform(connection.answerWritten(writable: context.channel.isWritable), context: context)
     }
 
     // MARK: Running a request
@@ -921,18 +903,13 @@ final class ProxyHandler: ChannelDuplexHandler {
     ) {
         guard let context, context.channel.isActive else {
             drain?.finished()
-            answering = false
+            connection.answerAbandoned()
             return
         }
         // While Trove drains for shutdown, the last answer on a connection closes it (requests already queued
         // behind it are answered first; no more are read).
-        let draining = drain?.isDraining ?? false
-        if draining { readsHeld = true }
-        let keepAlive = request.isKeepAlive && !close && !(draining && queued.isEmpty)
-        if !keepAlive {
-            closing = true
-            queued.removeAll()
-        }
+        if drain?.isDraining ?? false { _ = connection.drainStarted() }
+        let keepAlive = connection.answerStarts(keepAliveAsked: request.isKeepAlive && !close)
         let bodiless = ResponseEncoding.isBodiless(status)
         let head = ResponseEncoding.head(
             version: request.version, status: status, headers: headers, trove: trove,
