@@ -24,6 +24,10 @@ public struct OriginRequest<Body: Sendable>: Sendable {
     /// fails with `OriginError.overloaded`. Nil: no shared bound.
     public var budget: ByteBudget?
     public var budgetCapacity: Int = .max
+    /// Set for an answer that is not stored: it is handed over as it arrives, through the stream, with no size
+    /// limit and no budget (the stream's window bounds it); the completion then carries an empty body and the
+    /// number of bytes streamed.
+    public var stream: OriginStream<Body>?
 
     public init(
         origin: String, method: String, url: String, headers: [Header], body: Body?, connectTimeout: Duration,

@@ -19,9 +19,16 @@ public final class CurlOriginClient: OriginClient, Sendable {
 
     private struct Inbox {
         var requests: [(OriginRequest<ByteBuffer>, Completion)] = []
+        /// Streamed transfers to resume (their consumer caught up) or abort (their consumer left), by easy handle.
+        var controls: [(easy: UInt, control: Control)] = []
         var stopping = false
         var stopped: [CheckedContinuation<Void, Never>] = []
         var finished = false
+    }
+
+    /// What a stream's consumer asks of its transfer, from its own thread.
+    fileprivate enum Control {
+        case resume, abort
     }
 
     private let multi: MultiHandle
@@ -54,6 +61,12 @@ public final class CurlOriginClient: OriginClient, Sendable {
         _ = curl_multi_wakeup(multi.raw)
     }
 
+    /// Asks the curl thread to resume or abort a streamed transfer (any thread).
+    fileprivate func control(_ easy: UInt, _ control: Control) {
+        inbox.withLock { $0.controls.append((easy, control)) }
+        _ = curl_multi_wakeup(multi.raw)
+    }
+
     /// Fails the transfers in flight, stops the thread and frees libcurl's handles. Idempotent.
     public func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -79,9 +92,24 @@ public final class CurlOriginClient: OriginClient, Sendable {
         var active: [UnsafeMutableRawPointer: Transfer] = [:]
         var running: Int32 = 0
         while true {
-            let (requests, stopping) = inbox.withLock { inbox in
-                defer { inbox.requests.removeAll(keepingCapacity: true) }
-                return (inbox.requests, inbox.stopping)
+            let (requests, controls, stopping) = inbox.withLock { inbox in
+                defer {
+                    inbox.requests.removeAll(keepingCapacity: true)
+                    inbox.controls.removeAll(keepingCapacity: true)
+                }
+                return (inbox.requests, inbox.controls, inbox.stopping)
+            }
+            for (bits, control) in controls {
+                guard let easy = UnsafeMutableRawPointer(bitPattern: bits), let transfer = active[easy] else { continue }
+                switch control {
+                case .resume:
+                    // May call the write callback at once with what libcurl held back, which may pause it again.
+                    _ = curl_easy_pause(easy, 0)  // CURLPAUSE_CONT
+                case .abort:
+                    active[easy] = nil
+                    _ = curl_multi_remove_handle(handle, easy)
+                    transfer.fail(OriginError(kind: .failed, origin: transfer.origin, reason: "the client went away"))
+                }
             }
             for (request, completion) in requests {
                 if stopping {
@@ -92,6 +120,10 @@ public final class CurlOriginClient: OriginClient, Sendable {
                 case .success(let transfer):
                     active[transfer.easy] = transfer
                     _ = curl_multi_add_handle(handle, transfer.easy)
+                    if let stream = request.stream {
+                        let bits = UInt(bitPattern: transfer.easy)
+                        stream.attach(resume: { [self] in control(bits, .resume) }, abort: { [self] in control(bits, .abort) })
+                    }
                 case .failure(let error):
                     completion(.failure(error))
                 }
@@ -145,6 +177,10 @@ private final class Transfer {
     private var headers: [Header] = []
     private var body: ByteBuffer
     private var tooLarge = false
+    /// Set for an answer handed over as it arrives (`OriginRequest.stream`).
+    private let stream: OriginStream<ByteBuffer>?
+    private var headDelivered = false
+    private var streamedBytes = 0
     /// This answer's share of the process-wide budget of answers being received; dropped (given back) when the
     /// transfer ends.
     private var reservation: BudgetReservation?
@@ -159,7 +195,9 @@ private final class Transfer {
         self.maxBytes = request.maxResponseBytes
         self.timeout = request.timeout
         self.body = ByteBufferAllocator().buffer(capacity: 0)
-        self.reservation = request.budget.map { BudgetReservation(budget: $0, capacity: request.budgetCapacity) }
+        self.stream = request.stream
+        // A streamed answer holds a window, not a body: it takes no share of the budget.
+        self.reservation = request.stream == nil ? request.budget.map { BudgetReservation(budget: $0, capacity: request.budgetCapacity) } : nil
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     }
 
@@ -190,7 +228,15 @@ private final class Transfer {
         _ = CCurlShim_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1)  // Trove normalized the path already
         _ = CCurlShim_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https")
         _ = CCurlShim_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeout.milliseconds))
-        _ = CCurlShim_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(request.timeout.milliseconds))
+        if request.stream == nil {
+            _ = CCurlShim_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(request.timeout.milliseconds))
+        } else {
+            // A streamed answer lasts as long as the client takes to read it (the transfer pauses meanwhile, and a
+            // paused transfer is not speed-checked): what is bounded is silence, the origin sending nothing for
+            // its timeout, before the head or in the middle of the body.
+            _ = CCurlShim_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
+            _ = CCurlShim_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, Int(request.timeout.seconds)))
+        }
         _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = CCurlShim_easy_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION, writeCallback)
         _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, context)
@@ -232,6 +278,26 @@ private final class Transfer {
         _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
     }
 
+    /// What the write callback returns for `bytes`: all of them taken, 0 (abort), or `CURL_WRITEFUNC_PAUSE`.
+    fileprivate func received(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let stream else { return append(bytes) ? bytes.count : 0 }
+        if stream.isCancelled { return 0 }
+        deliverHead()
+        guard stream.reserve(bytes.count) else { return Int(CURL_WRITEFUNC_PAUSE) }
+        var piece = ByteBufferAllocator().buffer(capacity: bytes.count)
+        piece.writeBytes(bytes)
+        streamedBytes += bytes.count
+        stream.push(piece)
+        return bytes.count
+    }
+
+    /// Hands the final head to the stream, once.
+    private func deliverHead() {
+        guard let stream, !headDelivered, status >= 200 else { return }
+        headDelivered = true
+        stream.head(status: status, headers: headers)
+    }
+
     fileprivate func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard body.readableBytes + bytes.count <= maxBytes else {
             tooLarge = true
@@ -249,6 +315,14 @@ private final class Transfer {
         if line.hasPrefix("HTTP/") {
             // A new status line (after 100 Continue, for instance): the headers start over.
             headers.removeAll()
+            let words = line.split(separator: " ", maxSplits: 2)
+            status = words.count >= 2 ? Int(words[1]) ?? 0 : 0
+            return
+        }
+        if line.isEmpty {
+            // The end of a head: the final one goes to a stream now, so that an answer without a body (HEAD,
+            // 204) has a head too.
+            deliverHead()
             return
         }
         guard let colon = line.firstIndex(of: ":") else { return }
@@ -266,7 +340,12 @@ private final class Transfer {
         if code == CURLE_OK {
             var status = 0
             _ = CCurlShim_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-            completion(.success(OriginResponse(status: status, headers: headers, body: body, bodyLength: body.readableBytes)))
+            if stream != nil {
+                deliverHead()
+                completion(.success(OriginResponse(status: status, headers: headers, body: body, bodyLength: streamedBytes)))
+            } else {
+                completion(.success(OriginResponse(status: status, headers: headers, body: body, bodyLength: body.readableBytes)))
+            }
             return
         }
         completion(.failure(error(for: code)))
@@ -311,7 +390,7 @@ private let writeCallback: curl_write_callback = { data, size, count, userdata i
     let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     guard length > 0, let data else { return length }
-    return transfer.append(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+    return transfer.received(UnsafeRawBufferPointer(start: data, count: length))
 }
 
 /// Called once per header line, status lines included.

@@ -93,6 +93,8 @@ public final class DemoOrigin: Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Lets a test hold the port once the origin stops (`Sockets.reserve`), so no other server takes it.
+            .serverChannelOption(.socketOption(.init(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 connections.add(channel)
@@ -133,6 +135,12 @@ public final class DemoOriginStats: Sendable {
         /// their statuses: the origin's own count of the measured part, exact whatever the timing.
         public var measured = 0
         public var measuredByStatus: [String: Int] = [:]
+        /// `/stream`: answers started, bytes written, answers waiting for their client now, answers whose client
+        /// left before the end.
+        public var streams = 0
+        public var streamedBytes = 0
+        public var streamsBlocked = 0
+        public var streamsAborted = 0
     }
 
     private let state = Mutex(Snapshot())
@@ -159,6 +167,11 @@ public final class DemoOriginStats: Sendable {
             stats.maxInFlight = max(stats.maxInFlight, stats.inFlight)
         }
     }
+
+    func streamStarted() { state.withLock { $0.streams += 1 } }
+    func streamed(_ bytes: Int) { state.withLock { $0.streamedBytes += bytes } }
+    func streamBlocked(_ blocked: Bool) { state.withLock { $0.streamsBlocked += blocked ? 1 : -1 } }
+    func streamAborted() { state.withLock { $0.streamsAborted += 1 } }
 
     func finished(status: Int, measured: Bool) {
         state.withLock { stats in

@@ -122,6 +122,10 @@ final class DemoOriginHandler: ChannelInboundHandler {
     private let data: DemoData
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
+    /// A `/stream` answer being written: what is left, written whenever the client can take more.
+    private var streaming: (remaining: Int, keepAlive: Bool, blocked: Bool)?
+    /// The bytes every `/stream` piece carries.
+    private static let streamPiece = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 << 10)
 
     init(delay: ClosedRange<Duration>, stats: DemoOriginStats, data: DemoData) {
         self.delay = delay
@@ -153,6 +157,9 @@ final class DemoOriginHandler: ChannelInboundHandler {
         let components = URLComponents(string: head.uri)
         let path = components?.percentEncodedPath ?? head.uri
         let query = Dictionary((components?.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
+        if path == "/stream" {
+            return startStream(context: context, head: head, query: query)
+        }
         if path.hasPrefix("/__") {
             if path == "/__close" {
                 context.close(promise: nil)
@@ -356,6 +363,67 @@ final class DemoOriginHandler: ChannelInboundHandler {
         if !keepAlive {
             done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
+    }
+
+    // MARK: /stream
+
+    /// `GET /stream?mb=N` (`&chunked=1`: no Content-Length): N MiB of `x`, written only as fast as the client
+    /// reads (the bytes are never held whole), for tests and load tests of answers bigger than memory. What it
+    /// sent, how often it had to wait for the client and how many clients left early are in `DemoOriginStats`.
+    private func startStream(context: ChannelHandlerContext, head: HTTPRequestHead, query: [String: String]) {
+        let megabytes = min(max(0, Int(query["mb"] ?? "") ?? 1), 1 << 16)
+        let total = megabytes << 20
+        var headers = HTTPHeaders([("Content-Type", "application/octet-stream"), ("Server", "trove-demo-origin")])
+        if query["chunked"] != "1" { headers.add(name: "Content-Length", value: String(total)) }
+        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        stats.started(method: head.method.rawValue, target: head.uri, measured: false)
+        stats.streamStarted()
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+        streaming = (head.method == .HEAD ? 0 : total, head.isKeepAlive, false)
+        continueStream(context: context)
+    }
+
+    private func continueStream(context: ChannelHandlerContext) {
+        guard var stream = streaming else { return }
+        while stream.remaining > 0 && context.channel.isWritable {
+            let piece = Self.streamPiece.getSlice(at: 0, length: min(stream.remaining, Self.streamPiece.readableBytes))!
+            stream.remaining -= piece.readableBytes
+            stats.streamed(piece.readableBytes)
+            context.write(wrapOutboundOut(.body(.byteBuffer(piece))), promise: nil)
+        }
+        if stream.remaining > 0 {
+            // The client is not taking more: wait for it (channelWritabilityChanged).
+            if !stream.blocked { stats.streamBlocked(true) }
+            stream.blocked = true
+            streaming = stream
+            context.flush()
+            return
+        }
+        if stream.blocked { stats.streamBlocked(false) }
+        streaming = nil
+        stats.finished(status: 200, measured: false)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !stream.keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, var stream = streaming, stream.blocked {
+            stream.blocked = false
+            streaming = stream
+            stats.streamBlocked(false)
+            continueStream(context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let stream = streaming {
+            if stream.blocked { stats.streamBlocked(false) }
+            stats.streamAborted()
+            stats.finished(status: 200, measured: false)
+            streaming = nil
+        }
+        context.fireChannelInactive()
     }
 
     private func encode(_ event: DemoData.Event) -> [String: Any] {

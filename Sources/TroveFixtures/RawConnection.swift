@@ -36,6 +36,12 @@ public final class RawConnection {
 
     deinit { if fd >= 0 { closeDescriptor(fd) } }
 
+    /// Changes the kernel's receive buffer: a client that starts reading fast after reading slowly.
+    public func setReceiveBuffer(_ bytes: Int) {
+        var size = Int32(clamping: bytes)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     /// Closes the connection now.
     public func close() {
         if fd >= 0 { closeDescriptor(fd) }
@@ -94,6 +100,42 @@ public final class RawConnection {
                 throw TestSupportError("the server closed the connection before a whole answer (\(received.count) bytes)")
             }
         }
+    }
+
+    /// Reads one answer whose body is framed by `Content-Length`, counting its body bytes and keeping none of
+    /// them (for answers bigger than a test should hold). Returns the head's fields and the body's length.
+    public func readDiscardingBody(within seconds: Double) throws -> (status: Int, headers: [String: String], bodyBytes: Int) {
+        let deadline = Self.now() + seconds
+        let separator: [UInt8] = [13, 10, 13, 10]
+        var end: Int?
+        while end == nil {
+            guard Self.now() < deadline else { throw TestSupportError("no head within \(seconds) s") }
+            if !receive(for: 0.01) && received.isEmpty { throw TestSupportError("closed before a head") }
+            if received.count >= 4 {
+                end = (0...(received.count - 4)).first { received[$0..<($0 + 4)].elementsEqual(separator) }
+            }
+        }
+        let headEnd = end! + 4
+        let lines = String(decoding: received[..<end!], as: UTF8.self).split(separator: "\r\n").map(String.init)
+        let status = lines.first.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
+        var fields: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmed()
+        }
+        guard let length = fields["content-length"].flatMap({ Int($0) }) else { throw TestSupportError("no Content-Length") }
+        var count = received.count - headEnd
+        received = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while count < length {
+            guard Self.now() < deadline else { throw TestSupportError("\(count) of \(length) body bytes within \(seconds) s") }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 100) > 0 else { continue }
+            let read = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard read > 0 else { throw TestSupportError("closed after \(count) of \(length) body bytes") }
+            count += read
+        }
+        return (status, fields, count)
     }
 
     /// The first whole answer in `bytes`; throws when there is none.

@@ -13,14 +13,36 @@ public final class RedisServer: Sendable {
     private let process = Mutex<ChildProcess?>(nil)
 
     /// Starts `redis-server` with no persistence; `extraArguments` such as `["--requirepass", "s3cret"]`.
+    ///
+    /// A free port can be taken by another test's server between being found and being bound: a server that
+    /// exits at once (it could not bind) is started again on another port, up to three times.
     public init(extraArguments: [String] = []) throws {
-        port = try Sockets.freePort()
-        password = extraArguments.firstIndex(of: "--requirepass").map { extraArguments[$0 + 1] }
-        arguments = [
-            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
-        ] + extraArguments
-        try start()
+        let password = extraArguments.firstIndex(of: "--requirepass").map { extraArguments[$0 + 1] }
+        self.password = password
+        var attempt = 0
+        while true {
+            let port = try Sockets.freePort()
+            let arguments = [
+                "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+            ] + extraArguments
+            let process = try ChildProcess(executable: try Self.executable(), arguments: arguments)
+            do {
+                try wait(until: "redis-server on port \(port) answers PING") {
+                    if process.exitStatus != nil { throw TestSupportError("redis-server on port \(port) exited at once") }
+                    return (try? Self.command(["PING"], port: port, password: password)) == "PONG"
+                }
+                self.port = port
+                self.arguments = arguments
+                self.process.withLock { $0 = process }
+                return
+            } catch {
+                let exitedAtOnce = process.exitStatus != nil
+                process.stop(signal: SIGKILL)
+                attempt += 1
+                guard attempt < 3, exitedAtOnce else { throw error }
+            }
+        }
     }
 
     deinit {
@@ -63,6 +85,10 @@ public final class RedisServer: Sendable {
     /// null, `ERR …` for an error. `password` authenticates first; `database` is selected first.
     @discardableResult
     public func command(_ arguments: [String], password: String? = nil, database: Int = 0) throws -> String {
+        try Self.command(arguments, port: port, password: password, database: database)
+    }
+
+    static func command(_ arguments: [String], port: Int, password: String? = nil, database: Int = 0) throws -> String {
         var request: [UInt8] = []
         var expected = 1
         func encode(_ command: [String]) {

@@ -31,6 +31,9 @@ public struct Limits: Sendable, Equatable {
     public var maxPurge = 10_000
     /// A gzip entry decoded for a client that does not take gzip may grow to at most this; past it, 502.
     public var maxDecodedBody = 64 << 20
+    /// An answer that is not stored (pass, bypass, writes) is passed on as it arrives; at most this many of its
+    /// bytes are held between the origin and the client, whatever its size (the origin's transfer pauses past it).
+    public var streamWindow = 256 << 10
 
     public init() {}
 }

@@ -41,6 +41,7 @@ extension RulesLoader {
         .count("max_pipelined", range: 1...1024, \.maxPipelined),
         .count("max_purge", range: 1...1_000_000, \.maxPurge),
         .size("max_decoded_body", maximum: 1 << 30, \.maxDecodedBody),
+        .size("stream_window", maximum: 64 << 20, \.streamWindow),
     ]
 
     static func readLimits(_ node: Node?, reader: inout RulesReader) -> Limits {

@@ -52,6 +52,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     @exclusivity(unchecked) private var deadlines = ClientDeadlines(settings: .init(Limits()), now: 0)
     private var timer: Scheduled<Void>?
     private var timerAt: NIODeadline?
+    /// The exchange whose answer is being passed on as it arrives, if any.
+    private var streamingExchange: Exchange?
     /// A request part was decoded since the last read completed (else the read held part of a head only).
     private var decodedThisRead = false
     /// The time of the current read, taken once for every part it holds (a clock read costs as much as the rest
@@ -146,6 +148,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         /// While waiting for another instance: the notices watched, and the next tick.
         var noticeWatch: Int?
         var lockTick: Scheduled<Void>?
+        /// Set when the origin's answer is passed on as it arrives (it is not stored).
+        var streamed: StreamedAnswer?
         var answered = false
         /// When the request was complete, and how long the origin took (for the access log).
         let started = NIODeadline.now()
@@ -286,6 +290,9 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         connection.closed()
+        // An answer being passed on has nobody to go to: the origin's transfer stops.
+        streamingExchange?.streamed?.stream?.cancel()
+        streamingExchange = nil
         bodyReservation = nil
         body = nil
         timer?.cancel()
@@ -666,7 +673,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: The origin
 
     private func send(_ fetch: ReadThroughStateMachine.Fetch, _ exchange: Exchange) {
-        guard let context, let request = OriginRequests.make(
+        guard let context, var request = OriginRequests.make(
             plan: exchange.plan, fetch: fetch, headers: exchange.headers, clientAddress: context.channel.remoteAddress?.ipAddress,
             body: exchange.body, forwardedHost: exchange.forwardedHost, limits: limits, budget: environment.responseBodies)
         else {
@@ -675,14 +682,43 @@ final class ProxyHandler: ChannelDuplexHandler {
             return
         }
         exchange.fetchMethod = fetch.method
+        if !fetch.forStorage {
+            // Not stored: passed on as it arrives, a window at a time, whatever its size.
+            let streamed = StreamedAnswer()
+            exchange.streamed = streamed
+            streamingExchange = exchange
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, exchange), eventLoop: loop)
+            request.stream = OriginStream(window: limits.streamWindow) { event in
+                loop.execute {
+                    let (handler, exchange) = bound.value
+                    handler.streamEvent(event, exchange)
+                }
+            }
+            streamed.stream = request.stream
+        }
         let started = NIODeadline.now()
         environment.call(request, on: context.eventLoop).assumeIsolated().whenSuccess { result in
             exchange.originNanoseconds = (NIODeadline.now() - started).nanoseconds
             switch result {
             case .response(let response):
+                if let streamed = exchange.streamed {
+                    // The head normally came first; an answer whose head was not handed over gets it now.
+                    if !streamed.headReceived { self.streamEvent(.head(status: response.status, headers: response.headers), exchange) }
+                    // An origin client that does not stream (a test's) hands the body over whole.
+                    if response.body.readableBytes > 0 { self.streamEvent(.body(response.body), exchange) }
+                    return self.streamEnded(nil, exchange)
+                }
                 exchange.response = response
                 self.execute(exchange.machine.originResponded(
                     status: response.status, headers: response.headers, bodyLength: response.bodyLength), exchange)
+            case .failed(let error) where exchange.streamed?.headReceived == true:
+                // Part of the answer may be out: the client can only be told by the connection closing.
+                self.environment.logger.warning("origin failed in the middle of an answer", metadata: [
+                    "origin.name": "\(error.origin)", "origin.error": "\(error.reason)",
+                    "route.name": "\(exchange.plan.route?.name ?? "")",
+                ])
+                self.streamEnded(error, exchange)
             case .failed(let error):
                 self.environment.logger.warning("origin failed", metadata: [
                     "origin.name": "\(error.origin)", "origin.error": "\(error.reason)",
@@ -816,6 +852,10 @@ final class ProxyHandler: ChannelDuplexHandler {
                 bytes: plan.omitBody ? 0 : body?.readableBytes ?? 0, client: context?.channel.remoteAddress?.ipAddress)
         }
 
+        if let streamed = exchange.streamed, plan.source == .origin {
+            return startStream(streamed, exchange, status: status, headers: headers, trove: trove, omitBody: plan.omitBody,
+                close: close || exchange.endsConnection)
+        }
         write(status: status, headers: headers, trove: trove, body: plan.omitBody ? nil : body, contentLength: contentLength,
             request: exchange.head, close: close || exchange.endsConnection, reservation: writing)
     }
@@ -874,6 +914,147 @@ final class ProxyHandler: ChannelDuplexHandler {
                 "the origin's gzip body decodes to more than \(Units.format(bytes: limit)) (limits.max_decoded_body); ask with Accept-Encoding: gzip"
             }
         }
+    }
+
+    // MARK: Streamed answers
+
+    /// What the origin handed over and how it goes out.
+    final class StreamedAnswer {
+        var stream: OriginStream<ByteBuffer>?
+        var headReceived = false
+        /// The head went to the client; pieces now go out as they arrive.
+        var started = false
+        /// Pieces that arrived before the head went out (a write's purge first): bounded by the stream's window.
+        var pending: [ByteBuffer] = []
+        var chunked = false
+        var keepAlive = true
+        var omitBody = false
+        /// The origin's transfer ended (nil: whole; else how it failed) before the head went out.
+        var ended: OriginError??
+        var bytes = 0
+    }
+
+    private func streamEvent(_ event: OriginStream<ByteBuffer>.Event, _ exchange: Exchange) {
+        guard let streamed = exchange.streamed else { return }
+        switch event {
+        case .head(let status, let headers):
+            guard !streamed.headReceived else { return }
+            streamed.headReceived = true
+            let response = OriginResponse(status: status, headers: headers, body: ByteBuffer(), bodyLength: 0)
+            exchange.response = response
+            execute(exchange.machine.originResponded(status: status, headers: headers, bodyLength: 0), exchange)
+        case .body(let piece):
+            if streamed.started {
+                writePiece(piece, streamed)
+            } else {
+                streamed.pending.append(piece)
+            }
+        }
+    }
+
+    /// Writes the head of a streamed answer, and whatever of its body arrived meanwhile. Framed by the origin's
+    /// `Content-Length` when it gave one, else chunked (HTTP/1.1) or by closing the connection (HTTP/1.0).
+    private func startStream(
+        _ streamed: StreamedAnswer, _ exchange: Exchange, status: Int, headers: [Header], trove: ResponseEncoding.TroveHeaders,
+        omitBody: Bool, close: Bool
+    ) {
+        guard let context, context.channel.isActive else {
+            drain?.finished()
+            connection.answerAbandoned()
+            streamed.stream?.cancel()
+            return
+        }
+        if drain?.isDraining ?? false { _ = connection.drainStarted() }
+        let bodiless = ResponseEncoding.isBodiless(status) || omitBody || exchange.fetchMethod == "HEAD"
+        let declared = exchange.response?.headers.first { HTTPSyntax.name($0.name, is: "content-length") }
+            .flatMap { Int($0.value.trimmingWhitespace()) }.flatMap { $0 >= 0 ? $0 : nil }
+        var headers = headers
+        var contentLength: Int?
+        if bodiless {
+            contentLength = exchange.fetchMethod == "HEAD" ? declared : nil
+        } else if let declared {
+            contentLength = declared
+        } else if exchange.head.version.minor >= 1 {
+            streamed.chunked = true
+            headers.append(Header("Transfer-Encoding", "chunked"))
+        }
+        let delimitedByClose = !bodiless && contentLength == nil && !streamed.chunked
+        streamed.keepAlive = connection.answerStarts(keepAliveAsked: exchange.head.isKeepAlive && !close && !delimitedByClose)
+        streamed.omitBody = bodiless
+        streamed.started = true
+        context.writeAndFlush(wrapOutboundOut(ResponseEncoding.head(
+            version: exchange.head.version, status: status, headers: headers, trove: trove,
+            contentLength: contentLength, keepAlive: streamed.keepAlive, allocator: context.channel.allocator)), promise: nil)
+        let pending = streamed.pending
+        streamed.pending = []
+        for piece in pending { writePiece(piece, streamed) }
+        if let ended = streamed.ended { streamEnded(ended, exchange) }
+    }
+
+    /// Writes one piece of a streamed answer; the stream learns it was consumed once the socket took it.
+    private func writePiece(_ piece: ByteBuffer, _ streamed: StreamedAnswer) {
+        guard let context else { return }
+        let count = piece.readableBytes
+        streamed.bytes += count
+        guard !streamed.omitBody, context.channel.isActive else {
+            streamed.stream?.consumed(count)
+            return
+        }
+        if streamed.chunked {
+            var size = context.channel.allocator.buffer(capacity: 12)
+            size.writeString(String(count, radix: 16))
+            size.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(size), promise: nil)
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        if streamed.chunked {
+            context.write(wrapOutboundOut(piece), promise: nil)
+            var end = context.channel.allocator.buffer(capacity: 2)
+            end.writeStaticString("\r\n")
+            context.writeAndFlush(wrapOutboundOut(end), promise: promise)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(piece), promise: promise)
+        }
+        let stream = streamed.stream
+        promise.futureResult.whenComplete { _ in stream?.consumed(count) }
+    }
+
+    /// The origin's transfer ended: whole (`error` nil), or broken. A whole answer ends (its last chunk); a
+    /// broken one closes the connection, the only way left to tell the client.
+    private func streamEnded(_ error: OriginError?, _ exchange: Exchange) {
+        guard let streamed = exchange.streamed, let context else { return }
+        guard streamed.started else {
+            streamed.ended = .some(error)
+            return
+        }
+        exchange.streamed = nil
+        if streamingExchange === exchange { streamingExchange = nil }
+        endLead(exchange, .released, notice: .released)
+        guard context.channel.isActive else {
+            drain?.finished()
+            connection.answerAbandoned()
+            return
+        }
+        if error != nil || !streamed.keepAlive {
+            if error == nil && streamed.chunked {
+                var last = context.channel.allocator.buffer(capacity: 5)
+                last.writeStaticString("0\r\n\r\n")
+                context.write(wrapOutboundOut(last), promise: nil)
+            }
+            connection.closed()
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+                self.drain?.finished()
+            }
+            return answered(context: context)
+        }
+        if streamed.chunked {
+            var last = context.channel.allocator.buffer(capacity: 5)
+            last.writeStaticString("0\r\n\r\n")
+            context.writeAndFlush(wrapOutboundOut(last), promise: nil)
+        }
+        drain?.finished()
+        answered(context: context)
     }
 
     /// A Shopify webhook on the public listener: answered by Trove, never forwarded.

@@ -117,10 +117,10 @@ import TroveTestSupport
         #expect(try await scenario.request(trove, "/respond/strict?a=1").status == 503)
 
         try await scenario.control("/__heal")
-        try await scenario.origin.stop()
-        // Held, so that a server another test starts meanwhile cannot answer in the stopped origin's place.
+        // Held before the origin stops, so that no server another test starts can answer in its place.
         let reserved = try Sockets.reserve(port: scenario.origin.port)
         defer { Sockets.release(reserved) }
+        try await scenario.origin.stop()
         let down = try await scenario.request(trove, "/api/v1/events/4")
         #expect(down.status == 200)
         #expect(down.cacheStatus == "trove; fwd=stale; ttl=-110; detail=ORIGIN-UNREACHABLE")

@@ -74,12 +74,28 @@ import TroveTestSupport
             headers.add(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
         let status = try #require(Int(words[1]))
-        let length = toHead || [204, 304].contains(status) || status < 200 ? 0 : Int(headers.first(name: "Content-Length") ?? "0") ?? 0
         var body = ""
-        if length > 0 {
-            let bytes = try #require(try channel.readOutbound(as: ByteBuffer.self))
-            #expect(bytes.readableBytes == length, "the body is as long as Content-Length says")
-            body = String(buffer: bytes)
+        if headers.first(name: "Transfer-Encoding") == "chunked" && !toHead {
+            // A streamed answer: chunks, each written as its size line, its bytes and its CRLF, then "0\r\n\r\n".
+            while true {
+                let sizeLine = String(buffer: try #require(try channel.readOutbound(as: ByteBuffer.self)))
+                let size = try #require(Int(sizeLine.prefix { $0.isHexDigit }, radix: 16))
+                if size == 0 {
+                    #expect(sizeLine == "0\r\n\r\n", "the last chunk ends the answer")
+                    break
+                }
+                let piece = try #require(try channel.readOutbound(as: ByteBuffer.self))
+                #expect(piece.readableBytes == size, "a chunk is as long as its size line says")
+                body += String(buffer: piece)
+                #expect(String(buffer: try #require(try channel.readOutbound(as: ByteBuffer.self))) == "\r\n")
+            }
+        } else {
+            let length = toHead || [204, 304].contains(status) || status < 200 ? 0 : Int(headers.first(name: "Content-Length") ?? "0") ?? 0
+            if length > 0 {
+                let bytes = try #require(try channel.readOutbound(as: ByteBuffer.self))
+                #expect(bytes.readableBytes == length, "the body is as long as Content-Length says")
+                body = String(buffer: bytes)
+            }
         }
         let version: HTTPVersion = words[0] == "HTTP/1.0" ? .http1_0 : .http1_1
         return Answer(head: HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers), body: body)
