@@ -52,6 +52,24 @@ extension RulesLoader {
         /// Reads the value at `node` (its field is `field`) into `options`; false when it is not valid (the
         /// reader has the error).
         let read: @Sendable (_ node: Node, _ field: String, _ path: PathParameters, _ reader: inout RulesReader, _ options: inout CacheOptions) -> Bool
+
+        /// A duration that `defaults.cache` may give too.
+        static func duration(_ name: String, allowZero: Bool, _ path: any WritableKeyPath<CacheOptions, Duration> & Sendable) -> CacheOption {
+            CacheOption(name: name, scope: .routeOrDefaults) { node, field, _, reader, options in
+                guard let value = reader.duration(node, field: field, allowZero: allowZero) else { return false }
+                options[keyPath: path] = value
+                return true
+            }
+        }
+
+        /// An optional duration (absent: none) that `defaults.cache` may give too.
+        static func duration(_ name: String, allowZero: Bool, _ path: any WritableKeyPath<CacheOptions, Duration?> & Sendable) -> CacheOption {
+            CacheOption(name: name, scope: .routeOrDefaults) { node, field, _, reader, options in
+                guard let value = reader.duration(node, field: field, allowZero: allowZero) else { return false }
+                options[keyPath: path] = value
+                return true
+            }
+        }
     }
 
     /// Every key of `cache:`, once.
@@ -71,27 +89,15 @@ extension RulesLoader {
             }
             return true
         },
-        CacheOption(name: "ttl", scope: .routeOrDefaults) { node, field, _, reader, options in
-            // 0s is meaningful with freshness: origin (no guessing: only what the origin says is fresh is served).
-            guard let value = reader.duration(node, field: field, allowZero: true) else { return false }
-            options.ttl = value
-            return true
-        },
+        // 0s is meaningful with freshness: origin (no guessing: only what the origin says is fresh is served).
+        .duration("ttl", allowZero: true, \.ttl),
         CacheOption(name: "statuses", scope: .routeOrDefaults) { node, field, _, reader, options in
             guard let (statuses, any) = readStatuses(node, field: field, reader: &reader) else { return false }
             (options.statuses, options.anyStatus) = (statuses, any)
             return true
         },
-        CacheOption(name: "stale", scope: .routeOrDefaults) { node, field, _, reader, options in
-            guard let value = reader.duration(node, field: field, allowZero: true) else { return false }
-            options.stale = value
-            return true
-        },
-        CacheOption(name: "stale_if_error", scope: .routeOrDefaults) { node, field, _, reader, options in
-            guard let value = reader.duration(node, field: field, allowZero: true) else { return false }
-            options.staleIfError = value
-            return true
-        },
+        .duration("stale", allowZero: true, \.stale),
+        .duration("stale_if_error", allowZero: true, \.staleIfError),
         CacheOption(name: "max_body", scope: .routeOrDefaults) { node, field, _, reader, options in
             guard let value = reader.size(node, field: field, maximum: maxBodyLimit) else { return false }
             options.maxBodyBytes = value
@@ -118,11 +124,7 @@ extension RulesLoader {
             options.freshness = value
             return true
         },
-        CacheOption(name: "max_ttl", scope: .routeOrDefaults) { node, field, _, reader, options in
-            guard let value = reader.duration(node, field: field) else { return false }
-            options.maxTTL = value
-            return true
-        },
+        .duration("max_ttl", allowZero: false, \.maxTTL),
         CacheOption(name: "ignore_query", scope: .routeOrDefaults) { node, field, _, reader, options in
             guard let value = readIgnoreQuery(node, field: field, reader: &reader) else { return false }
             options.ignoreQuery = value
