@@ -30,11 +30,16 @@ public final class OriginStream<Body: Sendable>: Sendable {
     public let window: Int
     private let state = Mutex(State())
     private let deliver: @Sendable (Event) -> Void
+    private let paused: @Sendable (Bool) -> Void
 
-    /// - Parameter deliver: called for each event, on the origin client's thread, in order.
-    public init(window: Int, deliver: @escaping @Sendable (Event) -> Void) {
+    /// - Parameters:
+    ///   - deliver: called for each event, on the origin client's thread, in order.
+    ///   - paused: told when the transfer pauses (true) and resumes or ends paused (false), on either thread: for
+    ///     metrics.
+    public init(window: Int, deliver: @escaping @Sendable (Event) -> Void, paused: @escaping @Sendable (Bool) -> Void = { _ in }) {
         self.window = max(1, window)
         self.deliver = deliver
+        self.paused = paused
     }
 
     // MARK: The origin client's side
@@ -60,14 +65,16 @@ public final class OriginStream<Body: Sendable>: Sendable {
     /// the transfer must pause until `resume` is called. A piece is always taken when nothing is outstanding,
     /// whatever its size, so a piece bigger than the window cannot stall the transfer.
     public func reserve(_ count: Int) -> Bool {
-        state.withLock { state in
+        let (taken, pausedNow) = state.withLock { state -> (Bool, Bool) in
             if state.outstanding > 0 && state.outstanding + count > window {
-                state.paused = true
-                return false
+                defer { state.paused = true }
+                return (false, !state.paused)
             }
             state.outstanding += count
-            return true
+            return (true, false)
         }
+        if pausedNow { paused(true) }
+        return taken
     }
 
     public func push(_ body: Body) {
@@ -84,16 +91,21 @@ public final class OriginStream<Body: Sendable>: Sendable {
             state.paused = false
             return state.resume
         }
-        resume?()
+        if let resume {
+            paused(false)
+            resume()
+        }
     }
 
     /// The consumer is gone (the client closed): the transfer is aborted.
     public func cancel() {
-        let abort: (@Sendable () -> Void)? = state.withLock { state in
-            guard !state.cancelled else { return nil }
+        let (abort, wasPaused): ((@Sendable () -> Void)?, Bool) = state.withLock { state in
+            guard !state.cancelled else { return (nil, false) }
             state.cancelled = true
-            return state.abort
+            defer { state.paused = false }
+            return (state.abort, state.paused)
         }
+        if wasPaused { paused(false) }
         abort?()
     }
 

@@ -4,6 +4,7 @@ internal import Logging
 internal import NIOCore
 internal import NIOHTTP1
 internal import NIOPosix
+internal import Synchronization
 internal import TroveCore
 internal import TroveRules
 
@@ -689,12 +690,20 @@ final class ProxyHandler: ChannelDuplexHandler {
             streamingExchange = exchange
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, exchange), eventLoop: loop)
-            request.stream = OriginStream(window: limits.streamWindow) { event in
+            let metrics = environment.metrics
+            let pausedSince = Mutex<NIODeadline?>(nil)
+            request.stream = OriginStream(window: limits.streamWindow, deliver: { event in
                 loop.execute {
                     let (handler, exchange) = bound.value
                     handler.streamEvent(event, exchange)
                 }
-            }
+            }, paused: { paused in
+                let since = pausedSince.withLock { since in
+                    defer { since = paused ? .now() : nil }
+                    return since
+                }
+                metrics.recordStreamPause(paused, nanoseconds: since.map { (NIODeadline.now() - $0).nanoseconds } ?? 0)
+            })
             streamed.stream = request.stream
         }
         let started = NIODeadline.now()

@@ -32,6 +32,10 @@ public final class ProxyMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let limits: [LimitReached: CoreMetrics.Counter]
     private let openConnections: CoreMetrics.Gauge
+    /// Streamed answers whose origin transfer waits for its client now, and how long each waited.
+    private let streamsPaused = Atomic<Int>(0)
+    private let streamsPausedGauge: CoreMetrics.Gauge
+    private let streamPauses: CoreMetrics.Timer
     private let factory: PrometheusMetricsFactory
     private let purges: [PurgeSource: CoreMetrics.Counter]
     private let storeLookup: CoreMetrics.Timer
@@ -76,6 +80,8 @@ public final class ProxyMetrics: Sendable {
         }
         self.limits = limits
         openConnections = CoreMetrics.Gauge(label: "trove_client_connections", factory: factory)
+        streamsPausedGauge = CoreMetrics.Gauge(label: "trove_streams_paused", factory: factory)
+        streamPauses = CoreMetrics.Timer(label: "trove_stream_pause_duration_seconds", factory: factory)
     }
 
     /// A limit was reached (someone was refused, cut off or answered 408/413/431/503 because of it).
@@ -84,6 +90,13 @@ public final class ProxyMetrics: Sendable {
     }
 
     /// Client connections to the proxy open now.
+    /// A streamed answer's origin transfer paused for its client (true), or went on (false, after `nanoseconds`).
+    func recordStreamPause(_ paused: Bool, nanoseconds: Int64 = 0) {
+        let now = paused ? streamsPaused.add(1, ordering: .relaxed).newValue : streamsPaused.subtract(1, ordering: .relaxed).newValue
+        streamsPausedGauge.record(now)
+        if !paused { streamPauses.recordNanoseconds(nanoseconds) }
+    }
+
     func recordOpenConnections(_ count: Int) {
         openConnections.record(count)
     }

@@ -7,8 +7,8 @@ import TroveFixtures
 /// Answers that are not stored pass through as they arrive: a window at a time, whatever their size, paced by
 /// the client. `trove serve` runs as its own process, so that its resident memory is its own.
 @Suite(.serialized) struct StreamingTests {
-    /// `trove serve` in front of the scenario's origin, and its proxy port.
-    private func serve(_ scenario: Scenario, directory: String) async throws -> (ChildProcess, Int) {
+    /// `trove serve` in front of the scenario's origin, its proxy port, and its admin API's URL.
+    private func serve(_ scenario: Scenario, directory: String) async throws -> (ChildProcess, Int, String) {
         let proxyPort = try Sockets.freePort()
         let adminPort = try Sockets.freePort()
         let yaml = scenario.yaml()
@@ -21,7 +21,7 @@ import TroveFixtures
         try await eventually("trove serve answers") {
             (try? await scenario.request(url: "http://127.0.0.1:\(adminPort)/healthz").status) == 200
         }
-        return (trove, proxyPort)
+        return (trove, proxyPort, "http://127.0.0.1:\(adminPort)")
     }
 
     private func temporaryDirectory() throws -> String {
@@ -46,7 +46,7 @@ import TroveFixtures
         let scenario = try await Scenario(redis: false)
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (trove, port) = try await serve(scenario, directory: directory)
+        let (trove, port, _) = try await serve(scenario, directory: directory)
         defer { trove.stop() }
         let before = Self.residentBytes(trove.pid)
         let client = try RawConnection(port: port)
@@ -68,7 +68,7 @@ import TroveFixtures
         let scenario = try await Scenario(redis: false)
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (trove, port) = try await serve(scenario, directory: directory)
+        let (trove, port, admin) = try await serve(scenario, directory: directory)
         defer { trove.stop() }
         let before = Self.residentBytes(trove.pid)
         let reader = try RawConnection(port: port, receiveBuffer: 4096)
@@ -80,6 +80,10 @@ import TroveFixtures
         #expect(sent < 64 << 20, "the origin sent \(sent >> 20) MiB of 128 to a client that read nothing")
         let growth = Self.residentBytes(trove.pid) - before
         #expect(growth < 64 << 20, "Trove's resident memory grew by \(growth >> 20) MiB")
+        let metrics = { () async throws -> String in
+            try await scenario.request(url: admin + "/metrics", headers: [Header("Authorization", "Bearer \(Scenario.token)")]).body
+        }
+        #expect(try await metrics().contains("trove_streams_paused 1"), "the paused transfer is counted")
         reader.setReceiveBuffer(4 << 20)
         let answer = try reader.readDiscardingBody(within: 60)
         #expect(answer.bodyBytes == 128 << 20, "reading again resumed the transfer to its end")
@@ -94,6 +98,8 @@ import TroveFixtures
             scenario.origin.stats.snapshot.streamsAborted == 1
         }
         #expect(scenario.origin.stats.snapshot.streamedBytes < (128 << 20) + (1 << 30))
+        try await eventually("no transfer is paused any more") { try await metrics().contains("trove_streams_paused 0") }
+        #expect(try await metrics().contains("trove_stream_pause_duration_seconds_count"))
         reader.close()
         await scenario.stop()
     }
