@@ -28,6 +28,8 @@ public struct OriginRequest<Body: Sendable>: Sendable {
     /// limit and no budget (the stream's window bounds it); the completion then carries an empty body and the
     /// number of bytes streamed.
     public var stream: OriginStream<Body>?
+    /// Set for a write forwarded as its body arrives: the body is read from here, not from `body`.
+    public var upload: OriginUpload?
 
     public init(
         origin: String, method: String, url: String, headers: [Header], body: Body?, connectTimeout: Duration,

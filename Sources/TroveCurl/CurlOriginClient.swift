@@ -120,10 +120,9 @@ public final class CurlOriginClient: OriginClient, Sendable {
                 case .success(let transfer):
                     active[transfer.easy] = transfer
                     _ = curl_multi_add_handle(handle, transfer.easy)
-                    if let stream = request.stream {
-                        let bits = UInt(bitPattern: transfer.easy)
-                        stream.attach(resume: { [self] in control(bits, .resume) }, abort: { [self] in control(bits, .abort) })
-                    }
+                    let bits = UInt(bitPattern: transfer.easy)
+                    request.stream?.attach(resume: { [self] in control(bits, .resume) }, abort: { [self] in control(bits, .abort) })
+                    request.upload?.attach(resume: { [self] in control(bits, .resume) }, abort: { [self] in control(bits, .abort) })
                 case .failure(let error):
                     completion(.failure(error))
                 }
@@ -179,6 +178,8 @@ private final class Transfer {
     private var tooLarge = false
     /// Set for an answer handed over as it arrives (`OriginRequest.stream`).
     private let stream: OriginStream<ByteBuffer>?
+    /// Set for a body read as the client sends it (`OriginRequest.upload`).
+    let upload: OriginUpload?
     private var headDelivered = false
     private var streamedBytes = 0
     /// This answer's share of the process-wide budget of answers being received; dropped (given back) when the
@@ -196,6 +197,7 @@ private final class Transfer {
         self.timeout = request.timeout
         self.body = ByteBufferAllocator().buffer(capacity: 0)
         self.stream = request.stream
+        self.upload = request.upload
         // A streamed answer holds a window, not a body: it takes no share of the budget.
         self.reservation = request.stream == nil ? request.budget.map { BudgetReservation(budget: $0, capacity: request.budgetCapacity) } : nil
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -260,6 +262,15 @@ private final class Transfer {
             _ = CCurlShim_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
         default:
             _ = CCurlShim_easy_setopt_str(easy, CURLOPT_CUSTOMREQUEST, request.method)
+            if let upload = request.upload {
+                // Read as the client sends it: the declared length, or chunked when the client sent it chunked.
+                if !names.contains("content-type") { headerList = curl_slist_append(headerList, "Content-Type:") }
+                _ = CCurlShim_easy_setopt_long(easy, CURLOPT_POST, 1)
+                _ = CCurlShim_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(upload.length ?? -1))
+                _ = CCurlShim_easy_setopt_read_cb(easy, CURLOPT_READFUNCTION, readCallback)
+                _ = CCurlShim_easy_setopt_ptr(easy, CURLOPT_READDATA, context)
+                break
+            }
             // Writes always carry a length (0 when empty); other methods only when the client sent a body.
             let body = request.body ?? (["POST", "PUT", "PATCH"].contains(request.method) ? ByteBuffer() : nil)
             if let body {
@@ -391,6 +402,19 @@ private let writeCallback: curl_write_callback = { data, size, count, userdata i
     let length = size * count
     guard length > 0, let data else { return length }
     return transfer.received(UnsafeRawBufferPointer(start: data, count: length))
+}
+
+/// Hands libcurl the next bytes of a body the client is still sending.
+private let readCallback: curl_read_callback = { buffer, size, count, userdata in
+    guard let userdata, let buffer else { return Int(CURL_READFUNC_ABORT) }
+    let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
+    guard let upload = transfer.upload else { return 0 }
+    switch upload.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count)) {
+    case .bytes(let copied): return copied
+    case .pause: return Int(CURL_READFUNC_PAUSE)
+    case .end: return 0
+    case .abort: return Int(CURL_READFUNC_ABORT)
+    }
 }
 
 /// Called once per header line, status lines included.

@@ -141,6 +141,8 @@ public final class DemoOriginStats: Sendable {
         public var streamedBytes = 0
         public var streamsBlocked = 0
         public var streamsAborted = 0
+        /// `/sink`: request body bytes received (and dropped).
+        public var sunkBytes = 0
     }
 
     private let state = Mutex(Snapshot())
@@ -172,6 +174,7 @@ public final class DemoOriginStats: Sendable {
     func streamed(_ bytes: Int) { state.withLock { $0.streamedBytes += bytes } }
     func streamBlocked(_ blocked: Bool) { state.withLock { $0.streamsBlocked += blocked ? 1 : -1 } }
     func streamAborted() { state.withLock { $0.streamsAborted += 1 } }
+    func sunk(_ bytes: Int) { state.withLock { $0.sunkBytes += bytes } }
 
     func finished(status: Int, measured: Bool) {
         state.withLock { stats in

@@ -122,6 +122,8 @@ final class DemoOriginHandler: ChannelInboundHandler {
     private let data: DemoData
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
+    /// Bytes of a `/sink` request's body so far (nil: not a sink).
+    private var sunk: Int?
     /// A `/stream` answer being written: what is left, written whenever the client can take more.
     private var streaming: (remaining: Int, keepAlive: Bool, blocked: Bool)?
     /// The bytes every `/stream` piece carries.
@@ -138,11 +140,24 @@ final class DemoOriginHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             self.body = nil
+            sunk = head.uri.hasPrefix("/sink") ? 0 : nil
         case .body(var chunk):
+            // `/sink` counts what it receives and keeps none of it: uploads bigger than memory.
+            if let sunk {
+                self.sunk = sunk + chunk.readableBytes
+                stats.sunk(chunk.readableBytes)
+                return
+            }
             if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
         case .end:
             guard let head else { return }
             self.head = nil
+            if let sunk {
+                self.sunk = nil
+                stats.started(method: head.method.rawValue, target: head.uri, measured: false)
+                stats.finished(status: 200, measured: false)
+                return write(context: context, head: head, answer: json(.ok, ["received": sunk]))
+            }
             handle(context: context, head: head, body: body ?? ByteBuffer())
         }
     }

@@ -43,6 +43,8 @@ struct ProxyConnectionStateMachine<Request> {
     /// Reads are held back (too many waiting, a refusal, draining); `readWanted`: the channel asked meanwhile.
     private var readsHeld = false
     private var readWanted = false
+    /// A request body streaming to the origin filled its window: reads wait until the origin takes half.
+    private var uploadHolds = false
     private var draining = false
     /// Past this many waiting requests, reads are held back (`limits.max_pipelined`).
     let maxPipelined: Int
@@ -80,9 +82,22 @@ struct ProxyConnectionStateMachine<Request> {
 
     /// The channel wants to read: read now, unless reads are held.
     mutating func readRequested() -> Bool {
-        guard readsHeld else { return true }
+        guard readsHeld || uploadHolds else { return true }
         readWanted = true
         return false
+    }
+
+    /// The body streaming to the origin filled its window: hold reads.
+    mutating func uploadFull() {
+        uploadHolds = true
+    }
+
+    /// The origin took half the window: true when a read is wanted now.
+    mutating func uploadHasRoom() -> Bool {
+        uploadHolds = false
+        guard readWanted, !readsHeld, case .open = state else { return false }
+        readWanted = false
+        return true
     }
 
     /// The answer about to be written: does the connection stay open after it? Not when the request or the
@@ -106,8 +121,8 @@ struct ProxyConnectionStateMachine<Request> {
         var read = false
         if readsHeld, !isIgnoringInput, !draining, queue.count < max(1, maxPipelined / 2) {
             readsHeld = false
-            read = readWanted
-            readWanted = false
+            read = readWanted && !uploadHolds
+            if read { readWanted = false }
         }
         guard writable, let next = queue.popFirst() else { return read ? .read : .none }
         isAnswering = true

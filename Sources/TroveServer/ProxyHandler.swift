@@ -55,6 +55,17 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var timerAt: NIODeadline?
     /// The exchange whose answer is being passed on as it arrives, if any.
     private var streamingExchange: Exchange?
+    /// The body being read goes to the origin as it arrives (see `channelRead`).
+    private var uploading: OriginUpload?
+    private var uploadedBytes = 0
+    /// The exchange the body being uploaded belongs to.
+    private var uploadExchange: Exchange?
+
+    /// The origin took half of a full upload window: read from the client again.
+    private func uploadHasRoom() {
+        guard let context, connection.uploadHasRoom() else { return }
+        context.read()
+    }
     /// A request part was decoded since the last read completed (else the read held part of a head only).
     private var decodedThisRead = false
     /// The time of the current read, taken once for every part it holds (a clock read costs as much as the rest
@@ -78,7 +89,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     @exclusivity(unchecked) private var connection = ProxyConnectionStateMachine<Queued>(maxPipelined: Limits().maxPipelined)
 
     private enum Queued {
-        case request(HTTPRequestHead, ByteBuffer?, BudgetReservation?, endsConnection: Bool)
+        case request(HTTPRequestHead, ByteBuffer?, BudgetReservation?, endsConnection: Bool, upload: OriginUpload? = nil)
         /// A request Trove answers itself, in its turn, before closing the connection.
         case refused(HTTPRequestHead?, Refusal)
     }
@@ -114,6 +125,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         /// After an upgrade (`Upgrade`, `CONNECT`) NIO's decoder reads nothing more from the connection: it must
         /// close after this answer, or the next request on it would wait forever.
         var endsConnection = false
+        /// The body's declared length (`Content-Length`), and whether it comes chunked instead.
+        var bodyLength: Int?
+        var chunkedBody = false
+
+        /// A body follows the head.
+        var hasBody: Bool { chunkedBody || (bodyLength ?? 0) > 0 }
     }
 
     init(environment: ProxyEnvironment, drain: ConnectionDrain? = nil) {
@@ -151,6 +168,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         var lockTick: Scheduled<Void>?
         /// Set when the origin's answer is passed on as it arrives (it is not stored).
         var streamed: StreamedAnswer?
+        /// Set when the request's body goes to the origin as it arrives.
+        var upload: OriginUpload?
         var answered = false
         /// When the request was complete, and how long the origin took (for the access log).
         let started = NIODeadline.now()
@@ -209,8 +228,31 @@ final class ProxyHandler: ChannelDuplexHandler {
             body = nil
             bodyReservation = nil
             headCheck = Self.check(head, limits: limits, hosts: hostCheck)
+            // A write on an idle connection goes to the origin at once, its body following as it arrives (a window
+            // at a time, whatever its size); pipelined requests and reads with bodies are held whole.
+            // (Not a webhook: its signature covers the whole body, which is read first.)
+            let streams = headCheck.hasBody && !connection.isAnswering && connection.waiting == 0 && MethodSet.invalidates(head.method.token)
+                && WebhookEndpoint.rule(on: .public, in: environment.rules.current, method: head.method.token, uri: head.uri) == nil
             if let refusal = headCheck.refusal {
                 return refuse(head, refusal)
+            }
+            if streams {
+                let loop = context.eventLoop
+                let bound = NIOLoopBound(self, eventLoop: loop)
+                let upload = OriginUpload(window: limits.streamWindow, length: headCheck.chunkedBody ? nil : headCheck.bodyLength) {
+                    loop.execute { bound.value.uploadHasRoom() }
+                }
+                uploading = upload
+                uploadedBytes = 0
+                self.head = nil
+                if headCheck.expectsContinue {
+                    context.writeAndFlush(wrapOutboundOut(ResponseEncoding.interimContinue(version: head.version, allocator: context.channel.allocator)),
+                        promise: nil)
+                }
+                // The request is complete, for the deadlines, only once its body is (`.end`): until then a client
+                // that stops sending is told 408, as for a body Trove holds.
+                return enqueue(.request(head, nil, nil, endsConnection: headCheck.endsConnection, upload: upload), context: context,
+                    complete: false)
             }
             // An interim answer cannot go out in the middle of another answer; a client that waits for it
             // sends its body after a while anyway (RFC 9110 §10.1.1).
@@ -220,6 +262,19 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         case .body(var chunk):
             deadlines.bodyReceived(now: timeOfRead())
+            if let uploading {
+                uploadedBytes += chunk.readableBytes
+                guard uploadedBytes <= limits.maxRequestBody else {
+                    // Chunked, and past the limit: the answer is already under way, so the connection ends.
+                    environment.metrics.recordLimit(.maxRequestBody)
+                    uploading.cancel()
+                    self.uploading = nil
+                    connection.closed()
+                    return context.close(promise: nil)
+                }
+                if !uploading.append(Array(chunk.readableBytesView)) { connection.uploadFull() }
+                return
+            }
             guard !connection.isIgnoringInput, let head else { return }
             guard (body?.readableBytes ?? 0) + chunk.readableBytes <= limits.maxRequestBody else {
                 return refuse(head, .tooLarge)
@@ -235,6 +290,14 @@ final class ProxyHandler: ChannelDuplexHandler {
                 body!.writeBuffer(&chunk)
             }
         case .end:
+            if let uploading {
+                // Cleared first: finishing may let the origin answer at once, and the answer must see the body whole.
+                self.uploading = nil
+                uploadExchange = nil
+                deadlines.requestReceived(now: timeOfRead())
+                uploading.finish()
+                return
+            }
             guard !connection.isIgnoringInput, let head else { return }
             self.head = nil
             let request = Queued.request(head, body, bodyReservation, endsConnection: headCheck.endsConnection)
@@ -291,9 +354,13 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         connection.closed()
-        // An answer being passed on has nobody to go to: the origin's transfer stops.
+        // An answer being passed on has nobody to go to, a body being passed on will not end: the origin's
+        // transfer stops.
         streamingExchange?.streamed?.stream?.cancel()
         streamingExchange = nil
+        uploading?.cancel()
+        uploading = nil
+        uploadExchange = nil
         bodyReservation = nil
         body = nil
         timer?.cancel()
@@ -324,6 +391,8 @@ final class ProxyHandler: ChannelDuplexHandler {
                 }
             } else if HTTPSyntax.name(name, is: "content-length") {
                 declaredLength = Int(value.trimmingWhitespace())
+            } else if HTTPSyntax.name(name, is: "transfer-encoding") {
+                check.chunkedBody = true
             } else if HTTPSyntax.name(name, is: "upgrade") {
                 check.endsConnection = true
             }
@@ -340,9 +409,11 @@ final class ProxyHandler: ChannelDuplexHandler {
         } else if unmetExpectation {
             check.refusal = .badRequest(status: 417, "the only expectation Trove meets is 100-continue")
         } else if let declaredLength, declaredLength > limits.maxRequestBody {
-            // Refused before the body is read, and before a 100 Continue invites the client to send it.
+            // Refused before the body is read, and before a 100 Continue invites the client to send it (unless
+            // the body streams to the origin: see `channelRead`).
             check.refusal = .tooLarge
         }
+        check.bodyLength = declaredLength
         return check
     }
 
@@ -392,6 +463,16 @@ final class ProxyHandler: ChannelDuplexHandler {
         environment.logger.debug("client connection closed", metadata: [
             "reason": "\(expiry.reason)", "client": "\(context.channel.remoteAddress?.ipAddress ?? "")",
         ])
+        if expiry.answers408, let upload = uploading, let exchange = uploadExchange, !exchange.answered {
+            // A body going to the origin stopped arriving before anything was answered: the client is told why, as
+            // for a body Trove holds, and the origin's transfer (and any answer it makes) is dropped.
+            uploading = nil
+            uploadExchange = nil
+            upload.cancel()
+            exchange.answered = true
+            exchange.streamed?.stream?.cancel()
+            return writeTroveAnswer(status: 408, message: expiry.reason, version: exchange.head.version)
+        }
         switch connection.deadlinePassed(answers408: expiry.answers408) {
         case .refuse: refuse(nil, .timedOut(expiry.reason))
         case .close: context.close(promise: nil)
@@ -400,9 +481,9 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: One request at a time
 
-    private func enqueue(_ request: Queued, context: ChannelHandlerContext) {
+    private func enqueue(_ request: Queued, context: ChannelHandlerContext, complete: Bool = true) {
         guard !connection.isClosing else { return }
-        deadlines.requestReceived(now: readTime ?? Self.now())
+        if complete { deadlines.requestReceived(now: readTime ?? Self.now()) }
         perform(connection.requestComplete(request, writable: context.channel.isWritable), context: context)
     }
 
@@ -426,8 +507,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func begin(_ request: Queued, context: ChannelHandlerContext) {
         drain?.started()
         switch request {
-        case .request(let head, let body, let reservation, let endsConnection):
-            start(head, body: body, bodyReservation: reservation, endsConnection: endsConnection)
+        case .request(let head, let body, let reservation, let endsConnection, let upload):
+            start(head, body: body, bodyReservation: reservation, endsConnection: endsConnection, upload: upload)
         case .refused(let head, let refusal):
             environment.stats.record(environment.stats.counters(route: nil), outcome: nil, stored: false, error: true)
             let message: String
@@ -468,7 +549,9 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Running a request
 
-    private func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, endsConnection: Bool) {
+    private func start(
+        _ head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, endsConnection: Bool, upload: OriginUpload? = nil
+    ) {
         let loaded = environment.rules.current
         let received = head.headers.map { Header($0.name, $0.value) }
         // What a client says about where it came from is dropped before anything reads the request, but for what
@@ -489,6 +572,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         let exchange = Exchange(head: head, body: body, bodyReservation: bodyReservation, plan: plan, headers: headers, machine: machine,
             counters: environment.stats.counters(route: plan.route?.name), purgeSettings: loaded.purgeSettings,
             forwardedHost: forwarding.host(for: head.headers.first(name: "host")), endsConnection: endsConnection)
+        exchange.upload = upload
+        if upload != nil, upload === uploading { uploadExchange = exchange }
         execute(exchange.machine.start(), exchange)
     }
 
@@ -683,6 +768,10 @@ final class ProxyHandler: ChannelDuplexHandler {
             return
         }
         exchange.fetchMethod = fetch.method
+        if fetch.sendsBody, let upload = exchange.upload {
+            request.upload = upload
+            request.body = nil
+        }
         if !fetch.forStorage {
             // Not stored: passed on as it arrives, a window at a time, whatever its size.
             let streamed = StreamedAnswer()
@@ -941,6 +1030,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         /// The origin's transfer ended (nil: whole; else how it failed) before the head went out.
         var ended: OriginError??
         var bytes = 0
+        /// The last write to the client: a connection that closes after the answer closes once it is out.
+        var lastWrite: EventLoopFuture<Void>?
     }
 
     private func streamEvent(_ event: OriginStream<ByteBuffer>.Event, _ exchange: Exchange) {
@@ -988,12 +1079,13 @@ final class ProxyHandler: ChannelDuplexHandler {
             headers.append(Header("Transfer-Encoding", "chunked"))
         }
         let delimitedByClose = !bodiless && contentLength == nil && !streamed.chunked
-        streamed.keepAlive = connection.answerStarts(keepAliveAsked: exchange.head.isKeepAlive && !close && !delimitedByClose)
+        streamed.keepAlive = connection.answerStarts(
+            keepAliveAsked: exchange.head.isKeepAlive && !close && !delimitedByClose && uploading == nil)
         streamed.omitBody = bodiless
         streamed.started = true
-        context.writeAndFlush(wrapOutboundOut(ResponseEncoding.head(
+        streamed.lastWrite = context.writeAndFlush(wrapOutboundOut(ResponseEncoding.head(
             version: exchange.head.version, status: status, headers: headers, trove: trove,
-            contentLength: contentLength, keepAlive: streamed.keepAlive, allocator: context.channel.allocator)), promise: nil)
+            contentLength: contentLength, keepAlive: streamed.keepAlive, allocator: context.channel.allocator)))
         let pending = streamed.pending
         streamed.pending = []
         for piece in pending { writePiece(piece, streamed) }
@@ -1026,6 +1118,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         let stream = streamed.stream
         promise.futureResult.whenComplete { _ in stream?.consumed(count) }
+        streamed.lastWrite = promise.futureResult
     }
 
     /// The origin's transfer ended: whole (`error` nil), or broken. A whole answer ends (its last chunk); a
@@ -1048,10 +1141,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             if error == nil && streamed.chunked {
                 var last = context.channel.allocator.buffer(capacity: 5)
                 last.writeStaticString("0\r\n\r\n")
-                context.write(wrapOutboundOut(last), promise: nil)
+                streamed.lastWrite = context.writeAndFlush(wrapOutboundOut(last))
             }
             connection.closed()
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            let out = streamed.lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
+            out.assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
                 self.drain?.finished()
             }
@@ -1099,7 +1193,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         // While Trove drains for shutdown, the last answer on a connection closes it (requests already queued
         // behind it are answered first; no more are read).
         if drain?.isDraining ?? false { _ = connection.drainStarted() }
-        let keepAlive = connection.answerStarts(keepAliveAsked: request.isKeepAlive && !close)
+        // An answer before the body it answers has all arrived (the origin refused it early): the rest of the body
+        // would be read as the next request, so the connection closes instead.
+        let keepAlive = connection.answerStarts(keepAliveAsked: request.isKeepAlive && !close && uploading == nil)
         let bodiless = ResponseEncoding.isBodiless(status)
         let head = ResponseEncoding.head(
             version: request.version, status: status, headers: headers, trove: trove,

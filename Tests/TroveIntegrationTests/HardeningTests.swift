@@ -217,15 +217,16 @@ import TroveTestSupport
     }
 
     /// Finding 4: request bodies held at once are bounded process-wide; past the budget a request gets 503 and
-    /// its connection closes; the budget frees up when a holder goes away.
+    /// its connection closes; the budget frees up when a holder goes away. (Bodies Trove holds: reads with a
+    /// body, pipelined requests; a write on an idle connection streams its body to the origin instead.)
     @Test func requestBodyBudget() async throws {
         let scenario = try await Scenario(redis: false)
         let trove = try await trove(scenario, limits: "max_request_body: 64KB, request_body_budget: 100KB, body_timeout: 30s")
         let holder = try RawConnection(port: trove.publicPort)
-        try holder.send("PUT /api/v1/events/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n" + String(repeating: "a", count: 60_000))
+        try holder.send("GET /api/v1/events/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n" + String(repeating: "a", count: 60_000))
         try await eventually("Trove holds the partial upload") { trove.environment.requestBodies.inUse >= 60_000 }
         let second = try RawConnection(port: trove.publicPort)
-        try second.send("PUT /api/v1/events/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n" + String(repeating: "b", count: 50_000))
+        try second.send("GET /api/v1/events/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n" + String(repeating: "b", count: 50_000))
         #expect(second.closedByServer(within: 10))
         let refused = try RawConnection.parse(second.received)
         #expect(refused.status == 503)

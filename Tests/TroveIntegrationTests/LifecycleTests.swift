@@ -21,26 +21,28 @@ import Synchronization
     /// file:line and the rules in force keep serving; a request in flight finishes under the rules it began with.
     @Test func reload() async throws {
         let scenario = try await Scenario(redis: false)
-        let path = try temporaryFile(scenario.yaml())
+        let path = try temporaryFile(scenario.yaml(timeout: "30s"))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let trove = try await scenario.trove(rulesPath: path)
+        let trove = try await scenario.trove(scenario.rules(timeout: "30s"), rulesPath: path)
         let before = try await scenario.admin(trove, "/readyz").json()
         let firstVersion = (before["rules"] as? [String: Any])?["version"] as? String
         _ = try await scenario.request(trove, "/api/v1/events/1")
         #expect(try await scenario.admin(trove, "/entry?key=events:full:1").json()["ttl"] as? Int == 600)
 
         // A slow request starts under the old rules...
-        let slow = Task { try await scenario.request(trove, "/api/v1/events/2", headers: [Header("X-Origin-Delay-Ms", "700")]) }
-        try await eventually("the slow request reached the origin") { scenario.origin.stats.snapshot.inFlight == 1 }
+        // (Held at the origin until the test releases it after the reload: always in flight meanwhile.)
+        let hold = [Header("X-Origin-Gather", "2"), Header("X-Origin-Gather-Group", "reload"), Header("X-Origin-Gather-Ms", "20000")]
+        let slow = Task { try await scenario.request(trove, "/api/v1/events/2", headers: hold) }
+        try await eventually("the slow request reached the origin") { scenario.origin.stats.count(path: "/api/v1/events/2") == 1 }
         // ...and the route becomes pass-through, with a shorter TTL for events on another route.
-        let changed = scenario.yaml().replacingOccurrences(of: """
+        let changed = scenario.yaml(timeout: "30s").replacingOccurrences(of: """
               key: "events:full:{id}"
                   ttl: 10m
             """, with: """
               key: "events:full:{id}"
                   ttl: 1m
             """)
-        #expect(changed != scenario.yaml())
+        #expect(changed != scenario.yaml(timeout: "30s"))
         try changed.write(toFile: path, atomically: true, encoding: .utf8)
         let applied = try await scenario.admin(trove, "POST", "/reload")
         #expect(applied.status == 200)
@@ -48,6 +50,7 @@ import Synchronization
         let newVersion = try applied.json()["version"] as? String
         #expect(newVersion != nil && newVersion != firstVersion)
         #expect((try await scenario.admin(trove, "/readyz").json()["rules"] as? [String: Any])?["version"] as? String == newVersion)
+        #expect(try await scenario.request(url: scenario.origin.url + "/api/v1/events/3", headers: hold).status == 200)
         let finished = try await slow.value
         #expect(finished.xCache == "MISS")
         // The slow request stored under the rules it began with (10 minutes)...
@@ -71,12 +74,15 @@ import Synchronization
     /// Stopping lets requests in flight finish, and takes no new ones.
     @Test func drainsOnStop() async throws {
         let scenario = try await Scenario(redis: true)
-        let trove = try await scenario.trove()
+        let trove = try await scenario.trove(scenario.rules(timeout: "30s"))
         let port = trove.publicPort
-        let slow = Task { try await scenario.request(trove, "/api/v1/events/5", headers: [Header("X-Origin-Delay-Ms", "800")]) }
-        try await eventually("the slow request reached the origin") { scenario.origin.stats.snapshot.inFlight == 1 }
+        // Held at the origin until the listener is closed: always in flight while Trove stops.
+        let hold = [Header("X-Origin-Gather", "2"), Header("X-Origin-Gather-Group", "drain"), Header("X-Origin-Gather-Ms", "20000")]
+        let slow = Task { try await scenario.request(trove, "/api/v1/events/5", headers: hold) }
+        try await eventually("the slow request reached the origin") { scenario.origin.stats.count(path: "/api/v1/events/5") == 1 }
         let stopping = Task { await trove.stop(grace: .seconds(5)) }
         try await eventually("the listener is closed") { (try? Sockets.exchange(port: port, request: [], timeout: 1) { _ in true }) == nil }
+        #expect(try await scenario.request(url: scenario.origin.url + "/api/v1/events/6", headers: hold).status == 200)
         let answer = try await slow.value
         #expect(answer.status == 200)
         #expect(try answer.json()["id"] as? Int == 5)

@@ -82,13 +82,14 @@ import TroveTestSupport
     @Test(arguments: [true, false])
     func purgeDuringAFetch(redis: Bool) async throws {
         let scenario = try await Scenario(redis: redis)
-        let trove = try await scenario.trove()
-        let slow = Task {
-            try await scenario.request(trove, "/api/v1/events/9", headers: [Header("X-Origin-Delay-Ms", "1000")])
-        }
-        try await eventually("the origin is answering the slow GET") { scenario.origin.stats.snapshot.inFlight == 1 }
+        let trove = try await scenario.trove(scenario.rules(timeout: "30s"))
+        // The origin holds the GET until the test releases it, after the purge: the purge always lands mid-fetch.
+        let hold = [Header("X-Origin-Gather", "2"), Header("X-Origin-Gather-Group", "purge-\(redis)"), Header("X-Origin-Gather-Ms", "20000")]
+        let slow = Task { try await scenario.request(trove, "/api/v1/events/9", headers: hold) }
+        try await eventually("the origin is answering the slow GET") { scenario.origin.stats.count(path: "/api/v1/events/9") == 1 }
         let purge = try await scenario.admin(trove, "POST", "/purge", json: "{\"tags\": [\"event:9\"]}")
         #expect(purge.status == 200)
+        #expect(try await scenario.request(url: scenario.origin.url + "/api/v1/events/8", headers: hold).status == 200)
         let stale = try await slow.value
         #expect(stale.xCache == "MISS")
         #expect(scenario.origin.stats.snapshot.inFlight == 0)

@@ -23,7 +23,11 @@ import TroveTestSupport
         let fetched = scenario.originCount("/api/v1/events/11")
         #expect(fetched >= 1 && fetched <= 2, "the origin served \(fetched)")
         #expect(answers.filter { $0.cacheStatus?.hasSuffix("stored") == true }.count == fetched)
-        #expect(answers.filter { $0.cacheStatus?.contains("collapsed") == true }.count == 200 - fetched)
+        // Every other answer waited for that fetch (collapsed) or, arriving after it was stored, was a hit: how many
+        // of each depends on how fast the machine sends the 200 requests.
+        let collapsed = answers.filter { $0.cacheStatus?.contains("collapsed") == true }.count
+        #expect(answers.filter { $0.xCache == "HIT" }.count == 200 - fetched)
+        #expect(collapsed >= 1, "requests that came while the fetch ran waited for it")
         #expect(try await scenario.request(other, "/api/v1/events/11").xCache == "HIT")
         await scenario.stop(one, other)
     }
