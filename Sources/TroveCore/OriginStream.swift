@@ -21,14 +21,13 @@ public final class OriginStream<Body: Sendable>: Sendable {
         var outstanding = 0
         /// The origin client was told the window is full, and waits for `resume`.
         var paused = false
-        var cancelled = false
-        var resume: (@Sendable () -> Void)?
-        var abort: (@Sendable () -> Void)?
     }
 
     /// Bytes that may be handed over and not yet consumed.
     public let window: Int
     private let state = Mutex(State())
+    /// How the origin client is resumed and aborted (`attach` it when the transfer starts).
+    public let control = TransferControl()
     private let deliver: @Sendable (Event) -> Void
     private let paused: @Sendable (Bool) -> Void
 
@@ -44,18 +43,7 @@ public final class OriginStream<Body: Sendable>: Sendable {
 
     // MARK: The origin client's side
 
-    /// Tells the stream how to resume a paused transfer and how to abort it. Called once, when the transfer
-    /// starts; a stream cancelled before that aborts at once.
-    public func attach(resume: @escaping @Sendable () -> Void, abort: @escaping @Sendable () -> Void) {
-        let cancelled = state.withLock { state in
-            state.resume = resume
-            state.abort = abort
-            return state.cancelled
-        }
-        if cancelled { abort() }
-    }
-
-    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+    public var isCancelled: Bool { control.isCancelled }
 
     public func head(status: Int, headers: [Header]) {
         deliver(.head(status: status, headers: headers))
@@ -85,28 +73,26 @@ public final class OriginStream<Body: Sendable>: Sendable {
 
     /// `count` bytes handed over were written on: resumes a paused transfer once half the window is free.
     public func consumed(_ count: Int) {
-        let resume: (@Sendable () -> Void)? = state.withLock { state in
+        let resumes = state.withLock { state -> Bool in
             state.outstanding = max(0, state.outstanding - count)
-            guard state.paused, state.outstanding <= window / 2, !state.cancelled else { return nil }
+            guard state.paused, state.outstanding <= window / 2 else { return false }
             state.paused = false
-            return state.resume
+            return true
         }
-        if let resume {
+        if resumes {
             paused(false)
-            resume()
+            control.resume()
         }
     }
 
     /// The consumer is gone (the client closed): the transfer is aborted.
     public func cancel() {
-        let (abort, wasPaused): ((@Sendable () -> Void)?, Bool) = state.withLock { state in
-            guard !state.cancelled else { return (nil, false) }
-            state.cancelled = true
+        guard control.cancel() else { return }
+        let wasPaused = state.withLock { state in
             defer { state.paused = false }
-            return (state.abort, state.paused)
+            return state.paused
         }
         if wasPaused { paused(false) }
-        abort?()
     }
 
     /// True while the transfer waits for the consumer (for metrics).

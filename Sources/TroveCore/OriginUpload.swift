@@ -26,19 +26,18 @@ public final class OriginUpload: Sendable {
         var offset = 0
         var held = 0
         var finished = false
-        var cancelled = false
         /// The origin client found nothing to read and waits for `resume`.
         var waiting = false
         /// The connection was told the window is full and waits for `room`.
         var full = false
-        var resume: (@Sendable () -> Void)?
-        var abort: (@Sendable () -> Void)?
     }
 
     public let window: Int
     /// The body's length, when the client declared it (`Content-Length`); nil: chunked.
     public let length: Int?
     private let state = Mutex(State())
+    /// How the origin client is resumed and aborted (`attach` it when the transfer starts).
+    public let control = TransferControl()
     private let room: @Sendable () -> Void
 
     /// - Parameter room: called (on the origin client's thread) when the window, once full, is half free again.
@@ -52,54 +51,40 @@ public final class OriginUpload: Sendable {
 
     /// Hands over a piece of the body; false when the window is now full (stop reading until `room`).
     public func append(_ bytes: [UInt8]) -> Bool {
-        let (resume, full): ((@Sendable () -> Void)?, Bool) = state.withLock { state in
-            guard !state.cancelled else { return (nil, false) }
+        guard !control.isCancelled else { return true }
+        let (resumes, full) = state.withLock { state -> (Bool, Bool) in
             state.pieces.append(bytes)
             state.held += bytes.count
             state.full = state.held >= window
             defer { state.waiting = false }
-            return (state.waiting ? state.resume : nil, state.full)
+            return (state.waiting, state.full)
         }
-        resume?()
+        if resumes { control.resume() }
         return !full
     }
 
     /// The body ended.
     public func finish() {
-        let resume: (@Sendable () -> Void)? = state.withLock { state in
+        let resumes = state.withLock { state -> Bool in
             state.finished = true
             defer { state.waiting = false }
-            return state.waiting ? state.resume : nil
+            return state.waiting
         }
-        resume?()
+        if resumes { control.resume() }
     }
 
     /// The client went away: the transfer is aborted.
     public func cancel() {
-        let abort: (@Sendable () -> Void)? = state.withLock { state in
-            guard !state.cancelled else { return nil }
-            state.cancelled = true
-            state.pieces = []
-            return state.abort
-        }
-        abort?()
+        guard control.cancel() else { return }
+        state.withLock { $0.pieces = [] }
     }
 
     // MARK: The origin client's side
 
-    public func attach(resume: @escaping @Sendable () -> Void, abort: @escaping @Sendable () -> Void) {
-        let cancelled = state.withLock { state in
-            state.resume = resume
-            state.abort = abort
-            return state.cancelled
-        }
-        if cancelled { abort() }
-    }
-
     /// Copies what is held into `buffer`.
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Read {
+        if control.isCancelled { return .abort }
         let (result, freed): (Read, Bool) = state.withLock { state in
-            if state.cancelled { return (.abort, false) }
             var copied = 0
             while copied < buffer.count, !state.pieces.isEmpty {
                 let piece = state.pieces[0]

@@ -78,9 +78,12 @@ public struct Purger: Sendable {
 extension PurgeSet {
     /// The counters the purge increases, in the order stores apply them: everything, routes, tags, keys.
     public var counters: [PurgeCounter] {
-        var counters: [PurgeCounter] = everything ? [.everything] : []
+        var counters: [PurgeCounter] = []
         counters.reserveCapacity(counterCount)
-        counters += routes.map(PurgeCounter.route) + tags.map(PurgeCounter.tag) + keys.map(PurgeCounter.key)
+        if everything { counters.append(.everything) }
+        counters.append(contentsOf: routes.lazy.map(PurgeCounter.route))
+        counters.append(contentsOf: tags.lazy.map(PurgeCounter.tag))
+        counters.append(contentsOf: keys.lazy.map(PurgeCounter.key))
         return counters
     }
 }

@@ -19,8 +19,9 @@ public final class CurlOriginClient: OriginClient, Sendable {
 
     private struct Inbox {
         var requests: [(OriginRequest<ByteBuffer>, Completion)] = []
-        /// Streamed transfers to resume (their consumer caught up) or abort (their consumer left), by easy handle.
-        var controls: [(easy: UInt, control: Control)] = []
+        /// Streamed transfers to resume (their consumer caught up) or abort (their consumer left), by serial
+        /// number: an easy handle's address can be reused by a later transfer, a serial number never is.
+        var controls: [(serial: UInt64, control: Control)] = []
         var stopping = false
         var stopped: [CheckedContinuation<Void, Never>] = []
         var finished = false
@@ -62,8 +63,8 @@ public final class CurlOriginClient: OriginClient, Sendable {
     }
 
     /// Asks the curl thread to resume or abort a streamed transfer (any thread).
-    fileprivate func control(_ easy: UInt, _ control: Control) {
-        inbox.withLock { $0.controls.append((easy, control)) }
+    fileprivate func control(_ serial: UInt64, _ control: Control) {
+        inbox.withLock { $0.controls.append((serial, control)) }
         _ = curl_multi_wakeup(multi.raw)
     }
 
@@ -90,6 +91,9 @@ public final class CurlOriginClient: OriginClient, Sendable {
     private func run() {
         let handle = multi.raw
         var active: [UnsafeMutableRawPointer: Transfer] = [:]
+        /// Streamed transfers by serial number, for their consumers' controls.
+        var controlled: [UInt64: UnsafeMutableRawPointer] = [:]
+        var nextSerial: UInt64 = 0
         var running: Int32 = 0
         while true {
             let (requests, controls, stopping) = inbox.withLock { inbox in
@@ -99,14 +103,15 @@ public final class CurlOriginClient: OriginClient, Sendable {
                 }
                 return (inbox.requests, inbox.controls, inbox.stopping)
             }
-            for (bits, control) in controls {
-                guard let easy = UnsafeMutableRawPointer(bitPattern: bits), let transfer = active[easy] else { continue }
+            for (serial, control) in controls {
+                guard let easy = controlled[serial], let transfer = active[easy] else { continue }
                 switch control {
                 case .resume:
                     // May call the write callback at once with what libcurl held back, which may pause it again.
                     _ = curl_easy_pause(easy, 0)  // CURLPAUSE_CONT
                 case .abort:
                     active[easy] = nil
+                    controlled[serial] = nil
                     _ = curl_multi_remove_handle(handle, easy)
                     transfer.fail(OriginError(kind: .failed, origin: transfer.origin, reason: "the client went away"))
                 }
@@ -120,9 +125,15 @@ public final class CurlOriginClient: OriginClient, Sendable {
                 case .success(let transfer):
                     active[transfer.easy] = transfer
                     _ = curl_multi_add_handle(handle, transfer.easy)
-                    let bits = UInt(bitPattern: transfer.easy)
-                    request.stream?.attach(resume: { [self] in control(bits, .resume) }, abort: { [self] in control(bits, .abort) })
-                    request.upload?.attach(resume: { [self] in control(bits, .resume) }, abort: { [self] in control(bits, .abort) })
+                    if transfer.isControlled {
+                        nextSerial += 1
+                        let serial = nextSerial
+                        transfer.serial = serial
+                        controlled[serial] = transfer.easy
+                        for control in [request.stream?.control, request.upload?.control].compactMap({ $0 }) {
+                            control.attach(resume: { [self] in self.control(serial, .resume) }, abort: { [self] in self.control(serial, .abort) })
+                        }
+                    }
                 case .failure(let error):
                     completion(.failure(error))
                 }
@@ -134,6 +145,7 @@ public final class CurlOriginClient: OriginClient, Sendable {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
                     let transfer = active.removeValue(forKey: easy)
                 else { continue }
+                if let serial = transfer.serial { controlled[serial] = nil }
                 _ = curl_multi_remove_handle(handle, easy)
                 transfer.finish(code: message.pointee.data.result)
             }
@@ -180,6 +192,9 @@ private final class Transfer {
     private let stream: OriginStream<ByteBuffer>?
     /// Set for a body read as the client sends it (`OriginRequest.upload`).
     let upload: OriginUpload?
+    /// Its number among transfers a consumer may resume or abort (`CurlOriginClient.Control`).
+    var serial: UInt64?
+    var isControlled: Bool { stream != nil || upload != nil }
     private var headDelivered = false
     private var streamedBytes = 0
     /// This answer's share of the process-wide budget of answers being received; dropped (given back) when the
@@ -345,6 +360,7 @@ private final class Transfer {
     func finish(code: CURLcode) {
         guard !finished else { return }
         finished = true
+        detach()
         // The answer leaves the curl thread now: what happens to its bytes next is bounded by the client's
         // connection (send_timeout), not by this budget.
         reservation = nil
@@ -365,8 +381,15 @@ private final class Transfer {
     func fail(_ error: OriginError) {
         guard !finished else { return }
         finished = true
+        detach()
         reservation = nil
         completion(.failure(error))
+    }
+
+    /// The transfer is over: its consumer's resume and abort reach nothing any more.
+    private func detach() {
+        stream?.control.detach()
+        upload?.control.detach()
     }
 
     private func error(for code: CURLcode) -> OriginError {

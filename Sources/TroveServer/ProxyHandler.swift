@@ -269,6 +269,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     environment.metrics.recordLimit(.maxRequestBody)
                     uploading.cancel()
                     self.uploading = nil
+                    uploadExchange = nil
                     connection.closed()
                     return context.close(promise: nil)
                 }
@@ -471,6 +472,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             upload.cancel()
             exchange.answered = true
             exchange.streamed?.stream?.cancel()
+            environment.stats.record(exchange.counters, outcome: nil, stored: false, error: true)
             return writeTroveAnswer(status: 408, message: expiry.reason, version: exchange.head.version)
         }
         switch connection.deadlinePassed(answers408: expiry.answers408) {

@@ -43,7 +43,7 @@ public final class ScriptedOrigin: OriginClient, Sendable {
                 completion(.failure(OriginError(kind: .failed, origin: request.origin, reason: "\(error)")))
             }
         }
-        upload.attach(resume: { reader.pump() }, abort: { reader.pump() })
+        upload.control.attach(resume: { reader.pump() }, abort: { reader.pump() })
         reader.pump()
     }
 }

@@ -14,7 +14,7 @@ import TroveCore
     @Test func anAnswerPausesPastItsWindowAndResumesAtHalf() {
         let calls = Calls()
         let stream = OriginStream<Int>(window: 100, deliver: { _ in calls.add("deliver") }, paused: { calls.add($0 ? "paused" : "resumed") })
-        stream.attach(resume: { calls.add("resume") }, abort: { calls.add("abort") })
+        stream.control.attach(resume: { calls.add("resume") }, abort: { calls.add("abort") })
         #expect(stream.reserve(60))
         #expect(stream.reserve(40))
         #expect(!stream.reserve(1), "the window is full")
@@ -33,7 +33,7 @@ import TroveCore
     @Test func anUploadIsReadAsItArrivesAndHoldsItsClientPastTheWindow() {
         let calls = Calls()
         let upload = OriginUpload(window: 8, length: 12) { calls.add("room") }
-        upload.attach(resume: { calls.add("resume") }, abort: { calls.add("abort") })
+        upload.control.attach(resume: { calls.add("resume") }, abort: { calls.add("abort") })
         var buffer = [UInt8](repeating: 0, count: 5)
         func read() -> OriginUpload.Read { buffer.withUnsafeMutableBytes { upload.read(into: $0) } }
         #expect(read() == .pause, "nothing yet")
@@ -48,9 +48,21 @@ import TroveCore
         upload.finish()
         #expect(read() == .end)
         let cancelled = OriginUpload(window: 8, length: nil) { }
-        cancelled.attach(resume: { }, abort: { calls.add("aborted") })
+        cancelled.control.attach(resume: { }, abort: { calls.add("aborted") })
         cancelled.cancel()
         #expect(calls.all.last == "aborted")
         #expect(buffer.withUnsafeMutableBytes { cancelled.read(into: $0) } == .abort)
+    }
+
+    /// A transfer that ended is detached: a consumer leaving afterwards reaches nothing (the origin client's
+    /// next transfer may have the same handle).
+    @Test func aDetachedTransferIsNotAborted() {
+        let calls = Calls()
+        let stream = OriginStream<Int>(window: 10, deliver: { _ in })
+        stream.control.attach(resume: { calls.add("resume") }, abort: { calls.add("abort") })
+        stream.control.detach()
+        stream.cancel()
+        #expect(calls.all.isEmpty)
+        #expect(stream.isCancelled)
     }
 }

@@ -179,6 +179,22 @@ import TroveTestSupport
         #expect(origin.requests.isEmpty)
     }
 
+    /// A chunked body streaming to the origin that passes the limit ends the connection (its answer may already
+    /// be under way), the origin's transfer is cancelled, and the limit is counted.
+    @Test func streamedBodyPastTheLimitClosesTheConnection() throws {
+        let origin = ScriptedOrigin(body: "ok")
+        let channel = try channel(origin: origin, limits: "max_request_body: 8")
+        var head = HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/events/5", headers: ["Host": "trove.test", "Transfer-Encoding": "chunked"])
+        head.headers.add(name: "Content-Type", value: "text/plain")
+        try channel.writeInbound(HTTPServerRequestPart.head(head))
+        try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "12345")))
+        #expect(channel.isActive, "5 bytes are within the limit")
+        try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "6789")))
+        channel.embeddedEventLoop.run()
+        #expect(!channel.isActive, "9 bytes are not")
+        #expect(origin.requests.isEmpty, "the origin never got a whole body")
+    }
+
     /// `Expect: 100-continue` gets its interim answer at once.
     @Test func expectContinue() throws {
         let channel = try channel(origin: ScriptedOrigin(body: "ok"))
