@@ -7,8 +7,35 @@ import TroveFixtures
 /// Answers that are not stored pass through as they arrive: a window at a time, whatever their size, paced by
 /// the client. `trove serve` runs as its own process, so that its resident memory is its own.
 @Suite(.serialized) struct StreamingTests {
+    /// `trove serve` in front of a new scenario's origin: the process, its proxy port, its admin API's URL, and
+    /// its resident memory once started. `cleanUp` stops it and removes its files.
+    struct Served {
+        let scenario: Scenario
+        let trove: ChildProcess
+        let port: Int
+        let admin: String
+        let directory: String
+        let residentBefore: Int
+
+        static func start(settings: String = "") async throws -> Served {
+            let scenario = try await Scenario(redis: false)
+            let directory = try StreamingTests.temporaryDirectory()
+            let (trove, port, admin) = try await StreamingTests.serve(scenario, directory: directory, settings: settings)
+            return Served(scenario: scenario, trove: trove, port: port, admin: admin, directory: directory,
+                residentBefore: StreamingTests.residentBytes(trove.pid))
+        }
+
+        func cleanUp() {
+            trove.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+
+        /// How much Trove's resident memory grew since it started.
+        var residentGrowth: Int { StreamingTests.residentBytes(trove.pid) - residentBefore }
+    }
+
     /// `trove serve` in front of the scenario's origin, its proxy port, and its admin API's URL.
-    private func serve(_ scenario: Scenario, directory: String, settings: String = "") async throws -> (ChildProcess, Int, String) {
+    private static func serve(_ scenario: Scenario, directory: String, settings: String = "") async throws -> (ChildProcess, Int, String) {
         let proxyPort = try Sockets.freePort()
         let adminPort = try Sockets.freePort()
         // A generous origin timeout: on a loaded machine a test's client may stall for seconds, and a streamed
@@ -26,7 +53,7 @@ import TroveFixtures
         return (trove, proxyPort, "http://127.0.0.1:\(adminPort)")
     }
 
-    private func temporaryDirectory() throws -> String {
+    private static func temporaryDirectory() throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("trove-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         return directory
@@ -60,12 +87,9 @@ import TroveFixtures
 
     /// A 1 GiB answer through a pass route costs Trove a window, not the answer.
     @Test func aGibibyteAnswerPassesThroughInAWindow() async throws {
-        let scenario = try await Scenario(redis: false)
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (trove, port, _) = try await serve(scenario, directory: directory)
-        defer { trove.stop() }
-        let before = Self.residentBytes(trove.pid)
+        let served = try await Served.start()
+        defer { served.cleanUp() }
+        let (scenario, port) = (served.scenario, served.port)
         let client = try Client(port: port)
         let answer = try await Self.onOwnThread {
             try client.connection.send(Self.get("/stream?mb=1024"))
@@ -75,7 +99,7 @@ import TroveFixtures
         #expect(answer.bodyBytes == 1 << 30)
         #expect(answer.headers["content-length"] == String(1 << 30))
         #expect(answer.headers["x-cache"] == "PASS")
-        let growth = Self.residentBytes(trove.pid) - before
+        let growth = served.residentGrowth
         #expect(growth < 64 << 20, "Trove's resident memory grew by \(growth >> 20) MiB")
         client.connection.close()
         await scenario.stop()
@@ -84,12 +108,9 @@ import TroveFixtures
     /// A client that stops reading pauses the origin's transfer (the origin waits for Trove, which waits for
     /// the client), and reading again resumes it to the end; a client that goes away cancels it.
     @Test func aClientThatStopsReadingPausesTheOriginAndLeavingCancelsIt() async throws {
-        let scenario = try await Scenario(redis: false)
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (trove, port, admin) = try await serve(scenario, directory: directory)
-        defer { trove.stop() }
-        let before = Self.residentBytes(trove.pid)
+        let served = try await Served.start()
+        defer { served.cleanUp() }
+        let (scenario, port, admin) = (served.scenario, served.port, served.admin)
         let reader = try Client(port: port, receiveBuffer: 4096)
         try reader.connection.send(Self.get("/stream?mb=128"))
         try await eventually("the origin waits for Trove to take more", timeout: .seconds(30)) {
@@ -97,7 +118,7 @@ import TroveFixtures
         }
         let sent = scenario.origin.stats.snapshot.streamedBytes
         #expect(sent < 64 << 20, "the origin sent \(sent >> 20) MiB of 128 to a client that read nothing")
-        let growth = Self.residentBytes(trove.pid) - before
+        let growth = served.residentGrowth
         #expect(growth < 64 << 20, "Trove's resident memory grew by \(growth >> 20) MiB")
         let metrics = { () async throws -> String in
             try await scenario.request(url: admin + "/metrics", headers: [Header("Authorization", "Bearer \(Scenario.token)")]).body
@@ -125,16 +146,12 @@ import TroveFixtures
 
     /// A 1 GiB upload through a pass route goes to the origin as it arrives: Trove holds a window, not the body.
     @Test func aGibibyteUploadPassesThroughInAWindow() async throws {
-        let scenario = try await Scenario(redis: false)
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (trove, port, _) = try await serve(scenario, directory: directory,
-            settings: "limits: {max_request_body: 1GB, request_body_budget: 1GB}")
-        defer { trove.stop() }
-        let before = Self.residentBytes(trove.pid)
+        let served = try await Served.start(settings: "limits: {max_request_body: 1GB, request_body_budget: 1GB}")
+        defer { served.cleanUp() }
+        let (scenario, port, before) = (served.scenario, served.port, served.residentBefore)
         let client = try Client(port: port)
         let total = 1 << 30
-        let pid = trove.pid
+        let pid = served.trove.pid
         let (answer, peak) = try await Self.onOwnThread { () throws -> (HTTPReply, Int) in
             try client.connection.send(
                 "POST /sink HTTP/1.1\r\nHost: trove.test\r\nContent-Type: application/octet-stream\r\nContent-Length: \(total)\r\n\r\n")
