@@ -37,25 +37,28 @@ public final class ByteBudget: Sendable {
 /// What one message holds of a `ByteBudget`: grows as its bytes arrive, and gives everything back when it is
 /// dropped, however the exchange ended (answered, failed, connection closed), so nothing leaks from the budget.
 ///
-/// Used by one thread at a time (an event loop, or the curl thread).
-public final class BudgetReservation {
+/// Grown from one thread at a time (an event loop, the curl thread, or under an `EntryFill`'s lock); the count
+/// is atomic so that it may be handed between them.
+public final class BudgetReservation: Sendable {
     private let budget: ByteBudget
     private let capacity: Int
-    public private(set) var bytes = 0
+    private let held = Atomic<Int>(0)
 
     public init(budget: ByteBudget, capacity: Int) {
         self.budget = budget
         self.capacity = capacity
     }
 
+    public var bytes: Int { held.load(ordering: .relaxed) }
+
     /// Reserves `more` bytes; false when the budget has no room for them.
     public func grow(by more: Int) -> Bool {
         guard budget.reserve(more, capacity: capacity) else { return false }
-        bytes += more
+        held.add(more, ordering: .relaxed)
         return true
     }
 
     deinit {
-        budget.release(bytes)
+        budget.release(held.load(ordering: .relaxed))
     }
 }

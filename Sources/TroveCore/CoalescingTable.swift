@@ -51,6 +51,14 @@ public struct CoalescingTable<Waiter> {
         return true
     }
 
+    /// Hands back who waits for `key` now, and keeps its fetch running (its answer is being shared as it arrives:
+    /// later requests join that instead of waiting).
+    public mutating func takeWaiters(_ key: String) -> [Waiter] {
+        guard let waiters = fetching[key] else { return [] }
+        fetching[key] = []
+        return waiters
+    }
+
     /// True while a fetch of `key` is running.
     public func isFetching(_ key: String) -> Bool { fetching[key] != nil }
 

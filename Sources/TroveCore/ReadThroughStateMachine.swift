@@ -21,6 +21,11 @@ public struct ReadThroughStateMachine: Sendable {
         case fetch(Fetch)
         /// Store the origin's answer (with this head; the server adds the body), then answer.
         case store(PendingStore, then: ResponsePlan)
+        /// Answer the client with the origin's answer as it arrives, and keep it for the store; once it is whole,
+        /// tell `bodyReceived` (or `bodyFailed`).
+        case respondWhileStoring(PendingStore, then: ResponsePlan)
+        /// The answer went out already (streamed): record this outcome of it.
+        case finished(ResponsePlan)
         /// Apply the write's purges, then answer.
         case purge(PurgeSet, then: ResponsePlan)
         /// Answer the client.
@@ -128,7 +133,9 @@ public struct ReadThroughStateMachine: Sendable {
         case idle
         case lookingUp(RequestPlan.CacheTarget, EntryAddress)
         case fetching(Fetching)
-        case storing(ResponsePlan)
+        case storing(ResponsePlan, streamed: Bool)
+        /// A storable answer is being received and answered at once; it is stored once whole.
+        case receiving(PendingStore, ResponsePlan, maxBody: Int)
         case purging(ResponsePlan)
         case done
     }
@@ -267,8 +274,42 @@ public struct ReadThroughStateMachine: Sendable {
         }
     }
 
-    /// The origin answered (any status).
+    /// The origin answered (any status), its body whole.
     public mutating func originResponded(status: Int, headers: [Header], bodyLength: Int) -> Action {
+        responded(status: status, headers: headers, bodyLength: bodyLength, streaming: false)
+    }
+
+    /// The origin's head arrived; its body follows (`declaredLength` when it said how long). A storable answer is
+    /// answered as it arrives (`respondWhileStoring`), and stored once `bodyReceived`.
+    public mutating func originStarted(status: Int, headers: [Header], declaredLength: Int?) -> Action {
+        responded(status: status, headers: headers, bodyLength: declaredLength, streaming: true)
+    }
+
+    /// A streamed answer's body is whole: store it, unless it outgrew the route's `max_body` (or was not kept:
+    /// `kept` false, the response body budget was full).
+    public mutating func bodyReceived(length: Int, kept: Bool) -> Action {
+        guard case .receiving(var pending, var response, let maxBody) = state else { return invalid("bodyReceived") }
+        guard kept, length <= maxBody else {
+            state = .done
+            response.cacheStatus?.stored = false
+            response.cacheStatus?.detail = .notStored(.tooLarge)
+            return .finished(response)
+        }
+        pending.meta.bodyLength = length
+        response.cacheStatus?.stored = true
+        state = .storing(response, streamed: true)
+        return .store(pending, then: response)
+    }
+
+    /// A streamed answer broke off: nothing is stored.
+    public mutating func bodyFailed(_ error: OriginError) -> Action {
+        guard case .receiving(_, var response, _) = state else { return invalid("bodyFailed") }
+        state = .done
+        response.cacheStatus?.stored = false
+        return .finished(response)
+    }
+
+    private mutating func responded(status: Int, headers: [Header], bodyLength: Int?, streaming: Bool) -> Action {
         guard case .fetching(let fetching) = state else { return invalid("originResponded") }
         switch fetching {
         case .forward(let outcome, let detail):
@@ -307,7 +348,7 @@ public struct ReadThroughStateMachine: Sendable {
             // The client's own conditions were not sent (the answer is fetched whole, to store): Trove applies them.
             var response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead,
                 notModified: ConditionalRequest.notModified(request: requestHeaders, entryStatus: status, entryHeaders: headers))
-            if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength, policy: target.policy) {
+            if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength ?? 0, policy: target.policy) {
                 cacheStatus.detail = .notStored(refusal)
                 response.cacheStatus = cacheStatus
                 state = .done
@@ -322,10 +363,10 @@ public struct ReadThroughStateMachine: Sendable {
             }
             let meta = Self.entry(status: status, headers: HeaderPolicy.storedHeaders(headers), origin: headers, freshness: freshness,
                 now: now, route: address.route, tags: target.tags, generations: generations,
-                variant: HeaderPolicy.variant(vary: headers, request: requestHeaders), bodyLength: bodyLength)
-            cacheStatus.stored = true
+                variant: HeaderPolicy.variant(vary: headers, request: requestHeaders), bodyLength: bodyLength ?? 0)
+            // A streamed answer of unknown length is not said to be stored until it is (it may outgrow `max_body`).
+            cacheStatus.stored = !streaming || bodyLength != nil
             response.cacheStatus = cacheStatus
-            state = .storing(response)
             let lastUse = max(meta.staleUntil, meta.errorUntil)
             // An answer that varies is stored as the variant for this request's values, with a marker under the
             // cache key; one that does not is stored under the cache key itself (replacing any marker).
@@ -336,6 +377,11 @@ public struct ReadThroughStateMachine: Sendable {
                 pending.marker = EntryMeta.varyMarker(names: meta.variant.map(\.name), route: base.route, tags: base.tags,
                     generations: generations, storedAt: now, until: lastUse)
             }
+            if streaming {
+                state = .receiving(pending, response, maxBody: target.policy.maxBodyBytes)
+                return .respondWhileStoring(pending, then: response)
+            }
+            state = .storing(response, streamed: false)
             return .store(pending, then: response)
         }
     }
@@ -389,13 +435,13 @@ public struct ReadThroughStateMachine: Sendable {
 
     /// The store has the entry (or could not take it).
     public mutating func storeCompleted(_ result: Result<Void, StoreError>) -> Action {
-        guard case .storing(var response) = state else { return invalid("storeCompleted") }
+        guard case .storing(var response, let streamed) = state else { return invalid("storeCompleted") }
         state = .done
         if case .failure = result {
             response.cacheStatus?.stored = false
             response.cacheStatus?.detail = .storeUnavailable
         }
-        return .respond(response)
+        return streamed ? .finished(response) : .respond(response)
     }
 
     /// The write's purges are done, queued until the store is back, or refused (`limits.max_purge`).
@@ -492,7 +538,7 @@ public struct ReadThroughStateMachine: Sendable {
         cacheStatus.ttl = meta.remainingTTL(at: now)
         cacheStatus.stored = true
         let response = fromEntry(meta, cacheStatus, now: now)
-        state = .storing(response)
+        state = .storing(response, streamed: false)
         var pending = PendingStore(address: address, meta: meta,
             expireAfter: Self.expireAfter(now: now, until: max(meta.staleUntil, meta.errorUntil)))
         pending.reusesStoredBody = true

@@ -126,6 +126,10 @@ final class DemoOriginHandler: ChannelInboundHandler {
     private var sunk: Int?
     /// A `/stream` answer being written: what is left, written whenever the client can take more.
     private var streaming: (remaining: Int, keepAlive: Bool, blocked: Bool)?
+    /// `/stream?hold=GROUP`: the stream stops after its first `heldAfter` bytes until `POST /__release?group=GROUP`.
+    private var hold: (group: String, after: Int, state: HoldState)?
+    private enum HoldState { case before, waiting, released }
+    private static let heldAfter = 256 << 10
     /// The bytes every `/stream` piece carries.
     private static let streamPiece = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 << 10)
 
@@ -180,7 +184,7 @@ final class DemoOriginHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            write(context: context, head: head, answer: control(path: path, method: head.method, query: query))
+            write(context: context, head: head, answer: control(path: path, method: head.method, query: query, on: context.eventLoop))
             return
         }
         let measured = head.headers.contains(name: "X-Loadtest-Measured")
@@ -342,7 +346,7 @@ final class DemoOriginHandler: ChannelInboundHandler {
         return Answer(status: status, headers: headers, body: body)
     }
 
-    private func control(path: String, method: HTTPMethod, query: [String: String]) -> Answer {
+    private func control(path: String, method: HTTPMethod, query: [String: String], on eventLoop: any EventLoop) -> Answer {
         switch (method, path) {
         case (.GET, "/__stats"):
             let data = (try? JSONEncoder().encode(stats.snapshot)) ?? Data()
@@ -359,6 +363,10 @@ final class DemoOriginHandler: ChannelInboundHandler {
         case (.POST, "/__heal"):
             data.breakWith(nil)
             return json(.ok, ["broken": false])
+        case (.POST, "/__release"):
+            // The second member of a held stream's group: both go on (see `/stream?hold=`).
+            data.gathering.join(group: "hold:" + (query["group"] ?? ""), count: 2, deadline: .seconds(30), on: eventLoop) { _ in }
+            return json(.ok, ["released": query["group"] ?? ""])
         default:
             return json(.notFound, ["error": "no such control endpoint"])
         }
@@ -382,8 +390,8 @@ final class DemoOriginHandler: ChannelInboundHandler {
 
     // MARK: /stream
 
-    /// `GET /stream?mb=N` (`&chunked=1`: no Content-Length): N MiB of `x`, written only as fast as the client
-    /// reads (the bytes are never held whole), for tests and load tests of answers bigger than memory. What it
+    /// `GET /stream?mb=N` (`&chunked=1`: no Content-Length; `&hold=GROUP`: the first 256 KiB, then the rest
+    /// once `POST /__release?group=GROUP` came): N MiB of `x`, written only as fast as the client reads (the bytes are never held whole), for tests and load tests of answers bigger than memory. What it
     /// sent, how often it had to wait for the client and how many clients left early are in `DemoOriginStats`.
     private func startStream(context: ChannelHandlerContext, head: HTTPRequestHead, query: [String: String]) {
         let megabytes = min(max(0, Int(query["mb"] ?? "") ?? 1), 1 << 16)
@@ -395,12 +403,30 @@ final class DemoOriginHandler: ChannelInboundHandler {
         stats.streamStarted()
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
         streaming = (head.method == .HEAD ? 0 : total, head.isKeepAlive, false)
+        if let group = query["hold"] { hold = (group, max(0, total - Self.heldAfter), .before) }
         continueStream(context: context)
     }
 
     private func continueStream(context: ChannelHandlerContext) {
         guard var stream = streaming else { return }
         while stream.remaining > 0 && context.channel.isWritable {
+            if let held = hold, held.state != .released, stream.remaining <= held.after {
+                // Held until released: the client has the first bytes, the rest waits.
+                streaming = stream
+                context.flush()
+                guard held.state == .before else { return }
+                hold?.state = .waiting
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let eventLoop = context.eventLoop
+                data.gathering.join(group: "hold:" + held.group, count: 2, deadline: .seconds(30), on: eventLoop) { _ in
+                    eventLoop.execute {
+                        let (handler, context) = bound.value
+                        handler.hold?.state = .released
+                        handler.continueStream(context: context)
+                    }
+                }
+                return
+            }
             let piece = Self.streamPiece.getSlice(at: 0, length: min(stream.remaining, Self.streamPiece.readableBytes))!
             stream.remaining -= piece.readableBytes
             stats.streamed(piece.readableBytes)

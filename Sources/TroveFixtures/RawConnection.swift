@@ -103,8 +103,9 @@ public final class RawConnection {
     }
 
     /// Reads one answer whose body is framed by `Content-Length`, counting its body bytes and keeping none of
-    /// them (for answers bigger than a test should hold). Returns the head's fields and the body's length.
-    public func readDiscardingBody(within seconds: Double) throws -> (status: Int, headers: [String: String], bodyBytes: Int) {
+    /// them (for answers bigger than a test should hold). Returns the head's fields and the body's length; with
+    /// `firstBytes`, returns once that many body bytes came (`discard` reads the rest).
+    public func readDiscardingBody(within seconds: Double, firstBytes: Int? = nil) throws -> (status: Int, headers: [String: String], bodyBytes: Int) {
         let deadline = Self.now() + seconds
         let separator: [UInt8] = [13, 10, 13, 10]
         var end: Int?
@@ -124,18 +125,25 @@ public final class RawConnection {
             fields[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmed()
         }
         guard let length = fields["content-length"].flatMap({ Int($0) }) else { throw TestSupportError("no Content-Length") }
-        var count = received.count - headEnd
+        let count = received.count - headEnd
         received = []
+        return (status, fields, try discard(min(length, firstBytes ?? length) - count, within: deadline - Self.now()) + count)
+    }
+
+    /// Reads and drops at least `bytes` bytes (none when it is not positive); returns how many came.
+    public func discard(_ bytes: Int, within seconds: Double) throws -> Int {
+        let deadline = Self.now() + seconds
+        var count = 0
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while count < length {
-            guard Self.now() < deadline else { throw TestSupportError("\(count) of \(length) body bytes within \(seconds) s") }
+        while count < bytes {
+            guard Self.now() < deadline else { throw TestSupportError("\(count) of \(bytes) body bytes within \(seconds) s") }
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&poller, 1, 100) > 0 else { continue }
             let read = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard read > 0 else { throw TestSupportError("closed after \(count) of \(length) body bytes") }
+            guard read > 0 else { throw TestSupportError("closed after \(count) of \(bytes) body bytes") }
             count += read
         }
-        return (status, fields, count)
+        return count
     }
 
     /// The first whole answer in `bytes`; throws when there is none.

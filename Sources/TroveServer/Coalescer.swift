@@ -13,6 +13,9 @@ public final class Coalescer: Sendable {
     public enum Outcome: Sendable {
         /// It produced a shareable answer (stored, or storable but the store was down): answer with it.
         case entry(EntryMeta, ByteBuffer)
+        /// Its storable answer is arriving: read it from `fill` as reader `reader` (already joined; `leave` it
+        /// if it is not wanted).
+        case filling(EntryMeta, EntryFill<ByteBuffer>, reader: Int)
         /// Its answer cannot be shared: fetch on your own.
         case released
         /// The origin gave no answer.
@@ -22,9 +25,26 @@ public final class Coalescer: Sendable {
     struct Waiter: Sendable {
         let loop: any EventLoop
         let deliver: @Sendable (Outcome) -> Void
+        /// Where the body comes, piece by piece, when the answer is shared as it arrives (called on any thread).
+        let read: @Sendable (EntryFill<ByteBuffer>.Event) -> Void
     }
 
-    private let table: Mutex<CoalescingTable<Waiter>>
+    /// What a request for a key should do.
+    enum Join {
+        case lead
+        case wait
+        case alone
+        /// The key's answer is arriving and shared: read it (joined already as `reader`).
+        case shared(EntryMeta, EntryFill<ByteBuffer>, reader: Int)
+    }
+
+    private struct Flights {
+        var table: CoalescingTable<Waiter>
+        /// Answers being shared as they arrive, by key: only while their fetch runs.
+        var shared: [String: (EntryMeta, EntryFill<ByteBuffer>)] = [:]
+    }
+
+    private let flights: Mutex<Flights>
     private let clock: any TroveClock
     /// Notices from other instances, when the store is shared (Redis); nil for the memory store.
     public let notifications: (any FetchNotifications)?
@@ -33,7 +53,7 @@ public final class Coalescer: Sendable {
     public init(clock: any TroveClock, notifications: (any FetchNotifications)?, hitForMiss: Duration = .seconds(30)) {
         self.clock = clock
         self.notifications = notifications
-        table = Mutex(CoalescingTable(hitForMiss: hitForMiss.components.seconds * 1000))
+        flights = Mutex(Flights(table: CoalescingTable(hitForMiss: hitForMiss.components.seconds * 1000)))
     }
 
     /// How long one fetch of `plan` may take, in milliseconds, before others stop counting on it: the origin's
@@ -43,32 +63,64 @@ public final class Coalescer: Sendable {
         (plan.origin?.timeout ?? .seconds(30)).milliseconds.addingClamped(5000)
     }
 
-    /// Joins the fetch of `key`, or starts it (`.lead`). A waiter's `deliver` runs on `loop`.
-    func join(_ key: String, on loop: any EventLoop, deliver: @escaping @Sendable (Outcome) -> Void) -> CoalescingTable<Waiter>.Join {
+    /// Joins the fetch of `key`, or starts it (`.lead`). A waiter's `deliver` runs on `loop`; `read` gets the body
+    /// when the answer is shared as it arrives.
+    func join(
+        _ key: String, on loop: any EventLoop, deliver: @escaping @Sendable (Outcome) -> Void,
+        read: @escaping @Sendable (EntryFill<ByteBuffer>.Event) -> Void
+    ) -> Join {
         let now = clock.nowMilliseconds()
-        return table.withLock { $0.join(key, waiter: Waiter(loop: loop, deliver: deliver), now: now) }
+        return flights.withLock { flights -> Join in
+            if let (meta, fill) = flights.shared[key], flights.table.isFetching(key) {
+                // Nil: the answer outgrew what is kept and its first bytes are gone; fetch on your own.
+                guard let reader = fill.join(read) else { return .alone }
+                return .shared(meta, fill, reader: reader)
+            }
+            switch flights.table.join(key, waiter: Waiter(loop: loop, deliver: deliver, read: read), now: now) {
+            case .lead: return .lead
+            case .wait: return .wait
+            case .alone: return .alone
+            }
+        }
+    }
+
+    /// The fetch of `key` has a storable answer arriving in `fill`: every waiter reads it from now on, and so do
+    /// requests that join while the fetch runs. The fetch still ends with `finish`.
+    func share(_ key: String, _ meta: EntryMeta, _ fill: EntryFill<ByteBuffer>) {
+        let waiters = flights.withLock { flights -> [Waiter] in
+            guard flights.table.isFetching(key) else { return [] }
+            flights.shared[key] = (meta, fill)
+            return flights.table.takeWaiters(key)
+        }
+        for waiter in waiters {
+            let outcome: Outcome = fill.join(waiter.read).map { .filling(meta, fill, reader: $0) } ?? .released
+            waiter.loop.execute { waiter.deliver(outcome) }
+        }
     }
 
     /// Starts a background refresh of `key`, unless some fetch of it runs already.
     public func startRefresh(_ key: String) -> Bool {
-        table.withLock { $0.startRefresh(key) }
+        flights.withLock { $0.table.startRefresh(key) }
     }
 
     /// Ends the fetch of `key`: every waiter gets `outcome` on its loop.
     public func finish(_ key: String, _ outcome: Outcome) {
         let shareable: Bool
         switch outcome {
-        case .entry: shareable = true
+        case .entry, .filling: shareable = true
         case .released: shareable = false
         case .failed: shareable = true  // an origin failure is not an unshareable answer: do not stop coalescing
         }
         let now = clock.nowMilliseconds()
-        let waiters = table.withLock { $0.finish(key, shareable: shareable, now: now) }
+        let waiters = flights.withLock { flights in
+            flights.shared[key] = nil
+            return flights.table.finish(key, shareable: shareable, now: now)
+        }
         for waiter in waiters {
             waiter.loop.execute { waiter.deliver(outcome) }
         }
     }
 
     /// Fetches running now.
-    public var inFlight: Int { table.withLock { $0.count } }
+    public var inFlight: Int { flights.withLock { $0.table.count } }
 }

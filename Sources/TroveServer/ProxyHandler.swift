@@ -166,8 +166,21 @@ final class ProxyHandler: ChannelDuplexHandler {
         /// While waiting for another instance: the notices watched, and the next tick.
         var noticeWatch: Int?
         var lockTick: Scheduled<Void>?
-        /// Set when the origin's answer is passed on as it arrives (it is not stored).
+        /// Set when the answer is written as it arrives: the origin's, not stored, or one being stored.
         var streamed: StreamedAnswer?
+        /// Set when this request fetches an answer that may be stored: received into this fill, which this
+        /// request and those coalesced on it read (read-while-write).
+        var fill: EntryFill<ByteBuffer>?
+        var fillHeadSeen = false
+        /// The fill's answer is being stored once whole (`respondWhileStoring`).
+        var storesFill = false
+        /// The answer's status, for recording an outcome known only after it went out.
+        var answerStatus = 0
+        /// The outcome of an answer that was stored (or not) before its head went out.
+        var finalPlan: ReadThroughStateMachine.ResponsePlan?
+        var fillError: OriginError?
+        /// This request reads the answer another request fetches, as it arrives (`streamed` reads it).
+        var readsFill = false
         /// Set when the request's body goes to the origin as it arrives.
         var upload: OriginUpload?
         var answered = false
@@ -357,7 +370,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         connection.closed()
         // An answer being passed on has nobody to go to, a body being passed on will not end: the origin's
         // transfer stops.
-        streamingExchange?.streamed?.stream?.cancel()
+        streamingExchange?.streamed?.leave()
         streamingExchange = nil
         uploading?.cancel()
         uploading = nil
@@ -471,7 +484,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             uploadExchange = nil
             upload.cancel()
             exchange.answered = true
-            exchange.streamed?.stream?.cancel()
+            exchange.streamed?.leave()
             environment.stats.record(exchange.counters, outcome: nil, stored: false, error: true)
             return writeTroveAnswer(status: 408, message: expiry.reason, version: exchange.head.version)
         }
@@ -596,6 +609,12 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         case .fetch(let fetch):
             exchange.fetchMethod = fetch.method
+            if exchange.readsFill {
+                // The answer shared with us varies on what this request does not match: fetch our own.
+                exchange.readsFill = false
+                exchange.streamed?.leave()
+                exchange.streamed = nil
+            }
             if fetch.coalesce, let address = exchange.machine.fetchingAddress {
                 coordinate(fetch, address, exchange)
             } else {
@@ -620,6 +639,24 @@ final class ProxyHandler: ChannelDuplexHandler {
                 // other instances only when it is stored.
                 self.endLead(exchange, .entry(pending.meta, body), notice: (try? result.get()) != nil ? .stored : .released)
                 self.execute(exchange.machine.storeCompleted(result), exchange)
+            }
+        case .respondWhileStoring(let pending, let plan):
+            guard let fill = exchange.fill, case .cache(let target) = exchange.plan.decision else {
+                return internalError("an answer to store without its fill", exchange)
+            }
+            exchange.storesFill = true
+            // What is kept for the store counts against the response body budget until the fill is gone.
+            let reservation = BudgetReservation(budget: environment.responseBodies, capacity: limits.responseBodyBudget)
+            fill.decide(.keep(limit: target.policy.maxBodyBytes, grow: { reservation.grow(by: $0) }))
+            if let lead = exchange.lead { environment.coalescer.share(lead.address.key, pending.meta, fill) }
+            respond(plan, exchange, close: false)
+        case .finished(let plan):
+            exchange.fill?.seal()
+            if exchange.answerStatus != 0 {
+                record(plan, exchange, status: exchange.answerStatus, bytes: plan.omitBody ? 0 : exchange.fill?.received ?? 0,
+                    isError: exchange.fillError != nil)
+            } else {
+                exchange.finalPlan = plan  // the answer waits for the whole body (to decode it): recorded then
             }
         case .purge(let purges, _):
             environment.purger.purge(purges, from: .writeRule, context: ["route.name": exchange.plan.route?.name ?? ""],
@@ -646,11 +683,21 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let context else { return }
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, exchange), eventLoop: loop)
-        let join = environment.coalescer.join(address.key, on: loop) { outcome in
+        // Pieces of a shared answer may come before the outcome that says so: they wait in `pending`.
+        exchange.streamed = StreamedAnswer(consumed: { _ in }, leave: {})
+        let join = environment.coalescer.join(address.key, on: loop, deliver: { outcome in
             let (handler, exchange) = bound.value
             handler.deliver(outcome, to: exchange)
-        }
+        }, read: { event in
+            loop.execute {
+                let (handler, exchange) = bound.value
+                handler.fillEvent(event, exchange)
+            }
+        })
+        if case .shared = join {} else if case .wait = join {} else { exchange.streamed = nil }
         switch join {
+        case .shared(let meta, let fill, let reader):
+            readShared(meta, fill, reader: reader, exchange)
         case .alone:
             send(fetch, exchange)
         case .wait:
@@ -667,10 +714,17 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// The fetch this request waited for has ended (or the wait did).
     private func deliver(_ outcome: Coalescer.Outcome, to exchange: Exchange) {
-        guard let waiting = exchange.waiting else { return }  // already delivered, or never waiting
+        guard let waiting = exchange.waiting else {
+            // Already delivered, or never waiting: a shared answer joined meanwhile is left.
+            if case .filling(_, let fill, let reader) = outcome { fill.leave(reader) }
+            return
+        }
         waiting.cancel()
         exchange.waiting = nil
+        if case .filling = outcome {} else { exchange.streamed = nil }
         switch outcome {
+        case .filling(let meta, let fill, let reader):
+            readShared(meta, fill, reader: reader, exchange)
         case .entry(let meta, let body):
             exchange.entry = (meta, body)
             execute(exchange.machine.coalesced(.entry(meta)), exchange)
@@ -679,6 +733,16 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .failed(let error):
             execute(exchange.machine.coalesced(.failed(error)), exchange)
         }
+    }
+
+    /// The answer this request waited for is being stored as it arrives: it is answered from the fill, as
+    /// reader `reader` (left again if the machine finds the entry does not fit this request).
+    private func readShared(_ meta: EntryMeta, _ fill: EntryFill<ByteBuffer>, reader: Int, _ exchange: Exchange) {
+        exchange.entry = (meta, ByteBuffer())
+        exchange.streamed?.read(fill, as: reader)
+        exchange.readsFill = true
+        streamingExchange = exchange
+        execute(exchange.machine.coalesced(.entry(meta)), exchange)
     }
 
     /// Takes the key's fetch lock, or waits for the instance that holds it (`FetchLockStateMachine`).
@@ -774,34 +838,62 @@ final class ProxyHandler: ChannelDuplexHandler {
             request.upload = upload
             request.body = nil
         }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, exchange), eventLoop: loop)
+        let metrics = environment.metrics
+        let pausedSince = Mutex<NIODeadline?>(nil)
+        @Sendable func paused(_ paused: Bool) {
+            let since = pausedSince.withLock { since in
+                defer { since = paused ? .now() : nil }
+                return since
+            }
+            metrics.recordStreamPause(paused, nanoseconds: since.map { (NIODeadline.now() - $0).nanoseconds } ?? 0)
+        }
         if !fetch.forStorage {
             // Not stored: passed on as it arrives, a window at a time, whatever its size.
-            let streamed = StreamedAnswer()
-            exchange.streamed = streamed
-            streamingExchange = exchange
-            let loop = context.eventLoop
-            let bound = NIOLoopBound((self, exchange), eventLoop: loop)
-            let metrics = environment.metrics
-            let pausedSince = Mutex<NIODeadline?>(nil)
-            request.stream = OriginStream(window: limits.streamWindow, deliver: { event in
+            let stream = OriginStream<ByteBuffer>(window: limits.streamWindow, deliver: { event in
                 loop.execute {
                     let (handler, exchange) = bound.value
                     handler.streamEvent(event, exchange)
                 }
-            }, paused: { paused in
-                let since = pausedSince.withLock { since in
-                    defer { since = paused ? .now() : nil }
-                    return since
+            }, paused: paused)
+            request.stream = stream
+            exchange.streamed = StreamedAnswer(stream)
+            streamingExchange = exchange
+        } else {
+            // Maybe stored: received into a fill that this request, and those coalesced on it, read as it arrives
+            // (see `EntryFill`); the head is judged on this loop, the pieces go into the fill on the origin's thread.
+            let fill = EntryFill<ByteBuffer>(window: limits.streamWindow)
+            let stream = OriginStream<ByteBuffer>(window: limits.streamWindow, deliver: { event in
+                switch event {
+                case .head(let status, let headers):
+                    loop.execute {
+                        let (handler, exchange) = bound.value
+                        handler.fillHead(status: status, headers: headers, exchange)
+                    }
+                case .body(let piece):
+                    fill.append(piece)
                 }
-                metrics.recordStreamPause(paused, nanoseconds: since.map { (NIODeadline.now() - $0).nanoseconds } ?? 0)
-            })
-            streamed.stream = request.stream
+            }, paused: paused)
+            fill.connect(release: { stream.consumed($0) }, abort: { stream.cancel() })
+            request.stream = stream
+            exchange.fill = fill
         }
         let started = NIODeadline.now()
         environment.call(request, on: context.eventLoop).assumeIsolated().whenSuccess { result in
             exchange.originNanoseconds = (NIODeadline.now() - started).nanoseconds
             switch result {
             case .response(let response):
+                if let fill = exchange.fill {
+                    // The head normally came first; an origin client that does not stream (a test's) hands
+                    // everything over at the end.
+                    if !exchange.fillHeadSeen {
+                        self.fillHead(status: response.status, headers: response.headers, exchange, whole: response.body.readableBytes)
+                    }
+                    if response.body.readableBytes > 0 { fill.append(response.body) }
+                    fill.finish(.success(()))
+                    return self.fillEnded(nil, exchange)
+                }
                 if let streamed = exchange.streamed {
                     // The head normally came first; an answer whose head was not handed over gets it now.
                     if !streamed.headReceived { self.streamEvent(.head(status: response.status, headers: response.headers), exchange) }
@@ -812,6 +904,9 @@ final class ProxyHandler: ChannelDuplexHandler {
                 exchange.response = response
                 self.execute(exchange.machine.originResponded(
                     status: response.status, headers: response.headers, bodyLength: response.bodyLength), exchange)
+            case .failed(let error) where exchange.fill != nil && exchange.fillHeadSeen:
+                exchange.fill?.finish(.failure(error))
+                self.fillEnded(error, exchange)
             case .failed(let error) where exchange.streamed?.headReceived == true:
                 // Part of the answer may be out: the client can only be told by the connection closing.
                 self.environment.logger.warning("origin failed in the middle of an answer", metadata: [
@@ -879,6 +974,28 @@ final class ProxyHandler: ChannelDuplexHandler {
             body = ByteBuffer(string: "\(troveStatus) \(HTTPResponseStatus(statusCode: troveStatus).reasonPhrase): \(message)\n")
             contentLength = body?.readableBytes
         }
+        // Read from a fill (this request's own fetch of an answer that may be stored, or the one it was coalesced
+        // on): the body streams as it arrives, unless it is not wanted.
+        let fromFill = exchange.readsFill || (plan.source == .origin && exchange.fill != nil)
+        if fromFill {
+            let wantsBody = !plan.notModified && !plan.omitBody && !ResponseEncoding.isBodiless(status)
+            if let fill = exchange.fill, !exchange.readsFill {
+                if fill.isUndecided { fill.decide(.pass) }
+                if wantsBody, let reader = fill.join(fillReader(exchange)) {
+                    exchange.streamed = StreamedAnswer(fill, reader: reader)
+                    streamingExchange = exchange
+                } else if !exchange.storesFill {
+                    // Passed on, and this request does not read it (a HEAD, a 304): nobody needs the transfer.
+                    fill.cancel(OriginError(kind: .failed, origin: exchange.plan.origin?.name ?? "", reason: "its body is not needed"))
+                }
+            } else if !wantsBody {
+                exchange.streamed?.leave()
+                exchange.streamed = nil
+                exchange.readsFill = false
+            }
+            body = nil
+            contentLength = plan.notModified ? nil : exchange.fill?.declaredLength ?? exchange.streamed?.declaredLength
+        }
         if case .cache = exchange.plan.decision, plan.source == .entry || plan.source == .origin, ContentCoding.isGzip(headers) {
             // Stored gzip is sent as it is to clients that take gzip, decoded for the others; either way
             // `Vary: Accept-Encoding` tells caches after Trove that the coding depends on the request.
@@ -886,19 +1003,27 @@ final class ProxyHandler: ChannelDuplexHandler {
                 headers = ContentCoding.varyingOnEncoding(headers)
             } else {
                 headers = ContentCoding.varyingOnEncoding(ContentCoding.decodedHeaders(headers))
-                if let coded = body {  // not a 304, which has headers only
-                    let decodedHeaders = headers
-                    return decode(coded, exchange) { decoded in
+                let decodedHeaders = headers
+                func decodeAndFinish(_ coded: ByteBuffer) {
+                    decode(coded, exchange) { decoded in
                         switch decoded {
                         case .success(let decoded):
                             self.finish(plan, exchange, status: status, headers: decodedHeaders, body: decoded, contentLength: decoded.readableBytes,
                                 close: close)
                         case .failure(let problem):
-                            var plan = plan
-                            plan.cacheStatus = nil
-                            let text = "502 Bad Gateway: \(problem)\n"
-                            self.finish(plan, exchange, status: 502, headers: [Header("Content-Type", "text/plain; charset=utf-8")],
-                                body: ByteBuffer(string: text), contentLength: text.utf8.count, close: close, isError: true)
+                            self.failAnswer(plan, exchange, "\(problem)", close: close)
+                        }
+                    }
+                }
+                if let coded = body {  // not a 304, which has headers only
+                    return decodeAndFinish(coded)
+                }
+                if fromFill, let streamed = exchange.streamed {
+                    // Decoded whole: gathered first, within the most Trove holds of one answer.
+                    return gather(streamed, exchange, limit: limits.maxResponseBody) { gathered in
+                        switch gathered {
+                        case .success(let coded): decodeAndFinish(coded)
+                        case .failure(let error): self.failAnswer(plan, exchange, error.description, close: close)
                         }
                     }
                 }
@@ -938,6 +1063,23 @@ final class ProxyHandler: ChannelDuplexHandler {
 
         var isError = isError
         if case .trove(let troveStatus, _) = plan.source, troveStatus >= 500 || troveStatus == 400 || troveStatus == 413 { isError = true }
+        if exchange.storesFill {
+            // Stored (or not) once the body is whole: recorded then (`.finished`).
+            exchange.answerStatus = status
+        } else {
+            record(exchange.finalPlan ?? plan, exchange, status: status, bytes: plan.omitBody ? 0 : body?.readableBytes ?? 0, isError: isError)
+        }
+
+        if let streamed = exchange.streamed, plan.source == .origin || plan.source == .entry {
+            return startStream(streamed, exchange, status: status, headers: headers, trove: trove, omitBody: plan.omitBody,
+                close: close || exchange.endsConnection)
+        }
+        write(status: status, headers: headers, trove: trove, body: plan.omitBody ? nil : body, contentLength: contentLength,
+            request: exchange.head, close: close || exchange.endsConnection, reservation: writing)
+    }
+
+    /// Counts the answer in the statistics and the access log.
+    private func record(_ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, status: Int, bytes: Int, isError: Bool) {
         let stored = plan.cacheStatus?.stored ?? false
         // What was stored, not the answer as this client gets it (decoded from gzip, or a 304 without a body).
         let storedBytes = stored ? (plan.source == .entry ? exchange.entry?.meta.bodyLength : exchange.response?.bodyLength) ?? 0 : 0
@@ -949,15 +1091,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             accessLog.record(route: exchange.plan.route?.name, method: exchange.head.method.token, path: exchange.head.uri,
                 status: status, outcome: isError ? "error" : plan.cacheStatus?.outcome.rawValue.lowercased() ?? "none", key: key,
                 originNanoseconds: exchange.originNanoseconds, totalNanoseconds: (NIODeadline.now() - exchange.started).nanoseconds,
-                bytes: plan.omitBody ? 0 : body?.readableBytes ?? 0, client: context?.channel.remoteAddress?.ipAddress)
+                bytes: bytes, client: context?.channel.remoteAddress?.ipAddress)
         }
-
-        if let streamed = exchange.streamed, plan.source == .origin {
-            return startStream(streamed, exchange, status: status, headers: headers, trove: trove, omitBody: plan.omitBody,
-                close: close || exchange.endsConnection)
-        }
-        write(status: status, headers: headers, trove: trove, body: plan.omitBody ? nil : body, contentLength: contentLength,
-            request: exchange.head, close: close || exchange.endsConnection, reservation: writing)
     }
 
     /// Gzip bodies up to this size (coded) are decoded on the event loop: a few hundred microseconds at most.
@@ -1018,24 +1153,6 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Streamed answers
 
-    /// What the origin handed over and how it goes out.
-    final class StreamedAnswer {
-        var stream: OriginStream<ByteBuffer>?
-        var headReceived = false
-        /// The head went to the client; pieces now go out as they arrive.
-        var started = false
-        /// Pieces that arrived before the head went out (a write's purge first): bounded by the stream's window.
-        var pending: [ByteBuffer] = []
-        var chunked = false
-        var keepAlive = true
-        var omitBody = false
-        /// The origin's transfer ended (nil: whole; else how it failed) before the head went out.
-        var ended: OriginError??
-        var bytes = 0
-        /// The last write to the client: a connection that closes after the answer closes once it is out.
-        var lastWrite: EventLoopFuture<Void>?
-    }
-
     private func streamEvent(_ event: OriginStream<ByteBuffer>.Event, _ exchange: Exchange) {
         guard let streamed = exchange.streamed else { return }
         switch event {
@@ -1063,13 +1180,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let context, context.channel.isActive else {
             drain?.finished()
             connection.answerAbandoned()
-            streamed.stream?.cancel()
+            streamed.leave()
             return
         }
         if drain?.isDraining ?? false { _ = connection.drainStarted() }
         let bodiless = ResponseEncoding.isBodiless(status) || omitBody || exchange.fetchMethod == "HEAD"
-        let declared = exchange.response?.headers.first { HTTPSyntax.name($0.name, is: "content-length") }
-            .flatMap { Int($0.value.trimmingWhitespace()) }.flatMap { $0 >= 0 ? $0 : nil }
+        let declared = streamed.declaredLength ?? Self.declaredLength(exchange.response?.headers ?? [])
         var headers = headers
         var contentLength: Int?
         if bodiless {
@@ -1100,7 +1216,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         let count = piece.readableBytes
         streamed.bytes += count
         guard !streamed.omitBody, context.channel.isActive else {
-            streamed.stream?.consumed(count)
+            streamed.consumed(count)
             return
         }
         if streamed.chunked {
@@ -1118,8 +1234,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         } else {
             context.writeAndFlush(wrapOutboundOut(piece), promise: promise)
         }
-        let stream = streamed.stream
-        promise.futureResult.whenComplete { _ in stream?.consumed(count) }
+        promise.futureResult.assumeIsolated().whenComplete { _ in streamed.consumed(count) }
         streamed.lastWrite = promise.futureResult
     }
 
@@ -1160,6 +1275,130 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         drain?.finished()
         answered(context: context)
+    }
+
+    /// The body length a head declares (`Content-Length`), if it is a number.
+    static func declaredLength(_ headers: [Header]) -> Int? {
+        headers.first { HTTPSyntax.name($0.name, is: "content-length") }
+            .flatMap { Int($0.value.trimmingWhitespace()) }.flatMap { $0 >= 0 ? $0 : nil }
+    }
+
+    // MARK: Answers read while they are stored
+
+    /// How a fill hands this exchange its pieces: hopped to this loop.
+    private func fillReader(_ exchange: Exchange) -> @Sendable (EntryFill<ByteBuffer>.Event) -> Void {
+        guard let loop = context?.eventLoop else { return { _ in } }
+        let bound = NIOLoopBound((self, exchange), eventLoop: loop)
+        return { event in
+            loop.execute {
+                let (handler, exchange) = bound.value
+                handler.fillEvent(event, exchange)
+            }
+        }
+    }
+
+    /// The head of an answer that may be stored: the machine judges it, and the fill then keeps it for the
+    /// store or passes it on (`respond`); one nobody wants (a stale entry answered instead, a 304 that refreshed
+    /// the entry) is aborted.
+    /// `whole`: the body's length, when an origin client that does not stream handed it over with the head.
+    private func fillHead(status: Int, headers: [Header], _ exchange: Exchange, whole: Int? = nil) {
+        guard !exchange.fillHeadSeen, let fill = exchange.fill else { return }
+        exchange.fillHeadSeen = true
+        fill.declaredLength = Self.declaredLength(headers) ?? whole
+        exchange.response = OriginResponse(status: status, headers: headers, body: ByteBuffer(), bodyLength: 0)
+        execute(exchange.machine.originStarted(status: status, headers: headers, declaredLength: fill.declaredLength), exchange)
+        if fill.isUndecided {
+            fill.cancel(OriginError(kind: .failed, origin: exchange.plan.origin?.name ?? "", reason: "its answer was not needed"))
+        }
+    }
+
+    /// The origin's transfer into the fill ended. An answer being stored is stored now if it is whole and within
+    /// its limits; its readers get their last piece once the store answered (`.finished` seals the fill).
+    private func fillEnded(_ error: OriginError?, _ exchange: Exchange) {
+        guard exchange.storesFill, let fill = exchange.fill else { return }
+        exchange.storesFill = false
+        if let error {
+            exchange.fillError = error
+            environment.logger.warning("origin failed in the middle of an answer", metadata: [
+                "origin.name": "\(error.origin)", "origin.error": "\(error.reason)", "route.name": "\(exchange.plan.route?.name ?? "")",
+            ])
+            endLead(exchange, .failed(error), notice: .released)
+            return execute(exchange.machine.bodyFailed(error), exchange)
+        }
+        let action = exchange.machine.bodyReceived(length: fill.received, kept: fill.isKept)
+        if case .store = action {
+            guard let body = fill.wholeBody() else { return internalError("a kept answer without its body", exchange) }
+            exchange.response?.body = body
+            exchange.response?.bodyLength = body.readableBytes
+        } else {
+            endLead(exchange, .released, notice: .released)
+        }
+        execute(action, exchange)
+    }
+
+    /// A piece, or the end, of an answer read from a fill.
+    private func fillEvent(_ event: EntryFill<ByteBuffer>.Event, _ exchange: Exchange) {
+        guard let streamed = exchange.streamed else { return }
+        switch event {
+        case .pieces(let pieces):
+            for piece in pieces {
+                if streamed.gathering != nil {
+                    gatherPiece(piece, streamed)
+                } else {
+                    streamEvent(.body(piece), exchange)
+                }
+            }
+        case .end(let result):
+            var error: OriginError?
+            if case .failure(let failure) = result { error = failure }
+            if let gathering = streamed.gathering {
+                streamed.gathering = nil
+                return gathering.then(error.map { .failure($0) } ?? .success(gathering.body))
+            }
+            streamEnded(error, exchange)
+        }
+    }
+
+    /// Gathers a fill's answer whole (to decode it), within `limit` bytes, then calls `then` on this loop.
+    private func gather(
+        _ streamed: StreamedAnswer, _ exchange: Exchange, limit: Int, then: @escaping (Result<ByteBuffer, OriginError>) -> Void
+    ) {
+        exchange.streamed = streamed
+        streamed.gathering = (ByteBuffer(), limit, { result in
+            exchange.streamed = nil
+            if self.streamingExchange === exchange { self.streamingExchange = nil }
+            then(result)
+        })
+        let pending = streamed.pending
+        streamed.pending = []
+        for piece in pending { gatherPiece(piece, streamed) }
+        if let ended = streamed.ended, let gathering = streamed.gathering {
+            streamed.gathering = nil
+            gathering.then(ended.map { .failure($0) } ?? .success(gathering.body))
+        }
+    }
+
+    private func gatherPiece(_ piece: ByteBuffer, _ streamed: StreamedAnswer) {
+        guard var gathering = streamed.gathering else { return }
+        streamed.gathering = nil  // so the body below is not shared, and grows in place
+        streamed.consumed(piece.readableBytes)
+        guard gathering.body.readableBytes + piece.readableBytes <= gathering.limit else {
+            streamed.leave()
+            let limit = Units.format(bytes: gathering.limit)
+            return gathering.then(.failure(OriginError(kind: .tooLarge, origin: "", reason: "more than \(limit) to decode")))
+        }
+        var piece = piece
+        gathering.body.writeBuffer(&piece)
+        streamed.gathering = gathering
+    }
+
+    /// Answers 502 instead: the answer could not be made (`problem` says why).
+    private func failAnswer(_ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, _ problem: String, close: Bool) {
+        var plan = plan
+        plan.cacheStatus = nil
+        let text = "502 Bad Gateway: \(problem)\n"
+        finish(plan, exchange, status: 502, headers: [Header("Content-Type", "text/plain; charset=utf-8")],
+            body: ByteBuffer(string: text), contentLength: text.utf8.count, close: close, isError: true)
     }
 
     /// A Shopify webhook on the public listener: answered by Trove, never forwarded.

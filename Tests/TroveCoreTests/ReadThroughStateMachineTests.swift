@@ -50,6 +50,55 @@ import TroveTestSupport
         return pending.meta
     }
 
+    /// A miss whose body streams: answered at the head (said stored only when its declared length fits), stored
+    /// once whole, and the outcome recorded then; one that outgrows `max_body` (1 KB here), or broke off, is not.
+    @Test func aStreamedMissIsAnsweredAtItsHeadAndStoredWhenWhole() throws {
+        func started(declared: Int?) -> (ReadThroughStateMachine, ReadThroughStateMachine.PendingStore, ReadThroughStateMachine.ResponsePlan)? {
+            var sm = machine("GET", "/events/42")
+            _ = sm.start()
+            #expect(sm.lookupCompleted(.notFound(generations: [0, 0, 0, 0, 0])) == storageFetch)
+            guard case .respondWhileStoring(let pending, let then) = sm.originStarted(status: 200, headers: json, declaredLength: declared) else {
+                Issue.record("a storable head is answered while it is stored")
+                return nil
+            }
+            return (sm, pending, then)
+        }
+        var (announced, pending, then) = try #require(started(declared: 7))
+        #expect(then.source == .origin)
+        #expect(then.cacheStatus == CacheStatus(outcome: .miss, forward: .uriMiss, forwardStatus: 200, stored: true))
+        guard case .store(let whole, let stored) = announced.bodyReceived(length: 7, kept: true) else {
+            Issue.record("a whole body within max_body is stored"); return
+        }
+        #expect(whole.meta.bodyLength == 7)
+        #expect(whole.address == pending.address)
+        #expect(announced.storeCompleted(.success(())) == .finished(stored))
+
+        var unannounced: ReadThroughStateMachine
+        (unannounced, _, then) = try #require(started(declared: nil))
+        #expect(then.cacheStatus?.stored == false, "not said before it is known")
+        var tooLarge = then
+        tooLarge.cacheStatus?.detail = .notStored(.tooLarge)
+        #expect(unannounced.bodyReceived(length: 2048, kept: true) == .finished(tooLarge))
+
+        var overBudget: ReadThroughStateMachine
+        (overBudget, _, then) = try #require(started(declared: nil))
+        #expect(overBudget.bodyReceived(length: 10, kept: false) == .finished(tooLarge))
+
+        var broken: ReadThroughStateMachine
+        (broken, _, then) = try #require(started(declared: 7))
+        var notStored = then
+        notStored.cacheStatus?.stored = false
+        #expect(broken.bodyFailed(OriginError(kind: .failed, origin: "api", reason: "reset")) == .finished(notStored))
+
+        var declaredTooLarge = machine("GET", "/events/42")
+        _ = declaredTooLarge.start()
+        _ = declaredTooLarge.lookupCompleted(.notFound(generations: [0, 0, 0, 0, 0]))
+        guard case .respond(let passed) = declaredTooLarge.originStarted(status: 200, headers: json, declaredLength: 4096) else {
+            Issue.record("a head declaring more than max_body is passed on at once"); return
+        }
+        #expect(passed.cacheStatus?.detail == .notStored(.tooLarge))
+    }
+
     /// miss → fetch → store → MISS; a lookup within the TTL is a HIT with its age; after the TTL it is fetched again.
     @Test func missThenHitThenExpiry() throws {
         let meta = try #require(miss())
