@@ -19,6 +19,10 @@ public protocol CacheStore<Body> {
     /// `write.expireAfter` milliseconds.
     func store(_ write: StoreWrite<Body>, completion: @escaping (Result<Void, StoreError>) -> Void)
 
+    /// Reads chunk `index` of the entry stored under `key` whose body is kept in `chunks` (see `EntryChunks`): nil
+    /// when it is gone (evicted); the store then drops the entry's head, so the next request fetches it again.
+    func readChunk(_ key: String, _ chunks: EntryChunks, index: Int, completion: @escaping (Result<Body?, StoreError>) -> Void)
+
     /// Increases the counters a purge names, in order (and drops the named keys' entries to free memory). A
     /// store that cannot reach its backend keeps what it could not apply and applies it when it can; until
     /// then it answers lookups `.unavailable`.

@@ -4,19 +4,23 @@ internal import TroveHTTP
 ///
 /// Layout, all integers big-endian:
 /// ```
-/// "TRV" u8(version=3)  u16 status  i64 storedAt  i64 freshUntil  i64 staleUntil  i64 errorUntil  u64 nonce  u32 bodyLength
-/// str route  u16 n × str tag  u16 n × i64 generation  u16 n × (str name, lstr value) as headers
-/// u16 n × (str name, lstr value) as variant  body (bodyLength bytes)
+/// "TRV" u8(version=4)  u16 status  i64 storedAt  i64 freshUntil  i64 staleUntil  i64 errorUntil  u64 nonce  u32 bodyLength
+/// u32 chunkSize  str route  u16 n × str tag  u16 n × i64 generation  u16 n × (str name, lstr value) as headers
+/// u16 n × (str name, lstr value) as variant  body (bodyLength bytes, or none when chunkSize is not 0)
 /// ```
+/// A chunk size other than 0 says the body is stored apart, in chunks named by the nonce (`EntryChunks`).
 /// `str` is a u16 length and UTF-8 bytes, `lstr` a u32 length and UTF-8 bytes. The nonce is random per store, so
 /// no two stores write the same head: a head names one body exactly (instances keep large bodies by their
 /// head). A value that does not start
 /// with the magic and version, or is cut short, decodes as nil, so an old format or a foreign value in the
 /// namespace is a miss, never a crash.
 public enum EntryCodec {
-    static let magic: [UInt8] = Array("TRV".utf8) + [3]
+    static let magic: [UInt8] = Array("TRV".utf8) + [4]
+    /// Chunk sizes a head may name: anything else is not a head of this format.
+    static let chunkSizes = 4096...(64 << 20)
 
-    /// The head bytes; the body follows them in the stored value.
+    /// The head bytes; the body follows them in the stored value, unless `meta.chunks` keeps it apart (its nonce
+    /// is then the head's).
     public static func encodeHead(_ meta: EntryMeta, nonce: UInt64 = .random(in: .min ... .max)) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64 + meta.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 6 })
@@ -26,8 +30,9 @@ public enum EntryCodec {
         append(UInt64(bitPattern: meta.freshUntil), to: &out)
         append(UInt64(bitPattern: meta.staleUntil), to: &out)
         append(UInt64(bitPattern: meta.errorUntil), to: &out)
-        append(nonce, to: &out)
+        append(meta.chunks?.nonce ?? nonce, to: &out)
         append(UInt32(clamping: meta.bodyLength), to: &out)
+        append(UInt32(clamping: meta.chunks?.size ?? 0), to: &out)
         appendString(meta.route, to: &out)
         append(UInt16(clamping: meta.tags.count), to: &out)
         for tag in meta.tags { appendString(tag, to: &out) }
@@ -49,7 +54,9 @@ public enum EntryCodec {
 
     /// The head, and where the body starts; nil when the bytes are not a whole entry of this format.
     public static func decodeHead(_ bytes: UnsafeRawBufferPointer) -> (meta: EntryMeta, bodyOffset: Int)? {
-        guard let (meta, offset) = decodeHead(prefix: bytes), bytes.count - offset == meta.bodyLength else { return nil }
+        guard let (meta, offset) = decodeHead(prefix: bytes), bytes.count - offset == (meta.chunks == nil ? meta.bodyLength : 0) else {
+            return nil
+        }
         return (meta, offset)
     }
 
@@ -59,7 +66,8 @@ public enum EntryCodec {
         var reader = Reader(bytes: bytes)
         guard reader.take(4).map(Array.init) == magic,
             let status = reader.u16(), let storedAt = reader.u64(), let freshUntil = reader.u64(),
-            let staleUntil = reader.u64(), let errorUntil = reader.u64(), reader.u64() != nil, let bodyLength = reader.u32(),
+            let staleUntil = reader.u64(), let errorUntil = reader.u64(), let nonce = reader.u64(), let bodyLength = reader.u32(),
+            let chunkSize = reader.u32(), chunkSize == 0 || chunkSizes.contains(Int(chunkSize)),
             let route = reader.string16(),
             let tagCount = reader.u16()
         else { return nil }
@@ -81,7 +89,8 @@ public enum EntryCodec {
             status: Int(status), headers: headers, storedAt: Int64(bitPattern: storedAt),
             freshUntil: Int64(bitPattern: freshUntil), staleUntil: Int64(bitPattern: staleUntil),
             errorUntil: Int64(bitPattern: errorUntil), route: route,
-            tags: tags, generations: generations, variant: variant, bodyLength: Int(bodyLength))
+            tags: tags, generations: generations, variant: variant, bodyLength: Int(bodyLength),
+            chunks: chunkSize == 0 ? nil : EntryChunks(nonce: nonce, size: Int(chunkSize)))
         return (meta, reader.offset)
     }
 

@@ -31,10 +31,13 @@ public struct EntryMeta: Sendable, Equatable {
     /// absent headers): the entry answers only requests with the same values.
     public var variant: [Header]
     public var bodyLength: Int
+    /// Set when the body is stored apart from the head, in chunks (`EntryChunks`); the body handed out with the
+    /// head is then empty, and the chunks are read one at a time.
+    public var chunks: EntryChunks?
 
     public init(
         status: Int, headers: [Header], storedAt: Int64, freshUntil: Int64, staleUntil: Int64, errorUntil: Int64? = nil,
-        route: String, tags: [String], generations: [Int64], variant: [Header] = [], bodyLength: Int
+        route: String, tags: [String], generations: [Int64], variant: [Header] = [], bodyLength: Int, chunks: EntryChunks? = nil
     ) {
         self.status = status
         self.headers = headers
@@ -47,6 +50,7 @@ public struct EntryMeta: Sendable, Equatable {
         self.generations = generations
         self.variant = variant
         self.bodyLength = bodyLength
+        self.chunks = chunks
     }
 
     /// True when the entry may answer a request for `address` whose counters now read `generations`: no

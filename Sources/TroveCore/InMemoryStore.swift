@@ -64,6 +64,12 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         completion(.success(()))
     }
 
+    /// The memory store keeps every body whole (shared by every client that reads it, never copied): it has no
+    /// chunks.
+    public func readChunk(_ key: String, _ chunks: EntryChunks, index: Int, completion: (Result<Body?, StoreError>) -> Void) {
+        completion(.success(nil))
+    }
+
     public func purge(_ request: PurgeRequest, completion: (Result<PurgeReport, StoreError>) -> Void) {
         let now = clock.nowMilliseconds()
         let found = state.withLock { state in

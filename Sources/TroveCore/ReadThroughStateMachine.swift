@@ -532,9 +532,10 @@ public struct ReadThroughStateMachine: Sendable {
             meta.headers = merged
             return .respond(fromEntry(meta, cacheStatus, now: now))
         }
-        let meta = Self.entry(status: validated.status, headers: merged, origin: headers, freshness: freshness, now: now,
+        var meta = Self.entry(status: validated.status, headers: merged, origin: headers, freshness: freshness, now: now,
             route: address.route, tags: target.tags, generations: generations, variant: validated.variant,
             bodyLength: validated.bodyLength)
+        meta.chunks = validated.chunks  // the body stays where it is: in the stored value, or in its chunks
         cacheStatus.ttl = meta.remainingTTL(at: now)
         cacheStatus.stored = true
         let response = fromEntry(meta, cacheStatus, now: now)

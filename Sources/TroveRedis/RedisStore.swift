@@ -2,11 +2,15 @@ public import Logging
 public import NIOCore
 public import TroveCore
 internal import Synchronization
+internal import TroveHTTP
 
 /// The Redis `CacheStore` for one event loop, over that loop's own pipelined connection.
 ///
 /// Keys, under the namespace `NS`:
-/// - `NS:e:KEY` the entry: `EntryCodec` head then body, with a Redis TTL past its stale window;
+/// - `NS:e:KEY` the entry: `EntryCodec` head then body, with a Redis TTL past its stale window; a body larger
+///   than `chunkSize` is kept apart, in `NS:c:NONCE:I` (hexadecimal nonce, chunk index), written before the head
+///   and living `chunkSlack` longer, so a head found names whole chunks and a client that started reading
+///   finishes;
 /// - `NS:g:all`, `NS:g:r:ROUTE`, `NS:g:k:KEY`, `NS:g:t:TAG` the purge counters (see `EntryAddress`);
 /// - `NS:l:KEY` a key's fetch lock; `NS:w:ID` a webhook delivery already handled (`SET NX PX`).
 ///
@@ -40,6 +44,19 @@ public final class RedisStore: CacheStore {
     }
 
     func entryKey(_ key: String) -> String { "\(namespace):e:\(key)" }
+
+    func chunkKey(_ chunks: EntryChunks, _ index: Int) -> String {
+        "\(namespace):c:\(String(chunks.nonce, radix: 16)):\(index)"
+    }
+
+    /// Bodies larger than this are stored in chunks of this size: a hit then reads the head alone, and each
+    /// client holds one chunk at a time, not the body.
+    static let chunkSize = 1 << 20
+    /// Chunks sent to Redis per batch: each batch is answered well within the command timeout.
+    static let chunksPerBatch = 4
+    /// How much longer chunks live than their head, in milliseconds: a client that began reading just before the
+    /// head expired still finds every chunk.
+    static let chunkSlack: Int64 = 10 * 60 * 1000
 
     func counterKey(_ counter: PurgeCounter) -> String {
         switch counter {
@@ -126,8 +143,9 @@ public final class RedisStore: CacheStore {
                 }
                 let found: (meta: EntryMeta, body: ByteBuffer?)? = prefix.withUnsafeReadableBytes { bytes in
                     guard let (meta, offset) = EntryCodec.decodeHead(prefix: bytes) else { return nil }
-                    if bytes.count == offset + meta.bodyLength {
-                        return (meta, prefix.getSlice(at: prefix.readerIndex + offset, length: meta.bodyLength))  // it shrank
+                    let inline = meta.chunks == nil ? meta.bodyLength : 0
+                    if bytes.count == offset + inline {
+                        return (meta, prefix.getSlice(at: prefix.readerIndex + offset, length: inline))  // it shrank, or is chunked now
                     }
                     return (meta, self.bodies.body(for: key, head: UnsafeRawBufferPointer(rebasing: bytes[..<offset])))
                 }
@@ -170,6 +188,12 @@ public final class RedisStore: CacheStore {
     }
 
     public func store(_ write: StoreWrite<ByteBuffer>, completion: @escaping (Result<Void, StoreError>) -> Void) {
+        if let chunks = write.meta.chunks {
+            return restoreChunked(write, chunks, completion: completion)
+        }
+        if write.body.readableBytes > Self.chunkSize {
+            return storeChunked(write, completion: completion)
+        }
         let head = EntryCodec.encodeHead(write.meta)
         var value = ByteBufferAllocator().buffer(capacity: head.count + write.body.readableBytes)
         value.writeBytes(head)
@@ -183,6 +207,94 @@ public final class RedisStore: CacheStore {
                     if write.body.readableBytes >= LocalBodies.minimumBody { self.bodies.keep(write.body, head: head, for: write.address.key) }
                     completion(.success(()))
                 }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// Writes a large body's chunks, a batch at a time, then its head: the head is never written unless every
+    /// chunk it names was, so no lookup finds a half-written entry.
+    private func storeChunked(_ write: StoreWrite<ByteBuffer>, completion: @escaping (Result<Void, StoreError>) -> Void) {
+        var meta = write.meta
+        let chunks = EntryChunks(nonce: .random(in: 1 ... .max), size: Self.chunkSize)
+        meta.chunks = chunks
+        let body = write.body
+        let count = chunks.count(of: body.readableBytes)
+        let chunkLife = String(write.expireAfter.addingClamped(Self.chunkSlack))
+        func batch(from index: Int) {
+            guard index < count else {
+                return setHead(EntryCodec.encodeHead(meta), key: write.address.key, expireAfter: write.expireAfter, completion: completion)
+            }
+            let end = min(count, index + Self.chunksPerBatch)
+            let commands: [[RESPArgument]] = (index..<end).map { chunk in
+                let slice = body.getSlice(at: body.readerIndex + chunk * chunks.size, length: chunks.length(of: chunk, in: body.readableBytes))!
+                return ["SET", .string(chunkKey(chunks, chunk)), .bytes(slice), "PX", .string(chunkLife)]
+            }
+            connection.send(commands) { result in
+                switch result {
+                case .success(let replies):
+                    if let error = replies.first(where: { if case .error = $0 { true } else { false } }) {
+                        return completion(.failure(.protocolError("SET of a chunk failed: \(error)")))
+                    }
+                    batch(from: end)
+                case .failure(let error):
+                    completion(.failure(error))
+                }
+            }
+        }
+        batch(from: 0)
+    }
+
+    /// Stores a chunked entry's head again (a revalidation kept its body): its chunks live on as long, and the
+    /// head is written only if every chunk is still there.
+    private func restoreChunked(
+        _ write: StoreWrite<ByteBuffer>, _ chunks: EntryChunks, completion: @escaping (Result<Void, StoreError>) -> Void
+    ) {
+        let chunkLife = String(write.expireAfter.addingClamped(Self.chunkSlack))
+        let commands: [[RESPArgument]] = (0..<chunks.count(of: write.meta.bodyLength)).map {
+            ["PEXPIRE", .string(chunkKey(chunks, $0)), .string(chunkLife)]
+        }
+        connection.send(commands) { result in
+            switch result {
+            case .success(let replies):
+                guard replies.allSatisfy({ if case .integer(1) = $0 { true } else { false } }) else {
+                    // A chunk is gone (evicted): the old head would name it; drop it, the next request fetches.
+                    self.connection.send([["DEL", .string(self.entryKey(write.address.key))]]) { _ in }
+                    return completion(.failure(.protocolError("a chunk of the entry is gone")))
+                }
+                self.setHead(EntryCodec.encodeHead(write.meta), key: write.address.key, expireAfter: write.expireAfter, completion: completion)
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    private func setHead(_ head: [UInt8], key: String, expireAfter: Int64, completion: @escaping (Result<Void, StoreError>) -> Void) {
+        bodies.forget(key)
+        connection.send([["SET", .string(entryKey(key)), .bytes(ByteBuffer(bytes: head)), "PX", .string(String(expireAfter))]]) { result in
+            switch result {
+            case .success(let replies):
+                if case .error(let message) = replies[0] {
+                    completion(.failure(.protocolError("SET failed: \(message)")))
+                } else {
+                    completion(.success(()))
+                }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    public func readChunk(_ key: String, _ chunks: EntryChunks, index: Int, completion: @escaping (Result<ByteBuffer?, StoreError>) -> Void) {
+        connection.send([["GET", .string(chunkKey(chunks, index))]]) { result in
+            switch result {
+            case .success(let replies):
+                if case .bulkString(let chunk) = replies[0] { return completion(.success(chunk)) }
+                // Evicted (Redis under `maxmemory`), or expired: the head names what is gone. Dropped, so the
+                // next request fetches the answer again.
+                self.connection.send([["DEL", .string(self.entryKey(key))]]) { _ in }
+                completion(.success(nil))
             case .failure(let error):
                 completion(.failure(error))
             }
@@ -381,9 +493,11 @@ public final class RedisStore: CacheStore {
         }
     }
 
+    /// The head and body of a stored value (the body is empty when it is kept in chunks).
     static func decode(_ value: ByteBuffer) -> (EntryMeta, ByteBuffer)? {
         let head = value.withUnsafeReadableBytes { EntryCodec.decodeHead($0) }
-        guard let (meta, offset) = head, let body = value.getSlice(at: value.readerIndex + offset, length: meta.bodyLength)
+        guard let (meta, offset) = head,
+            let body = value.getSlice(at: value.readerIndex + offset, length: meta.chunks == nil ? meta.bodyLength : 0)
         else { return nil }
         return (meta, body)
     }

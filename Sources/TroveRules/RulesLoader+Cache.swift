@@ -18,7 +18,7 @@ extension RulesLoader {
         var anyStatus = false
         var stale: Duration = .zero
         var staleIfError: Duration = .zero
-        var maxBodyBytes = 1 << 20
+        var maxBodyBytes = 16 << 20
         var shared = false
         var authenticated = false
         var overrideCacheControl = false

@@ -974,6 +974,12 @@ final class ProxyHandler: ChannelDuplexHandler {
             body = ByteBuffer(string: "\(troveStatus) \(HTTPResponseStatus(statusCode: troveStatus).reasonPhrase): \(message)\n")
             contentLength = body?.readableBytes
         }
+        // A chunked entry (the Redis store keeps large bodies apart from their heads) is served a chunk at a time.
+        if plan.source == .entry, !exchange.readsFill, !plan.notModified, let meta = exchange.entry?.meta, let chunks = meta.chunks {
+            if !plan.omitBody { readChunks(meta, chunks, exchange) }
+            body = nil
+            contentLength = meta.bodyLength
+        }
         // Read from a fill (this request's own fetch of an answer that may be stored, or the one it was coalesced
         // on): the body streams as it arrives, unless it is not wanted.
         let fromFill = exchange.readsFill || (plan.source == .origin && exchange.fill != nil)
@@ -1018,7 +1024,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 if let coded = body {  // not a 304, which has headers only
                     return decodeAndFinish(coded)
                 }
-                if fromFill, let streamed = exchange.streamed {
+                if let streamed = exchange.streamed, fromFill || exchange.entry?.meta.chunks != nil {
                     // Decoded whole: gathered first, within the most Trove holds of one answer.
                     return gather(streamed, exchange, limit: limits.maxResponseBody) { gathered in
                         switch gathered {
@@ -1338,25 +1344,59 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// A piece, or the end, of an answer read from a fill.
     private func fillEvent(_ event: EntryFill<ByteBuffer>.Event, _ exchange: Exchange) {
-        guard let streamed = exchange.streamed else { return }
         switch event {
         case .pieces(let pieces):
-            for piece in pieces {
-                if streamed.gathering != nil {
-                    gatherPiece(piece, streamed)
-                } else {
-                    streamEvent(.body(piece), exchange)
-                }
-            }
+            for piece in pieces { bodyPiece(piece, exchange) }
         case .end(let result):
             var error: OriginError?
             if case .failure(let failure) = result { error = failure }
-            if let gathering = streamed.gathering {
-                streamed.gathering = nil
-                return gathering.then(error.map { .failure($0) } ?? .success(gathering.body))
-            }
-            streamEnded(error, exchange)
+            bodyEnded(error, exchange)
         }
+    }
+
+    /// A piece of a body read from a fill or from chunks: written as it comes, or gathered.
+    private func bodyPiece(_ piece: ByteBuffer, _ exchange: Exchange) {
+        guard let streamed = exchange.streamed else { return }
+        if streamed.gathering != nil {
+            gatherPiece(piece, streamed)
+        } else {
+            streamEvent(.body(piece), exchange)
+        }
+    }
+
+    /// The end of a body read from a fill or from chunks: whole (`error` nil), or broken off.
+    private func bodyEnded(_ error: OriginError?, _ exchange: Exchange) {
+        guard let streamed = exchange.streamed else { return }
+        if let gathering = streamed.gathering {
+            streamed.gathering = nil
+            return gathering.then(error.map { .failure($0) } ?? .success(gathering.body))
+        }
+        streamEnded(error, exchange)
+    }
+
+    /// Starts reading a chunked entry's body for this exchange (`ChunkedEntryRead`).
+    private func readChunks(_ meta: EntryMeta, _ chunks: EntryChunks, _ exchange: Exchange) {
+        guard let store, case .cache(let target) = exchange.plan.decision else { return }
+        let streamed = StreamedAnswer(consumed: { _ in }, leave: {})
+        streamed.declaredLength = meta.bodyLength
+        streamed.headReceived = true
+        let key = target.key
+        let logger = environment.logger
+        let reading = ChunkedEntryRead(chunks: chunks, bodyLength: meta.bodyLength, read: { index, done in
+            store.readChunk(key, chunks, index: index, completion: done)
+        }, deliver: { piece in
+            self.bodyPiece(piece, exchange)
+        }, end: { error in
+            if let error {
+                logger.warning("a stored answer broke off", metadata: ["cache.key": "\(key)", "store.error": "\(error.reason)"])
+            }
+            self.bodyEnded(error, exchange)
+        })
+        streamed.consumed = { reading.consumed($0) }
+        streamed.leave = { reading.stop() }
+        exchange.streamed = streamed
+        streamingExchange = exchange
+        reading.start()
     }
 
     /// Gathers a fill's answer whole (to decode it), within `limit` bytes, then calls `then` on this loop.

@@ -27,6 +27,26 @@ import TroveCore
         #expect(EntryCodec.encodeHead(Self.meta, nonce: 7) == EntryCodec.encodeHead(Self.meta, nonce: 7))
     }
 
+    /// A chunked entry's head stands alone (its body is elsewhere), names its chunks by its nonce, and says a chunk
+    /// size within bounds; a head that says chunks and carries a body, or names an absurd size, is not an entry.
+    @Test func chunkedHeads() throws {
+        var chunked = Self.meta
+        chunked.bodyLength = 5 << 20
+        chunked.chunks = EntryChunks(nonce: 42, size: 1 << 20)
+        let head = EntryCodec.encodeHead(chunked, nonce: 7)
+        let decoded = try #require(EntryCodec.decodeHead(head))
+        #expect(decoded.meta == chunked)
+        #expect(decoded.meta.chunks?.nonce == 42, "the chunks' nonce is the head's")
+        #expect(EntryCodec.decodeHead(head + [1]) == nil)
+        #expect(chunked.chunks?.count(of: chunked.bodyLength) == 5)
+        #expect(chunked.chunks?.count(of: (5 << 20) + 1) == 6)
+        #expect(chunked.chunks?.length(of: 5, in: (5 << 20) + 1) == 1)
+        for size in [1, 4095, 65 << 20] {
+            chunked.chunks = EntryChunks(nonce: 42, size: size)
+            #expect(EntryCodec.decodeHead(EntryCodec.encodeHead(chunked)) == nil, "chunk size \(size)")
+        }
+    }
+
     /// Cut, foreign or mislabelled values are not entries: they decode as nil, never crash.
     @Test func rejectsWhatIsNotAnEntry() {
         let bytes = EntryCodec.encodeHead(Self.meta) + Array("hello".utf8)
@@ -34,7 +54,7 @@ import TroveCore
         #expect(EntryCodec.decodeHead(bytes + [0]) == nil)
         #expect(EntryCodec.decodeHead(Array("{\"json\": true}".utf8)) == nil)
         #expect(EntryCodec.decodeHead([]) == nil)
-        for version: UInt8 in [1, 2, 4] {  // 2: before the nonce
+        for version: UInt8 in [1, 2, 3, 5] {  // 2: before the nonce; 3: before chunks
             var otherVersion = bytes
             otherVersion[3] = version
             #expect(EntryCodec.decodeHead(otherVersion) == nil)

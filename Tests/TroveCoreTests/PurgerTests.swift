@@ -14,6 +14,9 @@ import TroveTestSupport
         var failure: StoreError?
 
         func lookup(_ address: EntryAddress, completion: @escaping (LookupOutcome<[UInt8]>) -> Void) { completion(.notFound(generations: [])) }
+        func readChunk(_ key: String, _ chunks: EntryChunks, index: Int, completion: @escaping (Result<[UInt8]?, StoreError>) -> Void) {
+            completion(.success(nil))
+        }
         func store(_ write: StoreWrite<[UInt8]>, completion: @escaping (Result<Void, StoreError>) -> Void) { completion(.success(())) }
         func purge(_ request: PurgeRequest, completion: @escaping (Result<PurgeReport, StoreError>) -> Void) {
             requests.append(request)

@@ -78,3 +78,52 @@ import TroveFixtures
         await scenario.stop(trove)
     }
 }
+
+/// Large entries in Redis are kept in chunks apart from their heads and served a chunk at a time.
+@Suite(.serialized) struct ChunkedEntryTests {
+    /// A 5 MiB answer is stored in chunks and hit whole; a purge covers it as any entry; a chunk that is gone
+    /// (evicted) is never served as a whole answer: the connection closes short of the length, and the next
+    /// request fetches the answer again.
+    @Test func aChunkedEntryIsServedWholePurgedAndNeverServedHalfWritten() async throws {
+        let scenario = try await Scenario(redis: true)
+        let redis = try #require(scenario.redis)
+        let routes = """
+              - {name: big, match: GET /stream, cache: {key: "stream:{query}", ttl: 1m, tags: [big], max_body: 8MB}}
+              - {name: rest, match: ANY /**, pass: true}
+            """
+        let trove = try await scenario.trove(scenario.rules(routes: routes, timeout: "30s"))
+        let total = 5 << 20
+        let miss = try await scenario.request(trove, "/stream?mb=5")
+        #expect(miss.xCache == "MISS")
+        #expect(miss.cacheStatus?.hasSuffix("stored") == true)
+        // The test's Redis client reads simple replies only: the keys come back as one text.
+        let listChunks = ["EVAL", "return table.concat(redis.call('KEYS', ARGV[1]), ' ')", "0", "\(scenario.namespace):c:*"]
+        let chunkKeys = try redis.command(listChunks).split(separator: " ")
+        #expect(chunkKeys.count == 5, "\(chunkKeys)")
+        let hit = try await scenario.request(trove, "/stream?mb=5")
+        #expect(hit.xCache == "HIT")
+        #expect(hit.body.utf8.count == total)
+        #expect(hit.body.utf8.allSatisfy { $0 == UInt8(ascii: "x") })
+
+        let purge = try await scenario.admin(trove, "POST", "/purge", json: #"{"tags": ["big"]}"#)
+        #expect(purge.status == 200)
+        #expect(try await scenario.request(trove, "/stream?mb=5").xCache == "MISS", "purged like any entry")
+        #expect(try await scenario.request(trove, "/stream?mb=5").xCache == "HIT")
+
+        // Every chunk of every version gone, as if evicted: the hit breaks off, and is never whole.
+        for key in try redis.command(listChunks).split(separator: " ") {
+            _ = try redis.command(["DEL", String(key)])
+        }
+        let client = try StreamingTests.Client(port: trove.publicPort)
+        let broken = try await StreamingTests.onOwnThread {
+            try client.connection.send("GET /stream?mb=5 HTTP/1.1\r\nHost: trove.test\r\n\r\n")
+            return (try? client.connection.readDiscardingBody(within: 30).bodyBytes)
+        }
+        #expect(broken == nil, "the client is not given a short answer that looks whole")
+        client.connection.close()
+        let again = try await scenario.request(trove, "/stream?mb=5")
+        #expect(again.xCache == "MISS", "the head naming gone chunks was dropped")
+        #expect(again.body.utf8.count == total)
+        await scenario.stop(trove)
+    }
+}

@@ -70,6 +70,18 @@ import TroveTestSupport
             }
         }
 
+        func store(_ address: EntryAddress, body: ByteBuffer, meta: EntryMeta? = nil) async throws -> Result<Void, StoreError> {
+            try await call { store, promise in
+                let meta = meta ?? EntryMeta(status: 200, headers: [], storedAt: 1, freshUntil: 2, staleUntil: 2, route: address.route,
+                    tags: address.tags, generations: [0, 0, 0, 0, 0], bodyLength: body.readableBytes)
+                store.store(StoreWrite(address: address, meta: meta, body: body, expireAfter: 60_000)) { promise.succeed($0) }
+            }
+        }
+
+        func readChunk(_ key: String, _ chunks: EntryChunks, _ index: Int) async throws -> Result<ByteBuffer?, StoreError> {
+            try await call { store, promise in store.readChunk(key, chunks, index: index) { promise.succeed($0) } }
+        }
+
         func purge(_ counters: [PurgeCounter]) async throws -> Result<PurgeReport, StoreError> {
             try await call { store, promise in
                 store.purge(PurgeRequest(counters: counters, counterLifetime: 600_000)) { promise.succeed($0) }
@@ -111,6 +123,61 @@ import TroveTestSupport
         #expect(current == generations)
         // The entry lives under the namespace with a Redis TTL.
         #expect(Int(try redis.command(["PTTL", "test:e:event:42"])) ?? 0 > 50_000)
+        try await store.close()
+    }
+
+    /// A body past the chunk size is stored in chunks: a lookup reads the head alone, the chunks give the body
+    /// back byte for byte, a purge invalidates the entry as any other, and a chunk that is gone drops the head.
+    @Test func largeBodiesAreStoredInChunks() async throws {
+        let store = try await store(factory())
+        var body = ByteBufferAllocator().buffer(capacity: 3 * RedisStore.chunkSize + 5)
+        for index in 0..<(3 * RedisStore.chunkSize + 5) { body.writeInteger(UInt8(truncatingIfNeeded: index * 7)) }
+        guard case .success = try await store.store(event, body: body) else { Issue.record("the store write failed"); return }
+        guard case .found(let meta, let inline, let generations) = try await store.lookup(event), let chunks = meta.chunks else {
+            Issue.record("expected a chunked entry"); return
+        }
+        #expect(inline.readableBytes == 0, "the head comes alone")
+        #expect(meta.bodyLength == body.readableBytes)
+        #expect(chunks.count(of: meta.bodyLength) == 4)
+        var read = ByteBuffer()
+        for index in 0..<4 {
+            guard case .success(var chunk?) = try await store.readChunk(event.key, chunks, index) else { Issue.record("chunk \(index)"); return }
+            read.writeBuffer(&chunk)
+        }
+        #expect(read == body)
+        #expect(Int(try redis.command(["PTTL", "test:c:\(String(chunks.nonce, radix: 16)):0"])) ?? 0 > 60_000, "chunks outlive their head")
+
+        _ = try await store.purge([.tag("events")])
+        guard case .found(let purged, _, let now) = try await store.lookup(event) else { Issue.record("the head is still there"); return }
+        #expect(!purged.isValid(for: event, generations: now), "purged like any entry")
+        #expect(now != generations)
+
+        _ = try await store.store(event, body: body)
+        guard case .found(let second, _, _) = try await store.lookup(event), let secondChunks = second.chunks else { return }
+        #expect(secondChunks.nonce != chunks.nonce, "a new store writes new chunks")
+        _ = try redis.command(["DEL", "test:c:\(String(secondChunks.nonce, radix: 16)):2"])
+        guard case .success(nil) = try await store.readChunk(event.key, secondChunks, 2) else { Issue.record("a gone chunk reads nil"); return }
+        try await eventually("the head naming a gone chunk is dropped") {
+            if case .notFound = try await store.lookup(event) { true } else { false }
+        }
+        try await store.close()
+    }
+
+    /// A chunked store that fails part way (Redis out of memory) never writes the head: no lookup finds a
+    /// half-written entry.
+    @Test func aHalfWrittenChunkedEntryIsNeverFound() async throws {
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let store = try await store(factory(redis))
+        let info = try redis.command(["INFO", "memory"])
+        let usedMemory = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") }
+            .flatMap { Int($0.dropFirst("used_memory:".count).filter(\.isNumber)) } ?? 0
+        #expect(usedMemory > 0)
+        _ = try redis.command(["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        _ = try redis.command(["CONFIG", "SET", "maxmemory", String(usedMemory + 6 * RedisStore.chunkSize)])
+        let body = ByteBuffer(repeating: 0x61, count: 12 * RedisStore.chunkSize)
+        guard case .failure = try await store.store(event, body: body) else { Issue.record("the store must fail"); return }
+        guard case .notFound = try await store.lookup(event) else { Issue.record("no head was written"); return }
         try await store.close()
     }
 

@@ -57,7 +57,7 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
         #expect(policy.ttl(forStatus: 200) == .seconds(300))
         #expect(policy.ttl(forStatus: 404) == nil)
         #expect(policy.stale == .zero)
-        #expect(policy.maxBodyBytes == 1 << 20)
+        #expect(policy.maxBodyBytes == 16 << 20)
         #expect(!policy.shared)
         #expect(rules.fingerprint.count == 12)
     }
