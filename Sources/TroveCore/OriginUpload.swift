@@ -55,7 +55,11 @@ public final class OriginUpload: Sendable {
         let (resumes, full) = state.withLock { state -> (Bool, Bool) in
             state.pieces.append(bytes)
             state.held += bytes.count
-            state.full = state.held >= window
+            // Once full, full until the origin has read it down to half: the connection stopped reading when it
+            // was told, and pieces it had already decoded may still arrive; if one of them found the window
+            // below full again and cleared this, the origin's read would never call `room`, and the upload would
+            // stall with the client not being read.
+            if state.held >= window { state.full = true }
             defer { state.waiting = false }
             return (state.waiting, state.full)
         }

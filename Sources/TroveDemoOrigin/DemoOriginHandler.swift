@@ -145,6 +145,9 @@ final class DemoOriginHandler: ChannelInboundHandler {
             self.head = head
             self.body = nil
             sunk = head.uri.hasPrefix("/sink") ? 0 : nil
+            if sunk != nil, let group = URLComponents(string: head.uri)?.queryItems?.first(where: { $0.name == "hold" })?.value {
+                holdSink(group: group, context: context)
+            }
         case .body(var chunk):
             // `/sink` counts what it receives and keeps none of it: uploads bigger than memory.
             if let sunk {
@@ -163,6 +166,16 @@ final class DemoOriginHandler: ChannelInboundHandler {
                 return write(context: context, head: head, answer: json(.ok, ["received": sunk]))
             }
             handle(context: context, head: head, body: body ?? ByteBuffer())
+        }
+    }
+
+    /// `POST /sink?hold=GROUP`: the body is not read until `POST /__release?group=GROUP` (or 30 s), so the
+    /// sender's writes back up, as with an origin that takes uploads slowly.
+    private func holdSink(group: String, context: ChannelHandlerContext) {
+        let channel = context.channel
+        channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        data.gathering.join(group: "hold:" + group, count: 2, deadline: .seconds(30), on: context.eventLoop) { _ in
+            channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
         }
     }
 

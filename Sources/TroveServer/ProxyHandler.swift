@@ -56,13 +56,19 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// The exchange whose answer is being passed on as it arrives, if any.
     private var streamingExchange: Exchange?
     /// The body being read goes to the origin as it arrives (see `channelRead`).
-    private var uploading: OriginUpload?
+    private var uploading: OriginUpload? {
+        // An upload that ends (finished, cancelled, refused) no longer waits for the origin.
+        didSet { if uploading == nil { uploadPause.resume() } }
+    }
+    /// How long the client of the upload has not been read because the origin had not taken its window.
+    private lazy var uploadPause = PauseMeter(environment.metrics, waitingFor: .origin)
     private var uploadedBytes = 0
     /// The exchange the body being uploaded belongs to.
     private var uploadExchange: Exchange?
 
     /// The origin took half of a full upload window: read from the client again.
     private func uploadHasRoom() {
+        uploadPause.resume()
         guard let context, connection.uploadHasRoom() else { return }
         context.read()
     }
@@ -286,7 +292,10 @@ final class ProxyHandler: ChannelDuplexHandler {
                     connection.closed()
                     return context.close(promise: nil)
                 }
-                if !uploading.append(Array(chunk.readableBytesView)) { connection.uploadFull() }
+                if !uploading.append(Array(chunk.readableBytesView)) {
+                    connection.uploadFull()
+                    uploadPause.pause()
+                }
                 return
             }
             guard !connection.isIgnoringInput, let head else { return }
@@ -840,15 +849,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, exchange), eventLoop: loop)
-        let metrics = environment.metrics
-        let pausedSince = Mutex<NIODeadline?>(nil)
-        @Sendable func paused(_ paused: Bool) {
-            let since = pausedSince.withLock { since in
-                defer { since = paused ? .now() : nil }
-                return since
-            }
-            metrics.recordStreamPause(paused, nanoseconds: since.map { (NIODeadline.now() - $0).nanoseconds } ?? 0)
-        }
+        let meter = PauseMeter(environment.metrics, waitingFor: .client)
+        let paused: @Sendable (Bool) -> Void = { meter.set($0) }
         if !fetch.forStorage {
             // Not stored: passed on as it arrives, a window at a time, whatever its size.
             let stream = OriginStream<ByteBuffer>(window: limits.streamWindow, deliver: { event in

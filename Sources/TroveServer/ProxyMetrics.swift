@@ -32,10 +32,25 @@ public final class ProxyMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let limits: [LimitReached: CoreMetrics.Counter]
     private let openConnections: CoreMetrics.Gauge
-    /// Streamed answers whose origin transfer waits for its client now, and how long each waited.
-    private let streamsPaused = Atomic<Int>(0)
-    private let streamsPausedGauge: CoreMetrics.Gauge
-    private let streamPauses: CoreMetrics.Timer
+    /// What a paused stream waits for: an answer's origin transfer waits for its client to read, an upload's
+    /// client waits (is not read) for the origin to take what it sent.
+    enum PausedFor: String, Sendable, CaseIterable {
+        case client, origin
+    }
+    /// Streams paused now on each side, and how long each pause lasted.
+    private let paused: [PausedFor: PausedStreams]
+
+    private final class PausedStreams: Sendable {
+        let count = Atomic<Int>(0)
+        let gauge: CoreMetrics.Gauge
+        let durations: CoreMetrics.Timer
+
+        init(_ side: PausedFor, factory: PrometheusMetricsFactory) {
+            let dimensions = [("waiting_for", side.rawValue)]
+            gauge = CoreMetrics.Gauge(label: "trove_streams_paused", dimensions: dimensions, factory: factory)
+            durations = CoreMetrics.Timer(label: "trove_stream_pause_duration_seconds", dimensions: dimensions, factory: factory)
+        }
+    }
     private let factory: PrometheusMetricsFactory
     private let purges: [PurgeSource: CoreMetrics.Counter]
     private let storeLookup: CoreMetrics.Timer
@@ -80,8 +95,7 @@ public final class ProxyMetrics: Sendable {
         }
         self.limits = limits
         openConnections = CoreMetrics.Gauge(label: "trove_client_connections", factory: factory)
-        streamsPausedGauge = CoreMetrics.Gauge(label: "trove_streams_paused", factory: factory)
-        streamPauses = CoreMetrics.Timer(label: "trove_stream_pause_duration_seconds", factory: factory)
+        paused = Dictionary(uniqueKeysWithValues: PausedFor.allCases.map { ($0, PausedStreams($0, factory: factory)) })
     }
 
     /// A limit was reached (someone was refused, cut off or answered 408/413/431/503 because of it).
@@ -89,14 +103,15 @@ public final class ProxyMetrics: Sendable {
         limits[limit]?.increment()
     }
 
-    /// Client connections to the proxy open now.
-    /// A streamed answer's origin transfer paused for its client (true), or went on (false, after `nanoseconds`).
-    func recordStreamPause(_ paused: Bool, nanoseconds: Int64 = 0) {
-        let now = paused ? streamsPaused.add(1, ordering: .relaxed).newValue : streamsPaused.subtract(1, ordering: .relaxed).newValue
-        streamsPausedGauge.record(now)
-        if !paused { streamPauses.recordNanoseconds(nanoseconds) }
+    /// A stream paused waiting for `side` (`started`), or went on after `nanoseconds` (see `PauseMeter`).
+    func recordPause(_ side: PausedFor, started: Bool, nanoseconds: Int64 = 0) {
+        guard let paused = paused[side] else { return }
+        let now = started ? paused.count.add(1, ordering: .relaxed).newValue : paused.count.subtract(1, ordering: .relaxed).newValue
+        paused.gauge.record(now)
+        if !started { paused.durations.recordNanoseconds(nanoseconds) }
     }
 
+    /// Client connections to the proxy open now.
     func recordOpenConnections(_ count: Int) {
         openConnections.record(count)
     }

@@ -54,6 +54,23 @@ import TroveCore
         #expect(buffer.withUnsafeMutableBytes { cancelled.read(into: $0) } == .abort)
     }
 
+    /// Pieces the connection had decoded before it stopped reading arrive after the window was full; one that
+    /// arrives after the origin read a little (the window below full, not yet half free) keeps it full, so the
+    /// origin's later read still says when to read from the client again (found stalling a 1 GiB upload).
+    @Test func aPieceAfterTheWindowFilledKeepsItFullUntilHalfIsRead() {
+        let calls = Calls()
+        let upload = OriginUpload(window: 10, length: nil) { calls.add("room") }
+        var buffer = [UInt8](repeating: 0, count: 3)
+        func read() -> OriginUpload.Read { buffer.withUnsafeMutableBytes { upload.read(into: $0) } }
+        #expect(!upload.append(Array(repeating: 1, count: 10)), "full")
+        #expect(read() == .bytes(3), "7 held")
+        #expect(!upload.append([2]), "8 held: below the window, but the client waits until half is free")
+        #expect(calls.all.isEmpty)
+        #expect(read() == .bytes(3))
+        #expect(calls.all == ["room"], "5 held, half the window: read from the client again")
+        #expect(upload.append([3]))
+    }
+
     /// A transfer that ended is detached: a consumer leaving afterwards reaches nothing (the origin client's
     /// next transfer may have the same handle).
     @Test func aDetachedTransferIsNotAborted() {

@@ -47,8 +47,15 @@ import TroveFixtures
         let trove = try ChildProcess(
             executable: try ProcessTests.executable(), arguments: ["serve", "--config", directory + "/rules.yaml", "--drain", "1s"],
             outputFile: directory + "/trove.log", environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
-        try await eventually("trove serve answers") {
-            (try? await scenario.request(url: "http://127.0.0.1:\(adminPort)/healthz").status) == 200
+        do {
+            try await eventually("trove serve answers") {
+                (try? await scenario.request(url: "http://127.0.0.1:\(adminPort)/healthz").status) == 200
+            }
+        } catch {
+            // Rules a test got wrong make Trove exit at once: say why, rather than only that it did not answer.
+            trove.stop()
+            let log = (try? String(contentsOfFile: directory + "/trove.log", encoding: .utf8)) ?? ""
+            throw TestSupportError("trove serve did not answer: \(log.suffix(2000))")
         }
         return (trove, proxyPort, "http://127.0.0.1:\(adminPort)")
     }
@@ -123,7 +130,7 @@ import TroveFixtures
         let metrics = { () async throws -> String in
             try await scenario.request(url: admin + "/metrics", headers: [Header("Authorization", "Bearer \(Scenario.token)")]).body
         }
-        try await eventually("the paused transfer is counted") { try await metrics().contains("trove_streams_paused 1") }
+        try await eventually("the paused transfer is counted") { try await metrics().contains(#"trove_streams_paused{waiting_for="client"} 1"#) }
         reader.connection.setReceiveBuffer(4 << 20)
         let answer = try await Self.onOwnThread { try reader.connection.readDiscardingBody(within: 60) }
         #expect(answer.bodyBytes == 128 << 20, "reading again resumed the transfer to its end")
@@ -138,9 +145,45 @@ import TroveFixtures
             scenario.origin.stats.snapshot.streamsAborted == 1
         }
         #expect(scenario.origin.stats.snapshot.streamedBytes < (128 << 20) + (1 << 30))
-        try await eventually("no transfer is paused any more") { try await metrics().contains("trove_streams_paused 0") }
-        #expect(try await metrics().contains("trove_stream_pause_duration_seconds_count"))
+        try await eventually("no transfer is paused any more") { try await metrics().contains(#"trove_streams_paused{waiting_for="client"} 0"#) }
+        #expect(try await metrics().contains(#"trove_stream_pause_duration_seconds_count{waiting_for="client"}"#))
         reader.connection.close()
+        await scenario.stop()
+    }
+
+    /// An origin that stops taking an upload stops Trove reading it from the client (the client's writes back
+    /// up, Trove holds a window), and the pause is counted; once the origin reads again the upload ends whole.
+    @Test func anOriginThatTakesAnUploadSlowlyPausesTheClient() async throws {
+        let served = try await Served.start(settings: "limits: {max_request_body: 1GB, request_body_budget: 1GB}")
+        defer { served.cleanUp() }
+        let (scenario, port, admin) = (served.scenario, served.port, served.admin)
+        let metrics = { () async throws -> String in
+            try await scenario.request(url: admin + "/metrics", headers: [Header("Authorization", "Bearer \(Scenario.token)")]).body
+        }
+        let client = try Client(port: port)
+        let total = 256 << 20
+        let upload = Task {
+            try await Self.onOwnThread { () throws -> HTTPReply in
+                try client.connection.send(
+                    "POST /sink?hold=slow HTTP/1.1\r\nHost: trove.test\r\nContent-Length: \(total)\r\n\r\n")
+                let piece = [UInt8](repeating: UInt8(ascii: "u"), count: 1 << 20)
+                for _ in 0..<(total / piece.count) { try client.connection.send(piece) }
+                return try client.connection.readAnswer(within: 60)
+            }
+        }
+        try await eventually("the client's upload waits for the origin", timeout: .seconds(30)) {
+            try await metrics().contains(#"trove_streams_paused{waiting_for="origin"} 1"#)
+        }
+        let growth = served.residentGrowth
+        #expect(growth < 64 << 20, "Trove's resident memory grew by \(growth >> 20) MiB")
+        #expect(scenario.origin.stats.snapshot.sunkBytes < total)
+        try await scenario.control("/__release?group=slow")
+        let answer = try await upload.value
+        #expect(answer.status == 200)
+        #expect(scenario.origin.stats.snapshot.sunkBytes == total)
+        #expect(try await metrics().contains(#"trove_streams_paused{waiting_for="origin"} 0"#))
+        #expect(try await metrics().contains(#"trove_stream_pause_duration_seconds_count{waiting_for="origin"}"#))
+        client.connection.close()
         await scenario.stop()
     }
 
