@@ -142,6 +142,14 @@ public final class StoreDirectory: Sendable {
         self.name = name
     }
 
+    /// Whether a body a lookup returns is the store's own, shared by every client that reads it (the memory
+    /// store): serving it holds no copy, so it does not count against `limits.response_body_budget`. Redis bodies
+    /// are read for each answer.
+    public var sharesBodies: Bool {
+        if case .shared = kind { return true }
+        return false
+    }
+
     /// The store of `loop`. Call on that loop.
     public func store(for loop: any EventLoop) -> any CacheStore<ByteBuffer> {
         switch kind {

@@ -853,12 +853,11 @@ final class ProxyHandler: ChannelDuplexHandler {
         let paused: @Sendable (Bool) -> Void = { meter.set($0) }
         if !fetch.forStorage {
             // Not stored: passed on as it arrives, a window at a time, whatever its size.
-            let stream = OriginStream<ByteBuffer>(window: limits.streamWindow, deliver: { event in
-                loop.execute {
-                    let (handler, exchange) = bound.value
-                    handler.streamEvent(event, exchange)
-                }
-            }, paused: paused)
+            let inbox = LoopInbox<OriginStream<ByteBuffer>.Event>(on: loop) { events in
+                let (handler, exchange) = bound.value
+                handler.streamEvents(events, exchange)
+            }
+            let stream = OriginStream<ByteBuffer>(window: limits.streamWindow, deliver: { inbox.post($0) }, paused: paused)
             request.stream = stream
             exchange.streamed = StreamedAnswer(stream)
             streamingExchange = exchange
@@ -898,9 +897,11 @@ final class ProxyHandler: ChannelDuplexHandler {
                 }
                 if let streamed = exchange.streamed {
                     // The head normally came first; an answer whose head was not handed over gets it now.
-                    if !streamed.headReceived { self.streamEvent(.head(status: response.status, headers: response.headers), exchange) }
+                    var events: [OriginStream<ByteBuffer>.Event] = []
+                    if !streamed.headReceived { events.append(.head(status: response.status, headers: response.headers)) }
                     // An origin client that does not stream (a test's) hands the body over whole.
-                    if response.body.readableBytes > 0 { self.streamEvent(.body(response.body), exchange) }
+                    if response.body.readableBytes > 0 { events.append(.body(response.body)) }
+                    self.streamEvents(events, exchange)
                     return self.streamEnded(nil, exchange)
                 }
                 exchange.response = response
@@ -1037,21 +1038,26 @@ final class ProxyHandler: ChannelDuplexHandler {
                 }
             }
         }
-        finish(plan, exchange, status: status, headers: headers, body: body, contentLength: contentLength, close: close)
+        // A memory-store entry's body is the store's own: this answer holds no copy of it.
+        let shared = plan.source == .entry && environment.stores.sharesBodies
+        finish(plan, exchange, status: status, headers: headers, body: body, contentLength: contentLength, close: close,
+            bodyIsShared: shared)
     }
 
     /// Answers of at least this many bytes count against `limits.response_body_budget` until they are written
     /// to the socket: fifty clients that never read once held fifty copies of a 40 MB entry read from Redis. Smaller
-    /// ones cost no promise on the hit path, and are bounded by the connection count and NIO's write buffer.
+    /// ones cost no promise on the hit path, and are bounded by the connection count and NIO's write buffer. A
+    /// body the memory store shares with every reader (`bodyIsShared`) costs nothing more per answer, so it is not
+    /// counted: fifty clients reading one 50 MB entry from memory hold one body, not fifty.
     static let budgetedAnswer = 256 << 10
 
     /// Records the answer (statistics, access log) and writes it.
     private func finish(
         _ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, status: Int, headers: [Header], body: ByteBuffer?,
-        contentLength: Int?, close: Bool, isError: Bool = false
+        contentLength: Int?, close: Bool, isError: Bool = false, bodyIsShared: Bool = false
     ) {
         var writing: BudgetReservation?
-        if let body, !plan.omitBody, body.readableBytes >= Self.budgetedAnswer {
+        if let body, !plan.omitBody, !bodyIsShared, body.readableBytes >= Self.budgetedAnswer {
             let reservation = BudgetReservation(budget: environment.responseBodies, capacity: limits.responseBodyBudget)
             guard reservation.grow(by: body.readableBytes) else {
                 environment.metrics.recordLimit(.responseBodyBudget)
@@ -1161,22 +1167,27 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Streamed answers
 
-    private func streamEvent(_ event: OriginStream<ByteBuffer>.Event, _ exchange: Exchange) {
+    /// Events of a streamed answer that arrived together: the pieces are written with one flush.
+    private func streamEvents(_ events: [OriginStream<ByteBuffer>.Event], _ exchange: Exchange) {
         guard let streamed = exchange.streamed else { return }
-        switch event {
-        case .head(let status, let headers):
-            guard !streamed.headReceived else { return }
-            streamed.headReceived = true
-            let response = OriginResponse(status: status, headers: headers, body: ByteBuffer(), bodyLength: 0)
-            exchange.response = response
-            execute(exchange.machine.originResponded(status: status, headers: headers, bodyLength: 0), exchange)
-        case .body(let piece):
-            if streamed.started {
-                writePiece(piece, streamed)
-            } else {
-                streamed.pending.append(piece)
+        var pieces: [ByteBuffer] = []
+        for event in events {
+            switch event {
+            case .head(let status, let headers):
+                guard !streamed.headReceived else { continue }
+                streamed.headReceived = true
+                let response = OriginResponse(status: status, headers: headers, body: ByteBuffer(), bodyLength: 0)
+                exchange.response = response
+                execute(exchange.machine.originResponded(status: status, headers: headers, bodyLength: 0), exchange)
+            case .body(let piece):
+                if streamed.started {
+                    pieces.append(piece)
+                } else {
+                    streamed.pending.append(piece)
+                }
             }
         }
+        writePieces(pieces, streamed)
     }
 
     /// Writes the head of a streamed answer, and whatever of its body arrived meanwhile. Framed by the origin's
@@ -1214,34 +1225,40 @@ final class ProxyHandler: ChannelDuplexHandler {
             contentLength: contentLength, keepAlive: streamed.keepAlive, allocator: context.channel.allocator)))
         let pending = streamed.pending
         streamed.pending = []
-        for piece in pending { writePiece(piece, streamed) }
+        writePieces(pending, streamed)
         if let ended = streamed.ended { streamEnded(ended, exchange) }
     }
 
-    /// Writes one piece of a streamed answer; the stream learns it was consumed once the socket took it.
-    private func writePiece(_ piece: ByteBuffer, _ streamed: StreamedAnswer) {
-        guard let context else { return }
-        let count = piece.readableBytes
+    /// Writes pieces of a streamed answer with one flush; the stream learns they were consumed once the socket took
+    /// them.
+    private func writePieces(_ pieces: [ByteBuffer], _ streamed: StreamedAnswer) {
+        guard let context, !pieces.isEmpty else { return }
+        let count = pieces.reduce(0) { $0 + $1.readableBytes }
         streamed.bytes += count
         guard !streamed.omitBody, context.channel.isActive else {
             streamed.consumed(count)
             return
         }
-        if streamed.chunked {
-            var size = context.channel.allocator.buffer(capacity: 12)
-            size.writeString(String(count, radix: 16))
-            size.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(size), promise: nil)
+        var buffers: [ByteBuffer] = []
+        buffers.reserveCapacity(streamed.chunked ? pieces.count * 3 : pieces.count)
+        for piece in pieces {
+            if streamed.chunked {
+                var size = context.channel.allocator.buffer(capacity: 12)
+                size.writeString(String(piece.readableBytes, radix: 16))
+                size.writeStaticString("\r\n")
+                buffers.append(size)
+                buffers.append(piece)
+                var end = context.channel.allocator.buffer(capacity: 2)
+                end.writeStaticString("\r\n")
+                buffers.append(end)
+            } else {
+                buffers.append(piece)
+            }
         }
+        for buffer in buffers.dropLast() { context.write(wrapOutboundOut(buffer), promise: nil) }
+        // Writes complete in order: the last one's promise completes once every piece before it was written.
         let promise = context.eventLoop.makePromise(of: Void.self)
-        if streamed.chunked {
-            context.write(wrapOutboundOut(piece), promise: nil)
-            var end = context.channel.allocator.buffer(capacity: 2)
-            end.writeStaticString("\r\n")
-            context.writeAndFlush(wrapOutboundOut(end), promise: promise)
-        } else {
-            context.writeAndFlush(wrapOutboundOut(piece), promise: promise)
-        }
+        context.writeAndFlush(wrapOutboundOut(buffers[buffers.count - 1]), promise: promise)
         promise.futureResult.assumeIsolated().whenComplete { _ in streamed.consumed(count) }
         streamed.lastWrite = promise.futureResult
     }
@@ -1348,7 +1365,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func fillEvent(_ event: EntryFill<ByteBuffer>.Event, _ exchange: Exchange) {
         switch event {
         case .pieces(let pieces):
-            for piece in pieces { bodyPiece(piece, exchange) }
+            if let streamed = exchange.streamed, streamed.gathering == nil {
+                streamEvents(pieces.map { .body($0) }, exchange)  // one flush for the lot
+            } else {
+                for piece in pieces { bodyPiece(piece, exchange) }
+            }
         case .end(let result):
             var error: OriginError?
             if case .failure(let failure) = result { error = failure }
@@ -1362,7 +1383,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if streamed.gathering != nil {
             gatherPiece(piece, streamed)
         } else {
-            streamEvent(.body(piece), exchange)
+            streamEvents([.body(piece)], exchange)
         }
     }
 
