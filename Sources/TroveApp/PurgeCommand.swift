@@ -17,6 +17,9 @@ struct PurgeCommand: AsyncParsableCommand {
               trove purge --tag event:42 --key events:full:42 --admin http://10.0.0.5:9090
               trove purge --route events-list
               trove purge --all
+              trove purge --tag products --soft --stale 1m
+            A soft purge (--soft) makes entries stale instead of gone: each is served while one refresh \
+            runs, within its route's stale window plus --stale, so a broad purge costs the origin no stampede.
             The token is read from $TROVE_ADMIN_TOKEN (or --token-env); with --config, the admin address \
             comes from the rules file.
             """
@@ -34,6 +37,13 @@ struct PurgeCommand: AsyncParsableCommand {
     @Flag(help: "Purge every entry.")
     var all = false
 
+    @Flag(help: "Make the entries stale instead of gone: served while one refresh runs.")
+    var soft = false
+
+    @Option(help: ArgumentHelp("With --soft: how long past each route's own stale window entries may still be served stale (30s, 5m).",
+        valueName: "duration"))
+    var stale: String?
+
     @Option(help: ArgumentHelp("The admin API's URL.", valueName: "url"))
     var admin: String?
 
@@ -46,6 +56,10 @@ struct PurgeCommand: AsyncParsableCommand {
     func validate() throws {
         if tags.isEmpty && keys.isEmpty && routes.isEmpty && !all {
             throw ValidationError("say what to purge: --tag, --key, --route or --all")
+        }
+        if let stale {
+            guard soft else { throw ValidationError("--stale is the window of a soft purge: add --soft") }
+            guard Units.parseDuration(stale) != nil else { throw ValidationError("--stale takes a duration such as 30s or 5m, not '\(stale)'") }
         }
     }
 
@@ -66,6 +80,8 @@ struct PurgeCommand: AsyncParsableCommand {
         if !keys.isEmpty { body["keys"] = keys }
         if !routes.isEmpty { body["routes"] = routes }
         if all { body["all"] = true }
+        if soft { body["soft"] = true }
+        if let stale { body["stale"] = stale }
         var headers = [Header("Content-Type", "application/json")]
         let token = ProcessInfo.processInfo.environment[tokenEnv].flatMap { $0.isEmpty ? nil : $0 }
         if let token { headers.append(Header("Authorization", "Bearer \(token)")) }

@@ -114,6 +114,7 @@ enum RulesReport {
                 if !rule.tags.isEmpty { targets.append("tags " + rule.tags.map(\.description).joined(separator: ", ")) }
                 if !rule.keys.isEmpty { targets.append("keys " + rule.keys.map(\.description).joined(separator: ", ")) }
                 if !rule.routes.isEmpty { targets.append("routes " + rule.routes.joined(separator: ", ")) }
+                if let soft = rule.soft { targets.append(soft.extraStale == 0 ? "soft" : "soft +\(Units.format(.milliseconds(soft.extraStale))) stale") }
                 row += ["purge", "-", "-", targets.joined(separator: "; ")]
             case .pass:
                 row += ["pass", "-", "-", ""]

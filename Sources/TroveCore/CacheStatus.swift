@@ -47,6 +47,8 @@ public struct CacheStatus: Sendable, Equatable {
         case originError, originTimeout, originUnreachable, originBusy
         /// A write's purge waits for the store (`PURGE-QUEUED`), or named too much (`PURGE-REFUSED`).
         case purgeQueued, purgeRefused
+        /// Served stale because a soft purge covered it (a refresh runs).
+        case softPurged
 
         public var description: String {
             switch self {
@@ -61,6 +63,7 @@ public struct CacheStatus: Sendable, Equatable {
             case .originBusy: "ORIGIN-BUSY"
             case .purgeQueued: "PURGE-QUEUED"
             case .purgeRefused: "PURGE-REFUSED"
+            case .softPurged: "SOFT-PURGED"
             }
         }
     }

@@ -108,28 +108,43 @@ public struct StoreWrite<Body: Sendable>: Sendable {
     }
 }
 
-/// What a store is asked to do for a purge: increase these counters (in this order), and keep each but
-/// `everything` for `counterLifetime` milliseconds. Made by `Purger` only.
+/// What a store is asked to do for a purge: move these counters on (in this order), hard or soft (see
+/// `Generation`), and keep each but `everything` for `counterLifetime` milliseconds. Made by `Purger` only.
 public struct PurgeRequest: Sendable, Equatable {
     public let counters: [PurgeCounter]
     /// Milliseconds. An entry that recorded a counter before the purge can live at most its fetch time plus
     /// its TTL and stale window; the counter must be kept longer than that, or the entry would match again
     /// when the counter expires and reads 0.
     public let counterLifetime: Int64
+    /// For a soft purge, the mark its soft counters move to (`Generation.mark`, fixed when the purge was made,
+    /// so a purge replayed later still counts its stale window from then); nil for a hard purge.
+    public let softMark: Int64?
+    /// Whether a soft purge's keys are soft too. A write's are not: RFC 9111 §4.4 wants the written resource's
+    /// entries invalid, not stale.
+    public let softKeys: Bool
 
-    public init(counters: [PurgeCounter], counterLifetime: Int64) {
+    public init(counters: [PurgeCounter], counterLifetime: Int64, softMark: Int64? = nil, softKeys: Bool = true) {
         self.counters = counters
         self.counterLifetime = counterLifetime
+        self.softMark = softMark
+        self.softKeys = softKeys
     }
 
-    /// The keys whose entries the purge names: a store drops them at once to free memory.
+    /// The mark `counter` moves to when this purge is soft for it; nil when it is purged hard.
+    public func softMark(for counter: PurgeCounter) -> Int64? {
+        if case .key = counter, !softKeys { return nil }
+        return softMark
+    }
+
+    /// The keys whose entries the purge names: a store drops those it purges hard at once to free memory (a
+    /// soft-purged entry is still served, stale).
     public var keys: [String] {
         counters.compactMap { if case .key(let key) = $0 { key } else { nil } }
     }
 
     /// The request from the `offset`-th counter on: what is left when the first `offset` were applied.
     public func dropping(first offset: Int) -> PurgeRequest {
-        PurgeRequest(counters: Array(counters.dropFirst(offset)), counterLifetime: counterLifetime)
+        PurgeRequest(counters: Array(counters.dropFirst(offset)), counterLifetime: counterLifetime, softMark: softMark, softKeys: softKeys)
     }
 }
 

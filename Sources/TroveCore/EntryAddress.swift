@@ -5,7 +5,8 @@ public import TroveHTTP
 ///
 /// A purge never scans: it increases one counter (for everything, a route, a key or a tag). An entry records
 /// the values of its counters as they were *before its fetch began*; a lookup reads the entry and the
-/// counters' current values together and treats any difference as a miss. So a purge that happens while a
+/// counters' current values together and treats a difference as a miss (or, when only soft purges moved them,
+/// as stale: see `Generation`). So a purge that happens while a
 /// fetch is running invalidates what that fetch stores, and every Trove instance on the same Redis sees a
 /// purge at once.
 public struct EntryAddress: Sendable, Equatable {

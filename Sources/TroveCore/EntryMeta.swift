@@ -53,11 +53,18 @@ public struct EntryMeta: Sendable, Equatable {
         self.chunks = chunks
     }
 
-    /// True when the entry may answer a request for `address` whose counters now read `generations`: no
-    /// purge since it was stored, and stored under the same route and tags. (Freshness and `Vary` are checked
-    /// apart.)
-    public func isValid(for address: EntryAddress, generations: [Int64]) -> Bool {
-        self.generations == generations && tags == address.tags && route == address.route
+    /// What purges did to the entry since it was stored, for a request for `address` whose counters now read
+    /// `generations`: `.none` when it may answer (freshness and `Vary` are checked apart); an entry stored under
+    /// another route or other tags counts as purged.
+    public func change(for address: EntryAddress, generations: [Int64]) -> Generation.Change {
+        guard tags == address.tags && route == address.route else { return .purged }
+        return self.generations == generations ? .none : Generation.change(recorded: self.generations, current: generations)
+    }
+
+    /// Until when an entry soft-purged `since` then may be served stale: its stale window (`staleUntil` past
+    /// `freshUntil`) counted from the purge, never past its own `staleUntil` (a soft purge never lengthens a life).
+    public func softStaleUntil(since: Int64) -> Int64 {
+        min(staleUntil, since.addingClamped(staleUntil.subtractingClamped(freshUntil)))
     }
 
     /// An answer that varies is stored as variants, each under its own key; the request's cache key holds this

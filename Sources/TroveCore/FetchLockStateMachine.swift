@@ -123,7 +123,7 @@ public struct FetchLockStateMachine<Body: Sendable> {
     public mutating func lookupCompleted(_ outcome: LookupOutcome<Body>, now: Int64) -> Action {
         guard case .waiting(let waited, .lookingUp) = state else { return .none }
         if case .found(let meta, let body, let generations) = outcome, !meta.isVaryMarker,
-            meta.isValid(for: address, generations: generations), now < meta.freshUntil
+            meta.change(for: address, generations: generations) == .none, now < meta.freshUntil
         {
             state = .done
             return .answer(meta, body)

@@ -76,10 +76,12 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
             var found: [Bool] = []
             for counter in request.counters {
                 // `everything` never expires: it is one counter, and every entry depends on it.
-                state.increase(counter, now: now, lifetime: counter == .everything ? nil : request.counterLifetime)
+                let soft = request.softMark(for: counter)
+                state.increase(counter, now: now, lifetime: counter == .everything ? nil : request.counterLifetime, softMark: soft)
                 guard case .key(let key) = counter else { continue }
                 let slot = state.index[key]
-                if let slot { state.remove(slot: slot) }
+                // A soft-purged entry stays: it is served stale while it is refreshed.
+                if let slot, soft == nil { state.remove(slot: slot) }
                 found.append(slot != nil)
             }
             return found
@@ -171,9 +173,10 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         /// Increases a counter. Counters expire after `lifetime` (every entry that recorded the old value is gone
         /// by then); expired ones are dropped as they come due, so templated tags (`event:{id}`) and writes to
         /// ever new URLs cannot grow the table forever, and nothing is scanned.
-        mutating func increase(_ counter: PurgeCounter, now: Int64, lifetime: Int64?) {
+        mutating func increase(_ counter: PurgeCounter, now: Int64, lifetime: Int64?, softMark: Int64? = nil) {
             for expired in counterExpiries.popExpired(now: now) { counters[expired] = nil }
-            let next = self.counter(counter, now: now).addingClamped(1)
+            let current = self.counter(counter, now: now)
+            let next = softMark.map { Generation.afterSoftPurge(current, mark: $0) } ?? Generation.afterHardPurge(current)
             let expiresAt = lifetime.map { now.addingClamped($0) }
             if counters[counter] == nil, counters.count >= maxCounters {
                 // Full of counters that have not expired (writes to a flood of new URLs). Dropping one would make
@@ -182,7 +185,7 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
                 let everything = self.counter(.everything, now: now)
                 counters.removeAll(keepingCapacity: true)
                 counterExpiries = ExpiryHeap()
-                counters[.everything] = (everything.addingClamped(1), nil)
+                counters[.everything] = (Generation.afterHardPurge(everything), nil)
             }
             counters[counter] = (next, expiresAt)
             if let expiresAt { counterExpiries.set(counter, expiresAt: expiresAt) } else { counterExpiries.remove(counter) }

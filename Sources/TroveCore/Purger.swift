@@ -48,9 +48,12 @@ public struct PurgeSettings: Sendable, Equatable {
 /// observer that counts and logs it. Callers only decide what to purge and what to answer.
 public struct Purger: Sendable {
     private let observe: @Sendable (PurgeOutcome) -> Void
+    /// When a soft purge happened is part of what it writes (`Generation.mark`).
+    private let clock: any TroveClock
 
     /// `observe` is called once per purge, on the thread the store answers on.
-    public init(observe: @escaping @Sendable (PurgeOutcome) -> Void = { _ in }) {
+    public init(clock: any TroveClock = SystemClock(), observe: @escaping @Sendable (PurgeOutcome) -> Void = { _ in }) {
+        self.clock = clock
         self.observe = observe
     }
 
@@ -65,7 +68,8 @@ public struct Purger: Sendable {
             completion(result)
         }
         if let refusal = purges.refusal(maxPurge: settings.maxPurge) { return finish(.refused(refusal)) }
-        let request = PurgeRequest(counters: purges.counters, counterLifetime: settings.counterLifetime)
+        let request = PurgeRequest(counters: purges.counters, counterLifetime: settings.counterLifetime,
+            softMark: purges.soft.map { Generation.mark(now: clock.nowMilliseconds(), extra: $0.extraStale) }, softKeys: purges.soft?.keys ?? true)
         store.purge(request) { result in
             switch result {
             case .success(let report): finish(.applied(report))

@@ -237,7 +237,8 @@ public struct ReadThroughStateMachine: Sendable {
             if meta.isVaryMarker {
                 // The answer varies: read the variant for this request's values, unless the marker was purged or
                 // turned up where a variant was expected.
-                guard address.key == address.counterKey, meta.isValid(for: address, generations: generations) else {
+                // A soft-purged marker still names the headers: the variant's own counters say what it may serve.
+                guard address.key == address.counterKey, meta.change(for: address, generations: generations) != .purged else {
                     state = .fetching(.cache(target, address, generations: generations, forward: .miss, stale: nil))
                     return .fetch(fetch)
                 }
@@ -245,7 +246,8 @@ public struct ReadThroughStateMachine: Sendable {
                 state = .lookingUp(target, variant)
                 return .lookup(variant)
             }
-            if !meta.isValid(for: address, generations: generations) {
+            let change = meta.change(for: address, generations: generations)
+            if change == .purged {
                 // Purged since it was stored, or stored under other rules: never served, not even stale.
                 state = .fetching(.cache(target, address, generations: generations, forward: .miss, stale: nil))
                 return .fetch(fetch)
@@ -253,6 +255,17 @@ public struct ReadThroughStateMachine: Sendable {
             if !HeaderPolicy.matches(variant: meta.variant, request: requestHeaders) {
                 state = .fetching(.cache(target, address, generations: generations, forward: .varyMiss, stale: nil))
                 return .fetch(fetch)
+            }
+            if case .softPurged(let since) = change {
+                // Stale, never fresh: served while one refresh runs (which records the counters as they are now,
+                // so what it stores is fresh), within the entry's stale window counted from the purge.
+                guard now < meta.softStaleUntil(since: since) else {
+                    state = .fetching(.cache(target, address, generations: generations, forward: .miss, stale: nil))
+                    return .fetch(fetch)
+                }
+                state = .done
+                let status = CacheStatus(outcome: .stale, forward: .stale, ttl: min(0, meta.remainingTTL(at: now)), detail: .softPurged)
+                return .respondAndRefresh(fromEntry(meta, status, now: now), Refresh(address: address, generations: generations, entry: meta))
             }
             if now < meta.freshUntil {
                 state = .done

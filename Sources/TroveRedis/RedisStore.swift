@@ -14,7 +14,8 @@ internal import TroveHTTP
 /// - `NS:g:all`, `NS:g:r:ROUTE`, `NS:g:k:KEY`, `NS:g:t:TAG` the purge counters (see `EntryAddress`);
 /// - `NS:l:KEY` a key's fetch lock; `NS:w:ID` a webhook delivery already handled (`SET NX PX`).
 ///
-/// A lookup is one round trip (`GET` and `MGET` pipelined); a purge is one `INCR` per counter. Nothing scans
+/// A lookup is one round trip (`GET` and `MGET` pipelined); a purge is one command per counter (`INCRBY` 2^32
+/// when hard, `softPurgeScript` when soft: see `Generation`). Nothing scans
 /// the keyspace. Purges that fail while Redis is away are queued (shared by every loop's store) and replayed
 /// when a connection comes back; until then lookups report the store unavailable, so no entry a queued purge
 /// covers can be served.
@@ -320,8 +321,10 @@ public final class RedisStore: CacheStore {
     ) {
         let counters = request.counters
         let keys = request.keys
+        // A soft-purged entry stays (served stale while it is refreshed): only hard-purged keys' entries go.
+        let keysStay = request.softMark(for: .key("")) != nil
         let lifetime = String(request.counterLifetime)
-        for key in keys { bodies.forget(key) }
+        if !keysStay { for key in keys { bodies.forget(key) } }
         var found: [Bool] = []
         found.reserveCapacity(keys.count)
 
@@ -343,8 +346,14 @@ public final class RedisStore: CacheStore {
             var commands: [[RESPArgument]] = []
             commands.reserveCapacity(slice.count * 2)
             for counter in slice {
-                commands.append(["INCR", .string(counterKey(counter))])
-                if counter != .everything { commands.append(["PEXPIRE", .string(counterKey(counter)), .string(lifetime)]) }
+                let key = RESPArgument.string(counterKey(counter))
+                let expiry = counter == .everything ? "" : lifetime
+                if let mark = request.softMark(for: counter) {
+                    commands.append(["EVAL", .string(Self.softPurgeScript), "1", key, .string(String(mark)), .string(expiry)])
+                    continue
+                }
+                commands.append(["INCRBY", key, .string(String(Generation.hardStep))])
+                if !expiry.isEmpty { commands.append(["PEXPIRE", key, .string(expiry)]) }
             }
             connection.send(commands) { result in
                 switch result {
@@ -362,7 +371,7 @@ public final class RedisStore: CacheStore {
         func deleteSlice(from offset: Int) {
             guard offset < keys.count else { return done() }
             let slice = keys[offset..<min(keys.count, offset + Self.purgeSlice)]
-            connection.send(slice.map { ["DEL", .string(entryKey($0))] }) { result in
+            connection.send(slice.map { [keysStay ? "EXISTS" : "DEL", .string(entryKey($0))] }) { result in
                 if case .success(let replies) = result {
                     found += replies.map { if case .integer(let n) = $0 { n > 0 } else { false } }
                 } else {
@@ -409,6 +418,21 @@ public final class RedisStore: CacheStore {
     }
 
     // MARK: Fetch locks
+
+    /// Moves a counter's soft mark (its value's low 32 bits, `Generation`) to ARGV[1], or one past where it was
+    /// when that is later, and renews its lifetime (ARGV[2], none when empty). The low bits are taken from the
+    /// decimal text digit by digit: Lua's numbers are doubles, exact only to 2^53, and a counter's value can pass
+    /// that; the step added stays below 2^32, and `INCRBY` adds it exactly.
+    static let softPurgeScript = """
+        local text = redis.call('GET', KEYS[1]) or '0'
+        local low = 0
+        for i = 1, #text do low = (low * 10 + string.byte(text, i) - 48) % 4294967296 end
+        local step = tonumber(ARGV[1]) - low
+        if step < 1 then step = 1 end
+        redis.call('INCRBY', KEYS[1], step)
+        if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        return 1
+        """
 
     /// Releases a lock only if it still holds our token (it may have expired and been taken by another
     /// instance since), and tells every instance what became of the fetch.

@@ -9,4 +9,15 @@ public struct PurgeRule: Sendable {
     public let routes: [String]
     /// Purge every entry.
     public let everything: Bool
+    /// `soft: true` (or a duration: the extra stale window): what it purges becomes stale instead of gone. A write's
+    /// keys, and the entry of the target it writes, stay hard (RFC 9111 §4.4); a webhook topic's keys are soft too.
+    public let soft: SoftPurge?
+
+    public init(tags: [Template], keys: [Template], routes: [String], everything: Bool, soft: SoftPurge? = nil) {
+        self.tags = tags
+        self.keys = keys
+        self.routes = routes
+        self.everything = everything
+        self.soft = soft
+    }
 }

@@ -72,12 +72,15 @@ public struct PurgeSet: Sendable, Equatable, Codable {
     public var keys: [String]
     public var routes: [String]
     public var everything: Bool
+    /// Nil for a hard purge (entries gone); set for a soft one (entries stale, served while one refresh runs).
+    public var soft: SoftPurge?
 
-    public init(tags: [String] = [], keys: [String] = [], routes: [String] = [], everything: Bool = false) {
+    public init(tags: [String] = [], keys: [String] = [], routes: [String] = [], everything: Bool = false, soft: SoftPurge? = nil) {
         self.tags = tags
         self.keys = keys
         self.routes = routes
         self.everything = everything
+        self.soft = soft
     }
 
     public var isEmpty: Bool { tags.isEmpty && keys.isEmpty && routes.isEmpty && !everything }
@@ -91,6 +94,22 @@ public struct PurgeSet: Sendable, Equatable, Codable {
         guard counterCount > maxPurge else { return nil }
         return "the purge names \(counterCount) tags, keys and routes, more than limits.max_purge (\(maxPurge)); nothing was "
             + "purged. Purge a tag the entries share, or their route, or split the purge"
+    }
+}
+
+/// How a soft purge treats what it covers: stale instead of gone, within each entry's stale window counted from
+/// the purge, plus `extraStale`.
+public struct SoftPurge: Sendable, Equatable, Codable {
+    /// Milliseconds of stale window the purge gives beyond each route's own `stale` (a route with none still
+    /// serves its entries stale this long after the purge).
+    public var extraStale: Int64
+    /// Whether the purge's keys are soft too (an admin's purge); a write's keys stay hard: RFC 9111 §4.4 wants the
+    /// written resource's entries invalid.
+    public var keys: Bool
+
+    public init(extraStale: Int64 = 0, keys: Bool = true) {
+        self.extraStale = extraStale
+        self.keys = keys
     }
 }
 
@@ -172,7 +191,8 @@ extension RuleSet {
                 tags: rule.tags.map { $0.render(context) },
                 keys: rule.keys.map { storeKey($0.render(context)) },
                 routes: rule.routes,
-                everything: rule.everything)
+                everything: rule.everything,
+                soft: rule.soft)
             return RequestPlan(method: method, target: target, route: route, origin: origin, decision: .write(purges))
         case .cache(let policy):
             var target = target

@@ -3,7 +3,23 @@ internal import Yams
 
 /// A write route's `purge:`: the tags, keys and routes its successful answers invalidate.
 extension RulesLoader {
-    static let purgeKeys = ["tags", "keys", "routes", "all"]
+    static let purgeKeys = ["tags", "keys", "routes", "all", "soft"]
+
+    /// `soft: true`, `soft: false`, or `soft: 30s` (soft, with that much stale window past each route's own).
+    static func readSoft(_ node: Node?, field: String, keys: Bool, reader: inout RulesReader) -> SoftPurge? {
+        guard let node else { return nil }
+        switch node.scalar?.string {
+        case "true": return SoftPurge(keys: keys)
+        case "false": return nil
+        case let text? where Units.parseDuration(text) == nil:
+            reader.error("'\(text)' is not true, false or a duration; write soft: true, or soft: 1m for a minute more of stale window",
+                at: node, field: field)
+            return nil
+        default:
+            guard let window = reader.duration(node, field: field, allowZero: true, maximum: .seconds(7 * 86_400)) else { return nil }
+            return SoftPurge(extraStale: window.milliseconds, keys: keys)
+        }
+    }
 
     static func readPurge(
         _ node: Node, methods: MethodSet, path: PathPattern, lines: inout Route.SourceLines, reader: inout RulesReader
@@ -49,6 +65,7 @@ extension RulesLoader {
             reader.error("purges nothing; list tags, keys or routes to purge (or all: true)", at: node, field: "purge")
             return nil
         }
-        return PurgeRule(tags: tags, keys: keys, routes: routes, everything: everything)
+        let soft = readSoft(fields["soft"], field: "purge.soft", keys: false, reader: &reader)
+        return PurgeRule(tags: tags, keys: keys, routes: routes, everything: everything, soft: soft)
     }
 }

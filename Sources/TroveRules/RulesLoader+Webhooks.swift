@@ -125,6 +125,7 @@ extension RulesLoader {
             reader.error("purges nothing; list tags, keys or routes to purge (or all: true)", at: node, field: field)
             return nil
         }
-        return PurgeRule(tags: tags, keys: keys, routes: routeNames, everything: everything)
+        let soft = readSoft(fields["soft"], field: "\(field).soft", keys: true, reader: &reader)
+        return PurgeRule(tags: tags, keys: keys, routes: routeNames, everything: everything, soft: soft)
     }
 }

@@ -59,7 +59,7 @@ public struct ShopifyWebhookRule: Sendable {
         return PurgeSet(
             tags: Self.unique(rule.tags.flatMap(rendered)),
             keys: Self.unique(rule.keys.flatMap(rendered).map(rules.storeKey)),
-            routes: rule.routes, everything: rule.everything)
+            routes: rule.routes, everything: rule.everything, soft: rule.soft)
     }
 
     /// The templates of `topic` that name a body field missing from `bodyFields`, as written.

@@ -47,7 +47,7 @@ public struct ProxyEnvironment: Sendable {
         self.coalescer = coalescer
         self.gates = gates
         self.logger = logger
-        self.purger = Purger { [metrics = stats.metrics] outcome in
+        self.purger = Purger(clock: clock) { [metrics = stats.metrics] outcome in
             metrics.record(outcome)
             PurgeLog.write(outcome, to: logger)
         }

@@ -3,6 +3,7 @@ internal import CoreMetrics
 internal import Prometheus
 internal import Synchronization
 internal import TroveCore
+internal import TroveRules
 
 /// Trove's Prometheus metrics, served by the admin API's `GET /metrics`: what each route's requests came to,
 /// what was stored, how long origins and the store took, purges by source.
@@ -52,7 +53,8 @@ public final class ProxyMetrics: Sendable {
         }
     }
     private let factory: PrometheusMetricsFactory
-    private let purges: [PurgeSource: CoreMetrics.Counter]
+    /// By source, then hard (`false`) or soft (`true`).
+    private let purges: [PurgeSource: [Bool: CoreMetrics.Counter]]
     private let storeLookup: CoreMetrics.Timer
     private let storeWrite: CoreMetrics.Timer
     private let storeErrors: [String: CoreMetrics.Counter]
@@ -77,9 +79,12 @@ public final class ProxyMetrics: Sendable {
             .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
         ]
         self.factory = factory
-        var purges: [PurgeSource: CoreMetrics.Counter] = [:]
+        var purges: [PurgeSource: [Bool: CoreMetrics.Counter]] = [:]
         for source in PurgeSource.allCases {
-            purges[source] = CoreMetrics.Counter(label: "trove_purges_total", dimensions: [("source", source.rawValue)], factory: factory)
+            for soft in [false, true] {
+                purges[source, default: [:]][soft] = CoreMetrics.Counter(label: "trove_purges_total",
+                    dimensions: [("source", source.rawValue), ("mode", soft ? "soft" : "hard")], factory: factory)
+            }
         }
         self.purges = purges
         storeLookup = CoreMetrics.Timer(label: "trove_store_duration_seconds", dimensions: [("store", store), ("op", "lookup")], factory: factory)
@@ -135,9 +140,9 @@ public final class ProxyMetrics: Sendable {
     func record(_ purge: PurgeOutcome) {
         switch purge.result {
         case .applied:
-            purges[purge.source]?.increment()
+            purges[purge.source]?[purge.purges.soft != nil]?.increment()
         case .queued:
-            purges[purge.source]?.increment()
+            purges[purge.source]?[purge.purges.soft != nil]?.increment()
             storeErrors["purge"]?.increment()
         case .refused:
             recordLimit(.maxPurge)

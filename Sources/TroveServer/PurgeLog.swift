@@ -11,6 +11,7 @@ enum PurgeLog {
             "purge.source": "\(outcome.source.rawValue)", "purge.tags": "\(outcome.purges.tags)",
             "purge.keys": "\(outcome.purges.keys)", "purge.routes": "\(outcome.purges.routes)",
             "purge.all": "\(outcome.purges.everything)",
+            "purge.mode": "\(outcome.purges.soft == nil ? "hard" : "soft")",
         ]
         for (name, value) in outcome.context { metadata[name] = "\(value)" }
         switch outcome.result {

@@ -50,8 +50,8 @@ import TroveTestSupport
         #expect((metrics[#"trove_stored_bytes_total{route="event"}"#] ?? 0) > 100)
         #expect(metrics[#"trove_origin_duration_seconds_count{origin="demo"}"#] == 2)
         #expect(metrics[#"trove_store_duration_seconds_count{store="redis",op="lookup"}"#] == 3)
-        #expect(metrics[#"trove_purges_total{source="admin"}"#] == 1)
-        #expect(metrics[#"trove_purges_total{source="write_rule"}"#] == 1)
+        #expect(metrics[#"trove_purges_total{source="admin",mode="hard"}"#] == 1)
+        #expect(metrics[#"trove_purges_total{source="write_rule",mode="hard"}"#] == 1)
         // Labels are route names from the rules, never paths: the event id is nowhere in the exposition.
         #expect(!answer.body.contains("/api/v1/events/1"))
 
@@ -157,7 +157,7 @@ import TroveTestSupport
         #expect(try await state() == ["HIT", "HIT", "HIT"])
 
         let metrics = Self.metrics(try await scenario.admin(second, "/metrics").body)
-        #expect(metrics[#"trove_purges_total{source="webhook"}"#] == 1)
+        #expect(metrics[#"trove_purges_total{source="webhook",mode="hard"}"#] == 1)
         await scenario.stop(first, second)
     }
 

@@ -482,6 +482,37 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
     }
 
     /// A purge template may only name the write route's own parameters.
+    /// `soft:` beside a write's purge lists: true, false, or a duration (soft, with that much more stale window);
+    /// the write's keys stay hard. Anything else says what to write.
+    @Test func softPurges() throws {
+        let cached = "  - {name: e, match: 'GET /events/{id}', cache: {ttl: 1m, tags: [events]}}\n"
+        let soft = try load(head + cached + "  - {name: w, match: 'PUT /events/{id}', purge: {tags: [events], soft: true}}\n",
+            environment: ["TROVE_ADMIN_TOKEN": "t"])
+        guard case .write(let purges) = soft.plan(for: RequestHead(method: "PUT", target: "/events/7")).decision else {
+            Issue.record("a write"); return
+        }
+        #expect(purges.soft == SoftPurge(extraStale: 0, keys: false))
+        #expect(purges.tags == ["events"] && !purges.keys.isEmpty, "the write's own target is purged too, hard")
+        let windowed = try load(head + cached + "  - {name: w, match: POST /events, purge: {tags: [events], soft: 90s}}\n",
+            environment: ["TROVE_ADMIN_TOKEN": "t"])
+        guard case .write(let withWindow) = windowed.plan(for: RequestHead(method: "POST", target: "/events")).decision else {
+            Issue.record("a write"); return
+        }
+        #expect(withWindow.soft == SoftPurge(extraStale: 90_000, keys: false))
+        let hard = try load(head + cached + "  - {name: w, match: POST /events, purge: {tags: [events], soft: false}}\n",
+            environment: ["TROVE_ADMIN_TOKEN": "t"])
+        guard case .write(let hardPurges) = hard.plan(for: RequestHead(method: "POST", target: "/events")).decision else {
+            Issue.record("a write"); return
+        }
+        #expect(hardPurges.soft == nil)
+        #expect(rejection(head + cached + "  - {name: w, match: POST /events, purge: {tags: [events], soft: maybe}}\n") == [
+            "test.yaml:7:66: error: route 'w': purge.soft: 'maybe' is not true, false or a duration; write soft: true, or soft: 1m for a minute more of stale window",
+        ])
+        #expect(rejection(head + cached + "  - {name: w, match: POST /events, purge: {tags: [events], soft: 8d}}\n") == [
+            "test.yaml:7:66: error: route 'w': purge.soft: '8d' is longer than the maximum of 7d",
+        ])
+    }
+
     @Test func purgeTemplateNamesAParameterTheRouteLacks() {
         #expect(rejection(head + """
               - {name: e, match: 'GET /events/{id}', cache: {ttl: 1m, tags: ['event:{id}']}}

@@ -55,7 +55,7 @@ import TroveRules
         }
         #expect(parse(#"{"tags": ["a"], "keys": ["k"], "routes": ["event"], "all": true}"#)
             == .success(PurgeSet(tags: ["a"], keys: ["k"], routes: ["event"], everything: true)))
-        #expect(parse(#"{"tag": ["a"], "x": 1}"#) == .failure(.init(message: "unknown field(s) tag, x; use tags, keys, routes or all")))
+        #expect(parse(#"{"tag": ["a"], "x": 1}"#) == .failure(.init(message: "unknown field(s) tag, x; use tags, keys, routes, all, soft or stale")))
         #expect(parse(#"{"tags": "a"}"#) == .failure(.init(message: "tags is a list of strings")))
         #expect(parse(#"{"all": 1}"#) == .failure(.init(message: "all is true or false")))
         #expect(parse(#"["a"]"#) == .failure(.init(message: "the body must be a JSON object")))
