@@ -53,6 +53,9 @@ struct PurgeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The environment variable holding the admin token.", valueName: "name"))
     var tokenEnv: String = "TROVE_ADMIN_TOKEN"
 
+    @Flag(help: "Print the admin API's JSON answer as it is, instead of a summary.")
+    var json = false
+
     func validate() throws {
         if tags.isEmpty && keys.isEmpty && routes.isEmpty && !all {
             throw ValidationError("say what to purge: --tag, --key, --route or --all")
@@ -100,12 +103,37 @@ struct PurgeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("trove purge: cannot reach the admin API at \(url): \(error.reason)\n".utf8))
             throw ExitCode.failure
         case .success(let response):
-            print(String(buffer: response.body), terminator: "")
+            let text = String(buffer: response.body)
+            print(json ? text : Self.summary(status: response.status, body: text), terminator: json ? "" : "\n")
             if response.status == 401 && token == nil {
                 FileHandle.standardError.write(Data("trove purge: the admin API wants a token: set $\(tokenEnv)\n".utf8))
             }
             if response.status >= 400 { throw ExitCode.failure }
         }
+    }
+}
+
+extension PurgeCommand {
+    /// What the admin API's answer says, for a person: what was purged, hard or soft, and which keys had an entry;
+    /// that it was queued, and why; or its error. An answer it cannot read is printed as it came.
+    static func summary(status: Int, body: String) -> String {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] else { return body }
+        if let error = object["error"] as? String { return "trove purge: \(error)" }
+        if object["queued"] as? Bool == true {
+            return "queued: \(object["reason"] as? String ?? "the store is unavailable"); nothing it covers is served meanwhile"
+        }
+        guard let purged = object["purged"] as? [String: Any] else { return body }
+        let mode = purged["soft"] as? Bool == true ? "soft" : "hard"
+        var lines: [String] = []
+        if purged["all"] as? Bool == true { lines.append("  all     every entry") }
+        for route in purged["routes"] as? [String] ?? [] { lines.append("  route   \(route)") }
+        for tag in purged["tags"] as? [String] ?? [] { lines.append("  tag     \(tag)") }
+        let keys = purged["keys"] as? [[String: Any]] ?? []
+        for key in keys {
+            lines.append("  key     \(key["key"] as? String ?? "?")   \(key["found"] as? Bool == true ? "had an entry" : "had no entry")")
+        }
+        let what = mode == "soft" ? "now stale: each is served while one refresh runs" : "gone: the next request for each is a miss"
+        return (["\(mode) purge applied (\(status)); what it named is \(what):"] + lines).joined(separator: "\n")
     }
 }
 

@@ -5,7 +5,7 @@ extension RulesLoader {
     static let webhookKeys = ["shopify"]
     static let shopifyWebhookKeys = ["path", "listener", "secret", "dedupe", "topics"]
     /// Paths the admin API answers itself, which a webhook on the admin listener cannot take.
-    static let adminPaths: Set<String> = ["/healthz", "/readyz", "/stats", "/metrics", "/explain", "/entry", "/purge", "/reload"]
+    static let adminPaths: Set<String> = ["/healthz", "/readyz", "/stats", "/metrics", "/explain", "/entry", "/purge", "/purges", "/reload"]
 
     /// `webhooks:`; nil when absent or wrong (the errors are reported).
     static func readWebhooks(_ node: Node?, routes: [Route], reader: inout RulesReader) -> ShopifyWebhookRule? {

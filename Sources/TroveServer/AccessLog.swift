@@ -39,6 +39,25 @@ public struct AccessLog: Sendable {
         logger.info("request", metadata: metadata)
     }
 
+    /// One purge, as a line beside the requests: method `PURGE`, the status its admin API answer has (200 applied,
+    /// 202 queued, 413 refused), the mode where a request's cache outcome goes, and what it named.
+    func record(purge: PurgeHistory.Record) {
+        var metadata: Logger.Metadata = [
+            "method": "PURGE",
+            "path": .string(purge.source),
+            "status": .stringConvertible(purge.result == "applied" ? 200 : purge.result == "queued" ? 202 : 413),
+            "cache": .string(purge.mode),
+            "purge_counters": .stringConvertible(purge.countersMoved),
+        ]
+        if purge.all { metadata["purge_all"] = "true" }
+        for (name, names, count) in [("purge_tags", purge.tags, purge.counts.tags), ("purge_keys", purge.keys.map(Self.hash), purge.counts.keys),
+            ("purge_routes", purge.routes, purge.counts.routes)] where count > 0 {
+            metadata[name] = .string(names.joined(separator: ",") + (count > names.count ? ",…(\(count))" : ""))
+        }
+        if let route = purge.context["route.name"] { metadata["route"] = .string(route) }
+        logger.info("purge", metadata: metadata)
+    }
+
     static func milliseconds(_ nanoseconds: Int64) -> String {
         let micros = max(0, nanoseconds) / 1000
         let fraction = micros % 1000

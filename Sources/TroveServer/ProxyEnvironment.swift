@@ -29,8 +29,10 @@ public struct ProxyEnvironment: Sendable {
     public let accessLog: AccessLog?
     /// The Prometheus metrics (`/metrics`).
     public var metrics: ProxyMetrics { stats.metrics }
-    /// Makes every purge (writes, the admin API, webhooks), counting and logging each.
+    /// Makes every purge (writes, the admin API, webhooks), counting, logging and remembering each.
     public let purger: Purger
+    /// The most recent purges (`GET /purges`).
+    let purgeHistory = PurgeHistory()
 
     public init(
         rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
@@ -47,9 +49,11 @@ public struct ProxyEnvironment: Sendable {
         self.coalescer = coalescer
         self.gates = gates
         self.logger = logger
-        self.purger = Purger(clock: clock) { [metrics = stats.metrics] outcome in
+        self.purger = Purger(clock: clock) { [metrics = stats.metrics, purgeHistory] outcome in
             metrics.record(outcome)
             PurgeLog.write(outcome, to: logger)
+            let kept = purgeHistory.record(outcome, at: clock.nowMilliseconds())
+            accessLog?.record(purge: kept)
         }
     }
 }

@@ -239,8 +239,22 @@ import TroveTestSupport
         #expect(lines[0]["origin_ms"] != nil && lines[1]["origin_ms"] == nil, "only the miss went to the origin")
         #expect((lines[0]["key_hash"] as? String)?.count == 16 && lines[0]["key_hash"] as? String == lines[1]["key_hash"] as? String)
         #expect(lines.allSatisfy { $0["total_ms"] is Double && $0["path"] is String && $0["ts"] is String })
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(!text.contains("events:full:1"), "keys are hashed in the log")
+
+        // A purge is a line too, whoever made it: here the admin API's, soft, naming a tag and a key.
+        #expect(try await scenario.admin(trove, "POST", "/purge", json: #"{"tags": ["events"], "keys": ["events:full:1"], "soft": true}"#).status == 200)
+        try await eventually("the purge's line is written") {
+            sink.flush()
+            text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return lines.count == 4
+        }
+        let purge = lines[3]
+        #expect(purge["method"] as? String == "PURGE" && purge["path"] as? String == "admin" && purge["status"] as? Int == 200)
+        #expect(purge["cache"] as? String == "soft" && purge["purge_tags"] as? String == "events" && purge["message"] as? String == "purge")
+        #expect(purge["purge_keys"] as? String == lines[0]["key_hash"] as? String, "keys hashed as a request's are")
+        #expect(!text.contains("events:full:1"))
         await scenario.stop(trove)
         sink.close()
     }

@@ -88,6 +88,15 @@ import TroveTestSupport
         let list = try await scenario.request(trove, "/api/v1/events?page=1")
         #expect(list.xCache == "STALE" && list.cacheStatus?.contains("detail=SOFT-PURGED") == true, "\(list.cacheStatus ?? "")")
         try await eventually("the list refreshed") { try await scenario.request(trove, "/api/v1/events?page=1").xCache == "HIT" }
+        // `GET /purges` shows the write's purge: soft, what it named, the counters it moved, its route.
+        let listing = try await scenario.admin(trove, "/purges")
+        #expect(listing.status == 200)
+        let purges = try #require(try listing.json()["purges"] as? [[String: Any]])
+        let latest = try #require(purges.first)
+        #expect(latest["source"] as? String == "write_rule" && latest["mode"] as? String == "soft" && latest["result"] as? String == "applied")
+        #expect(latest["tags"] as? [String] == ["event:5", "events:list"])
+        #expect(latest["countersMoved"] as? Int == 3, "two tags and the written target's key")
+        #expect((latest["context"] as? [String: String])?["route.name"] == "event-change")
         await scenario.stop(trove)
     }
 

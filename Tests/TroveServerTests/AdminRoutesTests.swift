@@ -37,7 +37,7 @@ import TroveRules
     @Test func anUnknownPathListsEveryEndpoint() throws {
         guard case .notFound = AdminRoutes.resolve(method: .GET, path: "/nope") else { Issue.record("404"); return }
         let message = try #require(try json(AdminRoutes.notFound("/nope"))["error"] as? String)
-        #expect(message == "no such endpoint /nope; try GET /healthz, /readyz, /stats, /metrics, /explain?request=…, /entry?key=…; POST /purge, /reload")
+        #expect(message == "no such endpoint /nope; try GET /healthz, /readyz, /stats, /metrics, /explain?request=…, /entry?key=…, /purges; POST /purge, /reload")
         for route in AdminRoutes.table { #expect(message.contains(route.path)) }
     }
 

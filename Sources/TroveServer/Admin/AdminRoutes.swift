@@ -30,6 +30,7 @@ enum AdminRoutes {
         Route(method: .GET, path: "/explain", usage: "?request=…", needsToken: true, endpoint: AdminExplain.answer),
         Route(method: .GET, path: "/entry", usage: "?key=…", needsToken: true, endpoint: AdminEntry.answer),
         Route(method: .POST, path: "/purge", usage: "", needsToken: true, endpoint: AdminPurge.answer),
+        Route(method: .GET, path: "/purges", usage: "", needsToken: true, endpoint: AdminPurges.answer),
         Route(method: .POST, path: "/reload", usage: "", needsToken: true, endpoint: AdminReload.answer),
     ]
 
