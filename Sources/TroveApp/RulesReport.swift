@@ -70,7 +70,8 @@ enum RulesReport {
         for origin in rules.origins {
             let isDefault = origin.name == rules.defaultOrigin && rules.origins.count > 1 ? " (default)" : ""
             rows.append(("origin", "\(origin.name)\(isDefault) → \(origin.url), timeout \(Units.format(origin.timeout))"
-                + (origin.headers.isEmpty ? "" : ", adds " + origin.headers.map { "\($0.name) (\($0.value.display))" }.joined(separator: ", "))))
+                + (origin.headers.isEmpty ? "" : ", adds " + origin.headers.map { "\($0.name) (\($0.value.display))" }.joined(separator: ", "))
+                + "; " + originLimits(origin.protection)))
         }
         rows.append(("unmatched", rules.unmatched == .pass ? "passed to \(rules.defaultOrigin), not stored" : "answered 404"))
         rows.append(contentsOf: rules.clients.described)
@@ -187,6 +188,22 @@ enum RulesReport {
         }
         return Outcome(success: true, output: explanation.text)
     }
+
+    /// An origin's limits as `trove check` prints them: what Trove sends it at most, and what waits.
+    static func originLimits(_ protection: OriginProtection) -> String {
+        guard !protection.isUnlimited else { return "no limits (rate, max_concurrency: none)" }
+        var parts: [String] = []
+        if let rate = protection.rate {
+            let (amount, unit) = rate >= 1 ? (rate, "s") : rate * 60 >= 1 ? (rate * 60, "m") : (rate * 3600, "h")
+            let text = amount == amount.rounded() ? String(Int(amount)) : String(format: "%.2f", amount)
+            parts.append("rate \(text)/\(unit), burst \(protection.burst)")
+        }
+        if let maxConcurrency = protection.maxConcurrency { parts.append("max_concurrency \(maxConcurrency)") }
+        parts.append(protection.queue == 0 ? "queue 0 (past the limits: stale or 503)"
+            : "queue \(protection.queue), waiting ≤ \(Units.format(protection.queueTimeout))")
+        return parts.joined(separator: ", ")
+    }
+
 }
 
 extension String {
@@ -195,4 +212,5 @@ extension String {
         while text.hasSuffix(" ") { text.removeLast() }
         return text
     }
+
 }

@@ -22,7 +22,7 @@ extension RulesLoader {
         var seen = Set<String>()
         for (key, value) in mapping {
             guard let name = key.scalar?.string, isValidName(name) else {
-                reader.error("'\(reader.describe(key))' is not an origin name; use letters, digits, '-', '_' or '.'",
+                reader.error("'\(reader.describe(key))' is not an origin name; use up to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
                     at: key, field: "origins")
                 continue
             }

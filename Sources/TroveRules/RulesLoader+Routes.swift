@@ -28,8 +28,8 @@ extension RulesLoader {
             if isValidName(text) {
                 name = text
             } else {
-                reader.error("'\(text)' is not a route name; use up to 64 letters, digits, '-', '_' or '.' (names "
-                    + "become metric labels)", at: nameNode, field: "name")
+                reader.error("'\(text)' is not a route name; use up to 64 ASCII letters, digits, '-', '_' or '.', starting "
+                    + "with a letter or digit (names become metric labels), e.g. events-list", at: nameNode, field: "name")
             }
         } else if fields["name"] == nil {
             reader.error("'name' is missing; every route needs a unique name (metrics and purges use it)",

@@ -58,6 +58,8 @@ enum Repository {
             #expect(lines[header + 4].contains("tags event:{id}, events:list"))
         }
         #expect(outcome.output.contains("shopify → https://shababco.myshopify.com/admin/api/2024-01, timeout 10s, adds X-Shopify-Access-Token ($SHOPIFY_ACCESS_TOKEN)"))
+        // Each origin's limits (#15): what Trove sends it at most.
+        #expect(outcome.output.contains("Accept (application/json); rate 2/s, burst 20, "), "\(outcome.output)")
         #expect(!outcome.output.contains("shpat_test"), "secrets must never be printed")
     }
 

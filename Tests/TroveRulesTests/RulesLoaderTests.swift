@@ -354,7 +354,7 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
 
     @Test func badRouteName() {
         #expect(rejection(head + "  - {name: 'events list', match: GET /a, pass: true}\n") == [
-            "test.yaml:6:12: error: route '#1': name: 'events list' is not a route name; use up to 64 letters, digits, '-', '_' or '.' (names become metric labels)",
+            "test.yaml:6:12: error: route '#1': name: 'events list' is not a route name; use up to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit (names become metric labels), e.g. events-list",
         ])
     }
 
