@@ -168,8 +168,20 @@ extension RulesLoader {
         }
         let parameters = PathParameters(names: path.parameterNames, rest: path.restParameterNames)
         var options = defaults.cache
-        guard readCacheOptions(fields, prefix: "cache", inDefaults: false, path: parameters, into: &options, reader: &reader)
-        else { return nil }
+        // Credentials are never written in clear: checked for whatever key and tags could be read, even when
+        // another option is wrong, so that one error does not hide the next.
+        func checkCredentials(key: Template?, tags: [Template]) {
+            for (template, field, templateNode) in (key.map { [($0, "cache.key", fields["key"])] } ?? []) + tags.enumerated().map({
+                ($0.element, "cache.tags[\($0.offset)]", fields["tags"])
+            }) {
+                checkCredentialsHashed(template, field: field, node: templateNode ?? node, credentials: defaults.credentialHeaders,
+                    reader: &reader)
+            }
+        }
+        guard readCacheOptions(fields, prefix: "cache", inDefaults: false, path: parameters, into: &options, reader: &reader) else {
+            checkCredentials(key: options.key, tags: options.tags)
+            return nil
+        }
         let key = options.key ?? (try? Template(parsing: "{path}?{query}", pathParameters: parameters.names, restParameters: parameters.rest))
         let tags = options.tags
         let (ttl, statuses, anyStatus, freshness) = (options.ttl, options.statuses, options.anyStatus, options.freshness)
@@ -207,15 +219,9 @@ extension RulesLoader {
                 + "freshness: origin to let the origin's headers decide up to this", at: fields["max_ttl"], field: "cache.max_ttl")
         }
 
-        guard let key else { return nil }
-
         // Credentials: never in clear, never both shared and per user, and never cached for everyone by accident.
-        for (template, field, templateNode) in [(key, "cache.key", fields["key"])] + tags.enumerated().map({
-            ($0.element, "cache.tags[\($0.offset)]", fields["tags"])
-        }) {
-            checkCredentialsHashed(template, field: field, node: templateNode ?? node, credentials: defaults.credentialHeaders,
-                reader: &reader)
-        }
+        checkCredentials(key: key, tags: tags)
+        guard let key else { return nil }
         let identity = key.credentials(among: defaults.credentialHeaders)
         if shared && !identity.isEmpty {
             reader.error("the route is shared: true, but its key holds the user's identity (\(identity.sorted { $0.rawValue < $1.rawValue }.map(\.description).joined(separator: ", "))); "

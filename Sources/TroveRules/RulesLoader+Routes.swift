@@ -120,11 +120,12 @@ extension RulesLoader {
     static func readTemplate(
         _ text: String, node: Node, field: String, parameters: [String], rest: Set<String>, reader: inout RulesReader
     ) -> Template? {
-        do {
-            return try Template(parsing: text, pathParameters: parameters, restParameters: rest)
-        } catch {
-            reader.error(error.message, at: node, field: field)
-            return nil
-        }
+        let parsed = Template.parse(text, pathParameters: parameters, restParameters: rest)
+        guard !parsed.problems.isEmpty else { return parsed.template }
+        for problem in parsed.problems { reader.error(problem, at: node, field: field) }
+        // What could be read is checked as a whole template would be, so that fixing one error does not reveal the
+        // next: a credential in clear is reported beside an unknown placeholder.
+        if let partial = parsed.template { checkCredentialsHashed(partial, field: field, node: node, reader: &reader) }
+        return nil
     }
 }

@@ -116,8 +116,22 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses and checks a template. `pathParameters` are the names the route's path captures.
     /// `bodyFields`: `{body.NAME}` placeholders are allowed (webhook purges, rendered from the webhook's JSON).
+    /// Throws the first problem; `parse` finds them all.
     public init(parsing text: String, pathParameters: [String], restParameters: Set<String> = [], bodyFields: Bool = false) throws(ParseError) {
-        guard !text.isEmpty else { throw ParseError(message: "the template is empty") }
+        let parsed = Self.parse(text, pathParameters: pathParameters, restParameters: restParameters, bodyFields: bodyFields)
+        if let first = parsed.problems.first { throw ParseError(message: first) }
+        guard let template = parsed.template else { throw ParseError(message: "the template is empty") }
+        self = template
+    }
+
+    /// Every problem of a template at once (a rules file reports them together, not one per fix), and the
+    /// template made of what could be read, so that checks of its placeholders (credentials in clear) can report
+    /// theirs too. The template is nil when nothing sensible could be read (empty, or a brace never closed).
+    public static func parse(
+        _ text: String, pathParameters: [String], restParameters: Set<String> = [], bodyFields: Bool = false
+    ) -> (template: Template?, problems: [String]) {
+        guard !text.isEmpty else { return (nil, ["the template is empty"]) }
+        var problems: [String] = []
         var parts: [Part] = []
         var literal = ""
         var index = text.startIndex
@@ -125,37 +139,50 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             let character = text[index]
             if character == "{" {
                 guard let close = text[index...].firstIndex(of: "}") else {
-                    throw ParseError(message: "'{' is never closed; write placeholders like {query.page}")
+                    return (nil, problems + ["'{' is never closed; write placeholders like {query.page}"])
                 }
                 let inner = String(text[text.index(after: index)..<close])
                 guard !inner.contains("{") else {
-                    throw ParseError(message: "'{' is never closed before the next '{'")
+                    return (nil, problems + ["'{' is never closed before the next '{'"])
                 }
                 if !literal.isEmpty {
                     parts.append(.literal(literal))
                     literal = ""
                 }
-                parts.append(.placeholder(try Self.parsePlaceholder(inner, pathParameters: pathParameters, bodyFields: bodyFields)))
+                do {
+                    parts.append(.placeholder(try Self.parsePlaceholder(inner, pathParameters: pathParameters, bodyFields: bodyFields)))
+                } catch {
+                    problems.append(error.message)
+                    // Stands for the placeholder that could not be read: nothing next to it is taken for adjacent.
+                    parts.append(.literal("\u{0}"))
+                }
                 index = text.index(after: close)
                 continue
             }
+            index = text.index(after: index)
             if character == "}" {
-                throw ParseError(message: "'}' without a matching '{'")
+                problems.append("'}' without a matching '{'")
+                continue
             }
             guard character.isASCII, let scalar = character.unicodeScalars.first, scalar.value > 0x20,
                 scalar.value < 0x7F
             else {
-                throw ParseError(
-                    message: "text outside placeholders must be printable ASCII without spaces (found "
-                        + "'\(character.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }.joined())')")
+                problems.append("text outside placeholders must be printable ASCII without spaces (found "
+                    + "'\(character.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }.joined())')")
+                continue
             }
             guard character != "#" else {
-                throw ParseError(message: "'#' is reserved: Trove uses it to mark keys it shortened by hashing")
+                problems.append("'#' is reserved: Trove uses it to mark keys it shortened by hashing")
+                continue
             }
             literal.append(character)
-            index = text.index(after: index)
         }
         if !literal.isEmpty { parts.append(.literal(literal)) }
+        let template = Template(text: text, parts: parts, restParameters: restParameters)
+        return (template, problems + template.separatorProblems())
+    }
+
+    private init(text: String, parts: [Part], restParameters: Set<String>) {
         self.description = text
         self.parts = parts
         self.restParameters = restParameters
@@ -167,7 +194,6 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             default: return false
             }
         }
-        try checkSeparators()
     }
 
     private static let sourceHelp =
@@ -265,31 +291,31 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     // Injectivity: every literal between two placeholders must hold a character the placeholder before it can
     // never produce. Then the first such character after a value marks where the value ends, so the rendered
     // text determines every value. See `KeyEscaping`.
-    private func checkSeparators() throws(ParseError) {
+    private func separatorProblems() -> [String] {
+        var problems: [String] = []
         var previous: Placeholder?
         for part in parts {
             switch part {
             case .placeholder(let placeholder):
                 if let previous {
-                    throw ParseError(
-                        message: "placeholders \(previous.written) and \(placeholder.written) are not separated: "
-                            + "put a character such as ':' between them, so that different values cannot render "
-                            + "the same text")
+                    problems.append("placeholders \(previous.written) and \(placeholder.written) are not separated: "
+                        + "put a character such as ':' between them, so that different values cannot render "
+                        + "the same text")
                 }
                 previous = placeholder
             case .literal(let text):
                 if let placeholder = previous {
                     let alphabet = alphabet(of: placeholder)
                     if text.allSatisfy({ alphabet.contains($0) }) {
-                        throw ParseError(
-                            message: "'\(text)' after \(placeholder.written) cannot separate it from what follows, "
-                                + "because the value can contain those characters; use a separator such as ':' "
-                                + "or '=' (letters, digits, '-', '.', '_' and '~' appear in values)")
+                        problems.append("'\(text)' after \(placeholder.written) cannot separate it from what follows, "
+                            + "because the value can contain those characters; use a separator such as ':' "
+                            + "or '=' (letters, digits, '-', '.', '_' and '~' appear in values)")
                     }
                 }
                 previous = nil
             }
         }
+        return problems
     }
 
     /// The characters a placeholder's rendered value can contain.

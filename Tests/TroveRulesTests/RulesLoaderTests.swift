@@ -482,6 +482,29 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
     }
 
     /// A purge template may only name the write route's own parameters.
+    /// Every error of a route at once (#15): an unknown placeholder no longer hides the unseparated placeholders
+    /// and the credentials in clear of the same key, nor those of its tags.
+    @Test func everyErrorOfARouteAtOnce() {
+        #expect(rejection(head + """
+              - name: a
+                match: GET /a
+                cache: {ttl: 1m, key: "a:{header.authorization}:{nope}:{query.x}{query.y}", tags: ["t:{header.authorization}"]}
+            """) == [
+            "test.yaml:8:27: error: route 'a': cache.key: unknown placeholder '{nope}': the route's path has no parameters; placeholders are {NAME} (a path parameter), {query.NAME}, {header.NAME}, {cookie.NAME}, {method}, {path} and {query}",
+            "test.yaml:8:27: error: route 'a': cache.key: placeholders {query.x} and {query.y} are not separated: put a character such as ':' between them, so that different values cannot render the same text",
+            "test.yaml:8:27: error: route 'a': cache.key: {header.authorization} would write a credential into the store in clear (Redis keys are readable by anyone with access to Redis, and appear in logs); hash it: {header.authorization|sha256}",
+            "test.yaml:8:87: error: route 'a': cache.tags[0]: {header.authorization} would write a credential into the store in clear (Redis keys are readable by anyone with access to Redis, and appear in logs); hash it: {header.authorization|sha256}",
+        ])
+        // Two unknown placeholders, a stray brace and a '#': all four, and nothing next to a broken placeholder is
+        // taken for adjacent.
+        #expect(rejection(head + "  - {name: b, match: GET /b, cache: {ttl: 1m, key: 'b:{x}{y}}#'}}\n") == [
+            "test.yaml:6:52: error: route 'b': cache.key: unknown placeholder '{x}': the route's path has no parameters; placeholders are {NAME} (a path parameter), {query.NAME}, {header.NAME}, {cookie.NAME}, {method}, {path} and {query}",
+            "test.yaml:6:52: error: route 'b': cache.key: unknown placeholder '{y}': the route's path has no parameters; placeholders are {NAME} (a path parameter), {query.NAME}, {header.NAME}, {cookie.NAME}, {method}, {path} and {query}",
+            "test.yaml:6:52: error: route 'b': cache.key: '}' without a matching '{'",
+            "test.yaml:6:52: error: route 'b': cache.key: '#' is reserved: Trove uses it to mark keys it shortened by hashing",
+        ])
+    }
+
     /// `soft:` beside a write's purge lists: true, false, or a duration (soft, with that much more stale window);
     /// the write's keys stay hard. Anything else says what to write.
     @Test func softPurges() throws {
