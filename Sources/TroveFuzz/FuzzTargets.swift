@@ -44,6 +44,13 @@ public enum FuzzTargets {
     /// `Name: value` headers). A rendered key never holds whitespace, `#`, `{` or `}`.
     static func template(_ bytes: UnsafeRawBufferPointer) {
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // Every problem at once, and the partial template beside them (what `trove check` reads): never a trap, and
+        // a template is usable exactly when there is no problem.
+        if let first = lines.first {
+            let parsed = Template.parse(first, pathParameters: ["id", "rest"], restParameters: ["rest"])
+            precondition(parsed.problems.isEmpty == ((try? Template(parsing: first, pathParameters: ["id", "rest"], restParameters: ["rest"])) != nil))
+            if let partial = parsed.template { _ = partial.placeholders.count }
+        }
         guard let first = lines.first,
             let template = try? Template(parsing: first, pathParameters: ["id", "rest"], restParameters: ["rest"], bodyFields: false),
             lines.count > 1, let target = try? RequestTarget(parsing: lines[1])

@@ -68,6 +68,11 @@ public struct Explanation: Sendable, Codable, Equatable {
                 reason = "route \(routeName) caches answers shared by all users (shared: true)"
                     + (cache.sharedDespite.isEmpty ? "" : "; the request's " + Self.names(cache.sharedDespite)
                         + " is forwarded on a miss but does not change the key")
+            } else if !cache.policy.keyedCredentials.isEmpty {
+                sharing = "anonymous"
+                reason = "route \(routeName) keys on the user's identity (" + Self.names(cache.policy.keyedCredentials)
+                    + ", hashed), but this request carries none: it is served the anonymous entry, one for every request "
+                    + "without credentials"
             } else {
                 sharing = "anonymous"
                 reason = "route \(routeName) caches answers to requests without credentials, and this one carries none"

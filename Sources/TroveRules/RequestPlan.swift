@@ -52,7 +52,8 @@ public struct RequestPlan: Sendable {
         /// Tags the stored entry will carry, rendered from the request.
         public let tags: [String]
         public let policy: CachePolicy
-        /// The credentials that made this entry per user, if any (the key holds them, hashed).
+        /// The credentials that made this entry per user, if any (the key holds them, hashed): those the route keys
+        /// on that the request carries. None: the request gets the anonymous entry.
         public let perUser: Set<Credential>
         /// Credentials the request carries that a shared route ignores.
         public let sharedDespite: Set<Credential>
@@ -217,7 +218,7 @@ extension RuleSet {
                 key: storeKey(policy.key.render(context)),
                 tags: policy.tags.map { $0.render(context) },
                 policy: policy,
-                perUser: keyed,
+                perUser: keyed.intersection(carried),
                 sharedDespite: policy.shared ? carried : [])
             return RequestPlan(method: method, target: target, route: route, origin: origin,
                 decision: .cache(cacheTarget))

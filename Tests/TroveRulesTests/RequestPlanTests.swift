@@ -93,6 +93,10 @@ private let rules = """
         #expect(alice.perUser == [.authorization])
         let anonymous = try #require(cacheTarget(plan("GET", "/me/stats")))
         #expect(anonymous.key == "stats:")
+        #expect(anonymous.perUser.isEmpty, "without credentials: the anonymous entry (#15)")
+        let explained = Explanation(plan: plan("GET", "/me/stats"), rules: set, request: RequestHead(method: "GET", target: "/me/stats"))
+        #expect(explained.sharing == "anonymous")
+        #expect(explained.reason.contains("keys on the user's identity (Authorization, hashed), but this request carries none: it is served the anonymous entry"))
         guard case .bypass(.credentials([.cookie])) = plan("GET", "/me/stats", [("Authorization", "Bearer a"), ("Cookie", "x=1")]).decision else {
             Issue.record("a cookie the key does not hold must bypass")
             return
