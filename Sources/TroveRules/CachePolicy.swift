@@ -77,6 +77,7 @@ public final class CachePolicy: Sendable {
             switch placeholder.source {
             case .query: return nil
             case .queryParameter(let name): names.insert(name)
+            case .queryParameters(let listed): names.formUnion(listed)
             default: break
             }
         }

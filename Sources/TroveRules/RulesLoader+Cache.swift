@@ -241,9 +241,11 @@ extension RulesLoader {
         })
         // A parameter the tags read but the key does not: requests carrying it are passed uncached (their answer
         // cannot be told apart under the key), so the tag never marks an entry.
-        let keyedQuery = Set(key.placeholders.compactMap { placeholder -> String? in
-            if case .queryParameter(let name) = placeholder.source { return name } else { return nil }
-        })
+        let keyedQuery = Set(key.placeholders.compactMap { placeholder -> [String]? in
+            if case .queryParameter(let name) = placeholder.source { return [name] }
+            if case .queryParameters(let names) = placeholder.source { return names }
+            return nil
+        }.joined())
         if !key.placeholders.contains(where: { $0.source == .query }) {
             for (offset, tag) in tags.enumerated() {
                 for placeholder in tag.placeholders {

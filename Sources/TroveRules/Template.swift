@@ -26,6 +26,9 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         case path
         /// `{query}`: the whole query, its items sorted, so that `?b=2&a=1` and `?a=1&b=2` share a key.
         case query
+        /// `{query:page,limit,search}`: only these query parameters (names sorted), rendered as `{query}` renders
+        /// its items: `limit=20&page=2` (an absent one is left out, so `?page=` and no `page` differ).
+        case queryParameters([String])
         /// `{body.id}`, `{body.product.id}`: a field of a JSON body (webhook purges only).
         case bodyField(String)
     }
@@ -213,7 +216,17 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
                 + "write {body.FIELD}, e.g. {body.id} or {body.product.id}")
         }
         let source: Source
-        if let dot = reference.firstIndex(of: ".") {
+        if reference.hasPrefix("query:") {
+            let names = reference.dropFirst("query:".count).split(separator: ",", omittingEmptySubsequences: false)
+                .map { String($0).trimmingWhitespace() }
+            guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty && !$0.contains { "=&{}| ".contains($0) } }) else {
+                throw ParseError(message: "'\(written)' must list query parameter names separated by commas, e.g. {query:page,limit}")
+            }
+            guard Set(names).count == names.count else {
+                throw ParseError(message: "'\(written)' names a query parameter twice")
+            }
+            source = .queryParameters(names.sorted())
+        } else if let dot = reference.firstIndex(of: ".") {
             let kind = String(reference[..<dot])
             let name = String(reference[reference.index(after: dot)...])
             guard !name.isEmpty else {
@@ -326,7 +339,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             return KeyEscaping.valueAlphabet.union(["/"])
         case .pathParameter(let name) where restParameters.contains(name):
             return KeyEscaping.valueAlphabet.union(["/"])
-        case .query:
+        case .query, .queryParameters:
             return KeyEscaping.valueAlphabet.union(["=", "&"])
         default:
             return KeyEscaping.valueAlphabet
@@ -432,6 +445,9 @@ extension Template {
         case .query where placeholder.filters.isEmpty:
             appendSortedQuery(context.target, to: &output)
             return
+        case .queryParameters(let names) where placeholder.filters.isEmpty:
+            appendSortedQuery(context.target, only: names, to: &output)
+            return
         default:
             break
         }
@@ -505,12 +521,18 @@ extension Template {
             var text = ""
             appendSortedQuery(context.target, to: &text)
             return text
+        case .queryParameters(let names):
+            var text = ""
+            appendSortedQuery(context.target, only: names, to: &text)
+            return text
         }
     }
 
-    private static func appendSortedQuery(_ target: RequestTarget, to output: inout String) {
+    /// `only`: the names to keep (all when nil).
+    private static func appendSortedQuery(_ target: RequestTarget, only names: [String]? = nil, to output: inout String) {
         // Sorted by name; repeated names keep their order (`?tag=b&tag=a` is a different list than `?tag=a&tag=b`).
-        let items = target.queryItems.enumerated().sorted {
+        let kept = names.map { names in target.queryItems.filter { names.contains($0.name) } } ?? target.queryItems
+        let items = kept.enumerated().sorted {
             ($0.element.rawName, $0.offset) < ($1.element.rawName, $1.offset)
         }.map(\.element)
         for (index, item) in items.enumerated() {

@@ -85,6 +85,23 @@ private let rules = """
         #expect(cookies == [.cookie])
     }
 
+    /// A key naming `{query:page,limit}` keys on those parameters only: any other passes the request uncached
+    /// (it could change the answer), unless the route ignores it.
+    @Test func namedQueryParametersAreTheKeyedOnes() throws {
+        let rules = try RulesLoader.parse("""
+            version: 1
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            routes:
+              - {name: list, match: GET /events, cache: {ttl: 1m, key: "events:{query:page,limit}", ignore_query: [utm_*]}}
+            """, file: "q.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
+        func decision(_ target: String) -> RequestPlan.Decision { rules.plan(for: RequestHead(method: "GET", target: target)).decision }
+        guard case .cache(let listed) = decision("/events?page=2&utm_source=x&limit=5") else { Issue.record("cached"); return }
+        #expect(listed.key == "events:limit=5&page=2")
+        guard case .bypass(.unkeyedQuery(["search"])) = decision("/events?page=2&search=x") else {
+            Issue.record("a parameter the key does not name passes the request"); return
+        }
+    }
+
     /// A key that holds the identity gives each user an entry; a cookie the key does not hold still bypasses.
     @Test func perUserKeys() throws {
         let alice = try #require(cacheTarget(plan("GET", "/me/stats", [("Authorization", "Bearer alice")])))

@@ -34,6 +34,31 @@ import Testing
         #expect(try render("x:{query.q|upper|trim}", "/?q=%20abc%20") == "x:ABC")
     }
 
+    /// `{query:page,limit,search}` (#15): only those parameters, sorted like `{query}`; an absent one is left out,
+    /// one present but empty is not; parameters it does not name never reach the key.
+    @Test func namedQueryParameters() throws {
+        let key = "events:{query:page,limit,search}"
+        #expect(try render(key, "/e?search=rock%20x&utm_source=a&page=2&limit=20") == "events:limit=20&page=2&search=rock%2520x")
+        #expect(try render(key, "/e?page=2&limit=20") == "events:limit=20&page=2")
+        let swapped = try render(key, "/e?page=2&limit=20")
+        #expect(try render(key, "/e?limit=20&page=2") == swapped)
+        let absent = try render(key, "/e")
+        #expect(try render(key, "/e?page=") != absent)
+        #expect(try render(key, "/e") == "events:")
+        #expect(try render("e:{query:tag}", "/e?tag=b&tag=a") == "e:tag=b&tag=a", "repeated values keep their order")
+        #expect(throws: Template.ParseError(message: "'{query:}' must list query parameter names separated by commas, e.g. {query:page,limit}")) {
+            try Template(parsing: "e:{query:}", pathParameters: [])
+        }
+        #expect(throws: Template.ParseError(message: "'{query:a,,b}' must list query parameter names separated by commas, e.g. {query:page,limit}")) {
+            try Template(parsing: "e:{query:a,,b}", pathParameters: [])
+        }
+        #expect(throws: Template.ParseError(message: "'{query:a,a}' names a query parameter twice")) {
+            try Template(parsing: "e:{query:a,a}", pathParameters: [])
+        }
+        // It renders `=` and `&`, so what follows it needs a separator they are not.
+        #expect(throws: Template.ParseError.self) { try Template(parsing: "e:{query:a}&{query.b}", pathParameters: []) }
+    }
+
     /// `{query}` sorts parameters by name, keeping repeated names in the order sent.
     @Test func sortsTheQuery() throws {
         #expect(try render("q:{query}", "/x?b=2&a=1") == "q:a=1&b=2")
