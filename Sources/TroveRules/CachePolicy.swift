@@ -29,9 +29,13 @@ public final class CachePolicy: Sendable {
     /// Query parameters that change nothing in the answer (`utm_*`, `fbclid`): removed before the key is rendered
     /// and before the request is forwarded. Names, or prefixes ending in `*`.
     public let ignoreQuery: [String]
+    /// Which cookies count as the user's (`ignore_cookies`, `only_cookies`): a request whose cookies all do not
+    /// matter (analytics, consent) is cached as if it carried none. They still go to the origin on a miss.
+    public let cookies: CookieFilter
 
-    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = [], keyedCredentials: Set<Credential>? = nil) {
+    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = [], cookies: CookieFilter = .all, keyedCredentials: Set<Credential>? = nil) {
         self.ignoreQuery = ignoreQuery
+        self.cookies = cookies
         self.keyedCredentials = keyedCredentials ?? key.credentials
         self.keyedQueryNames = Self.queryNames(of: key)
         self.freshness = freshness
@@ -96,4 +100,31 @@ public enum FreshnessSource: String, Sendable, Equatable {
     /// `stale-while-revalidate`, `stale-if-error`), `Expires` and `Age`, as RFC 9111 says; the rule's TTL
     /// when the origin says nothing, `max_ttl` as a cap.
     case origin
+}
+
+/// Which of a request's cookies matter to a route: all (the default: any cookie may be a session), all but some
+/// (`ignore_cookies: [_ga, _gid, "_hj*"]`), or only some (`only_cookies: [sessionid]`).
+public enum CookieFilter: Sendable, Equatable {
+    case all
+    /// Names, or prefixes ending in `*`, that never matter.
+    case ignoring([String])
+    /// The names that matter; every other cookie does not.
+    case only([String])
+
+    public func matters(_ name: String) -> Bool {
+        switch self {
+        case .all: true
+        case .ignoring(let patterns): !patterns.contains { $0.hasSuffix("*") ? name.hasPrefix($0.dropLast()) : name == $0 }
+        case .only(let names): names.contains(name)
+        }
+    }
+
+    /// The names of the cookies in these `Cookie` header values, in order.
+    public static func names(in values: [String]) -> [String] {
+        values.flatMap { $0.split(separator: ";") }.compactMap { pair in
+            let trimmed = pair.trimmingWhitespace()
+            guard let equals = trimmed.firstIndex(of: "="), equals != trimmed.startIndex else { return nil }
+            return String(trimmed[..<equals])
+        }
+    }
 }

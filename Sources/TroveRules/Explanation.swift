@@ -77,6 +77,12 @@ public struct Explanation: Sendable, Codable, Equatable {
                 sharing = "anonymous"
                 reason = "route \(routeName) caches answers to requests without credentials, and this one carries none"
             }
+            if !cache.ignoredCookies.isEmpty {
+                let one = cache.ignoredCookies.count == 1
+                let option = if case .only = cache.policy.cookies { "only_cookies" } else { "ignore_cookies" }
+                reason += "; its cookie" + (one ? " " : "s ") + cache.ignoredCookies.joined(separator: ", ") + (one ? " does" : " do")
+                    + " not matter to the route (\(option)): sent to the origin on a miss, never in the key"
+            }
         case .bypass(.credentials(let credentials)):
             decision = "bypass"
             reason = "the request carries " + Self.names(credentials) + ", which the key of route \(routeName) does "

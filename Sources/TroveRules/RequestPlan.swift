@@ -57,6 +57,8 @@ public struct RequestPlan: Sendable {
         public let perUser: Set<Credential>
         /// Credentials the request carries that a shared route ignores.
         public let sharedDespite: Set<Credential>
+        /// The request's cookies the route says do not matter (`ignore_cookies`, `only_cookies`).
+        public var ignoredCookies: [String] = []
     }
 
     public enum BypassReason: Sendable, Equatable {
@@ -200,7 +202,15 @@ extension RuleSet {
             if !policy.ignoreQuery.isEmpty, target.queryItems.contains(where: { policy.ignoresQuery($0.name) }) {
                 target = target.removingQueryItems(where: policy.ignoresQuery)
             }
-            let carried = clients.credentials(in: request.headers)
+            var carried = clients.credentials(in: request.headers)
+            var ignoredCookies: [String] = []
+            if carried.contains(.cookie), policy.cookies != .all {
+                // Cookies that do not matter (analytics, consent) make no request per user: with none that
+                // matters, it is cached as if it carried no cookie. They still go to the origin on a miss.
+                let names = CookieFilter.names(in: request.headers.filter { HTTPSyntax.name($0.name, is: "cookie") }.map(\.value))
+                ignoredCookies = names.filter { !policy.cookies.matters($0) }
+                if ignoredCookies.count == names.count { carried.remove(.cookie) }
+            }
             let keyed = policy.keyedCredentials
             let uncovered = carried.subtracting(keyed)
             if !uncovered.isEmpty && !policy.shared {
@@ -219,7 +229,8 @@ extension RuleSet {
                 tags: policy.tags.map { $0.render(context) },
                 policy: policy,
                 perUser: keyed.intersection(carried),
-                sharedDespite: policy.shared ? carried : [])
+                sharedDespite: policy.shared ? carried : [],
+                ignoredCookies: ignoredCookies)
             return RequestPlan(method: method, target: target, route: route, origin: origin,
                 decision: .cache(cacheTarget))
         }

@@ -25,6 +25,7 @@ extension RulesLoader {
         var freshness = FreshnessSource.rules
         var maxTTL: Duration?
         var ignoreQuery: [String] = []
+        var cookies = CookieFilter.all
         /// Where each option was given (its value's node and its field), for diagnostics about it; an option
         /// not in here has its built-in default.
         var given: [String: (node: Node, field: String)] = [:]
@@ -130,6 +131,16 @@ extension RulesLoader {
             options.ignoreQuery = value
             return true
         },
+        CacheOption(name: "ignore_cookies", scope: .routeOrDefaults) { node, field, _, reader, options in
+            guard let names = readCookieNames(node, field: field, prefixes: true, reader: &reader) else { return false }
+            options.cookies = .ignoring(names)
+            return true
+        },
+        CacheOption(name: "only_cookies", scope: .routeOrDefaults) { node, field, _, reader, options in
+            guard let names = readCookieNames(node, field: field, prefixes: false, reader: &reader) else { return false }
+            options.cookies = .only(names)
+            return true
+        },
     ]
 
     /// Reads the options of one `cache:` mapping (`prefix` is `cache` or `defaults.cache`) over `options`;
@@ -139,6 +150,11 @@ extension RulesLoader {
         into options: inout CacheOptions, reader: inout RulesReader
     ) -> Bool {
         var valid = true
+        if let ignore = fields["ignore_cookies"], fields["only_cookies"] != nil {
+            reader.error("give ignore_cookies (the cookies that never matter) or only_cookies (the only ones that do), not both",
+                at: ignore, field: "\(prefix).ignore_cookies")
+            valid = false
+        }
         for option in cacheOptions where !inDefaults || option.scope == .routeOrDefaults {
             guard let node = fields[option.name] else { continue }
             let field = "\(prefix).\(option.name)"
@@ -267,7 +283,7 @@ extension RulesLoader {
             key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, staleIfError: staleIfError, maxBodyBytes: maxBody,
             shared: shared,
             authenticated: authenticated, overrideCacheControl: overrideCacheControl, freshness: freshness, maxTTL: maxTTL,
-            anyStatus: anyStatus, ignoreQuery: ignoreQuery, keyedCredentials: identity)
+            anyStatus: anyStatus, ignoreQuery: ignoreQuery, cookies: options.cookies, keyedCredentials: identity)
     }
 
     static func suggestedIdentityKey(_ key: Template) -> String {
@@ -296,6 +312,18 @@ extension RulesLoader {
             }
         }
         return clean
+    }
+
+    /// `ignore_cookies: [_ga, "_hj*"]` (names, or prefixes ending in `*`), `only_cookies: [sessionid]` (names).
+    static func readCookieNames(_ node: Node, field: String, prefixes: Bool, reader: inout RulesReader) -> [String]? {
+        reader.list(node, field: field, parse: { text in
+            let name = prefixes && text.hasSuffix("*") ? text.dropLast() : Substring(text)
+            let usable = !name.isEmpty && HTTPSyntax.isToken(String(name))
+            return usable ? text : nil
+        }, problem: { text in
+            prefixes ? "'\(text)' is not a cookie name; write a name (_ga) or a prefix ending in * (_hj*)"
+                : "'\(text)' is not a cookie name; write the names of the cookies that identify the user (sessionid)"
+        })
     }
 
     /// `ignore_query: [utm_*, fbclid, gclid]`: query parameter names, or prefixes ending in `*`.

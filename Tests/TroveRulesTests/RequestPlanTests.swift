@@ -102,6 +102,51 @@ private let rules = """
         }
     }
 
+    /// Cookies that do not matter (#15): analytics cookies no longer bypass a route that is not shared, nor a per-user
+    /// route keyed on Authorization; a cookie that matters still does; `only_cookies` names the ones that matter;
+    /// `trove explain` says which were ignored. Both options at once is an error.
+    @Test func cookiesThatDoNotMatter() throws {
+        let rules = try RulesLoader.parse("""
+            version: 1
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            defaults: {cache: {ignore_cookies: [_ga, _gid, "_hj*"]}}
+            routes:
+              - {name: list, match: GET /events, cache: {ttl: 1m, key: "events"}}
+              - {name: me, match: GET /me, cache: {ttl: 1m, key: "me:{header.authorization|sha256}"}}
+              - {name: cart, match: GET /cart, cache: {ttl: 1m, key: "cart:{cookie.sessionid|sha256}", only_cookies: [sessionid]}}
+            """, file: "c.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
+        func plan(_ target: String, _ headers: [Header]) -> RequestPlan {
+            rules.plan(for: RequestHead(method: "GET", target: target, headers: headers))
+        }
+        let analytics = [Header("Cookie", "_ga=GA1.2.3; _gid=x"), Header("Cookie", "_hjSession=1")]
+        guard case .cache(let list) = plan("/events", analytics).decision else { Issue.record("analytics cookies are cached"); return }
+        #expect(list.key == "events" && list.ignoredCookies == ["_ga", "_gid", "_hjSession"])
+        let explained = Explanation(plan: plan("/events", analytics), rules: rules, request: RequestHead(method: "GET", target: "/events"))
+        #expect(explained.reason.hasSuffix("; its cookies _ga, _gid, _hjSession do not matter to the route (ignore_cookies): sent to the origin on a miss, never in the key"))
+        guard case .bypass(.credentials([.cookie])) = plan("/events", [Header("Cookie", "_ga=1; sessionid=s")]).decision else {
+            Issue.record("a cookie that matters still bypasses"); return
+        }
+        let alice = plan("/me", [Header("Authorization", "Bearer alice"), Header("Cookie", "_ga=1")])
+        guard case .cache(let me) = alice.decision else { Issue.record("per user, analytics cookie ignored"); return }
+        #expect(me.perUser == [.authorization])
+        guard case .cache(let one) = plan("/cart", [Header("Cookie", "sessionid=s1; theme=dark")]).decision,
+            case .cache(let two) = plan("/cart", [Header("Cookie", "sessionid=s2; theme=light")]).decision,
+            case .cache(let anonymous) = plan("/cart", [Header("Cookie", "theme=dark")]).decision
+        else { Issue.record("only_cookies: the session cookie keys, the others do not matter"); return }
+        #expect(one.key != two.key && one.perUser == [.cookie] && anonymous.perUser.isEmpty && anonymous.ignoredCookies == ["theme"])
+
+        #expect(refusal("""
+            version: 1
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            routes:
+              - {name: a, match: GET /a, cache: {ttl: 1m, ignore_cookies: [_ga], only_cookies: [sid]}}
+              - {name: b, match: GET /b, cache: {ttl: 1m, ignore_cookies: ["a b"]}}
+            """, file: "c.yaml", errorsOnly: true) == [
+            "c.yaml:4:63: error: route 'a': cache.ignore_cookies: give ignore_cookies (the cookies that never matter) or only_cookies (the only ones that do), not both",
+            "c.yaml:5:64: error: route 'b': cache.ignore_cookies[0]: 'a b' is not a cookie name; write a name (_ga) or a prefix ending in * (_hj*)",
+        ])
+    }
+
     /// A key that holds the identity gives each user an entry; a cookie the key does not hold still bypasses.
     @Test func perUserKeys() throws {
         let alice = try #require(cacheTarget(plan("GET", "/me/stats", [("Authorization", "Bearer alice")])))
