@@ -381,6 +381,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         // transfer stops.
         streamingExchange?.streamed?.leave()
         streamingExchange = nil
+        drainFinished()
         uploading?.cancel()
         uploading = nil
         uploadExchange = nil
@@ -528,8 +529,22 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    /// True from `begin` until the drain was told the request is done: once, whichever way it ends.
+    private var drainCounted = false
+
+    /// The begun request is answered, or never will be (its connection is gone): counted once for the drain, so
+    /// that a shutdown never waits its whole grace period for a request that died with its client.
+    private func drainFinished() {
+        guard drainCounted else { return }
+        drainCounted = false
+        drain?.finished()
+    }
+
     private func begin(_ request: Queued, context: ChannelHandlerContext) {
+        // One answer at a time per connection: one still counted is over once the next begins.
+        drainFinished()
         drain?.started()
+        drainCounted = true
         switch request {
         case .request(let head, let body, let reservation, let endsConnection, let upload):
             start(head, body: body, bodyReservation: reservation, endsConnection: endsConnection, upload: upload)
@@ -1197,7 +1212,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         omitBody: Bool, close: Bool
     ) {
         guard let context, context.channel.isActive else {
-            drain?.finished()
+            drainFinished()
             connection.answerAbandoned()
             streamed.leave()
             return
@@ -1275,7 +1290,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if streamingExchange === exchange { streamingExchange = nil }
         endLead(exchange, .released, notice: .released)
         guard context.channel.isActive else {
-            drain?.finished()
+            drainFinished()
             connection.answerAbandoned()
             return
         }
@@ -1289,7 +1304,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             let out = streamed.lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
             out.assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
-                self.drain?.finished()
+                self.drainFinished()
             }
             return answered(context: context)
         }
@@ -1298,7 +1313,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             last.writeStaticString("0\r\n\r\n")
             context.writeAndFlush(wrapOutboundOut(last), promise: nil)
         }
-        drain?.finished()
+        drainFinished()
         answered(context: context)
     }
 
@@ -1490,7 +1505,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         request: HTTPRequestHead, close: Bool, reservation: BudgetReservation? = nil
     ) {
         guard let context, context.channel.isActive else {
-            drain?.finished()
+            drainFinished()
             connection.answerAbandoned()
             return
         }
@@ -1515,17 +1530,17 @@ final class ProxyHandler: ChannelDuplexHandler {
         if keepAlive, let reservation {
             // Held until the socket took the answer (or the connection closed): then it is given back.
             context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in withExtendedLifetime(reservation) {} }
-            drain?.finished()
+            drainFinished()
         } else if keepAlive {
             // No promise to allocate and complete on the common path: the drain only needs to know the answer
             // is written (a close waits for pending writes only through `closing` below).
             context.writeAndFlush(wrapOutboundOut(last), promise: nil)
-            drain?.finished()
+            drainFinished()
         } else {
             context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
                 withExtendedLifetime(reservation) {}
                 context.close(promise: nil)
-                self.drain?.finished()
+                self.drainFinished()
             }
         }
         answered(context: context)

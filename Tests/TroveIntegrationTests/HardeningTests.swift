@@ -202,6 +202,9 @@ import TroveTestSupport
         let fetched = (1...8).filter { scenario.originCount("/respond?kb=8192&n=\($0)") > 0 }.count
         #expect(fetched == 1, "\(fetched) answers were started for a client that read nothing")
         #expect(client.closedByServer(within: 15))
+        // The request that died with its client is not in flight any more: a shutdown does not wait for it
+        // (it waited its whole grace period, 10 s, before #15's fix).
+        try await eventually("nothing in flight") { trove.inFlight == 0 }
         await scenario.stop(trove)
 
         let scenario2 = try await Scenario(redis: false)

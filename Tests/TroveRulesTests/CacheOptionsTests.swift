@@ -22,10 +22,10 @@ import Testing
 
     @Test func everyInheritableOptionIsInherited() throws {
         let inheritable = RulesLoader.cacheOptions.filter { $0.scope == .routeOrDefaults }.map(\.name)
-        #expect(inheritable == ["ttl", "statuses", "stale", "stale_if_error", "max_body", "freshness", "max_ttl", "ignore_query"])
+        #expect(inheritable == ["ttl", "statuses", "stale", "stale_if_error", "max_body", "freshness", "max_ttl", "ignore_query", "ignore_cookies", "only_cookies"])
         let policy = try Self.policy(defaults: """
             ttl: 7m, statuses: [200, 404], stale: 1m, stale_if_error: 1h, max_body: 2MB, freshness: origin, max_ttl: 1d, \
-            ignore_query: [utm_*]
+            ignore_query: [utm_*], ignore_cookies: [_ga]
             """)
         #expect(policy.statusTTLs.map(\.status) == [200, 404])
         #expect(policy.statusTTLs.map(\.ttl) == [.seconds(420), .seconds(420)])
@@ -35,6 +35,8 @@ import Testing
         #expect(policy.freshness == .origin)
         #expect(policy.maxTTL == .seconds(86_400))
         #expect(policy.ignoreQuery == ["utm_*"])
+        #expect(policy.cookies == .ignoring(["_ga"]))
+        #expect(try Self.policy(defaults: "ttl: 1m, only_cookies: [sessionid]").cookies == .only(["sessionid"]))
     }
 
     @Test func aRouteOverridesWhatItGives() throws {
@@ -42,6 +44,8 @@ import Testing
         #expect(policy.statusTTLs.map(\.ttl) == [.seconds(30)])
         #expect(policy.stale == .seconds(60))
         #expect(policy.ignoreQuery == ["fbclid"])
+        // The route's cookie option replaces the defaults', whichever of the two each gives.
+        #expect(try Self.policy(defaults: "ttl: 1m, ignore_cookies: [_ga]", route: "only_cookies: [sid]").cookies == .only(["sid"]))
     }
 
     @Test func routeOnlyOptionsAreRefusedInDefaultsWithTheReason() {
