@@ -58,6 +58,11 @@ private let cases: [ExplainCase] = [
         route: "top-sellers", key: "products:top_sellers", tags: ["products"]),
     ExplainCase(file: "django-catalog.yaml", request: "GET /api/products/7/", decision: "cache", route: "product",
         key: "product:7", tags: ["product:7"]),
+    // A storefront browser's csrftoken and analytics cookies do not make it bypass (#15); a sessionid does.
+    ExplainCase(file: "django-catalog.yaml", request: "GET /api/products/7/", headers: ["Cookie: csrftoken=abc; _ga=GA1.1"],
+        decision: "cache", route: "product", key: "product:7", tags: ["product:7"]),
+    ExplainCase(file: "django-catalog.yaml", request: "GET /api/products/7/", headers: ["Cookie: csrftoken=abc; sessionid=s1"],
+        decision: "bypass", route: "product"),
     ExplainCase(file: "django-catalog.yaml", request: "GET /api/products/7/variants/", decision: "cache",
         route: "product-variants", key: "product:7:variants", tags: ["product:7", "variants"]),
     ExplainCase(file: "django-catalog.yaml", request: "GET /api/products/?category=2&brand=x", decision: "cache",
