@@ -130,6 +130,9 @@ public struct PurgeRequest: Sendable, Equatable {
         self.softKeys = softKeys
     }
 
+    /// True when the purge's keys are soft: their entries stay (served stale while they are refreshed).
+    public var softensKeys: Bool { softMark != nil && softKeys }
+
     /// The mark `counter` moves to when this purge is soft for it; nil when it is purged hard.
     public func softMark(for counter: PurgeCounter) -> Int64? {
         if case .key = counter, !softKeys { return nil }

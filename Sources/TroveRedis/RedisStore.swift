@@ -322,7 +322,7 @@ public final class RedisStore: CacheStore {
         let counters = request.counters
         let keys = request.keys
         // A soft-purged entry stays (served stale while it is refreshed): only hard-purged keys' entries go.
-        let keysStay = request.softMark(for: .key("")) != nil
+        let keysStay = request.softensKeys
         let lifetime = String(request.counterLifetime)
         if !keysStay { for key in keys { bodies.forget(key) } }
         var found: [Bool] = []
@@ -417,8 +417,6 @@ public final class RedisStore: CacheStore {
         }
     }
 
-    // MARK: Fetch locks
-
     /// Moves a counter's soft mark (its value's low 32 bits, `Generation`) to ARGV[1], or one past where it was
     /// when that is later, and renews its lifetime (ARGV[2], none when empty). The low bits are taken from the
     /// decimal text digit by digit: Lua's numbers are doubles, exact only to 2^53, and a counter's value can pass
@@ -433,6 +431,8 @@ public final class RedisStore: CacheStore {
         if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
         return 1
         """
+
+    // MARK: Fetch locks
 
     /// Releases a lock only if it still holds our token (it may have expired and been taken by another
     /// instance since), and tells every instance what became of the fetch.
