@@ -1,7 +1,6 @@
 internal import TroveHTTP
 
 /// What a purge counter's value says, and how a purge changes it. One `Int64` per counter, so a lookup still
-
 /// reads every counter in one `MGET` whether purges were hard or soft:
 ///
 /// - the high 32 bits count **hard** purges: an entry whose recorded value differs there is gone;

@@ -344,16 +344,24 @@ public final class RedisStore: CacheStore {
             guard offset < counters.count else { return deleteSlice(from: 0) }
             let slice = counters[offset..<min(counters.count, offset + Self.purgeSlice)]
             var commands: [[RESPArgument]] = []
-            commands.reserveCapacity(slice.count * 2)
+            commands.reserveCapacity(slice.count * 2 + 1)
+            // The slice's soft counters go in one script call (its keys, then each one's lifetime).
+            var softKeys: [RESPArgument] = []
+            var softLifetimes: [RESPArgument] = []
             for counter in slice {
                 let key = RESPArgument.string(counterKey(counter))
                 let expiry = counter == .everything ? "" : lifetime
-                if let mark = request.softMark(for: counter) {
-                    commands.append(["EVAL", .string(Self.softPurgeScript), "1", key, .string(String(mark)), .string(expiry)])
+                if request.softMark(for: counter) != nil {
+                    softKeys.append(key)
+                    softLifetimes.append(.string(expiry))
                     continue
                 }
                 commands.append(["INCRBY", key, .string(String(Generation.hardStep))])
                 if !expiry.isEmpty { commands.append(["PEXPIRE", key, .string(expiry)]) }
+            }
+            if let mark = request.softMark, !softKeys.isEmpty {
+                commands.append(["EVAL", .string(Self.softPurgeScript), .string(String(softKeys.count))] + softKeys
+                    + [.string(String(mark))] + softLifetimes)
             }
             connection.send(commands) { result in
                 switch result {
@@ -417,19 +425,22 @@ public final class RedisStore: CacheStore {
         }
     }
 
-    /// Moves a counter's soft mark (its value's low 32 bits, `Generation`) to ARGV[1], or one past where it was
-    /// when that is later, and renews its lifetime (ARGV[2], none when empty). The low bits are taken from the
-    /// decimal text digit by digit: Lua's numbers are doubles, exact only to 2^53, and a counter's value can pass
-    /// that; the step added stays below 2^32, and `INCRBY` adds it exactly.
+    /// Moves each counter's soft mark (its value's low 32 bits, `Generation`) to ARGV[1], or one past where it was
+    /// when that is later, and renews its lifetime (ARGV[1 + i] for KEYS[i]; none when empty). The low bits are
+    /// taken from the decimal text digit by digit: Lua's numbers are doubles, exact only to 2^53, and a counter's
+    /// value can pass that; the step added stays below 2^32, and `INCRBY` adds it exactly.
     static let softPurgeScript = """
-        local text = redis.call('GET', KEYS[1]) or '0'
-        local low = 0
-        for i = 1, #text do low = (low * 10 + string.byte(text, i) - 48) % 4294967296 end
-        local step = tonumber(ARGV[1]) - low
-        if step < 1 then step = 1 end
-        redis.call('INCRBY', KEYS[1], step)
-        if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-        return 1
+        local mark = tonumber(ARGV[1])
+        for k = 1, #KEYS do
+          local text = redis.call('GET', KEYS[k]) or '0'
+          local low = 0
+          for i = 1, #text do low = (low * 10 + string.byte(text, i) - 48) % 4294967296 end
+          local step = mark - low
+          if step < 1 then step = 1 end
+          redis.call('INCRBY', KEYS[k], step)
+          if ARGV[1 + k] ~= '' then redis.call('PEXPIRE', KEYS[k], ARGV[1 + k]) end
+        end
+        return #KEYS
         """
 
     // MARK: Fetch locks

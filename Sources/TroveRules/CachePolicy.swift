@@ -65,7 +65,12 @@ public final class CachePolicy: Sendable {
 
     /// True when query parameter `name` (decoded) is one the route ignores.
     public func ignoresQuery(_ name: String) -> Bool {
-        ignoreQuery.contains { pattern in
+        Self.matches(ignoreQuery, name)
+    }
+
+    /// True when `name` is one of `patterns`: names, or prefixes ending in `*` (`ignore_query`, `ignore_cookies`).
+    static func matches(_ patterns: [String], _ name: String) -> Bool {
+        patterns.contains { pattern in
             pattern.hasSuffix("*") ? name.hasPrefix(pattern.dropLast()) : name == pattern
         }
     }
@@ -114,17 +119,19 @@ public enum CookieFilter: Sendable, Equatable {
     public func matters(_ name: String) -> Bool {
         switch self {
         case .all: true
-        case .ignoring(let patterns): !patterns.contains { $0.hasSuffix("*") ? name.hasPrefix($0.dropLast()) : name == $0 }
+        case .ignoring(let patterns): !CachePolicy.matches(patterns, name)
         case .only(let names): names.contains(name)
         }
     }
 
-    /// The names of the cookies in these `Cookie` header values, in order.
+    /// The names of the cookies in these `Cookie` header values, in order. A piece without `=` counts as a cookie
+    /// of that name, and one with no name as a cookie named "": what cannot be read is never taken for ignorable.
     public static func names(in values: [String]) -> [String] {
-        values.flatMap { $0.split(separator: ";") }.compactMap { pair in
-            let trimmed = pair.trimmingWhitespace()
-            guard let equals = trimmed.firstIndex(of: "="), equals != trimmed.startIndex else { return nil }
-            return String(trimmed[..<equals])
+        var names: [String] = []
+        TemplateContext.forEachCookie(in: values) { name, _ in
+            names.append(String(name))
+            return true
         }
+        return names
     }
 }

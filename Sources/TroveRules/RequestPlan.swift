@@ -207,7 +207,7 @@ extension RuleSet {
             if carried.contains(.cookie), policy.cookies != .all {
                 // Cookies that do not matter (analytics, consent) make no request per user: with none that
                 // matters, it is cached as if it carried no cookie. They still go to the origin on a miss.
-                let names = CookieFilter.names(in: request.headers.filter { HTTPSyntax.name($0.name, is: "cookie") }.map(\.value))
+                let names = CookieFilter.names(in: TemplateContext.headerValues("cookie", in: request.headers))
                 ignoredCookies = names.filter { !policy.cookies.matters($0) }
                 if ignoredCookies.count == names.count { carried.remove(.cookie) }
             }

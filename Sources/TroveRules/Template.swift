@@ -400,22 +400,41 @@ public struct TemplateContext: Sendable {
 
     /// Values of the header (name compared case-insensitively), in order.
     func headerValues(_ lowercasedName: String) -> [String] {
+        Self.headerValues(lowercasedName, in: headers)
+    }
+
+    static func headerValues(_ lowercasedName: String, in headers: [Header]) -> [String] {
         headers.compactMap { HTTPSyntax.name($0.name, is: lowercasedName) ? $0.value : nil }
     }
 
     func cookie(_ name: String) -> String? {
-        for header in headerValues("cookie") {
+        var found: String?
+        Self.forEachCookie(in: headerValues("cookie")) { cookie, value in
+            guard let value, cookie == name else { return true }
+            var unquoted = value
+            if unquoted.count >= 2, unquoted.first == "\"", unquoted.last == "\"" { unquoted = unquoted.dropFirst().dropLast() }
+            found = String(unquoted)
+            return false
+        }
+        return found
+    }
+
+    /// Walks the `name=value` pieces of `Cookie` header values, in order, until `body` returns false. A piece without
+    /// `=` has a nil value; empty pieces are skipped.
+    static func forEachCookie(in values: [String], _ body: (_ name: Substring, _ value: Substring?) -> Bool) {
+        for header in values {
             for pair in header.split(separator: ";") {
                 let trimmed = pair.trimmingWhitespace()
-                guard let equals = trimmed.firstIndex(of: "=") else { continue }
-                if trimmed[..<equals] == name {
-                    var value = Substring(trimmed[trimmed.index(after: equals)...])
-                    if value.count >= 2, value.first == "\"", value.last == "\"" { value = value.dropFirst().dropLast() }
-                    return String(value)
+                guard !trimmed.isEmpty else { continue }
+                let piece = Substring(trimmed)
+                let keepGoing = if let equals = piece.firstIndex(of: "=") {
+                    body(piece[..<equals], piece[piece.index(after: equals)...])
+                } else {
+                    body(piece, nil)
                 }
+                if !keepGoing { return }
             }
         }
-        return nil
     }
 }
 

@@ -45,8 +45,8 @@ public struct AccessLog: Sendable {
         var metadata: Logger.Metadata = [
             "method": "PURGE",
             "path": .string(purge.source),
-            "status": .stringConvertible(purge.result == "applied" ? 200 : purge.result == "queued" ? 202 : 413),
-            "cache": .string(purge.mode),
+            "status": .stringConvertible(purge.result.status),
+            "cache": .string(purge.mode.rawValue),
             "purge_counters": .stringConvertible(purge.countersMoved),
         ]
         if purge.all { metadata["purge_all"] = "true" }

@@ -12,12 +12,10 @@ final class PurgeHistory: Sendable {
         /// When the purge was made (ISO 8601, the injected clock).
         var at: String
         var source: String
-        /// `hard` or `soft`.
-        var mode: String
+        var mode: Mode
         /// Milliseconds of stale window a soft purge gave beyond each route's own.
         var extraStaleMs: Int64?
-        /// `applied`, `queued` (the store was away: applied when it is back) or `refused`.
-        var result: String
+        var result: Result
         /// Why, when refused or queued.
         var reason: String?
         var all: Bool
@@ -30,6 +28,27 @@ final class PurgeHistory: Sendable {
         var countersMoved: Int
         /// What the caller logged with it: the write's route, the webhook's topic and delivery.
         var context: [String: String]
+
+        enum Mode: String, Codable, Sendable {
+            case hard, soft
+        }
+
+        enum Result: String, Codable, Sendable {
+            case applied
+            /// The store was away: applied when it is back.
+            case queued
+            /// Past `limits.max_purge`: nothing was purged.
+            case refused
+
+            /// What `POST /purge` answers for it.
+            var status: Int {
+                switch self {
+                case .applied: 200
+                case .queued: 202
+                case .refused: 413
+                }
+            }
+        }
 
         struct Counts: Codable, Sendable, Equatable {
             var routes: Int
@@ -51,22 +70,22 @@ final class PurgeHistory: Sendable {
     @discardableResult
     func record(_ outcome: PurgeOutcome, at milliseconds: Int64) -> Record {
         let purges = outcome.purges
-        var result = "applied"
+        var result = Record.Result.applied
         var reason: String?
         var moved = purges.counterCount
         switch outcome.result {
         case .applied: break
         case .queued(let error):
-            result = "queued"
+            result = .queued
             reason = "the store is unavailable (\(error)); the purge is applied when it is back"
         case .refused(let why):
-            result = "refused"
+            result = .refused
             reason = why
             moved = 0
         }
         let record = Record(
             at: AccessLogHandler.timestamp(Date(timeIntervalSince1970: Double(milliseconds) / 1000)), source: outcome.source.rawValue,
-            mode: purges.soft == nil ? "hard" : "soft", extraStaleMs: purges.soft.map(\.extraStale), result: result, reason: reason,
+            mode: purges.soft == nil ? .hard : .soft, extraStaleMs: purges.soft.map(\.extraStale), result: result, reason: reason,
             all: purges.everything, routes: Array(purges.routes.prefix(Self.namesKept)), tags: Array(purges.tags.prefix(Self.namesKept)),
             keys: Array(purges.keys.prefix(Self.namesKept)),
             counts: Record.Counts(routes: purges.routes.count, tags: purges.tags.count, keys: purges.keys.count),

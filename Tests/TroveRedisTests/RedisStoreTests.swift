@@ -220,6 +220,11 @@ import TroveTestSupport
         _ = try await store.purge([.tag("event:42")], softMark: mark)
         #expect(try redis.command(["GET", "test:g:t:event:42"]) == String(Generation.afterSoftPurge(big, mark: mark)))
         #expect(Generation.afterSoftPurge(big, mark: mark) == big - 17 + mark)
+        // Soft counters of one slice go in one script call, each with its own lifetime: `everything` keeps none.
+        _ = try await store.purge([.everything, .route("event")], softMark: mark)
+        #expect(generations(try await store.lookup(event))?.prefix(2) == [mark, mark])
+        #expect(try redis.command(["PTTL", "test:g:all"]) == "-1")
+        #expect(Int(try redis.command(["PTTL", "test:g:r:event"])) ?? 0 > 500_000)
         try await store.close()
     }
 

@@ -126,6 +126,12 @@ private let rules = """
         guard case .bypass(.credentials([.cookie])) = plan("/events", [Header("Cookie", "_ga=1; sessionid=s")]).decision else {
             Issue.record("a cookie that matters still bypasses"); return
         }
+        // What cannot be read as an ignorable name is taken for one that matters.
+        for unreadable in ["sessionid", "_ga=1; =x"] {
+            guard case .bypass(.credentials([.cookie])) = plan("/events", [Header("Cookie", unreadable)]).decision else {
+                Issue.record("'\(unreadable)' bypasses"); return
+            }
+        }
         let alice = plan("/me", [Header("Authorization", "Bearer alice"), Header("Cookie", "_ga=1")])
         guard case .cache(let me) = alice.decision else { Issue.record("per user, analytics cookie ignored"); return }
         #expect(me.perUser == [.authorization])

@@ -16,7 +16,7 @@ import TroveRules
         history.record(outcome("a"), at: 0)
         history.record(outcome("b", soft: true), at: 1000)
         #expect(history.recent.map(\.tags) == [["b"], ["a"]])
-        #expect(history.recent[0].mode == "soft" && history.recent[0].extraStaleMs == 5000 && history.recent[1].mode == "hard")
+        #expect(history.recent[0].mode == .soft && history.recent[0].extraStaleMs == 5000 && history.recent[1].mode == .hard)
         #expect(history.recent[0].at == "1970-01-01T00:00:01.000Z")
         for tag in ["c", "d", "e", "f", "g"] { history.record(outcome(tag), at: 0) }
         #expect(history.recent.map(\.tags) == [["g"], ["f"], ["e"]], "at its bound the oldest goes")
@@ -29,10 +29,10 @@ import TroveRules
         let record = history.recent[0]
         #expect(record.tags == Array(tags.prefix(PurgeHistory.namesKept)))
         #expect(record.counts == .init(routes: 0, tags: 10_000, keys: 0))
-        #expect(record.result == "refused" && record.reason == "too many" && record.countersMoved == 0)
+        #expect(record.result == .refused && record.reason == "too many" && record.countersMoved == 0)
         history.record(PurgeOutcome(source: .writeRule, purges: PurgeSet(tags: ["x"], keys: ["k"]),
             result: .queued(.unavailable("down")), context: [:]), at: 0)
-        #expect(history.recent[0].result == "queued" && history.recent[0].countersMoved == 2)
+        #expect(history.recent[0].result == .queued && history.recent[0].countersMoved == 2)
         #expect(history.recent[0].reason?.contains("applied when it is back") == true)
     }
 }
