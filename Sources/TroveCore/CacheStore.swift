@@ -192,6 +192,8 @@ public struct PurgeReport: Sendable, Equatable, Codable {
             case .key(let key):
                 keys.append(KeyResult(key: key, found: keyIndex < found.count && found[keyIndex]))
                 keyIndex += 1
+            case .tagSequence, .tagPurged:
+                break  // never purged (`Purger` makes no such request)
             }
         }
     }
@@ -212,7 +214,7 @@ public struct EntryInspection: Sendable, Equatable {
 /// Why a store could not answer.
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     private enum Code: String, Sendable {
-        case unavailable, timeout, overloaded, protocolError
+        case unavailable, timeout, overloaded, protocolError, purgedWhileFetched
     }
 
     private let code: Code
@@ -231,6 +233,12 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func overloaded(_ reason: String) -> StoreError { StoreError(.overloaded, reason) }
     /// The store answered something Trove cannot read.
     public static func protocolError(_ reason: String) -> StoreError { StoreError(.protocolError, reason) }
+    /// Not an outage: the entry was not stored because a purge of a tag its origin named ran during its fetch
+    /// (`OriginTags`).
+    public static let purgedWhileFetched = StoreError(.purgedWhileFetched, "a purge of a tag the origin named ran while it was fetched")
+
+    /// True for `purgedWhileFetched`.
+    public var isPurgedWhileFetched: Bool { code == .purgedWhileFetched }
 
     /// A bounded description for metric labels and logs: never carries the details.
     public var shortDescription: String { code.rawValue }

@@ -4,8 +4,9 @@ internal import TroveHTTP
 ///
 /// Layout, all integers big-endian:
 /// ```
-/// "TRV" u8(version=4)  u16 status  i64 storedAt  i64 freshUntil  i64 staleUntil  i64 errorUntil  u64 nonce  u32 bodyLength
-/// u32 chunkSize  str route  u16 n × str tag  u16 n × i64 generation  u16 n × (str name, lstr value) as headers
+/// "TRV" u8(version=5)  u16 status  i64 storedAt  i64 freshUntil  i64 staleUntil  i64 errorUntil  u64 nonce  u32 bodyLength
+/// u32 chunkSize  str route  u16 n × str tag  u16 n × str origin tag (n = 0xFFFF: none, the route does not learn
+/// tags)  u16 n × i64 generation  u16 n × (str name, lstr value) as headers
 /// u16 n × (str name, lstr value) as variant  body (bodyLength bytes, or none when chunkSize is not 0)
 /// ```
 /// A chunk size other than 0 says the body is stored apart, in chunks named by the nonce (`EntryChunks`).
@@ -15,7 +16,9 @@ internal import TroveHTTP
 /// with the magic and version, or is cut short, decodes as nil, so an old format or a foreign value in the
 /// namespace is a miss, never a crash.
 public enum EntryCodec {
-    static let magic: [UInt8] = Array("TRV".utf8) + [4]
+    static let magic: [UInt8] = Array("TRV".utf8) + [5]
+    /// The origin-tag count that says the route does not learn tags (`EntryMeta.originTags` is nil).
+    static let noOriginTags = UInt16.max
     /// Chunk sizes a head may name: anything else is not a head of this format.
     static let chunkSizes = 4096...(64 << 20)
 
@@ -36,6 +39,13 @@ public enum EntryCodec {
         appendString(meta.route, to: &out)
         append(UInt16(clamping: meta.tags.count), to: &out)
         for tag in meta.tags { appendString(tag, to: &out) }
+        if let originTags = meta.originTags {
+            // At most `OriginTags.maxCount`: never the count that means "none".
+            append(UInt16(clamping: min(originTags.count, Int(noOriginTags) - 1)), to: &out)
+            for tag in originTags.prefix(Int(noOriginTags) - 1) { appendString(tag, to: &out) }
+        } else {
+            append(noOriginTags, to: &out)
+        }
         append(UInt16(clamping: meta.generations.count), to: &out)
         for generation in meta.generations { append(UInt64(bitPattern: generation), to: &out) }
         appendHeaders(meta.headers, to: &out)
@@ -77,6 +87,17 @@ public enum EntryCodec {
             guard let tag = reader.string16() else { return nil }
             tags.append(tag)
         }
+        guard let originTagCount = reader.u16() else { return nil }
+        var originTags: [String]?
+        if originTagCount != noOriginTags {
+            var learned: [String] = []
+            learned.reserveCapacity(Int(originTagCount))
+            for _ in 0..<originTagCount {
+                guard let tag = reader.string16() else { return nil }
+                learned.append(tag)
+            }
+            originTags = learned
+        }
         guard let generationCount = reader.u16() else { return nil }
         var generations: [Int64] = []
         generations.reserveCapacity(Int(generationCount))
@@ -89,7 +110,7 @@ public enum EntryCodec {
             status: Int(status), headers: headers, storedAt: Int64(bitPattern: storedAt),
             freshUntil: Int64(bitPattern: freshUntil), staleUntil: Int64(bitPattern: staleUntil),
             errorUntil: Int64(bitPattern: errorUntil), route: route,
-            tags: tags, generations: generations, variant: variant, bodyLength: Int(bodyLength),
+            tags: tags, originTags: originTags, generations: generations, variant: variant, bodyLength: Int(bodyLength),
             chunks: chunkSize == 0 ? nil : EntryChunks(nonce: nonce, size: Int(chunkSize)))
         return (meta, reader.offset)
     }

@@ -25,6 +25,9 @@ public struct EntryMeta: Sendable, Equatable {
     public var route: String
     /// The tags it carries.
     public var tags: [String]
+    /// The tags the origin named (`tags_from`), for a route that learns them; nil for other routes. Their
+    /// generations follow the address's in `generations`.
+    public var originTags: [String]?
     /// The generations of everything that can invalidate it, read before its fetch began (see `EntryAddress`).
     public var generations: [Int64]
     /// The request's values of the headers the origin's `Vary` names (lower-case names, empty values for
@@ -37,7 +40,8 @@ public struct EntryMeta: Sendable, Equatable {
 
     public init(
         status: Int, headers: [Header], storedAt: Int64, freshUntil: Int64, staleUntil: Int64, errorUntil: Int64? = nil,
-        route: String, tags: [String], generations: [Int64], variant: [Header] = [], bodyLength: Int, chunks: EntryChunks? = nil
+        route: String, tags: [String], originTags: [String]? = nil, generations: [Int64], variant: [Header] = [], bodyLength: Int,
+        chunks: EntryChunks? = nil
     ) {
         self.status = status
         self.headers = headers
@@ -47,6 +51,7 @@ public struct EntryMeta: Sendable, Equatable {
         self.errorUntil = errorUntil ?? freshUntil
         self.route = route
         self.tags = tags
+        self.originTags = originTags
         self.generations = generations
         self.variant = variant
         self.bodyLength = bodyLength
@@ -54,10 +59,14 @@ public struct EntryMeta: Sendable, Equatable {
     }
 
     /// What purges did to the entry since it was stored, for a request for `address` whose counters now read
-    /// `generations`: `.none` when it may answer (freshness and `Vary` are checked apart); an entry stored under
-    /// another route or other tags counts as purged.
+    /// `generations` (the address's counters, then its origin tags'): `.none` when it may answer (freshness and
+    /// `Vary` are checked apart); an entry stored under another route or other tags counts as purged. The
+    /// tag-purge sequence is not compared: it only says where a fetch began.
     public func change(for address: EntryAddress, generations: [Int64]) -> Generation.Change {
-        guard tags == address.tags && route == address.route else { return .purged }
+        guard tags == address.tags && route == address.route && (originTags != nil) == address.learnsTags else { return .purged }
+        if let skipped = address.sequenceIndex {
+            return Generation.change(recorded: self.generations, current: generations, skipping: skipped)
+        }
         return self.generations == generations ? .none : Generation.change(recorded: self.generations, current: generations)
     }
 
@@ -70,9 +79,12 @@ public struct EntryMeta: Sendable, Equatable {
     /// An answer that varies is stored as variants, each under its own key; the request's cache key holds this
     /// marker, naming the headers it varies on, so that a lookup knows which variant to read (one more round
     /// trip, for answers that vary only). Never answered itself.
-    public static func varyMarker(names: [String], route: String, tags: [String], generations: [Int64], storedAt: Int64, until: Int64) -> EntryMeta {
+    public static func varyMarker(
+        names: [String], route: String, tags: [String], learnsTags: Bool = false, generations: [Int64], storedAt: Int64, until: Int64
+    ) -> EntryMeta {
         EntryMeta(status: 0, headers: [Header("Vary", names.joined(separator: ", "))], storedAt: storedAt, freshUntil: until,
-            staleUntil: until, errorUntil: until, route: route, tags: tags, generations: generations, bodyLength: 0)
+            staleUntil: until, errorUntil: until, route: route, tags: tags, originTags: learnsTags ? [] : nil, generations: generations,
+            bodyLength: 0)
     }
 
     /// True for a marker (`varyMarker`), not an answer.

@@ -47,10 +47,11 @@ public enum Generation {
     }
 
     /// Compares the values an entry recorded with the counters' current ones (`EntryAddress.counters` order).
-    public static func change(recorded: [Int64], current: [Int64]) -> Change {
+    /// The value at `skipping` (the tag-purge sequence, `EntryAddress.sequenceIndex`) is not compared.
+    public static func change(recorded: [Int64], current: [Int64], skipping: Int? = nil) -> Change {
         guard recorded.count == current.count else { return .purged }
         var since: Int64?
-        for (old, new) in zip(recorded, current) where old != new {
+        for (index, (old, new)) in zip(recorded, current).enumerated() where old != new && index != skipping {
             guard new > old, new >> 32 == old >> 32 else { return .purged }
             let marked = epoch.addingClamped((new & markMask).multipliedClamped(by: 1000))
             since = min(since ?? marked, marked)

@@ -211,5 +211,10 @@ public enum HeaderPolicy {
         case `private` = "PRIVATE"
         case varyStar = "VARY-STAR"
         case tooLarge = "BODY-TOO-LARGE"
+        /// The origin named more tags than an entry records (`tags_from`), or one too long.
+        case originTags = "ORIGIN-TAGS"
+        /// A purge of one of the tags the origin named ran while the answer was fetched: it may predate the
+        /// purge, so it is not stored.
+        case purgedWhileFetched = "PURGED-WHILE-FETCHED"
     }
 }

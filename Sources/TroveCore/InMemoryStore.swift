@@ -43,7 +43,8 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
                 return .notFound(generations: generations)
             }
             state.touch(slot: slot)
-            return .found(entry.meta, entry.body, generations: generations)
+            let learned = OriginTags.countersToCheck(entry.meta, address: address).map { state.counter($0, now: now) }
+            return .found(entry.meta, entry.body, generations: learned.isEmpty ? generations : generations + learned)
         }
         completion(outcome)
     }
@@ -52,16 +53,20 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         let now = clock.nowMilliseconds()
         let key = write.address.key
         let size = Self.size(of: write.meta, key: key)
-        state.withLock { state in
+        let stored: Bool = state.withLock { state in
+            // Origin tags are recorded under the lock: no purge can come between the check and the insert.
+            let values = OriginTags.countersToRecord(write.meta).map { state.counter($0, now: now) }
+            guard let meta = OriginTags.recorded(write.meta, address: write.address, values: values) else { return false }
             if let slot = state.index[key] { state.remove(slot: slot) }
             // An entry bigger than the whole store is not kept (it would evict everything for nothing).
-            guard size <= state.capacity else { return }
+            guard size <= state.capacity else { return true }
             while state.bytes + size > state.capacity, let oldest = state.tail {
                 state.remove(slot: oldest)
             }
-            state.insert(Stored(key: key, meta: write.meta, body: write.body, size: size, expiresAt: now + write.expireAfter))
+            state.insert(Stored(key: key, meta: meta, body: write.body, size: size, expiresAt: now + write.expireAfter))
+            return true
         }
-        completion(.success(()))
+        completion(stored ? .success(()) : .failure(.purgedWhileFetched))
     }
 
     /// The memory store keeps every body whole (shared by every client that reads it, never copied): it has no
@@ -77,6 +82,7 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
             for counter in request.counters {
                 // `everything` never expires: it is one counter, and every entry depends on it.
                 let soft = request.softMark(for: counter)
+                if case .tag(let tag) = counter { state.stampTagPurge(tag, now: now, lifetime: request.counterLifetime) }
                 state.increase(counter, now: now, lifetime: counter == .everything ? nil : request.counterLifetime, softMark: soft)
                 guard case .key(let key) = counter else { continue }
                 let slot = state.index[key]
@@ -93,9 +99,9 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         let now = clock.nowMilliseconds()
         let inspection: EntryInspection? = state.withLock { state in
             guard let slot = state.index[key], let entry = state.slots[slot].entry, entry.expiresAt > now else { return nil }
-            let address = EntryAddress.ofStored(key, route: entry.meta.route, tags: entry.meta.tags)
-            let current = address.counters.map { state.counter($0, now: now) }
-            return EntryInspection(meta: entry.meta, valid: current == entry.meta.generations)
+            let address = EntryAddress.ofStored(key, meta: entry.meta)
+            let current = (address.counters + OriginTags.countersToCheck(entry.meta, address: address)).map { state.counter($0, now: now) }
+            return EntryInspection(meta: entry.meta, valid: entry.meta.change(for: address, generations: current) == .none)
         }
         completion(.success(inspection))
     }
@@ -164,7 +170,12 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
             self.maxCounters = maxCounters
         }
 
+        /// How many tags were purged, ever (`PurgeCounter.tagSequence`): kept apart from the counters, so that
+        /// clearing them when they are too many never takes it back.
+        var tagSequence: Int64 = 0
+
         func counter(_ counter: PurgeCounter, now: Int64) -> Int64 {
+            if counter == .tagSequence { return tagSequence }
             guard let stored = counters[counter] else { return 0 }
             if let expiresAt = stored.expiresAt, expiresAt <= now { return 0 }
             return stored.value
@@ -178,17 +189,32 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
             let current = self.counter(counter, now: now)
             let next = softMark.map { Generation.afterSoftPurge(current, mark: $0) } ?? Generation.afterHardPurge(current)
             let expiresAt = lifetime.map { now.addingClamped($0) }
-            if counters[counter] == nil, counters.count >= maxCounters {
-                // Full of counters that have not expired (writes to a flood of new URLs). Dropping one would make
-                // entries that recorded its old value valid again; increasing `everything` instead invalidates
-                // every entry at once, after which no other counter matters.
-                let everything = self.counter(.everything, now: now)
-                counters.removeAll(keepingCapacity: true)
-                counterExpiries = ExpiryHeap()
-                counters[.everything] = (Generation.afterHardPurge(everything), nil)
-            }
+            makeRoom(for: counter, now: now)
             counters[counter] = (next, expiresAt)
             if let expiresAt { counterExpiries.set(counter, expiresAt: expiresAt) } else { counterExpiries.remove(counter) }
+        }
+
+        /// When the table is full of counters that have not expired (writes to a flood of new URLs) and `counter`
+        /// is not among them: dropping one would make entries that recorded its old value valid again, so
+        /// `everything` is increased instead, which invalidates every entry at once, after which no other
+        /// counter matters.
+        private mutating func makeRoom(for counter: PurgeCounter, now: Int64) {
+            guard counters[counter] == nil, counters.count >= maxCounters else { return }
+            let everything = self.counter(.everything, now: now)
+            counters.removeAll(keepingCapacity: true)
+            counterExpiries = ExpiryHeap()
+            counters[.everything] = (Generation.afterHardPurge(everything), nil)
+        }
+
+        /// Moves the tag-purge sequence on and stamps `tag` with it, before the tag's counter moves (`OriginTags`).
+        mutating func stampTagPurge(_ tag: String, now: Int64, lifetime: Int64) {
+            for expired in counterExpiries.popExpired(now: now) { counters[expired] = nil }
+            tagSequence += 1
+            let counter = PurgeCounter.tagPurged(tag)
+            makeRoom(for: counter, now: now)
+            let expiresAt = now.addingClamped(lifetime)
+            counters[counter] = (tagSequence, expiresAt)
+            counterExpiries.set(counter, expiresAt: expiresAt)
         }
 
         mutating func insert(_ entry: Stored) {

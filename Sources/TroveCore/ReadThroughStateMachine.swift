@@ -202,7 +202,8 @@ public struct ReadThroughStateMachine: Sendable {
             return .respond(ResponsePlan(source: .trove(status: status, message: message), cacheStatus: nil, age: nil,
                 omitBody: isHead))
         case .cache(let target):
-            let address = EntryAddress(key: target.key, route: plan.route?.name ?? "", tags: target.tags)
+            let address = EntryAddress(key: target.key, route: plan.route?.name ?? "", tags: target.tags,
+                learnsTags: target.policy.tagsFrom != nil)
             state = .lookingUp(target, address)
             return .lookup(address)
         case .bypass(.credentials(let credentials)):
@@ -361,7 +362,12 @@ public struct ReadThroughStateMachine: Sendable {
             // The client's own conditions were not sent (the answer is fetched whole, to store): Trove applies them.
             var response = ResponsePlan(source: .origin, cacheStatus: cacheStatus, age: nil, omitBody: isHead,
                 notModified: ConditionalRequest.notModified(request: requestHeaders, entryStatus: status, entryHeaders: headers))
-            if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength ?? 0, policy: target.policy) {
+            // The origin's tags (`tags_from`) are recorded with the entry; an answer naming more than can be
+            // recorded is not stored (a purge of the tags left out would not reach it).
+            let originTags = target.policy.tagsFrom.map { $0.tags(in: headers) }
+            if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength ?? 0, policy: target.policy)
+                ?? (originTags.map { $0 == nil } == true ? .originTags : nil)
+            {
                 cacheStatus.detail = .notStored(refusal)
                 response.cacheStatus = cacheStatus
                 state = .done
@@ -374,9 +380,11 @@ public struct ReadThroughStateMachine: Sendable {
                 state = .done
                 return .respond(response)
             }
-            let meta = Self.entry(status: status, headers: HeaderPolicy.storedHeaders(headers), origin: headers, freshness: freshness,
-                now: now, route: address.route, tags: target.tags, generations: generations,
+            let stored = HeaderPolicy.storedHeaders(headers)
+            var meta = Self.entry(status: status, headers: target.policy.tagsFrom?.strip(stored) ?? stored, origin: headers,
+                freshness: freshness, now: now, route: address.route, tags: target.tags, generations: generations,
                 variant: HeaderPolicy.variant(vary: headers, request: requestHeaders), bodyLength: bodyLength ?? 0)
+            meta.originTags = originTags ?? nil
             // A streamed answer of unknown length is not said to be stored until it is (it may outgrow `max_body`).
             cacheStatus.stored = !streaming || bodyLength != nil
             response.cacheStatus = cacheStatus
@@ -388,7 +396,7 @@ public struct ReadThroughStateMachine: Sendable {
                 expireAfter: Self.expireAfter(now: now, until: lastUse))
             if !meta.variant.isEmpty {
                 pending.marker = EntryMeta.varyMarker(names: meta.variant.map(\.name), route: base.route, tags: base.tags,
-                    generations: generations, storedAt: now, until: lastUse)
+                    learnsTags: base.learnsTags, generations: Array(generations.prefix(base.counters.count)), storedAt: now, until: lastUse)
             }
             if streaming {
                 state = .receiving(pending, response, maxBody: target.policy.maxBodyBytes)
@@ -450,9 +458,9 @@ public struct ReadThroughStateMachine: Sendable {
     public mutating func storeCompleted(_ result: Result<Void, StoreError>) -> Action {
         guard case .storing(var response, let streamed) = state else { return invalid("storeCompleted") }
         state = .done
-        if case .failure = result {
+        if case .failure(let error) = result {
             response.cacheStatus?.stored = false
-            response.cacheStatus?.detail = .storeUnavailable
+            response.cacheStatus?.detail = error.isPurgedWhileFetched ? .notStored(.purgedWhileFetched) : .storeUnavailable
         }
         return streamed ? .finished(response) : .respond(response)
     }
@@ -545,9 +553,20 @@ public struct ReadThroughStateMachine: Sendable {
             meta.headers = merged
             return .respond(fromEntry(meta, cacheStatus, now: now))
         }
-        var meta = Self.entry(status: validated.status, headers: merged, origin: headers, freshness: freshness, now: now,
-            route: address.route, tags: target.tags, generations: generations, variant: validated.variant,
-            bodyLength: validated.bodyLength)
+        var meta = Self.entry(status: validated.status, headers: target.policy.tagsFrom?.strip(merged) ?? merged, origin: headers,
+            freshness: freshness, now: now, route: address.route, tags: target.tags, generations: generations,
+            variant: validated.variant, bodyLength: validated.bodyLength)
+        // A 304 that names tags names them all (RFC 9111 §4.3.4: its headers replace the stored ones); one that
+        // names none leaves the entry's.
+        if let from = target.policy.tagsFrom {
+            let named = headers.contains { HTTPSyntax.name($0.name, is: from.name.lowercased()) } ? from.tags(in: headers) : validated.originTags
+            guard let named else {
+                state = .done
+                cacheStatus.detail = .notStored(.originTags)
+                return .respond(fromEntry(meta, cacheStatus, now: now))
+            }
+            meta.originTags = named
+        }
         meta.chunks = validated.chunks  // the body stays where it is: in the stored value, or in its chunks
         cacheStatus.ttl = meta.remainingTTL(at: now)
         cacheStatus.stored = true

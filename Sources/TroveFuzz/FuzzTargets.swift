@@ -103,6 +103,14 @@ public enum FuzzTargets {
         _ = ContentCoding.acceptsGzip(request)
         _ = ContentCoding.isGzip(response)
         _ = HeaderPolicy.responseHeaders(response)
+        // The origin's tags: bounded, each once, none empty or holding a separator, and the stripped headers hold none.
+        let origin = OriginTagHeader(name: response.first?.name ?? "Surrogate-Key", keep: false)
+        if let tags = origin.tags(in: response) {
+            precondition(tags.count <= OriginTagHeader.maxCount && Set(tags).count == tags.count, "tags not bounded or repeated: \(tags)")
+            precondition(tags.allSatisfy { !$0.isEmpty && $0.utf8.count <= OriginTagHeader.maxLength && !$0.contains(" ") && !$0.contains(",") })
+            let sent = CDNTagHeader(name: "Cache-Tag").apply(tags, to: origin.strip(response))
+            precondition(!sent.contains { $0.name.lowercased() == origin.name.lowercased() && $0.name.lowercased() != "cache-tag" })
+        }
         _ = HostPattern.name(ofHostHeader: value(3))
         _ = IPAddress(value(4)).map { AddressRange($0.description + "/8")?.contains($0) }
     }

@@ -65,12 +65,45 @@ public final class RedisStore: CacheStore {
         case .route(let route): "\(namespace):g:r:\(route)"
         case .key(let key): "\(namespace):g:k:\(key)"
         case .tag(let tag): "\(namespace):g:t:\(tag)"
+        case .tagSequence: "\(namespace):g:seq"
+        case .tagPurged(let tag): "\(namespace):g:tp:\(tag)"
         }
     }
 
     // MARK: CacheStore
 
     public func lookup(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        guard address.learnsTags else { return lookupEntry(address, completion: completion) }
+        lookupEntry(address) { outcome in
+            // An entry with tags from the origin: their counters are read now that the entry names them.
+            guard case .found(let meta, let body, let generations) = outcome else { return completion(outcome) }
+            let learned = OriginTags.countersToCheck(meta, address: address)
+            guard !learned.isEmpty else { return completion(outcome) }
+            self.readCounters(learned) { result in
+                switch result {
+                case .success(let values): completion(.found(meta, body, generations: generations + values))
+                case .failure(let error): completion(.unavailable(error))
+                }
+            }
+        }
+    }
+
+    /// The current values of these counters, in order.
+    private func readCounters(_ counters: [PurgeCounter], completion: @escaping (Result<[Int64], StoreError>) -> Void) {
+        connection.send([["MGET"] + counters.map { .string(counterKey($0)) }]) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(error))
+            case .success(let replies):
+                guard case .array(let values) = replies[0], values.count == counters.count, let generations = Self.generations(values[...]) else {
+                    return completion(.failure(.protocolError("MGET answered \(replies[0])")))
+                }
+                completion(.success(generations))
+            }
+        }
+    }
+
+    private func lookupEntry(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
         guard queue.isEmpty else {
             completion(.unavailable(.unavailable("purges made while Redis was away are not replayed yet")))
             return
@@ -79,7 +112,7 @@ public final class RedisStore: CacheStore {
         // One command for the entry and every counter it depends on: one reply to parse, and half the work
         // for Redis of a GET plus an MGET.
         // Encoded straight into the buffer: the keys are never built as Strings (this runs for every request).
-        let counters = 3 + address.tags.count
+        let counters = address.counterCount
         var buffer = ByteBufferAllocator().buffer(capacity: 96 + 2 * address.key.utf8.count + 48 * address.tags.count)
         RESPEncoder.writeArrayHeader(2 + counters, into: &buffer)
         buffer.writeStaticString("$4\r\nMGET\r\n")
@@ -114,6 +147,7 @@ public final class RedisStore: CacheStore {
         RESPEncoder.writeBulk(namespace, ":g:r:", address.route, into: &buffer)
         RESPEncoder.writeBulk(namespace, ":g:k:", address.counterKey, into: &buffer)
         for tag in address.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
+        if address.learnsTags { RESPEncoder.writeBulk(namespace, ":g:seq", "", into: &buffer) }
     }
 
     /// A lookup of a key whose large body this loop holds: the first 4 KiB of the value (the head) and the
@@ -121,7 +155,7 @@ public final class RedisStore: CacheStore {
     /// whole value is read (a second round trip) and held instead.
     private func lookupHead(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
         let key = address.key
-        let counters = 3 + address.tags.count
+        let counters = address.counterCount
         var buffer = ByteBufferAllocator().buffer(capacity: 160 + 2 * key.utf8.count + 48 * address.tags.count)
         RESPEncoder.writeArrayHeader(4, into: &buffer)
         buffer.writeStaticString("$8\r\nGETRANGE\r\n")
@@ -189,6 +223,26 @@ public final class RedisStore: CacheStore {
     }
 
     public func store(_ write: StoreWrite<ByteBuffer>, completion: @escaping (Result<Void, StoreError>) -> Void) {
+        guard write.address.learnsTags else { return storeEntry(write, completion: completion) }
+        // Origin tags: their stamps and counters are read first, and the entry is stored only if none was purged
+        // since its fetch began (`OriginTags`).
+        let counters = OriginTags.countersToRecord(write.meta)
+        func record(_ values: [Int64]) {
+            guard let meta = OriginTags.recorded(write.meta, address: write.address, values: values) else {
+                return completion(.failure(.purgedWhileFetched))
+            }
+            storeEntry(StoreWrite(address: write.address, meta: meta, body: write.body, expireAfter: write.expireAfter), completion: completion)
+        }
+        guard !counters.isEmpty else { return record([]) }
+        readCounters(counters) { result in
+            switch result {
+            case .success(let values): record(values)
+            case .failure(let error): completion(.failure(error))
+            }
+        }
+    }
+
+    private func storeEntry(_ write: StoreWrite<ByteBuffer>, completion: @escaping (Result<Void, StoreError>) -> Void) {
         if let chunks = write.meta.chunks {
             return restoreChunked(write, chunks, completion: completion)
         }
@@ -344,7 +398,14 @@ public final class RedisStore: CacheStore {
             guard offset < counters.count else { return deleteSlice(from: 0) }
             let slice = counters[offset..<min(counters.count, offset + Self.purgeSlice)]
             var commands: [[RESPArgument]] = []
-            commands.reserveCapacity(slice.count * 2 + 1)
+            commands.reserveCapacity(slice.count * 2 + 2)
+            // Tags are stamped with the tag-purge sequence before their counters move (`OriginTags`); the
+            // connection keeps the order.
+            let stamps: [RESPArgument] = slice.compactMap { if case .tag(let tag) = $0 { .string(counterKey(.tagPurged(tag))) } else { nil } }
+            if !stamps.isEmpty {
+                commands.append(["EVAL", .string(Self.stampScript), .string(String(stamps.count + 1)), .string(counterKey(.tagSequence))]
+                    + stamps + [.string(lifetime)])
+            }
             // The slice's soft counters go in one script call (its keys, then each one's lifetime).
             var softKeys: [RESPArgument] = []
             var softLifetimes: [RESPArgument] = []
@@ -407,8 +468,8 @@ public final class RedisStore: CacheStore {
                     completion(.success(nil))
                     return
                 }
-                let address = EntryAddress.ofStored(key, route: meta.route, tags: meta.tags)
-                let counters = address.counters.map { RESPArgument.string(self.counterKey($0)) }
+                let address = EntryAddress.ofStored(key, meta: meta)
+                let counters = (address.counters + OriginTags.countersToCheck(meta, address: address)).map { RESPArgument.string(self.counterKey($0)) }
                 self.connection.send([["MGET"] + counters]) { result in
                     switch result {
                     case .failure(let error):
@@ -418,7 +479,8 @@ public final class RedisStore: CacheStore {
                         if case .array(let values) = replies[0], values.count == counters.count {
                             current = Self.generations(values[...])
                         }
-                        completion(.success(EntryInspection(meta: meta, valid: current == meta.generations)))
+                        let valid = current.map { meta.change(for: address, generations: $0) == .none } ?? false
+                        completion(.success(EntryInspection(meta: meta, valid: valid)))
                     }
                 }
             }
@@ -441,6 +503,14 @@ public final class RedisStore: CacheStore {
           if ARGV[1 + k] ~= '' then redis.call('PEXPIRE', KEYS[k], ARGV[1 + k]) end
         end
         return #KEYS
+        """
+
+    /// Moves the tag-purge sequence (KEYS[1]) on and stamps each tag (KEYS[2...]) with its new value, kept for
+    /// ARGV[1] milliseconds (`OriginTags`).
+    static let stampScript = """
+        local sequence = redis.call('INCR', KEYS[1])
+        for k = 2, #KEYS do redis.call('SET', KEYS[k], sequence, 'PX', ARGV[1]) end
+        return sequence
         """
 
     // MARK: Fetch locks

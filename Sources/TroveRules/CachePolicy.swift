@@ -32,9 +32,15 @@ public final class CachePolicy: Sendable {
     /// Which cookies count as the user's (`ignore_cookies`, `only_cookies`): a request whose cookies all do not
     /// matter (analytics, consent) is cached as if it carried none. They still go to the origin on a miss.
     public let cookies: CookieFilter
+    /// A response header whose values are tags the entry carries too (`tags_from`).
+    public let tagsFrom: OriginTagHeader?
+    /// A header that carries the entry's tags on to a CDN in front (`send_tags`).
+    public let sendTags: CDNTagHeader?
 
-    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = [], cookies: CookieFilter = .all, keyedCredentials: Set<Credential>? = nil) {
+    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = [], cookies: CookieFilter = .all, tagsFrom: OriginTagHeader? = nil, sendTags: CDNTagHeader? = nil, keyedCredentials: Set<Credential>? = nil) {
         self.ignoreQuery = ignoreQuery
+        self.tagsFrom = tagsFrom
+        self.sendTags = sendTags
         self.cookies = cookies
         self.keyedCredentials = keyedCredentials ?? key.credentials
         self.keyedQueryNames = Self.queryNames(of: key)

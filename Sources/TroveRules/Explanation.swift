@@ -32,6 +32,10 @@ public struct Explanation: Sendable, Codable, Equatable {
     /// How long past its TTL the entry answers when the origin fails.
     public var staleIfError: String?
     public var tags: [String]?
+    /// The response header the origin names more tags in (`tags_from`), and whether it stays on the answer.
+    public var tagsFrom: String?
+    /// The header that carries the entry's tags on to a CDN (`send_tags`).
+    public var sendTags: String?
     public var maxBody: String?
     /// `shared`, `per-user` or `anonymous`.
     public var sharing: String?
@@ -57,6 +61,8 @@ public struct Explanation: Sendable, Codable, Equatable {
             stale = Units.format(cache.policy.stale)
             staleIfError = Units.format(cache.policy.staleIfError)
             tags = cache.tags
+            tagsFrom = cache.policy.tagsFrom.map { "each answer's \($0.name) header" + ($0.keep ? " (kept on the answer)" : " (taken off the answer)") }
+            sendTags = cache.policy.sendTags.map { "\($0.name), to the CDN in front" }
             maxBody = Units.format(bytes: cache.policy.maxBodyBytes)
             if !cache.perUser.isEmpty {
                 sharing = "per-user"
@@ -138,7 +144,12 @@ public struct Explanation: Sendable, Codable, Equatable {
         }
         if let stale, stale != "0s" { lines.append(("stale", "\(stale) more, served while one refresh runs")) }
         if let staleIfError, staleIfError != "0s" { lines.append(("if error", "\(staleIfError) more, served when the origin fails")) }
-        if let tags { lines.append(("tags", tags.isEmpty ? "none (purge by key or route)" : tags.joined(separator: ", "))) }
+        if let tags {
+            let none = tagsFrom == nil ? "none (purge by key or route)" : "none of its own"
+            lines.append(("tags", tags.isEmpty ? none : tags.joined(separator: ", ")))
+        }
+        if let tagsFrom { lines.append(("tags from", tagsFrom)) }
+        if let sendTags { lines.append(("sends tags", sendTags)) }
         if let maxBody { lines.append(("max body", "\(maxBody); bigger answers are passed through unstored")) }
         if let sharing { lines.append(("users", sharing)) }
         if let purge {

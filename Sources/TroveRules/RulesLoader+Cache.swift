@@ -26,6 +26,8 @@ extension RulesLoader {
         var maxTTL: Duration?
         var ignoreQuery: [String] = []
         var cookies = CookieFilter.all
+        var tagsFrom: OriginTagHeader?
+        var sendTags: CDNTagHeader?
         /// Where each option was given (its value's node and its field), for diagnostics about it; an option
         /// not in here has its built-in default.
         var given: [String: (node: Node, field: String)] = [:]
@@ -139,6 +141,16 @@ extension RulesLoader {
         CacheOption(name: "only_cookies", scope: .routeOrDefaults) { node, field, _, reader, options in
             guard let names = readCookieNames(node, field: field, prefixes: false, reader: &reader) else { return false }
             options.cookies = .only(names)
+            return true
+        },
+        CacheOption(name: "tags_from", scope: .routeOrDefaults) { node, field, _, reader, options in
+            guard let value = readTagsFrom(node, field: field, reader: &reader) else { return false }
+            options.tagsFrom = value
+            return true
+        },
+        CacheOption(name: "send_tags", scope: .routeOrDefaults) { node, field, _, reader, options in
+            guard let name = readHeaderName(node, field: field, example: "Cache-Tag", reader: &reader) else { return false }
+            options.sendTags = CDNTagHeader(name: name)
             return true
         },
     ]
@@ -283,7 +295,8 @@ extension RulesLoader {
             key: key, tags: tags, statusTTLs: statusTTLs, stale: stale, staleIfError: staleIfError, maxBodyBytes: maxBody,
             shared: shared,
             authenticated: authenticated, overrideCacheControl: overrideCacheControl, freshness: freshness, maxTTL: maxTTL,
-            anyStatus: anyStatus, ignoreQuery: ignoreQuery, cookies: options.cookies, keyedCredentials: identity)
+            anyStatus: anyStatus, ignoreQuery: ignoreQuery, cookies: options.cookies, tagsFrom: options.tagsFrom, sendTags: options.sendTags,
+            keyedCredentials: identity)
     }
 
     static func suggestedIdentityKey(_ key: Template) -> String {
@@ -324,6 +337,36 @@ extension RulesLoader {
             prefixes ? "'\(text)' is not a cookie name; write a name (_ga) or a prefix ending in * (_hj*)"
                 : "'\(text)' is not a cookie name; write the names of the cookies that identify the user (sessionid)"
         })
+    }
+
+    /// `tags_from: Surrogate-Key`, or `tags_from: {header: Surrogate-Key, keep: true}` to leave the header on the
+    /// answer.
+    static func readTagsFrom(_ node: Node, field: String, reader: inout RulesReader) -> OriginTagHeader? {
+        guard node.mapping != nil else {
+            return readHeaderName(node, field: field, example: "Surrogate-Key", reader: &reader).map { OriginTagHeader(name: $0, keep: false) }
+        }
+        guard let fields = reader.mapping(node, path: field, allowed: ["header", "keep"]) else { return nil }
+        guard let headerNode = fields["header"] else {
+            reader.error("say which response header holds the tags: {header: Surrogate-Key, keep: false}", at: node, field: field)
+            return nil
+        }
+        guard let name = readHeaderName(headerNode, field: "\(field).header", example: "Surrogate-Key", reader: &reader) else { return nil }
+        var keep = false
+        if let keepNode = fields["keep"] {
+            guard let value = reader.bool(keepNode, field: "\(field).keep") else { return nil }
+            keep = value
+        }
+        return OriginTagHeader(name: name, keep: keep)
+    }
+
+    /// A header name (a token), for `tags_from` and `send_tags`.
+    static func readHeaderName(_ node: Node, field: String, example: String, reader: inout RulesReader) -> String? {
+        guard let text = reader.string(node, field: field, example: example) else { return nil }
+        guard HTTPSyntax.isToken(text) else {
+            reader.error("'\(text)' is not a header name; write one such as \(example)", at: node, field: field)
+            return nil
+        }
+        return text
     }
 
     /// `ignore_query: [utm_*, fbclid, gclid]`: query parameter names, or prefixes ending in `*`.

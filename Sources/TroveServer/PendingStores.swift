@@ -16,7 +16,9 @@ extension ProxyEnvironment {
         let started = NIODeadline.now()
         let metrics = self.metrics
         store.store(StoreWrite(address: pending.address, meta: pending.meta, body: body, expireAfter: pending.expireAfter)) { result in
-            metrics.recordStore(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: result.isFailure)
+            // An entry a tag purge overtook was refused on purpose: not a store error.
+            let failed = if case .failure(let error) = result { !error.isPurgedWhileFetched } else { false }
+            metrics.recordStore(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
             completion(result)
         }
     }

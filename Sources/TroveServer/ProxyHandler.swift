@@ -948,6 +948,31 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Answering
 
+    /// A cacheable route's answer with its tag headers as the route says: the origin's tags header (`tags_from`)
+    /// taken off unless kept (an entry's was taken off when it was stored), and the entry's tags sent on to a
+    /// CDN in front (`send_tags`).
+    private static func withTagHeaders(
+        _ headers: [Header], target: RequestPlan.CacheTarget, plan: ReadThroughStateMachine.ResponsePlan, exchange: Exchange
+    ) -> [Header] {
+        let policy = target.policy
+        guard policy.tagsFrom != nil || policy.sendTags != nil else { return headers }
+        var originTags: [String] = []
+        var out = headers
+        switch plan.source {
+        case .entry:
+            originTags = exchange.entry?.meta.originTags ?? []
+        case .origin:
+            if let from = policy.tagsFrom, let response = exchange.response {
+                originTags = from.tags(in: response.headers) ?? []
+                out = from.strip(out)
+            }
+        case .trove:
+            return headers
+        }
+        guard let send = policy.sendTags else { return out }
+        return send.apply(target.tags + originTags.filter { !target.tags.contains($0) }, to: out)
+    }
+
     private func respond(_ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, close: Bool) {
         guard !exchange.answered else { return }
         exchange.answered = true
@@ -991,6 +1016,9 @@ final class ProxyHandler: ChannelDuplexHandler {
             headers = [Header("Content-Type", "text/plain; charset=utf-8")]
             body = ByteBuffer(string: "\(troveStatus) \(HTTPResponseStatus(statusCode: troveStatus).reasonPhrase): \(message)\n")
             contentLength = body?.readableBytes
+        }
+        if case .cache(let target) = exchange.plan.decision {
+            headers = Self.withTagHeaders(headers, target: target, plan: plan, exchange: exchange)
         }
         // A chunked entry (the Redis store keeps large bodies apart from their heads) is served a chunk at a time.
         if plan.source == .entry, !exchange.readsFill, !plan.notModified, let meta = exchange.entry?.meta, let chunks = meta.chunks {

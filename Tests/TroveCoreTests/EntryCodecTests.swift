@@ -54,7 +54,7 @@ import TroveCore
         #expect(EntryCodec.decodeHead(bytes + [0]) == nil)
         #expect(EntryCodec.decodeHead(Array("{\"json\": true}".utf8)) == nil)
         #expect(EntryCodec.decodeHead([]) == nil)
-        for version: UInt8 in [1, 2, 3, 5] {  // 2: before the nonce; 3: before chunks
+        for version: UInt8 in [1, 2, 3, 4, 6] {  // 2: before the nonce; 3: before chunks; 4: before origin tags
             var otherVersion = bytes
             otherVersion[3] = version
             #expect(EntryCodec.decodeHead(otherVersion) == nil)

@@ -228,6 +228,42 @@ import TroveTestSupport
         try await store.close()
     }
 
+    /// Tags from the origin, on Redis: a tag purge stamps the tag with the tag-purge sequence before its counter
+    /// moves; an answer whose fetch began before a purge of one of its tags is not stored; a hit reads its origin
+    /// tags' counters, so their purge (from another instance) invalidates it.
+    @Test func originTagsAreRecordedRaceFree() async throws {
+        let one = try await store(factory(), loop: 0)
+        let other = try await store(factory(), loop: 1)
+        let list = EntryAddress(key: "products", route: "products", tags: ["lists"], learnsTags: true)
+        func meta(_ tags: [String], _ generations: [Int64]) -> EntryMeta {
+            EntryMeta(status: 200, headers: [], storedAt: 1, freshUntil: 2, staleUntil: 2, route: "products", tags: ["lists"],
+                originTags: tags, generations: generations, bodyLength: 1)
+        }
+        guard case .notFound(let began) = try await one.lookup(list) else { Issue.record("expected notFound"); return }
+        #expect(began == [0, 0, 0, 0, 0])
+        _ = try await other.purge([.tag("p-1"), .tag("x")])
+        #expect(try redis.command(["GET", "test:g:seq"]) == "1")
+        #expect(try redis.command(["GET", "test:g:tp:p-1"]) == "1")
+        #expect(Int(try redis.command(["PTTL", "test:g:tp:p-1"])) ?? 0 > 500_000)
+        let raced = try await one.store(list, body: ByteBuffer(string: "x"), meta: meta(["p-1", "c-2"], began))
+        guard case .failure(let error) = raced, error.isPurgedWhileFetched else { Issue.record("not stored: \(raced)"); return }
+        #expect(try redis.command(["EXISTS", "test:e:products"]) == "0")
+        guard case .notFound(let after) = try await one.lookup(list) else { Issue.record("expected notFound"); return }
+        #expect(after[4] == 1)
+        guard case .success = try await one.store(list, body: ByteBuffer(string: "x"), meta: meta(["p-1", "c-2"], after)) else {
+            Issue.record("a fetch that began after the purge is stored"); return
+        }
+        guard case .found(let found, _, let current) = try await other.lookup(list) else { Issue.record("expected found"); return }
+        #expect(current == [0, 0, 0, 0, 1, Generation.hardStep, 0])
+        #expect(found.change(for: list, generations: current) == Generation.Change.none)
+        _ = try await other.purge([.tag("c-2")])
+        guard case .found(let purged, _, let now) = try await one.lookup(list) else { Issue.record("expected found"); return }
+        #expect(purged.change(for: list, generations: now) == .purged)
+        #expect(try await one.inspect("products").get()?.valid == false)
+        try await one.close()
+        try await other.close()
+    }
+
     /// Two stores (two loops, or two Trove instances) on one Redis share entries and purges.
     @Test func storesShareEntriesAndPurges() async throws {
         let one = try await store(factory(), loop: 0)

@@ -22,10 +22,10 @@ import Testing
 
     @Test func everyInheritableOptionIsInherited() throws {
         let inheritable = RulesLoader.cacheOptions.filter { $0.scope == .routeOrDefaults }.map(\.name)
-        #expect(inheritable == ["ttl", "statuses", "stale", "stale_if_error", "max_body", "freshness", "max_ttl", "ignore_query", "ignore_cookies", "only_cookies"])
+        #expect(inheritable == ["ttl", "statuses", "stale", "stale_if_error", "max_body", "freshness", "max_ttl", "ignore_query", "ignore_cookies", "only_cookies", "tags_from", "send_tags"])
         let policy = try Self.policy(defaults: """
             ttl: 7m, statuses: [200, 404], stale: 1m, stale_if_error: 1h, max_body: 2MB, freshness: origin, max_ttl: 1d, \
-            ignore_query: [utm_*], ignore_cookies: [_ga]
+            ignore_query: [utm_*], ignore_cookies: [_ga], tags_from: Surrogate-Key, send_tags: Cache-Tag
             """)
         #expect(policy.statusTTLs.map(\.status) == [200, 404])
         #expect(policy.statusTTLs.map(\.ttl) == [.seconds(420), .seconds(420)])
@@ -36,7 +36,32 @@ import Testing
         #expect(policy.maxTTL == .seconds(86_400))
         #expect(policy.ignoreQuery == ["utm_*"])
         #expect(policy.cookies == .ignoring(["_ga"]))
+        #expect(policy.tagsFrom == OriginTagHeader(name: "Surrogate-Key", keep: false))
+        #expect(policy.sendTags == CDNTagHeader(name: "Cache-Tag"))
         #expect(try Self.policy(defaults: "ttl: 1m, only_cookies: [sessionid]").cookies == .only(["sessionid"]))
+    }
+
+    /// `tags_from` names a header (or `{header, keep}`), `send_tags` a header; anything else is refused with the
+    /// form to write.
+    @Test func tagHeaders() throws {
+        #expect(try Self.policy(defaults: "ttl: 1m", route: "tags_from: {header: xkey, keep: true}").tagsFrom
+            == OriginTagHeader(name: "xkey", keep: true))
+        func refused(_ option: String) -> [String] {
+            refusal("""
+                version: 1
+                origins: {api: {url: "http://127.0.0.1:8000"}}
+                routes:
+                  - {name: a, match: GET /a, cache: {key: a, ttl: 1m, \(option)}}
+                """, file: "t.yaml", errorsOnly: true)
+        }
+        #expect(refused("tags_from: \"Surrogate Key\"") == [
+            "t.yaml:4:66: error: route 'a': cache.tags_from: 'Surrogate Key' is not a header name; write one such as Surrogate-Key",
+        ])
+        #expect(refused("tags_from: {keep: true}") == [
+            "t.yaml:4:66: error: route 'a': cache.tags_from: say which response header holds the tags: {header: Surrogate-Key, keep: false}",
+        ])
+        #expect(refused("tags_from: {header: xkey, keep: maybe}").first?.contains("cache.tags_from.keep") == true)
+        #expect(refused("send_tags: [a]").first?.contains("cache.send_tags: expected") == true, "\(refused("send_tags: [a]"))")
     }
 
     @Test func aRouteOverridesWhatItGives() throws {
