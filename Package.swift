@@ -57,6 +57,8 @@ let package = Package(
                 "TroveHTTP",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RS256 tokens (`TokenVerifier`): RSA signatures are in swift-crypto's extras.
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -152,10 +154,14 @@ let package = Package(
             dependencies: [],
             swiftSettings: swiftSettings
         ),
-        // Test support: a manual clock and a scripted origin, the in-memory twins of Trove's clock and origin.
+        // Test support: a manual clock and a scripted origin, the in-memory twins of Trove's clock and origin; signed
+        // tokens for the JWT tests (swift-crypto signs them).
         .target(
             name: "TroveTestSupport",
-            dependencies: ["TroveHTTP", "TroveCore", "TroveRules", "TroveFixtures", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "TroveHTTP", "TroveCore", "TroveRules", "TroveFixtures", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The load-test tool: runs a scenario straight at the origin and through Trove, and reports both.
@@ -209,7 +215,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TroveRulesTests",
-            dependencies: ["TroveHTTP", "TroveRules"],
+            dependencies: ["TroveHTTP", "TroveRules", "TroveTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -283,7 +289,9 @@ let package = Package(
         ),
         .testTarget(
             name: "TroveAppTests",
-            dependencies: ["TroveApp", "TroveHTTP", "TroveRules", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "TroveApp", "TroveHTTP", "TroveRules", "TroveTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

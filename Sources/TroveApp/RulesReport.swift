@@ -1,6 +1,7 @@
 internal import TroveHTTP
 internal import Foundation
 internal import TroveRules
+internal import TroveCore
 
 /// The text `trove check` and `trove explain` print, built without printing so that tests can read it.
 enum RulesReport {
@@ -155,7 +156,7 @@ enum RulesReport {
             return Header(String(item[..<colon]).trimmingCharacters(in: .whitespaces),
                 String(item[item.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
         }
-        return RequestHead(method: method, target: target, headers: parsedHeaders)
+        return RequestHead(method: method, target: target, headers: parsedHeaders, receivedAt: SystemClock().nowMilliseconds())
     }
 
     struct ExplainError: Error, CustomStringConvertible {

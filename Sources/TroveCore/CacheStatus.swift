@@ -36,6 +36,8 @@ public struct CacheStatus: Sendable, Equatable {
         case credentials([String])
         /// The query has parameters the key does not name (`UNKEYED-QUERY`).
         case unkeyedQuery
+        /// The route reads the request token's claims and the token cannot be trusted (`UNVERIFIED-TOKEN`).
+        case unverifiedToken
         /// No route matches (`NO-ROUTE`).
         case noRoute
         /// The answer may not be stored (`SET-COOKIE`, `PRIVATE`, `BODY-TOO-LARGE`, ...).
@@ -54,6 +56,7 @@ public struct CacheStatus: Sendable, Equatable {
             switch self {
             case .credentials(let names): names.joined(separator: ",")
             case .unkeyedQuery: "UNKEYED-QUERY"
+            case .unverifiedToken: "UNVERIFIED-TOKEN"
             case .noRoute: "NO-ROUTE"
             case .notStored(let reason): reason.rawValue
             case .storeUnavailable: "STORE-UNAVAILABLE"

@@ -213,6 +213,9 @@ public struct ReadThroughStateMachine: Sendable {
         case .bypass(.unkeyedQuery):
             state = .fetching(.forward(.bypass, detail: .unkeyedQuery))
             return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
+        case .bypass(.unverifiedToken):
+            state = .fetching(.forward(.bypass, detail: .unverifiedToken))
+            return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))
         case .pass:
             state = .fetching(.forward(.pass, detail: plan.route == nil ? .noRoute : nil))
             return .fetch(Fetch(method: plan.method, sendsBody: true, forStorage: false))

@@ -52,21 +52,40 @@ public enum FuzzTargets {
             if let partial = parsed.template { _ = partial.placeholders.count }
         }
         guard let first = lines.first,
-            let template = try? Template(parsing: first, pathParameters: ["id", "rest"], restParameters: ["rest"], bodyFields: false),
+            let template = Template.parse(first, pathParameters: ["id", "rest"], restParameters: ["rest"], tokenClaims: true).template,
+            Template.parse(first, pathParameters: ["id", "rest"], restParameters: ["rest"], tokenClaims: true).problems.isEmpty,
             lines.count > 1, let target = try? RequestTarget(parsing: lines[1])
         else { return }
         let headers = lines.dropFirst(2).compactMap { line -> Header? in
             guard let colon = line.firstIndex(of: ":") else { return nil }
             return Header(String(line[..<colon]), String(line[line.index(after: colon)...]))
         }
+        // The Authorization header's token, checked as a route with `jwt:` checks it: whatever it holds, a forged
+        // token is refused (the fuzzer does not know the secret), and claims are bounded.
+        var claims: [String: String] = [:]
+        if case .verified(let verified) = Self.verifier.verify(headers, now: 1_800_000_000_000) {
+            precondition(verified.count <= 64, "unbounded claims")
+            claims = verified
+        }
         let context = TemplateContext(method: "GET", target: target, pathParameters: ["id": target.segments.first ?? "", "rest": target.path],
-            headers: headers)
+            headers: headers, tokenClaims: claims)
         let rendered = template.render(context)
         // Values are escaped: nothing a request sends can put `#` or whitespace into a key the template does not.
         for forbidden: UInt8 in [UInt8(ascii: "#"), UInt8(ascii: " "), 9, 10, 13] where !first.utf8.contains(forbidden) {
             precondition(!rendered.utf8.contains(forbidden), "a request value wrote byte \(forbidden) into a key: \(rendered)")
         }
     }
+
+    /// An HS256 verifier with a secret of the fuzzer's own.
+    static let verifier: TokenVerifier = {
+        let rules = try! RulesLoader.parse("""
+            version: 1
+            origins: {api: {url: "http://127.0.0.1:8000"}}
+            jwt: {t: {algorithm: HS256, secret: {env: S}}}
+            routes: [{name: a, match: GET /a, jwt: t, cache: {key: "a:{jwt.sub}", ttl: 1m}}]
+            """, file: "fuzz.yaml", environment: ["TROVE_ADMIN_TOKEN": "fuzz-token-0123456789", "S": "fuzz-secret-0123456789abcdef-0123456789"])
+        return rules.routes[0].tokenVerifier!
+    }()
 
     /// Request targets: parsing, normalizing, removing query items. A normalized target parses to itself.
     static func target(_ bytes: UnsafeRawBufferPointer) {

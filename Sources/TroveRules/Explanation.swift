@@ -103,6 +103,10 @@ public struct Explanation: Sendable, Codable, Equatable {
                 + "detail=UNKEYED-QUERY); name " + (names.count == 1 ? "it" : "them") + " in the key, or list "
                 + (names.count == 1 ? "it" : "them") + " in the route's ignore_query if " + (names.count == 1 ? "it changes" : "they change")
                 + " nothing"
+        case .bypass(.unverifiedToken(let why)):
+            decision = "bypass"
+            reason = "route \(routeName) reads the claims of the request's token, and this token cannot be trusted (\(why)): it "
+                + "is forwarded and its answer is not stored, so it never selects an entry (Cache-Status detail=UNVERIFIED-TOKEN)"
         case .pass:
             decision = "pass"
             if plan.route == nil {

@@ -8,11 +8,15 @@ public struct RequestHead: Sendable {
     /// The request target as sent: `/api/v1/events?page=2`.
     public var target: String
     public var headers: [Header]
+    /// When it arrived, in milliseconds since the epoch (from the server's clock): a token's `exp` is checked
+    /// against it. Nil when not known: then no token is trusted.
+    public var receivedAt: Int64?
 
-    public init(method: String, target: String, headers: [Header] = []) {
+    public init(method: String, target: String, headers: [Header] = [], receivedAt: Int64? = nil) {
         self.method = method
         self.target = target
         self.headers = headers
+        self.receivedAt = receivedAt
     }
 
     /// True when a header with this name (any case) is present.
@@ -66,6 +70,9 @@ public struct RequestPlan: Sendable {
         case credentials(Set<Credential>)
         /// The request carries query parameters the key does not tell apart (and the route does not ignore).
         case unkeyedQuery([String])
+        /// The route reads the claims of the request's token, and the token cannot be trusted (why): it never
+        /// selects an entry.
+        case unverifiedToken(String)
     }
 }
 
@@ -185,7 +192,18 @@ extension RuleSet {
             }
         }
         let origin = origin(named: route.origin)
-        let context = TemplateContext(method: method, target: target, pathParameters: parameters, headers: request.headers)
+        // The token's claims, for routes whose templates read them: only a verified token's.
+        var claims: [String: String] = [:]
+        var unverified: String?
+        if let verifier = route.tokenVerifier {
+            switch verifier.verify(request.headers, now: request.receivedAt) {
+            case .absent: break
+            case .verified(let verified): claims = verified
+            case .refused(let reason): unverified = reason
+            }
+        }
+        let context = TemplateContext(method: method, target: target, pathParameters: parameters, headers: request.headers,
+            tokenClaims: claims)
         switch route.action {
         case .pass:
             return RequestPlan(method: method, target: target, route: route, origin: origin, decision: .pass)
@@ -223,7 +241,12 @@ extension RuleSet {
                 return RequestPlan(method: method, target: target, route: route, origin: origin,
                     decision: .bypass(.unkeyedQuery(unkeyed)))
             }
-            let context = TemplateContext(method: method, target: target, pathParameters: parameters, headers: request.headers)
+            if let unverified {
+                return RequestPlan(method: method, target: target, route: route, origin: origin,
+                    decision: .bypass(.unverifiedToken(unverified)))
+            }
+            let context = TemplateContext(method: method, target: target, pathParameters: parameters, headers: request.headers,
+                tokenClaims: claims)
             let cacheTarget = RequestPlan.CacheTarget(
                 key: storeKey(policy.key.render(context)),
                 tags: policy.tags.map { $0.render(context) },

@@ -15,8 +15,14 @@ public final class Route: Sendable {
     /// True when the route's plan for a request depends on its headers (a key, tag or purge template reads
     /// one), not only on the method and URL.
     public let readsHeaders: Bool
+    /// Checks the token requests carry, for templates that read its claims (`jwt:`); nil when the route does not.
+    public let tokenVerifier: TokenVerifier?
 
-    init(name: String, index: Int, line: Int, methods: MethodSet, path: PathPattern, origin: String, action: Action, lines: SourceLines) {
+    init(
+        name: String, index: Int, line: Int, methods: MethodSet, path: PathPattern, origin: String, action: Action, lines: SourceLines,
+        tokenVerifier: TokenVerifier? = nil
+    ) {
+        self.tokenVerifier = tokenVerifier
         self.name = name
         self.index = index
         self.line = line

@@ -9,11 +9,18 @@ extension RulesLoader {
         var cache = CacheOptions()
         /// Headers that carry credentials (`clients.credentials` and the defaults), lower-cased.
         var credentialHeaders = Credential.defaultHeaders
+        /// The token verifier routes use unless they name one (`defaults.jwt`).
+        var tokenVerifier: TokenVerifier?
     }
 
-    static func readDefaults(_ node: Node?, origins: [Origin], reader: inout RulesReader) -> Defaults {
+    static func readDefaults(
+        _ node: Node?, origins: [Origin], verifiers: [String: TokenVerifier] = [:], jwtNode: Node? = nil, reader: inout RulesReader
+    ) -> Defaults {
         var defaults = Defaults()
-        if let node, let fields = reader.mapping(node, path: "defaults", allowed: ["origin", "cache"]) {
+        if let node, let fields = reader.mapping(node, path: "defaults", allowed: ["origin", "cache", "jwt"]) {
+            if let jwtName = fields["jwt"] {
+                defaults.tokenVerifier = readVerifierName(jwtName, field: "defaults.jwt", verifiers: verifiers, jwtNode: jwtNode, reader: &reader)
+            }
             if let originNode = fields["origin"], let name = reader.string(originNode, field: "defaults.origin") {
                 if origins.contains(where: { $0.name == name }) {
                     defaults.origin = name
@@ -42,6 +49,20 @@ extension RulesLoader {
                 at: node?.mark, field: "defaults.origin")
         }
         return defaults
+    }
+
+    /// A route's or the defaults' `jwt: NAME`: the verifier of that name under the top-level `jwt:`.
+    static func readVerifierName(
+        _ node: Node, field: String, verifiers: [String: TokenVerifier], jwtNode: Node?, reader: inout RulesReader
+    ) -> TokenVerifier? {
+        guard let name = reader.string(node, field: field, example: "shop-tokens") else { return nil }
+        if let verifier = verifiers[name] { return verifier }
+        // A verifier that is written but could not be read has its own error already.
+        if jwtNode?.mapping?[name] != nil { return nil }
+        let hint = Suggestions.closest(to: name, in: Array(verifiers.keys)).map { " (did you mean '\($0)'?)" } ?? ""
+        reader.error("there is no verifier '\(name)' under jwt:\(hint); define it there, e.g. jwt: {\(name): {algorithm: HS256, "
+            + "secret: {env: JWT_SECRET}}}", at: node, field: field)
+        return nil
     }
 
     static func reportUnknownOrigin(

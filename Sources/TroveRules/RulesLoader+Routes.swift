@@ -4,10 +4,11 @@ internal import Yams
 /// `routes:`: each route's name, match, origin and action (cache, purge or pass).
 extension RulesLoader {
 
-    static let routeKeys = ["name", "match", "origin", "cache", "purge", "pass"]
+    static let routeKeys = ["name", "match", "origin", "jwt", "cache", "purge", "pass"]
 
     static func readRoute(
-        _ node: Node, index: Int, origins: [Origin], defaults: Defaults, reader: inout RulesReader
+        _ node: Node, index: Int, origins: [Origin], verifiers: [String: TokenVerifier] = [:], jwtNode: Node? = nil, defaults: Defaults,
+        reader: inout RulesReader
     ) -> Route? {
         // Name the route in diagnostics about its other keys, even those found before `name` is read.
         if let peeked = node.mapping?["name"]?.scalar?.string, isValidName(peeked) {
@@ -51,6 +52,19 @@ extension RulesLoader {
             }
         }
 
+        // The verifier of the request's token: its claims are what `{jwt.NAME}` placeholders read.
+        var verifier = defaults.tokenVerifier
+        let topJWTNode = jwtNode
+        if let jwtNode = fields["jwt"] {
+            verifier = readVerifierName(jwtNode, field: "jwt", verifiers: verifiers, jwtNode: topJWTNode, reader: &reader)
+            if verifier == nil && topJWTNode == nil {
+                reader.error("there are no verifiers: define one under the top-level jwt:, e.g. jwt: {shop-tokens: {algorithm: HS256, "
+                    + "secret: {env: JWT_SECRET}}}", at: jwtNode, field: "jwt")
+            }
+        }
+        reader.tokenClaims = verifier != nil || fields["jwt"] != nil
+        defer { reader.tokenClaims = false }
+
         var lines = Route.SourceLines(
             name: SourcePosition(fields["name"]?.mark), match: SourcePosition(matchNode.mark),
             key: SourcePosition(fields["cache"]?.mapping?["key"]?.mark))
@@ -85,7 +99,7 @@ extension RulesLoader {
         }
         return Route(
             name: name, index: index, line: line, methods: methods, path: path, origin: originName, action: action,
-            lines: lines)
+            lines: lines, tokenVerifier: verifier)
     }
 
     static func readMatch(_ node: Node, reader: inout RulesReader) -> (MethodSet, PathPattern)? {
@@ -120,7 +134,7 @@ extension RulesLoader {
     static func readTemplate(
         _ text: String, node: Node, field: String, parameters: [String], rest: Set<String>, reader: inout RulesReader
     ) -> Template? {
-        let parsed = Template.parse(text, pathParameters: parameters, restParameters: rest)
+        let parsed = Template.parse(text, pathParameters: parameters, restParameters: rest, tokenClaims: reader.tokenClaims)
         guard !parsed.problems.isEmpty else { return parsed.template }
         for problem in parsed.problems { reader.error(problem, at: node, field: field) }
         // What could be read is checked as a whole template would be, so that fixing one error does not reveal the

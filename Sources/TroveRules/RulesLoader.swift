@@ -105,7 +105,7 @@ public enum RulesLoader {
     }
 
     static let topLevelKeys = [
-        "version", "listen", "admin", "store", "limits", "clients", "origins", "defaults", "unmatched", "routes", "webhooks", "warm",
+        "version", "listen", "admin", "store", "limits", "clients", "origins", "jwt", "defaults", "unmatched", "routes", "webhooks", "warm",
     ]
 
     private static func build(_ root: Node, fingerprint: String, reader: inout RulesReader) -> RuleSet? {
@@ -138,7 +138,8 @@ public enum RulesLoader {
         let limits = readLimits(top["limits"], reader: &reader)
         let clients = readClients(top["clients"], reader: &reader)
         let origins = readOrigins(top["origins"], root: root, reader: &reader)
-        var defaults = readDefaults(top["defaults"], origins: origins, reader: &reader)
+        let verifiers = readTokenVerifiers(top["jwt"], reader: &reader)
+        var defaults = readDefaults(top["defaults"], origins: origins, verifiers: verifiers, jwtNode: top["jwt"], reader: &reader)
         defaults.credentialHeaders = clients.credentialHeaders
 
         var unmatched = UnmatchedPolicy.pass
@@ -155,7 +156,9 @@ public enum RulesLoader {
         if let node = top["routes"] {
             if let sequence = node.sequence {
                 for (offset, item) in sequence.enumerated() {
-                    if let route = readRoute(item, index: offset + 1, origins: origins, defaults: defaults, reader: &reader) {
+                    if let route = readRoute(item, index: offset + 1, origins: origins, verifiers: verifiers, jwtNode: top["jwt"],
+                        defaults: defaults, reader: &reader)
+                    {
                         routes.append(route)
                         routeNodes.append(item)
                     }

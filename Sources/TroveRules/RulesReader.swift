@@ -26,6 +26,8 @@ struct RulesReader {
     private(set) var diagnostics: [RulesDiagnostic] = []
     /// The route being read, for diagnostics.
     var route: String?
+    /// The route being read verifies its requests' tokens (`jwt:`): its templates may read their claims.
+    var tokenClaims = false
     private(set) var missingEnvironment: [String] = []
 
     init(file: String, environment: [String: String]) {

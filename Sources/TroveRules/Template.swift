@@ -31,6 +31,9 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         case queryParameters([String])
         /// `{body.id}`, `{body.product.id}`: a field of a JSON body (webhook purges only).
         case bodyField(String)
+        /// `{jwt.sub}`, `{jwt.org.id}`: a claim of the request's verified token (routes with a `jwt:` verifier only);
+        /// empty for a request without a token.
+        case tokenClaim(String)
     }
 
     /// A transformation applied to a placeholder's value before it is escaped.
@@ -45,11 +48,14 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         case sha256
         /// The value to use when the request does not carry one.
         case `default`(String)
+        /// The credentials after an `Authorization` value's scheme, whatever the scheme's case: `Bearer abc` and
+        /// `bearer abc` both give `abc` (a value without a scheme is kept whole).
+        case token
 
         var isTextFilter: Bool {
             switch self {
             case .lower, .upper, .trim: true
-            case .sha256, .default: false
+            case .sha256, .default, .token: false
             }
         }
 
@@ -60,6 +66,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             case .trim: "trim"
             case .sha256: "sha256"
             case .default(let value): "default:\(value)"
+            case .token: "token"
             }
         }
     }
@@ -100,6 +107,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             switch placeholder.source {
             case .header(let name) where headers.contains(name): credentials.insert(Credential(header: name))
             case .cookie: credentials.insert(.cookie)
+            // A claim names the user the Authorization header's token identifies.
+            case .tokenClaim: credentials.insert(.authorization)
             default: break
             }
         }
@@ -130,8 +139,9 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// Every problem of a template at once (a rules file reports them together, not one per fix), and the
     /// template made of what could be read, so that checks of its placeholders (credentials in clear) can report
     /// theirs too. The template is nil when nothing sensible could be read (empty, or a brace never closed).
+    /// `tokenClaims`: `{jwt.NAME}` placeholders are allowed (the route verifies the token: `jwt:`).
     public static func parse(
-        _ text: String, pathParameters: [String], restParameters: Set<String> = [], bodyFields: Bool = false
+        _ text: String, pathParameters: [String], restParameters: Set<String> = [], bodyFields: Bool = false, tokenClaims: Bool = false
     ) -> (template: Template?, problems: [String]) {
         guard !text.isEmpty else { return (nil, ["the template is empty"]) }
         var problems: [String] = []
@@ -153,7 +163,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
                     literal = ""
                 }
                 do {
-                    parts.append(.placeholder(try Self.parsePlaceholder(inner, pathParameters: pathParameters, bodyFields: bodyFields)))
+                    parts.append(.placeholder(try Self.parsePlaceholder(inner, pathParameters: pathParameters, bodyFields: bodyFields,
+                        tokenClaims: tokenClaims)))
                 } catch {
                     problems.append(error.message)
                     // Stands for the placeholder that could not be read: nothing next to it is taken for adjacent.
@@ -193,7 +204,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         readsHeaders = parts.contains { part in
             guard case .placeholder(let placeholder) = part else { return false }
             switch placeholder.source {
-            case .header, .cookie: return true
+            case .header, .cookie, .tokenClaim: return true
             default: return false
             }
         }
@@ -202,9 +213,11 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     private static let sourceHelp =
         "placeholders are {NAME} (a path parameter), {query.NAME}, {header.NAME}, {cookie.NAME}, "
         + "{method}, {path} and {query}"
-    private static let filterHelp = "filters are lower, upper, trim, sha256 and default:VALUE"
+    private static let filterHelp = "filters are lower, upper, trim, sha256, token and default:VALUE"
 
-    private static func parsePlaceholder(_ inner: String, pathParameters: [String], bodyFields: Bool) throws(ParseError) -> Placeholder {
+    private static func parsePlaceholder(
+        _ inner: String, pathParameters: [String], bodyFields: Bool, tokenClaims: Bool
+    ) throws(ParseError) -> Placeholder {
         let written = "{\(inner)}"
         let pieces = inner.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
         let reference = pieces[0].trimmingWhitespace()
@@ -237,6 +250,12 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             case "header": source = .header(name.lowercased())
             case "cookie": source = .cookie(name)
             case "body" where bodyFields: source = .bodyField(name)
+            case "jwt":
+                guard tokenClaims else {
+                    throw ParseError(message: "'\(written)' reads a claim of the request's token, which this route does not verify; "
+                        + "add jwt: NAME to the route, naming a verifier under the top-level jwt: (how to check the token's signature)")
+                }
+                source = .tokenClaim(name)
             case "path":
                 guard pathParameters.contains(name) else {
                     throw unknownPathParameter(name, written: written, pathParameters: pathParameters)
@@ -275,10 +294,11 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
             case "upper": filters.append(.upper)
             case "trim": filters.append(.trim)
             case "sha256": filters.append(.sha256)
+            case "token": filters.append(.token)
             case "default":
                 throw ParseError(message: "'\(written)': default needs a value, e.g. default:1")
             default:
-                let hint = Suggestions.closest(to: trimmed, in: ["lower", "upper", "trim", "sha256", "default"])
+                let hint = Suggestions.closest(to: trimmed, in: ["lower", "upper", "trim", "sha256", "token", "default"])
                     .map { " (did you mean '\($0)'?)" } ?? ""
                 throw ParseError(message: "'\(written)': unknown filter '\(trimmed)'\(hint); \(filterHelp)")
             }
@@ -386,16 +406,19 @@ public struct TemplateContext: Sendable {
     public let headers: [Header]
     /// A JSON body's scalar fields by dotted path (`product.id`), for `{body.…}` placeholders.
     public let bodyFields: [String: String]
+    /// The verified token's claims, for `{jwt.…}` placeholders (empty without a verified token).
+    public let tokenClaims: [String: String]
 
     public init(
         method: String, target: RequestTarget, pathParameters: [String: String],
-        headers: [Header], bodyFields: [String: String] = [:]
+        headers: [Header], bodyFields: [String: String] = [:], tokenClaims: [String: String] = [:]
     ) {
         self.method = method
         self.target = target
         self.pathParameters = pathParameters
         self.headers = headers
         self.bodyFields = bodyFields
+        self.tokenClaims = tokenClaims
     }
 
     /// Values of the header (name compared case-insensitively), in order.
@@ -532,6 +555,8 @@ extension Template {
             return context.cookie(name)
         case .bodyField(let name):
             return context.bodyFields[name]
+        case .tokenClaim(let name):
+            return context.tokenClaims[name]
         case .method:
             return context.method == "HEAD" ? "GET" : context.method
         case .path:
@@ -577,6 +602,8 @@ extension Template {
         case .sha256:
             guard let value else { return nil }
             return SHA256.hash(data: Array(value.utf8)).hexString
+        case .token:
+            return value.flatMap { TokenVerifier.credentials(of: $0, scheme: nil) }
         }
     }
 }

@@ -599,8 +599,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         if let webhook = WebhookEndpoint.rule(on: .public, in: loaded, method: head.method.token, uri: head.uri) {
             return answerWebhook(webhook, loaded: loaded, head: head, headers: headers, body: body)
         }
-        let plan = plans?.plan(for: head, headers: headers, loaded: loaded)
-            ?? loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers))
+        let now = environment.clock.nowMilliseconds()
+        let plan = plans?.plan(for: head, headers: headers, loaded: loaded, now: now)
+            ?? loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers, receivedAt: now))
         // Writes also purge what their answer's Location names; reads never need the rules again.
         var invalidationKey: (@Sendable (String) -> String?)?
         if MethodSet.invalidates(plan.method) {

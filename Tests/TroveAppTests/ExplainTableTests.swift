@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TroveTestSupport
 import TroveRules
 @testable import TroveApp
 
@@ -18,8 +19,12 @@ struct ExplainCase: CustomTestStringConvertible, Sendable {
     var testDescription: String { "\(file): \(request) \(headers)" }
 }
 
-private let alice = "9d7cce461e4b2f090a3d686b4ae72d25ea18e93573d2772bb52ff548e6262aa3"  // sha256("Bearer alice")
-private let bob = "0b25b1b4580675258d75cdb21f1f2694a7337e628bf2e408f9fce2854100cc4f"    // sha256("Bearer bob")
+private let alice = "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"  // sha256("alice"): the token, its scheme taken off
+private let bob = "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9"    // sha256("bob")
+/// A Supabase access token for user 7f3c… (valid until 2096), and the same signed with another secret.
+private let supabase = TestTokens.hs256(["sub": "7f3c2a10", "aud": "authenticated", "exp": 4_000_000_000])
+private let forged = TestTokens.hs256(["sub": "7f3c2a10", "aud": "authenticated", "exp": 4_000_000_000],
+    secret: "not-the-project-secret-0123456789abcdef")
 private let tokenABC = "64cc961af68cc57ee17ad64911b0b0d8acb1935571fa0b36166644562aa21fad" // sha256("Token abc")
 
 private let cases: [ExplainCase] = [
@@ -96,6 +101,15 @@ private let cases: [ExplainCase] = [
         headers: ["Authorization: Bearer alice"], decision: "cache", route: "asin-stats", key: "asin_stats:\(alice)"),
     ExplainCase(file: "fastapi-stats.yaml", request: "GET /api/v1/products/stats/asin-status",
         headers: ["Authorization: Bearer bob"], decision: "cache", route: "asin-stats", key: "asin_stats:\(bob)"),
+    ExplainCase(file: "fastapi-stats.yaml", request: "GET /api/v1/products/stats/asin-status",
+        headers: ["Authorization: bearer bob"], decision: "cache", route: "asin-stats", key: "asin_stats:\(bob)"),
+    // The same seed with Supabase JWTs: keyed and purged by the user's id, as the hand-written code was.
+    ExplainCase(file: "fastapi-stats-jwt.yaml", request: "GET /api/v1/products/stats/asin-status",
+        headers: ["Authorization: Bearer \(supabase)"], decision: "cache", route: "asin-stats", key: "asin_stats:7f3c2a10"),
+    ExplainCase(file: "fastapi-stats-jwt.yaml", request: "POST /api/v1/products", headers: ["Authorization: bearer \(supabase)"],
+        decision: "write", route: "product-create", purge: PurgeSet(keys: ["asin_stats:7f3c2a10"])),
+    ExplainCase(file: "fastapi-stats-jwt.yaml", request: "GET /api/v1/products/stats/asin-status",
+        headers: ["Authorization: Bearer \(forged)"], decision: "bypass", route: "asin-stats"),
     ExplainCase(file: "fastapi-stats.yaml", request: "POST /api/v1/products", headers: ["Authorization: Bearer alice"],
         decision: "write", route: "product-create", purge: PurgeSet(keys: ["asin_stats:\(alice)"])),
     ExplainCase(file: "fastapi-stats.yaml", request: "DELETE /api/v1/products/deals/9", headers: ["Authorization: Bearer bob"],

@@ -1,6 +1,7 @@
 import TroveHTTP
 import Foundation
 import Testing
+import TroveTestSupport
 import TroveRules
 @testable import TroveApp
 
@@ -21,6 +22,7 @@ enum Repository {
     static let environment = [
         "TROVE_ADMIN_TOKEN": "admin-token", "REDIS_URL": "redis://127.0.0.1:6379/0",
         "SHOPIFY_ACCESS_TOKEN": "shpat_test", "API_TOKEN": "api-token", "SHOPIFY_WEBHOOK_SECRET": "webhook-secret",
+        "SUPABASE_JWT_SECRET": TestTokens.secret, "JWT_SECRET": TestTokens.secret,
     ]
 }
 
@@ -39,7 +41,7 @@ enum Repository {
     /// One rules file per seed, plus the annotated example of every key.
     @Test func thereIsARulesFilePerSeed() {
         #expect(Set(Repository.rulesFiles).isSuperset(of: [
-            "example.yaml", "shopify-events.yaml", "django-catalog.yaml", "flask-property.yaml", "fastapi-stats.yaml",
+            "example.yaml", "shopify-events.yaml", "django-catalog.yaml", "flask-property.yaml", "fastapi-stats.yaml", "fastapi-stats-jwt.yaml",
         ]))
     }
 

@@ -184,7 +184,7 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
     @Test func unknownTopLevelKeySuggestsTheRightOne() {
         let found = rejection(head.replacingOccurrences(of: "routes:\n", with: "routes: [{name: all, match: ANY /**, pass: true}]\nunmached: pass\n"))
         #expect(found == [
-            "test.yaml:6:1: error: unmached: unknown key 'unmached' (did you mean 'unmatched'?); allowed here: version, listen, admin, store, limits, clients, origins, defaults, unmatched, routes, webhooks, warm",
+            "test.yaml:6:1: error: unmached: unknown key 'unmached' (did you mean 'unmatched'?); allowed here: version, listen, admin, store, limits, clients, origins, jwt, defaults, unmatched, routes, webhooks, warm",
         ])
     }
 
@@ -393,7 +393,7 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
 
     @Test func misplacedKeysGetAHint() {
         #expect(rejection(head + "  - {name: a, match: GET /a, ttl: 5m, pass: true}\n") == [
-            "test.yaml:6:30: error: route 'a': ttl: unknown key 'ttl' (write it inside cache: as cache.ttl); allowed here: name, match, origin, cache, purge, pass",
+            "test.yaml:6:30: error: route 'a': ttl: unknown key 'ttl' (write it inside cache: as cache.ttl); allowed here: name, match, origin, jwt, cache, purge, pass",
         ])
     }
 

@@ -126,7 +126,7 @@ import Testing
         ("events:{page}", [], "unknown placeholder '{page}': the route's path has no parameters; placeholders are {NAME} (a path parameter), {query.NAME}, {header.NAME}, {cookie.NAME}, {method}, {path} and {query}"),
         ("events:{path.slug}", ["id"], "unknown placeholder '{path.slug}': the route's path has {id}; placeholders are {NAME} (a path parameter), {query.NAME}, {header.NAME}, {cookie.NAME}, {method}, {path} and {query}"),
         ("events:{query.}", [], "'{query.}' names no query; write it like {query.NAME}"),
-        ("events:{id|lowr}", ["id"], "'{id|lowr}': unknown filter 'lowr' (did you mean 'lower'?); filters are lower, upper, trim, sha256 and default:VALUE"),
+        ("events:{id|lowr}", ["id"], "'{id|lowr}': unknown filter 'lowr' (did you mean 'lower'?); filters are lower, upper, trim, sha256, token and default:VALUE"),
         ("events:{query.page|default}", [], "'{query.page|default}': default needs a value, e.g. default:1"),
         ("events:{query.page|default:}", [], "'{query.page|default:}': default needs a value, e.g. default:1"),
         ("events:{query.a}{query.b}", [], "placeholders {query.a} and {query.b} are not separated: put a character such as ':' between them, so that different values cannot render the same text"),

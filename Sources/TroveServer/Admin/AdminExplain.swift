@@ -1,4 +1,5 @@
 internal import Foundation
+internal import TroveCore
 internal import TroveHTTP
 internal import TroveRules
 
@@ -21,7 +22,7 @@ enum AdminExplain {
             headers.append(Header(value[..<colon].trimmingWhitespace(), value[value.index(after: colon)...].trimmingWhitespace()))
         }
         let rules = request.environment.rules.current.rules
-        let head = RequestHead(method: method, target: target, headers: headers)
+        let head = RequestHead(method: method, target: target, headers: headers, receivedAt: request.environment.clock.nowMilliseconds())
         answer(.encoded(200, Explanation(plan: rules.plan(for: head), rules: rules, request: head)))
     }
 }
