@@ -215,7 +215,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TroveRulesTests",
-            dependencies: ["TroveHTTP", "TroveRules", "TroveTestSupport"],
+            dependencies: ["TroveHTTP", "TroveRules", "TroveTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -3,7 +3,7 @@
 #
 #   loadtest/identity.sh [rounds]        (TROVE_BIN: default .build/release/trove)
 #
-# Routes (loadtest/peers/origin.py behind, the memory store): an anonymous hit; a per-user hit keyed on
+# Routes (loadtest/peers/origin.py behind, /api/products/1..5, the memory store): an anonymous hit; a per-user hit keyed on
 # {header.authorization|token|sha256}; and per-user hits keyed on {jwt.sub} with an HS256, an ES256 and an RS256
 # token (keys made here with openssl, tokens signed here). Each is warmed, then `wrk -t1 -c50 -d5s` runs on it
 # with its Authorization header while Trove's CPU time is read; the order rotates every round. Prints each run
@@ -64,11 +64,11 @@ jwt:
   es: {algorithm: ES256, key_file: $WORKDIR/ec.pub}
   rs: {algorithm: RS256, key_file: $WORKDIR/rsa.pub}
 routes:
-  - {name: anonymous, match: GET /api/anonymous, cache: {key: "a:{path}", ttl: 300s}}
-  - {name: hashed, match: GET /api/hashed, cache: {key: "h:{header.authorization|token|sha256}", ttl: 300s, authenticated: true}}
-  - {name: hs256, match: GET /api/hs256, jwt: hs, cache: {key: "hs:{jwt.sub}", ttl: 300s, authenticated: true}}
-  - {name: es256, match: GET /api/es256, jwt: es, cache: {key: "es:{jwt.sub}", ttl: 300s, authenticated: true}}
-  - {name: rs256, match: GET /api/rs256, jwt: rs, cache: {key: "rs:{jwt.sub}", ttl: 300s, authenticated: true}}
+  - {name: anonymous, match: GET /api/products/1, cache: {key: "a:{path}", ttl: 300s}}
+  - {name: hashed, match: GET /api/products/2, cache: {key: "h:{header.authorization|token|sha256}", ttl: 300s, authenticated: true}}
+  - {name: hs256, match: GET /api/products/3, jwt: hs, cache: {key: "hs:{jwt.sub}", ttl: 300s, authenticated: true}}
+  - {name: es256, match: GET /api/products/4, jwt: es, cache: {key: "es:{jwt.sub}", ttl: 300s, authenticated: true}}
+  - {name: rs256, match: GET /api/products/5, jwt: rs, cache: {key: "rs:{jwt.sub}", ttl: 300s, authenticated: true}}
   - {name: everything-else, match: ANY /**, pass: true}
 YAML
 
@@ -77,11 +77,12 @@ BENCH_SECRET=$secret TROVE_CONFIG=$WORKDIR/identity.yaml "$kit/start-trove.sh" t
 started=(trove-identity "${started[@]}")
 pid=$(cat "$WORKDIR/trove-identity.pid")
 
+declare -A path=([anonymous]=1 [hashed]=2 [hs256]=3 [es256]=4 [rs256]=5)
 declare -A authorization=([anonymous]="" [hashed]="Bearer opaque-token-of-user-42" [hs256]="Bearer $hs256" [es256]="Bearer $es256"
   [rs256]="Bearer $rs256")
 names=(anonymous hashed hs256 es256 rs256)
 run() {  # run NAME → "req/s µs/req"
-  local name=$1 url="http://127.0.0.1:18196/api/$1" header=() u0 s0 u1 s1 requests
+  local name=$1 url="http://127.0.0.1:18196/api/products/${path[$1]}" header=() u0 s0 u1 s1 requests
   [ -z "${authorization[$name]}" ] || header=(-H "Authorization: ${authorization[$name]}")
   [ "$(curl -s -o /dev/null -w '%{http_code}' "${header[@]}" "$url")" = 200 ] || die "$name: the warming request failed"
   [ "$(curl -s -o /dev/null -D - "${header[@]}" "$url" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}')" = HIT ] \

@@ -47,6 +47,8 @@ public final class TokenVerifier: Sendable {
     /// Clock difference allowed when checking `exp` and `nbf`, in milliseconds.
     public let leeway: Int64
     public let requireExpiry: Bool
+    /// Tokens already verified (checking each once, not once per request).
+    let verified = VerifiedTokens()
 
     /// Tokens longer than this are refused unread (an `Authorization` header is bounded by the header limits too).
     static let maxTokenLength = 8192
@@ -110,6 +112,24 @@ public final class TokenVerifier: Sendable {
 
     func verify(token: String, now: Int64) -> Verification {
         guard token.utf8.count <= Self.maxTokenLength else { return .refused("the token is too long") }
+        let digest = SHA256.hash(data: Array(token.utf8))
+        if let claims = verified.claims(for: digest, at: now / 1000) { return .verified(claims) }
+        switch check(token: token, now: now) {
+        case .verified(let claims, let validFrom, let validUntil):
+            verified.remember(digest, VerifiedTokens.Verified(claims: claims, validFrom: validFrom, validUntil: validUntil))
+            return .verified(claims)
+        case .refused(let why):
+            return .refused(why)
+        }
+    }
+
+    private enum Checked {
+        case verified([String: String], validFrom: Int64?, validUntil: Int64?)
+        case refused(String)
+    }
+
+    /// Every check, in full.
+    private func check(token: String, now: Int64) -> Checked {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Self.base64URL(parts[0]), let payloadBytes = Self.base64URL(parts[1]),
             let signature = Self.base64URL(parts[2])
@@ -124,14 +144,18 @@ public final class TokenVerifier: Sendable {
         guard let payload = Self.object(payloadBytes) else { return .refused("its claims are not a JSON object") }
         let seconds = now / 1000
         let leewaySeconds = leeway / 1000
+        var validUntil: Int64?
+        var validFrom: Int64?
         if let exp = payload["exp"] {
             guard let expiry = Self.seconds(exp) else { return .refused("its exp is not a number") }
+            validUntil = expiry.addingClamped(leewaySeconds)
             guard seconds < expiry.addingClamped(leewaySeconds) else { return .refused("it has expired") }
         } else if requireExpiry {
             return .refused("it has no exp")
         }
         if let nbf = payload["nbf"] {
             guard let notBefore = Self.seconds(nbf) else { return .refused("its nbf is not a number") }
+            validFrom = notBefore.subtractingClamped(leewaySeconds)
             guard seconds >= notBefore.subtractingClamped(leewaySeconds) else { return .refused("it is not valid yet (nbf)") }
         }
         if let issuer {
@@ -142,7 +166,7 @@ public final class TokenVerifier: Sendable {
         }
         var claims: [String: String] = [:]
         guard Self.flatten(payload, prefix: "", depth: 0, into: &claims) else { return .refused("it has more than \(Self.maxClaims) claims") }
-        return .verified(claims)
+        return .verified(claims, validFrom: validFrom, validUntil: validUntil)
     }
 
     private func isValid(_ signature: [UInt8], for signed: [UInt8]) -> Bool {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 @testable import TroveRules
 import TroveTestSupport
+import Crypto
 
 /// Identities, not credentials: the `token` filter, and JWT claims in templates (`{jwt.sub}`) for routes that say how
 /// to verify the token (`jwt:`). An unverifiable token bypasses the cache; it never selects an entry.
@@ -190,6 +191,31 @@ import TroveTestSupport
         #expect(unverified(plan) == "its signature is not valid")
     }
 
+    /// A verified token is checked once, then remembered by its SHA-256 within its exp and nbf; a refused one is
+    /// never remembered; the table is bounded.
+    @Test func verifiedTokensAreRememberedWithinTheirLifeAndBounded() throws {
+        let verifier = try #require(try Self.rules().routes.first { $0.name == "orders" }?.tokenVerifier)
+        let token = TestTokens.hs256(Self.claims)
+        #expect(verifier.verify(token: token, now: Self.now) == .verified(["sub": "42", "shop": "acme", "iss": "https://auth.example.com/", "exp": "1800000600"]))
+        #expect(verifier.verified.count == 1)
+        #expect(verifier.verify(token: token, now: Self.now) != .refused("its signature is not valid"))
+        #expect(verifier.verified.count == 1, "the same token is kept once")
+        // Past exp (and the leeway), a remembered token is checked again, and refused.
+        #expect(verifier.verify(token: token, now: 1_800_000_631_000) == .refused("it has expired"))
+        _ = verifier.verify(token: TestTokens.hs256(Self.claims, secret: "another-secret-0123456789abcdef-0123456789"), now: Self.now)
+        #expect(verifier.verified.count == 1, "a refused token is never remembered")
+
+        let table = VerifiedTokens(capacity: 4)
+        let valid = VerifiedTokens.Verified(claims: ["sub": "1"], validFrom: 100, validUntil: 200)
+        let digests = (0..<20).map { SHA256Digests.of("token-\($0)") }
+        for digest in digests { table.remember(digest, valid) }
+        #expect(table.count <= 8, "two generations of at most 4")
+        #expect(table.claims(for: digests[19], at: 150) == ["sub": "1"])
+        #expect(table.claims(for: digests[19], at: 99) == nil, "before nbf")
+        #expect(table.claims(for: digests[19], at: 200) == nil, "at exp")
+        #expect(table.claims(for: digests[0], at: 150) == nil, "the oldest were dropped")
+    }
+
     /// `trove explain` says why a token is not trusted.
     @Test func explainSaysWhy() throws {
         var expired = Self.claims
@@ -202,4 +228,8 @@ import TroveTestSupport
         #expect(explanation.reason.contains("this token cannot be trusted (it has expired)"))
         #expect(explanation.reason.contains("detail=UNVERIFIED-TOKEN"))
     }
+}
+
+enum SHA256Digests {
+    static func of(_ text: String) -> SHA256.Digest { SHA256.hash(data: Array(text.utf8)) }
 }
