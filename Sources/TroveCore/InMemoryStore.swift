@@ -43,8 +43,9 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
                 return .notFound(generations: generations)
             }
             state.touch(slot: slot)
+            guard address.learnsTags else { return .found(entry.meta, entry.body, generations: generations) }
             let learned = OriginTags.countersToCheck(entry.meta, address: address).map { state.counter($0, now: now) }
-            return .found(entry.meta, entry.body, generations: learned.isEmpty ? generations : generations + learned)
+            return .found(entry.meta, entry.body, generations: generations + learned)
         }
         completion(outcome)
     }
@@ -175,7 +176,7 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         var tagSequence: Int64 = 0
 
         func counter(_ counter: PurgeCounter, now: Int64) -> Int64 {
-            if counter == .tagSequence { return tagSequence }
+            if case .tagSequence = counter { return tagSequence }
             guard let stored = counters[counter] else { return 0 }
             if let expiresAt = stored.expiresAt, expiresAt <= now { return 0 }
             return stored.value

@@ -956,7 +956,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         _ headers: [Header], target: RequestPlan.CacheTarget, plan: ReadThroughStateMachine.ResponsePlan, exchange: Exchange
     ) -> [Header] {
         let policy = target.policy
-        guard policy.tagsFrom != nil || policy.sendTags != nil else { return headers }
         var originTags: [String] = []
         var out = headers
         switch plan.source {
@@ -1018,7 +1017,10 @@ final class ProxyHandler: ChannelDuplexHandler {
             body = ByteBuffer(string: "\(troveStatus) \(HTTPResponseStatus(statusCode: troveStatus).reasonPhrase): \(message)\n")
             contentLength = body?.readableBytes
         }
-        if case .cache(let target) = exchange.plan.decision {
+        // Checked on the route's policy first: binding the cache target costs a copy on every hit.
+        if let policy = exchange.plan.route?.cachePolicy, policy.tagsFrom != nil || policy.sendTags != nil,
+            case .cache(let target) = exchange.plan.decision
+        {
             headers = Self.withTagHeaders(headers, target: target, plan: plan, exchange: exchange)
         }
         // A chunked entry (the Redis store keeps large bodies apart from their heads) is served a chunk at a time.
