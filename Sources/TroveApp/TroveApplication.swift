@@ -113,17 +113,10 @@ public final class TroveApplication: Sendable {
         let origins = CurlOriginClient()
         var subscriber: RedisSubscriber?
         do {
-            let stores: StoreDirectory
-            if let redis = rules.store.redis, let endpoint = redis.endpoint, !options.forceMemoryStore {
-                let settings = RedisConnectionSettings(host: endpoint.host, port: endpoint.port, database: endpoint.database,
-                    username: endpoint.username, password: endpoint.password, connectTimeout: redis.connectTimeout,
-                    commandTimeout: redis.commandTimeout)
-                let factory = RedisStoreFactory(settings: settings, namespace: rules.store.namespace, logger: options.logger)
-                stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in factory.makeStore(on: loop) }
-                let loop = group.next()
-                subscriber = try await loop.submit {
-                    RedisSubscriber(settings: settings, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
-                }.get()
+            let built = try await StoreBackends.make(rules: rules, group: group, options: options)
+            let stores = built.stores
+            subscriber = built.notifications
+            if let redis = rules.store.redis, let endpoint = redis.endpoint, subscriber != nil {
                 // Give the connections their connect timeout before serving, so the first requests find the
                 // store; past it, serve anyway (from the origin) and keep connecting in the background.
                 let ready = try await waitUntilReady(stores, loop: group.next(), within: redis.connectTimeout)
@@ -131,8 +124,6 @@ public final class TroveApplication: Sendable {
                     options.logger.warning("Redis is not reachable yet; requests go to the origin until it is",
                         metadata: ["redis.endpoint": "\(endpoint)"])
                 }
-            } else {
-                stores = StoreDirectory(memory: InMemoryStore<ByteBuffer>(capacity: rules.store.memoryBytes, clock: options.clock))
             }
             let state = RulesState(rules, loadedAt: options.clock.nowMilliseconds())
             let gates = OriginGates(rules: rules, timerLoop: group.next())
@@ -241,7 +232,7 @@ public final class TroveApplication: Sendable {
         drain.closeAll()
         await server.close()
         try? await subscriber?.stop()
-        try? await stores.forEachStore { store in (store as? RedisStore)?.close() }
+        await stores.shutdown()
         await origins.shutdown()
         try? await group.shutdownGracefully()
     }

@@ -1,5 +1,7 @@
 
-/// Where entries live: Redis (shared by every Trove instance) or the in-process memory store.
+/// Where entries live, and what purges them: Redis (shared by every Trove instance) or the in-process memory
+/// store. Fetch locks (`FetchLocks`) and webhook delivery claims (`DeliveryClaims`) are seams of their own; a
+/// backend implements the three, and `StoreBackends` (in the app) builds them.
 ///
 /// Contract for every method:
 /// - `completion` is called exactly once, on the thread that made the call (for the Redis store, the event
@@ -34,40 +36,9 @@ public protocol CacheStore<Body> {
     /// Whether lookups can be answered now, and a sentence about it (for `/readyz`).
     var health: StoreHealth { get }
 
-    /// Takes the lock that makes one Trove instance, among all sharing this store, fetch `key`; it expires
-    /// by itself after `ttl` milliseconds. The memory store (one instance) always grants it.
-    func lockFetch(_ key: String, ttl: Int64, completion: @escaping (Result<FetchLock, StoreError>) -> Void)
-
-    /// Releases the lock (if still ours) and tells the other instances what became of the fetch.
-    func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice)
-
-    /// Records `id` (a webhook delivery) for `ttl` milliseconds: true the first time, false when any instance
-    /// sharing the store recorded it within that time.
-    func claimOnce(_ id: String, ttl: Int64, completion: @escaping (Result<Bool, StoreError>) -> Void)
-}
-
-/// The fetch lock of one key, as `lockFetch` answered.
-public enum FetchLock: Sendable, Equatable {
-    /// This instance holds it, under this token (only the holder's token releases it).
-    case acquired(token: String)
-    /// Another instance is fetching the key.
-    case heldElsewhere
-}
-
-/// What became of a fetch, as the instance that made it tells the others.
-public enum FetchNotice: String, Sendable, Equatable {
-    /// An entry was stored: look it up.
-    case stored
-    /// The answer could not be shared, or there was none: fetch on your own.
-    case released
-}
-
-/// Tells an instance when another instance's fetch of a key ends (Redis pub/sub). Waiters also look the key
-/// up now and then, so a lost notice only delays them.
-public protocol FetchNotifications: Sendable {
-    /// Calls `callback` (on any thread) each time a fetch of `key` ends, until `unwatch`.
-    func watch(_ key: String, _ callback: @escaping @Sendable (FetchNotice) -> Void) -> Int
-    func unwatch(_ key: String, id: Int)
+    /// Closes what the store holds open (its connection) and stops reconnecting; later calls fail as
+    /// `.unavailable`. Call on the thread that uses the store.
+    func shutdown()
 }
 
 /// A store's state, as `/readyz` reports it.

@@ -107,26 +107,8 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         completion(.success(inspection))
     }
 
-    /// One instance owns a memory store, and it coalesces in process: the lock is always its own.
-    public func lockFetch(_ key: String, ttl: Int64, completion: (Result<FetchLock, StoreError>) -> Void) {
-        completion(.success(.acquired(token: "memory")))
-    }
-
-    public func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice) {}
-
-    public func claimOnce(_ id: String, ttl: Int64, completion: (Result<Bool, StoreError>) -> Void) {
-        let now = clock.nowMilliseconds()
-        let first = state.withLock { state in
-            _ = state.claims.popExpired(now: now)
-            if state.claims.expiry(of: id) != nil { return false }
-            // Bounded like the counters: past the limit the delivery seen longest ago is forgotten (a redelivery
-            // of it would purge twice, which costs a few misses, never a stale answer).
-            if state.claims.count >= state.maxCounters { _ = state.claims.popFirst() }
-            state.claims.set(id, expiresAt: now.addingClamped(ttl))
-            return true
-        }
-        completion(.success(first))
-    }
+    /// Nothing is held open.
+    public func shutdown() {}
 
     /// What an entry costs: its body, its headers and key, and a fixed overhead for the bookkeeping.
     static func size(of meta: EntryMeta, key: String) -> Int {
@@ -163,8 +145,6 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         /// The counters that expire, soonest first: expired ones are dropped without a scan.
         var counterExpiries = ExpiryHeap<PurgeCounter>()
         let maxCounters: Int
-        /// Webhook deliveries seen, until when (`claimOnce`), soonest first.
-        var claims = ExpiryHeap<String>()
 
         init(capacity: Int, maxCounters: Int) {
             self.capacity = capacity

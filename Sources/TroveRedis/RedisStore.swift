@@ -4,15 +4,9 @@ public import TroveCore
 internal import Synchronization
 internal import TroveHTTP
 
-/// The Redis `CacheStore` for one event loop, over that loop's own pipelined connection.
-///
-/// Keys, under the namespace `NS`:
-/// - `NS:e:KEY` the entry: `EntryCodec` head then body, with a Redis TTL past its stale window; a body larger
-///   than `chunkSize` is kept apart, in `NS:c:NONCE:I` (hexadecimal nonce, chunk index), written before the head
-///   and living `chunkSlack` longer, so a head found names whole chunks and a client that started reading
-///   finishes;
-/// - `NS:g:all`, `NS:g:r:ROUTE`, `NS:g:k:KEY`, `NS:g:t:TAG` the purge counters (see `EntryAddress`);
-/// - `NS:l:KEY` a key's fetch lock; `NS:w:ID` a webhook delivery already handled (`SET NX PX`).
+/// The Redis `CacheStore` for one event loop, over that loop's own pipelined connection: entries, purges, health
+/// and shutdown. Where each thing lives is `RedisKeys`; the fetch locks and delivery claims on the same connection
+/// are `RedisFetchLocks` and `RedisDeliveryClaims`.
 ///
 /// A lookup is one round trip (`GET` and `MGET` pipelined); a purge is one command per counter (`INCRBY` 2^32
 /// when hard, `softPurgeScript` when soft: see `Generation`). Nothing scans
@@ -23,14 +17,15 @@ public final class RedisStore: CacheStore {
     public typealias Body = ByteBuffer
 
     private let connection: RedisConnection
-    private let namespace: String
+    private let keys: RedisKeys
+    private var namespace: String { keys.namespace }
     private let queue: PurgeQueue
     /// Large bodies kept in process, so that their hits read only the head from Redis.
     let bodies: LocalBodies
 
     init(connection: RedisConnection, namespace: String, queue: PurgeQueue, localBodies: Int = 32 << 20) {
         self.connection = connection
-        self.namespace = namespace
+        self.keys = RedisKeys(namespace: namespace)
         self.queue = queue
         self.bodies = LocalBodies(capacity: localBodies)
         connection.onReady = { [weak self] in self?.replayQueuedPurges() }
@@ -44,11 +39,9 @@ public final class RedisStore: CacheStore {
         return StoreHealth(ready: connection.isReady, status: connection.status)
     }
 
-    func entryKey(_ key: String) -> String { "\(namespace):e:\(key)" }
+    func entryKey(_ key: String) -> String { keys.entry(key) }
 
-    func chunkKey(_ chunks: EntryChunks, _ index: Int) -> String {
-        "\(namespace):c:\(String(chunks.nonce, radix: 16)):\(index)"
-    }
+    func chunkKey(_ chunks: EntryChunks, _ index: Int) -> String { keys.chunk(chunks, index) }
 
     /// Bodies larger than this are stored in chunks of this size: a hit then reads the head alone, and each
     /// client holds one chunk at a time, not the body.
@@ -59,16 +52,7 @@ public final class RedisStore: CacheStore {
     /// head expired still finds every chunk.
     static let chunkSlack: Int64 = 10 * 60 * 1000
 
-    func counterKey(_ counter: PurgeCounter) -> String {
-        switch counter {
-        case .everything: "\(namespace):g:all"
-        case .route(let route): "\(namespace):g:r:\(route)"
-        case .key(let key): "\(namespace):g:k:\(key)"
-        case .tag(let tag): "\(namespace):g:t:\(tag)"
-        case .tagSequence: "\(namespace):g:seq"
-        case .tagPurged(let tag): "\(namespace):g:tp:\(tag)"
-        }
-    }
+    func counterKey(_ counter: PurgeCounter) -> String { keys.counter(counter) }
 
     // MARK: CacheStore
 
@@ -116,7 +100,7 @@ public final class RedisStore: CacheStore {
         var buffer = ByteBufferAllocator().buffer(capacity: 96 + 2 * address.key.utf8.count + 48 * address.tags.count)
         RESPEncoder.writeArrayHeader(2 + counters, into: &buffer)
         buffer.writeStaticString("$4\r\nMGET\r\n")
-        RESPEncoder.writeBulk(namespace, ":e:", address.key, into: &buffer)
+        RESPEncoder.writeBulk(namespace, RedisKeys.entryPrefix, address.key, into: &buffer)
         writeCounters(of: address, into: &buffer)
         connection.send(encoded: buffer, commands: 1) { result in
             switch result {
@@ -143,11 +127,11 @@ public final class RedisStore: CacheStore {
     /// The counters' keys as MGET arguments, in `EntryAddress.counters`' order: everything, the route, the key,
     /// each tag (written straight into the buffer: no key is built as a String on the hit path).
     private func writeCounters(of address: EntryAddress, into buffer: inout ByteBuffer) {
-        RESPEncoder.writeBulk(namespace, ":g:all", "", into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:r:", address.route, into: &buffer)
-        RESPEncoder.writeBulk(namespace, ":g:k:", address.counterKey, into: &buffer)
-        for tag in address.tags { RESPEncoder.writeBulk(namespace, ":g:t:", tag, into: &buffer) }
-        if address.learnsTags { RESPEncoder.writeBulk(namespace, ":g:seq", "", into: &buffer) }
+        RESPEncoder.writeBulk(namespace, RedisKeys.everything, "", into: &buffer)
+        RESPEncoder.writeBulk(namespace, RedisKeys.routePrefix, address.route, into: &buffer)
+        RESPEncoder.writeBulk(namespace, RedisKeys.keyPrefix, address.counterKey, into: &buffer)
+        for tag in address.tags { RESPEncoder.writeBulk(namespace, RedisKeys.tagPrefix, tag, into: &buffer) }
+        if address.learnsTags { RESPEncoder.writeBulk(namespace, RedisKeys.tagSequence, "", into: &buffer) }
     }
 
     /// A lookup of a key whose large body this loop holds: the first 4 KiB of the value (the head) and the
@@ -159,7 +143,7 @@ public final class RedisStore: CacheStore {
         var buffer = ByteBufferAllocator().buffer(capacity: 160 + 2 * key.utf8.count + 48 * address.tags.count)
         RESPEncoder.writeArrayHeader(4, into: &buffer)
         buffer.writeStaticString("$8\r\nGETRANGE\r\n")
-        RESPEncoder.writeBulk(namespace, ":e:", key, into: &buffer)
+        RESPEncoder.writeBulk(namespace, RedisKeys.entryPrefix, key, into: &buffer)
         buffer.writeStaticString("$1\r\n0\r\n")
         RESPEncoder.writeBulk(String(LocalBodies.headPrefix - 1), "", "", into: &buffer)
         RESPEncoder.writeArrayHeader(1 + counters, into: &buffer)
@@ -513,57 +497,6 @@ public final class RedisStore: CacheStore {
         return sequence
         """
 
-    // MARK: Fetch locks
-
-    /// Releases a lock only if it still holds our token (it may have expired and been taken by another
-    /// instance since), and tells every instance what became of the fetch.
-    static let unlockScript = """
-        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-        return redis.call('PUBLISH', KEYS[2], ARGV[2])
-        """
-
-    /// The channel instances publish fetch notices on: `NOTICE\nKEY`.
-    public static func noticeChannel(namespace: String) -> String { "\(namespace):fetched" }
-
-    public func lockFetch(_ key: String, ttl: Int64, completion: @escaping (Result<FetchLock, StoreError>) -> Void) {
-        let token = String(UInt64.random(in: 1...UInt64.max), radix: 36)
-        connection.send([["SET", .string("\(namespace):l:\(key)"), .string(token), "NX", "PX", .string(String(max(1, ttl)))]]) { result in
-            switch result {
-            case .success(let replies):
-                switch replies[0] {
-                case .simpleString("OK"): completion(.success(.acquired(token: token)))
-                case .null: completion(.success(.heldElsewhere))
-                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
-                }
-            case .failure(let error):
-                completion(.failure(error))
-            }
-        }
-    }
-
-    public func claimOnce(_ id: String, ttl: Int64, completion: @escaping (Result<Bool, StoreError>) -> Void) {
-        connection.send([["SET", .string("\(namespace):w:\(id)"), "1", "NX", "PX", .string(String(max(1, ttl)))]]) { result in
-            switch result {
-            case .success(let replies):
-                switch replies[0] {
-                case .simpleString("OK"): completion(.success(true))
-                case .null: completion(.success(false))
-                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
-                }
-            case .failure(let error):
-                completion(.failure(error))
-            }
-        }
-    }
-
-    public func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice) {
-        guard case .acquired(let token) = lock else { return }
-        connection.send([[
-            "EVAL", .string(Self.unlockScript), "2", .string("\(namespace):l:\(key)"),
-            .string(Self.noticeChannel(namespace: namespace)), .string(token), .string("\(notice.rawValue)\n\(key)"),
-        ]]) { _ in }
-    }
-
     // MARK: Replay
 
     private func replayQueuedPurges() {
@@ -672,7 +605,8 @@ final class PurgeQueue: Sendable {
     }
 }
 
-/// Builds the Redis store of each event loop, all sharing one queue of purges to replay.
+/// Builds the Redis store, fetch locks and delivery claims of each event loop, on one connection per loop, all
+/// stores sharing one queue of purges to replay.
 public final class RedisStoreFactory: Sendable {
     private let settings: RedisConnectionSettings
     private let namespace: String
@@ -685,19 +619,26 @@ public final class RedisStoreFactory: Sendable {
         self.logger = logger
     }
 
-    /// A store for `eventLoop`, connecting in the background. Call on that loop.
-    public func makeStore(on eventLoop: any EventLoop) -> RedisStore {
+    /// What one event loop uses, connecting in the background. Call on that loop.
+    public func make(on eventLoop: any EventLoop) -> (store: RedisStore, fetchLocks: RedisFetchLocks, deliveryClaims: RedisDeliveryClaims) {
         eventLoop.preconditionInEventLoop()
         let connection = RedisConnection(eventLoop: eventLoop, settings: settings, logger: logger)
-        let store = RedisStore(connection: connection, namespace: namespace, queue: queue)
+        let keys = RedisKeys(namespace: namespace)
+        let parts = (RedisStore(connection: connection, namespace: namespace, queue: queue), RedisFetchLocks(connection: connection, keys: keys),
+            RedisDeliveryClaims(connection: connection, keys: keys))
         connection.start()
-        return store
+        return parts
+    }
+
+    /// A store for `eventLoop` alone (tests). Call on that loop.
+    public func makeStore(on eventLoop: any EventLoop) -> RedisStore {
+        make(on: eventLoop).store
     }
 }
 
 extension RedisStore {
-    /// Closes the connection and stops reconnecting. Call on the store's loop.
-    public func close() {
+    /// Closes the connection and stops reconnecting (the fetch locks and claims on it too). Call on the store's loop.
+    public func shutdown() {
         connection.stop()
     }
 }

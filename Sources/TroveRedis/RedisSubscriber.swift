@@ -23,7 +23,7 @@ public final class RedisSubscriber: FetchNotifications, Sendable {
 
     /// Starts subscribing; call on `eventLoop`.
     public init(settings: RedisConnectionSettings, namespace: String, eventLoop: any EventLoop, logger: Logger) {
-        let channel = RedisStore.noticeChannel(namespace: namespace)
+        let channel = RedisFetchLocks.noticeChannel(namespace: namespace)
         let subscriber = SubscriberConnection(eventLoop: eventLoop, settings: settings, channel: channel, logger: logger)
         connection = NIOLoopBound(subscriber, eventLoop: eventLoop)
         subscriber.onMessage = { [watchers] payload in

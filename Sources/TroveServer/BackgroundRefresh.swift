@@ -16,8 +16,9 @@ enum BackgroundRefresh {
     ///   - forwardedHost, limits: what the request that found the entry stale goes by (`clients.hosts`, `limits:`).
     static func start(
         _ refresh: ReadThroughStateMachine.Refresh, entryBody: ByteBuffer?, plan: RequestPlan, headers: [Header],
-        forwardedHost: String?, limits: Limits, environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, loop: any EventLoop
+        forwardedHost: String?, limits: Limits, environment: ProxyEnvironment, stores: LoopStores, loop: any EventLoop
     ) {
+        let store = stores.store
         let key = refresh.address.key
         guard environment.coalescer.startRefresh(key),
             let (started, action) = ReadThroughStateMachine.refreshing(
@@ -27,7 +28,7 @@ enum BackgroundRefresh {
                 forwardedHost: forwardedHost, limits: limits, budget: environment.responseBodies)
         else { return }
         var machine = started
-        store.lockFetch(key, ttl: Coalescer.fetchWindow(plan)) { lock in
+        stores.fetchLocks.lockFetch(key, ttl: Coalescer.fetchWindow(plan)) { lock in
             let held = try? lock.get()
             if held == .heldElsewhere {
                 environment.coalescer.finish(key, .released)  // another instance refreshes it
@@ -35,7 +36,7 @@ enum BackgroundRefresh {
             }
             func end(_ outcome: Coalescer.Outcome, _ notice: FetchNotice) {
                 environment.coalescer.finish(key, outcome)
-                if let held { store.unlockFetch(key, lock: held, notice: notice) }
+                if let held { stores.fetchLocks.unlockFetch(key, lock: held, notice: notice) }
             }
             environment.call(request, on: loop, background: true).assumeIsolated().whenSuccess { result in
                 switch result {

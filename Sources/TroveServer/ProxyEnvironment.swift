@@ -113,35 +113,50 @@ public final class RulesState: Sendable {
     }
 }
 
-/// The store each event loop uses: the shared memory store, or each loop's own Redis connection.
+/// What one event loop uses of its store: entries and purges, fetch locks, and webhook delivery claims (on Redis,
+/// all three on the loop's one connection).
+public struct LoopStores {
+    public let store: any CacheStore<ByteBuffer>
+    public let fetchLocks: any FetchLocks
+    public let deliveryClaims: any DeliveryClaims
+
+    public init(store: any CacheStore<ByteBuffer>, fetchLocks: any FetchLocks, deliveryClaims: any DeliveryClaims) {
+        self.store = store
+        self.fetchLocks = fetchLocks
+        self.deliveryClaims = deliveryClaims
+    }
+}
+
+/// The stores each event loop uses: the shared memory store (with local fetch locks and claims), or each loop's
+/// own Redis connection.
 public final class StoreDirectory: Sendable {
     private enum Kind: Sendable {
-        case shared(InMemoryStore<ByteBuffer>)
-        case perLoop([ObjectIdentifier: NIOLoopBound<any CacheStore<ByteBuffer>>])
+        case shared(InMemoryStore<ByteBuffer>, LocalFetchLocks, LocalDeliveryClaims)
+        case perLoop([ObjectIdentifier: NIOLoopBound<LoopStores>])
     }
 
     private let kind: Kind
     /// `memory` or `redis`, for statistics.
     public let name: String
 
-    /// One memory store for every loop.
-    public init(memory: InMemoryStore<ByteBuffer>) {
-        kind = .shared(memory)
+    /// One memory store for every loop; `claims` remembers webhook deliveries (default: its own, bounded).
+    public init(memory: InMemoryStore<ByteBuffer>, claims: LocalDeliveryClaims = LocalDeliveryClaims()) {
+        kind = .shared(memory, LocalFetchLocks(), claims)
         name = "memory"
     }
 
-    /// A store per loop, built on each loop by `make` (which runs on that loop).
+    /// Each loop's own stores, built on each loop by `make` (which runs on that loop).
     public static func perLoop(
-        group: any EventLoopGroup, name: String, make: @escaping @Sendable (any EventLoop) -> any CacheStore<ByteBuffer>
+        group: any EventLoopGroup, name: String, make: @escaping @Sendable (any EventLoop) -> LoopStores
     ) async throws -> StoreDirectory {
-        var stores: [ObjectIdentifier: NIOLoopBound<any CacheStore<ByteBuffer>>] = [:]
+        var stores: [ObjectIdentifier: NIOLoopBound<LoopStores>] = [:]
         for loop in group.makeIterator() {
             stores[ObjectIdentifier(loop)] = try await loop.submit { NIOLoopBound(make(loop), eventLoop: loop) }.get()
         }
         return StoreDirectory(stores: stores, name: name)
     }
 
-    private init(stores: [ObjectIdentifier: NIOLoopBound<any CacheStore<ByteBuffer>>], name: String) {
+    private init(stores: [ObjectIdentifier: NIOLoopBound<LoopStores>], name: String) {
         kind = .perLoop(stores)
         self.name = name
     }
@@ -154,11 +169,11 @@ public final class StoreDirectory: Sendable {
         return false
     }
 
-    /// The store of `loop`. Call on that loop.
-    public func store(for loop: any EventLoop) -> any CacheStore<ByteBuffer> {
+    /// The stores of `loop`. Call on that loop.
+    public func stores(for loop: any EventLoop) -> LoopStores {
         switch kind {
-        case .shared(let memory):
-            return memory
+        case .shared(let memory, let locks, let claims):
+            return LoopStores(store: memory, fetchLocks: locks, deliveryClaims: claims)
         case .perLoop(let stores):
             guard let bound = stores[ObjectIdentifier(loop)] else {
                 preconditionFailure("no store for event loop \(loop): stores are built for the server's own group")
@@ -167,14 +182,19 @@ public final class StoreDirectory: Sendable {
         }
     }
 
+    /// The entries-and-purges store of `loop`. Call on that loop.
+    public func store(for loop: any EventLoop) -> any CacheStore<ByteBuffer> {
+        stores(for: loop).store
+    }
+
     /// The health of every loop's store together, answered on `loop`: ready only when all are (each event
     /// loop has its own Redis connection, and a request may land on any of them).
     public func health(on loop: any EventLoop) -> EventLoopFuture<StoreHealth> {
         switch kind {
-        case .shared(let memory):
+        case .shared(let memory, _, _):
             return loop.makeSucceededFuture(memory.health)
         case .perLoop(let stores):
-            let futures = stores.values.map { bound in bound.eventLoop.submit { bound.value.health } }
+            let futures = stores.values.map { bound in bound.eventLoop.submit { bound.value.store.health } }
             return EventLoopFuture.whenAllSucceed(futures, on: loop).map { healths in
                 if let sick = healths.first(where: { !$0.ready }) {
                     let count = healths.filter { !$0.ready }.count
@@ -185,11 +205,15 @@ public final class StoreDirectory: Sendable {
         }
     }
 
-    /// Runs `body` with each loop's store, on its loop (to close Redis connections at shutdown).
-    public func forEachStore(_ body: @escaping @Sendable (any CacheStore<ByteBuffer>) -> Void) async throws {
-        guard case .perLoop(let stores) = kind else { return }
-        for bound in stores.values {
-            try await bound.eventLoop.submit { body(bound.value) }.get()
+    /// Shuts every loop's store down, on its loop (closes the Redis connections).
+    public func shutdown() async {
+        switch kind {
+        case .shared(let memory, _, _):
+            memory.shutdown()
+        case .perLoop(let stores):
+            for bound in stores.values {
+                try? await bound.eventLoop.submit { bound.value.store.shutdown() }.get()
+            }
         }
     }
 }

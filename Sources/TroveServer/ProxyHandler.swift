@@ -35,7 +35,9 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private let environment: ProxyEnvironment
     private let drain: ConnectionDrain?
-    private var store: (any CacheStore<ByteBuffer>)?
+    /// This loop's stores (set when the channel is registered).
+    private var stores: LoopStores?
+    private var store: (any CacheStore<ByteBuffer>)? { stores?.store }
     private var plans: PlanCache?
     private var context: ChannelHandlerContext?
     /// The limits and client settings in force when the connection opened (a reload applies to new connections).
@@ -219,7 +221,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        store = environment.stores.store(for: context.eventLoop)
+        stores = environment.stores.stores(for: context.eventLoop)
         plans = environment.plans.cache(for: context.eventLoop)
         let rules = environment.rules.current.rules
         limits = rules.limits
@@ -694,10 +696,10 @@ final class ProxyHandler: ChannelDuplexHandler {
             respond(plan, exchange, close: false)
         case .respondAndRefresh(let plan, let refresh):
             respond(plan, exchange, close: false)
-            if let loop = context?.eventLoop {
+            if let loop = context?.eventLoop, let stores {
                 BackgroundRefresh.start(refresh, entryBody: exchange.entry?.body, plan: exchange.plan, headers: exchange.headers,
                     forwardedHost: exchange.forwardedHost, limits: limits,
-                    environment: environment, store: store, loop: loop)
+                    environment: environment, stores: stores, loop: loop)
             }
         }
     }
@@ -781,7 +783,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let context, let store, let address = exchange.lockMachine?.address else { return }
         switch action {
         case .lock:
-            store.lockFetch(address.key, ttl: Coalescer.fetchWindow(exchange.plan)) { result in
+            stores?.fetchLocks.lockFetch(address.key, ttl: Coalescer.fetchWindow(exchange.plan)) { result in
                 guard let next = exchange.lockMachine?.lockCompleted(result) else { return }
                 self.perform(next, fetch, exchange)
             }
@@ -844,7 +846,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let lead = exchange.lead else { return }
         exchange.lead = nil
         environment.coalescer.finish(lead.address.key, outcome)
-        if let lock = lead.lock { store?.unlockFetch(lead.address.key, lock: lock, notice: notice) }
+        if let lock = lead.lock { stores?.fetchLocks.unlockFetch(lead.address.key, lock: lock, notice: notice) }
     }
 
     // MARK: The origin
@@ -1514,9 +1516,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func answerWebhook(
         _ webhook: ShopifyWebhookRule, loaded: RulesState.Loaded, head: HTTPRequestHead, headers: [Header], body: ByteBuffer?
     ) {
-        guard let store, let context else { return }
+        guard let stores, let context else { return }
         WebhookEndpoint.handle(webhook, loaded: loaded, headers: headers, body: body.map { Array($0.readableBytesView) } ?? [],
-            client: context.channel.remoteAddress?.ipAddress, environment: environment, store: store
+            client: context.channel.remoteAddress?.ipAddress, environment: environment, stores: stores
         ) { answer in
             self.write(status: answer.status, headers: answer.headers.map { Header($0.0, $0.1) }, trove: .none, body: answer.body,
                 contentLength: answer.body.readableBytes, request: head, close: false)

@@ -21,8 +21,9 @@ enum WebhookEndpoint {
 
     static func handle(
         _ rule: ShopifyWebhookRule, loaded: RulesState.Loaded, headers: [Header], body: [UInt8], client: String?,
-        environment: ProxyEnvironment, store: any CacheStore<ByteBuffer>, answer: @escaping (JSONAnswer) -> Void
+        environment: ProxyEnvironment, stores: LoopStores, answer: @escaping (JSONAnswer) -> Void
     ) {
+        let store = stores.store
         let logger = environment.logger
         switch ShopifyWebhook.decide(rule: rule, rules: loaded.rules, headers: headers, body: body, now: environment.clock.nowMilliseconds()) {
         case .reject(let status, let reason):
@@ -58,7 +59,7 @@ enum WebhookEndpoint {
             // Claimed by the signed body, not the delivery id the signature does not cover: a redelivery and a
             // replay of a captured body under a new id or topic are the same delivery.
             guard rule.dedupeWindow > .zero, let signature = headers.value(of: "x-shopify-hmac-sha256") else { return purge() }
-            store.claimOnce("shopify:\(signature.trimmingWhitespace())", ttl: rule.dedupeWindow.milliseconds) { result in
+            stores.deliveryClaims.claimOnce("shopify:\(signature.trimmingWhitespace())", ttl: rule.dedupeWindow.milliseconds) { result in
                 switch result {
                 case .success(true), .failure:
                     // Store away: purge anyway. Purging twice costs a few misses; not purging could serve stale data.

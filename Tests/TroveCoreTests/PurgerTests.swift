@@ -25,11 +25,7 @@ import TroveTestSupport
         }
         func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void) { completion(.success(nil)) }
         var health: StoreHealth { StoreHealth(ready: true, status: "ok") }
-        func lockFetch(_ key: String, ttl: Int64, completion: @escaping (Result<FetchLock, StoreError>) -> Void) {
-            completion(.success(.acquired(token: "t")))
-        }
-        func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice) {}
-        func claimOnce(_ id: String, ttl: Int64, completion: @escaping (Result<Bool, StoreError>) -> Void) { completion(.success(true)) }
+        func shutdown() {}
     }
 
     final class Observed: Sendable {

@@ -92,9 +92,9 @@ import TroveTestSupport
             try await call { store, promise in store.inspect(key: key) { promise.succeed($0) } }
         }
 
-        func close() async throws {
+        func shutdown() async throws {
             try await call { (store: RedisStore, promise: EventLoopPromise<Void>) in
-                store.close()
+                store.shutdown()
                 promise.succeed(())
             }
         }
@@ -123,7 +123,7 @@ import TroveTestSupport
         #expect(current == generations)
         // The entry lives under the namespace with a Redis TTL.
         #expect(Int(try redis.command(["PTTL", "test:e:event:42"])) ?? 0 > 50_000)
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// A body past the chunk size is stored in chunks: a lookup reads the head alone, the chunks give the body
@@ -160,7 +160,7 @@ import TroveTestSupport
         try await eventually("the head naming a gone chunk is dropped") {
             if case .notFound = try await store.lookup(event) { true } else { false }
         }
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// A chunked store that fails part way (Redis out of memory) never writes the head: no lookup finds a
@@ -178,7 +178,7 @@ import TroveTestSupport
         let body = ByteBuffer(repeating: 0x61, count: 12 * RedisStore.chunkSize)
         guard case .failure = try await store.store(event, body: body) else { Issue.record("the store must fail"); return }
         guard case .notFound = try await store.lookup(event) else { Issue.record("no head was written"); return }
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// Purges increase exactly the counters they name, with an expiry; a key purge deletes the entry.
@@ -197,7 +197,7 @@ import TroveTestSupport
         guard case .notFound(let afterKey) = try await store.lookup(event) else { Issue.record("the key's entry is deleted"); return }
         #expect(afterKey == [h, h, h, 0, h])
         #expect(try redis.command(["EXISTS", "test:e:event:42"]) == "0")
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// A soft purge moves a counter's mark exactly as `Generation` says, even past 2^53 where Lua's numbers are not
@@ -225,7 +225,7 @@ import TroveTestSupport
         #expect(generations(try await store.lookup(event))?.prefix(2) == [mark, mark])
         #expect(try redis.command(["PTTL", "test:g:all"]) == "-1")
         #expect(Int(try redis.command(["PTTL", "test:g:r:event"])) ?? 0 > 500_000)
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// Tags from the origin, on Redis: a tag purge stamps the tag with the tag-purge sequence before its counter
@@ -260,8 +260,47 @@ import TroveTestSupport
         guard case .found(let purged, _, let now) = try await one.lookup(list) else { Issue.record("expected found"); return }
         #expect(purged.change(for: list, generations: now) == .purged)
         #expect(try await one.inspect("products").get()?.valid == false)
-        try await one.close()
-        try await other.close()
+        try await one.shutdown()
+        try await other.shutdown()
+    }
+
+    /// The fetch locks and delivery claims on each loop's connection: one instance (loop) holds a key's lock, the
+    /// others find it held until it is released; a delivery is claimed once across them.
+    @Test func fetchLocksAndDeliveryClaimsAreShared() async throws {
+        let factory = factory()
+        let loops = Array(group.makeIterator())
+        let made = try await loops[0].submit { NIOLoopBound(factory.make(on: loops[0]), eventLoop: loops[0]) }.get()
+        let other = try await loops[1].submit { NIOLoopBound(factory.make(on: loops[1]), eventLoop: loops[1]) }.get()
+        try await eventually("connected") {
+            let first = try await loops[0].submit { made.value.store.health.ready }.get()
+            let second = try await loops[1].submit { other.value.store.health.ready }.get()
+            return first && second
+        }
+        func lock(_ bound: NIOLoopBound<(store: RedisStore, fetchLocks: RedisFetchLocks, deliveryClaims: RedisDeliveryClaims)>, on loop: any EventLoop)
+            async throws -> FetchLock
+        {
+            let promise = loop.makePromise(of: FetchLock.self)
+            loop.execute { bound.value.fetchLocks.lockFetch("k", ttl: 10_000) { promise.completeWith($0.mapError { $0 as any Error }) } }
+            return try await promise.futureResult.get()
+        }
+        func claim(_ bound: NIOLoopBound<(store: RedisStore, fetchLocks: RedisFetchLocks, deliveryClaims: RedisDeliveryClaims)>, on loop: any EventLoop)
+            async throws -> Bool
+        {
+            let promise = loop.makePromise(of: Bool.self)
+            loop.execute { bound.value.deliveryClaims.claimOnce("delivery-1", ttl: 60_000) { promise.completeWith($0.mapError { $0 as any Error }) } }
+            return try await promise.futureResult.get()
+        }
+        let held = try await lock(made, on: loops[0])
+        guard case .acquired = held else { Issue.record("the first lock is taken"); return }
+        #expect(try await lock(other, on: loops[1]) == .heldElsewhere)
+        #expect(Int(try redis.command(["PTTL", "test:l:k"])) ?? 0 > 5_000)
+        try await loops[0].submit { made.value.fetchLocks.unlockFetch("k", lock: held, notice: .stored) }.get()
+        try await eventually("released") { try redis.command(["EXISTS", "test:l:k"]) == "0" }
+        #expect(try await lock(other, on: loops[1]) != .heldElsewhere)
+        #expect(try await claim(made, on: loops[0]) == true)
+        #expect(try await claim(other, on: loops[1]) == false)
+        try await loops[0].submit { made.value.store.shutdown() }.get()
+        try await loops[1].submit { other.value.store.shutdown() }.get()
     }
 
     /// Two stores (two loops, or two Trove instances) on one Redis share entries and purges.
@@ -273,8 +312,8 @@ import TroveTestSupport
         #expect(String(buffer: body) == "shared")
         _ = try await other.purge([.tag("events")])
         #expect(generations(try await one.lookup(event)) == [0, 0, 0, Generation.hardStep, 0])
-        try await one.close()
-        try await other.close()
+        try await one.shutdown()
+        try await other.shutdown()
     }
 
     /// The admin view of an entry says whether a purge invalidated it.
@@ -287,7 +326,7 @@ import TroveTestSupport
         guard case .success(let after?) = try await store.inspect("event:42") else { Issue.record("expected an entry"); return }
         #expect(!after.valid)
         #expect(try await store.inspect("none") == .success(nil))
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// Values that are not entries of this format are misses, not errors.
@@ -295,7 +334,7 @@ import TroveTestSupport
         let store = try await store(factory())
         try redis.command(["SET", "test:e:event:42", "{\"hand-written\": true}"])
         guard case .notFound = try await store.lookup(event) else { Issue.record("a foreign value is a miss"); return }
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// Redis killed: lookups report the store unavailable (at once, while it is down). Restarted: the store
@@ -313,7 +352,7 @@ import TroveTestSupport
         try redis.start()
         try await eventually("the store reconnects") { try await store.health().ready }
         guard case .notFound = try await store.lookup(event) else { Issue.record("lookups work again"); return }
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// A Redis that stops answering makes commands time out; the connection is closed and reopened once Redis
@@ -327,7 +366,7 @@ import TroveTestSupport
             if case .notFound = try await store.lookup(self.event) { return true }
             return false
         }
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// Finding 9 of #12: a purge of 100,000 tags goes out in slices, each answered within the command timeout:
@@ -345,7 +384,7 @@ import TroveTestSupport
         guard case .found(_, _, let generations) = try await store.lookup(event) else { Issue.record("the store answers"); return }
         #expect(generations == [0, 0, 0, 0, Generation.hardStep])
         #expect(try redis.command(["GET", "test:g:t:bulk:99999"]) == String(Generation.hardStep))
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// What is left of a purge after a slice failed, in the order the slices go out.
@@ -369,7 +408,7 @@ import TroveTestSupport
             if case .found(_, _, let generations) = try await store.lookup(self.event) { return generations == [0, 0, 0, 0, Generation.hardStep] }
             return false
         }
-        try await store.close()
+        try await store.shutdown()
     }
 
     /// AUTH and SELECT happen on connect; a wrong password keeps the store unavailable and says why.
@@ -379,14 +418,14 @@ import TroveTestSupport
         _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "x")
         #expect(try secured.command(["EXISTS", "test:e:event:42"], password: "s3cret", database: 3) == "1")
         #expect(try secured.command(["EXISTS", "test:e:event:42"], password: "s3cret", database: 0) == "0")
-        try await store.close()
+        try await store.shutdown()
 
         let loop = group.next()
         let wrong = try await loop.submit { NIOLoopBound(self.factory(secured, password: "nope").makeStore(on: loop), eventLoop: loop) }.get()
         let bound = Bound(loop: loop, store: wrong)
         try await eventually("the refusal is reported") { try await bound.health().status.contains("refused") }
         guard case .unavailable = try await bound.lookup(event) else { Issue.record("a refused store is unavailable"); return }
-        try await bound.close()
+        try await bound.shutdown()
         secured.stop()
     }
 
@@ -403,7 +442,7 @@ import TroveTestSupport
             return first.futureResult.and(second.futureResult).map { [$0.0, $0.1] }
         }.get().get()
         #expect(outcomes == [true, true])
-        try await store.close()
+        try await store.shutdown()
     }
 }
 
@@ -470,7 +509,7 @@ import TroveTestSupport
         }
         try await promise.futureResult.get()
         #expect(try await loop.submit { first.value.bodies.holds("small") }.get() == false)
-        try await loop.submit { first.value.close(); second.value.close() }.get()
+        try await loop.submit { first.value.shutdown(); second.value.shutdown() }.get()
         try await group.shutdownGracefully()
     }
 }

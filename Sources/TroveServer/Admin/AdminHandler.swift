@@ -18,7 +18,8 @@ final class AdminHandler: ChannelInboundHandler {
 
     private let environment: ProxyEnvironment
     private let token: [UInt8]?
-    private var store: (any CacheStore<ByteBuffer>)?
+    private var stores: LoopStores?
+    private var store: (any CacheStore<ByteBuffer>)? { stores?.store }
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var bodyTooLarge = false
@@ -32,7 +33,7 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        store = environment.stores.store(for: context.eventLoop)
+        stores = environment.stores.stores(for: context.eventLoop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -68,10 +69,10 @@ final class AdminHandler: ChannelInboundHandler {
         }
         let loaded = environment.rules.current
         // A webhook proves itself with its signature, not the admin token.
-        if let webhook = WebhookEndpoint.rule(on: .admin, in: loaded, method: head.method.token, uri: head.uri), let store {
+        if let webhook = WebhookEndpoint.rule(on: .admin, in: loaded, method: head.method.token, uri: head.uri), let stores {
             WebhookEndpoint.handle(webhook, loaded: loaded, headers: head.headers.map { Header($0.name, $0.value) },
                 body: Array(body.readableBytesView), client: context.channel.remoteAddress?.ipAddress, environment: environment,
-                store: store
+                stores: stores
             ) { answer in
                 self.write(context: context, head: head, answer: answer)
             }

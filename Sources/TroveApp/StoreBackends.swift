@@ -1,0 +1,38 @@
+internal import Logging
+internal import NIOCore
+internal import NIOPosix
+internal import TroveCore
+internal import TroveRedis
+internal import TroveRules
+internal import TroveServer
+
+/// Builds the store Trove runs on from the rules: every loop's entries-and-purges store, fetch locks and delivery
+/// claims, and the fetch notices. Adding a backend is implementing `CacheStore`, `FetchLocks` and
+/// `DeliveryClaims` (and `FetchNotifications` if instances share it) and one case here.
+enum StoreBackends {
+    struct Built {
+        let stores: StoreDirectory
+        /// Fetch notices from other instances; nil for a store one instance uses alone.
+        let notifications: RedisSubscriber?
+    }
+
+    static func make(rules: RuleSet, group: MultiThreadedEventLoopGroup, options: TroveApplication.Options) async throws -> Built {
+        guard let redis = rules.store.redis, let endpoint = redis.endpoint, !options.forceMemoryStore else {
+            let memory = InMemoryStore<ByteBuffer>(capacity: rules.store.memoryBytes, clock: options.clock)
+            return Built(stores: StoreDirectory(memory: memory, claims: LocalDeliveryClaims(clock: options.clock)), notifications: nil)
+        }
+        let settings = RedisConnectionSettings(host: endpoint.host, port: endpoint.port, database: endpoint.database,
+            username: endpoint.username, password: endpoint.password, connectTimeout: redis.connectTimeout,
+            commandTimeout: redis.commandTimeout)
+        let factory = RedisStoreFactory(settings: settings, namespace: rules.store.namespace, logger: options.logger)
+        let stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in
+            let made = factory.make(on: loop)
+            return LoopStores(store: made.store, fetchLocks: made.fetchLocks, deliveryClaims: made.deliveryClaims)
+        }
+        let loop = group.next()
+        let subscriber = try await loop.submit {
+            RedisSubscriber(settings: settings, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
+        }.get()
+        return Built(stores: stores, notifications: subscriber)
+    }
+}

@@ -1,0 +1,48 @@
+public import TroveCore
+
+/// The fetch locks of one event loop, on its store's connection: `SET NX PX` takes a key's lock, and a script
+/// releases it (only with our token) and announces the fetch's end on the notice channel, which
+/// `RedisSubscriber` hears for every instance.
+public final class RedisFetchLocks: FetchLocks {
+    private let connection: RedisConnection
+    private let keys: RedisKeys
+
+    init(connection: RedisConnection, keys: RedisKeys) {
+        self.connection = connection
+        self.keys = keys
+    }
+
+    /// Releases a lock only if it still holds our token (it may have expired and been taken by another
+    /// instance since), and tells every instance what became of the fetch.
+    static let unlockScript = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+        return redis.call('PUBLISH', KEYS[2], ARGV[2])
+        """
+
+    /// The channel instances publish fetch notices on, for a namespace.
+    public static func noticeChannel(namespace: String) -> String { RedisKeys(namespace: namespace).noticeChannel }
+
+    public func lockFetch(_ key: String, ttl: Int64, completion: @escaping (Result<FetchLock, StoreError>) -> Void) {
+        let token = String(UInt64.random(in: 1...UInt64.max), radix: 36)
+        connection.send([["SET", .string(keys.fetchLock(key)), .string(token), "NX", "PX", .string(String(max(1, ttl)))]]) { result in
+            switch result {
+            case .success(let replies):
+                switch replies[0] {
+                case .simpleString("OK"): completion(.success(.acquired(token: token)))
+                case .null: completion(.success(.heldElsewhere))
+                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
+                }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    public func unlockFetch(_ key: String, lock: FetchLock, notice: FetchNotice) {
+        guard case .acquired(let token) = lock else { return }
+        connection.send([[
+            "EVAL", .string(Self.unlockScript), "2", .string(keys.fetchLock(key)), .string(keys.noticeChannel), .string(token),
+            .string("\(notice.rawValue)\n\(key)"),
+        ]]) { _ in }
+    }
+}
