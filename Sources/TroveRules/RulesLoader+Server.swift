@@ -1,5 +1,6 @@
 internal import TroveHTTP
 internal import Yams
+internal import Foundation
 
 /// `admin:` and `store:`: the listeners' and the store's settings.
 extension RulesLoader {
@@ -57,7 +58,7 @@ extension RulesLoader {
         var redis: RedisSettings?
         guard let node,
             let fields = reader.mapping(node, path: "store", allowed: [
-                "redis", "namespace", "connect_timeout", "command_timeout", "memory_size", "max_key_length",
+                "redis", "tls", "namespace", "connect_timeout", "command_timeout", "memory_size", "max_key_length",
             ])
         else {
             return StoreSettings(redis: nil, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength)
@@ -102,13 +103,72 @@ extension RulesLoader {
                     }
                 }
                 redis = RedisSettings(url: url, endpoint: endpoint, connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+                if let tlsNode = fields["tls"] {
+                    if let endpoint, !endpoint.tls {
+                        reader.error("store.tls says how to check a TLS connection, but the URL is redis://; write rediss:// to "
+                            + "speak TLS (managed Redis usually listens for it on 6380 or 6379)", at: tlsNode, field: "store.tls")
+                    }
+                    if let tls = readRedisTLS(tlsNode, reader: &reader) { redis?.tls = tls }
+                }
             }
         } else {
-            for name in ["connect_timeout", "command_timeout"] where fields[name] != nil {
+            for name in ["connect_timeout", "command_timeout", "tls"] where fields[name] != nil {
                 reader.warning("has no effect without store.redis (the memory store has no timeouts)",
                     at: fields[name], field: "store.\(name)")
             }
         }
         return StoreSettings(redis: redis, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength)
+    }
+
+    /// `store.tls: {ca_file, cert_file, key_file, server_name, verify}`. Each file is a path (relative to the rules
+    /// file's folder), or `{env: NAME}` holding the PEM itself or a path.
+    static func readRedisTLS(_ node: Node, reader: inout RulesReader) -> RedisTLS? {
+        guard let fields = reader.mapping(node, path: "store.tls", allowed: ["ca_file", "cert_file", "key_file", "server_name", "verify"], hints: [
+            "ca": "write ca_file: PATH", "cert": "write cert_file: PATH", "key": "write key_file: PATH", "sni": "write server_name: NAME",
+        ]) else { return nil }
+        var tls = RedisTLS()
+        var valid = true
+        func pem(_ name: String, marker: String) -> String? {
+            guard let fileNode = fields[name] else { return nil }
+            let field = "store.tls.\(name)"
+            guard let value = reader.configString(fileNode, field: field, secret: false, suggestedVariable: "REDIS_TLS_" + name.uppercased()) else {
+                valid = false
+                return nil
+            }
+            guard let text = value.value else { return nil }  // an unset variable: reported; `trove serve` refuses to start
+            if text.contains("-----BEGIN") { return text }
+            let path = text.hasPrefix("/") ? text : URL(fileURLWithPath: reader.file).deletingLastPathComponent().appendingPathComponent(text).path
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+                reader.error("cannot read '\(path)' (a path is relative to the rules file's folder; {env: NAME} may hold the PEM itself)",
+                    at: fileNode, field: field)
+                valid = false
+                return nil
+            }
+            guard contents.contains("-----BEGIN") && contents.contains(marker) else {
+                reader.error("'\(path)' holds no \(marker) in PEM (-----BEGIN ...)", at: fileNode, field: field)
+                valid = false
+                return nil
+            }
+            return contents
+        }
+        tls.caPEM = pem("ca_file", marker: "CERTIFICATE")
+        tls.certificatePEM = pem("cert_file", marker: "CERTIFICATE")
+        tls.keyPEM = pem("key_file", marker: "KEY")
+        if (fields["cert_file"] == nil) != (fields["key_file"] == nil) {
+            reader.error("a client certificate needs its key: give cert_file and key_file together", at: fields["cert_file"] ?? fields["key_file"],
+                field: fields["cert_file"] == nil ? "store.tls.key_file" : "store.tls.cert_file")
+            valid = false
+        }
+        if let nameNode = fields["server_name"], let name = reader.string(nameNode, field: "store.tls.server_name", example: "redis.example.com") {
+            tls.serverName = name
+        }
+        if let verifyNode = fields["verify"], let verify = reader.bool(verifyNode, field: "store.tls.verify") {
+            tls.verify = verify
+            if !verify {
+                reader.warning("the Redis server's certificate is not checked: anyone between Trove and Redis can read and change "
+                    + "the cache; give ca_file instead", at: verifyNode, field: "store.tls.verify")
+            }
+        }
+        return valid ? tls : nil
     }
 }

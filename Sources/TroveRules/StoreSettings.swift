@@ -19,4 +19,22 @@ public struct RedisSettings: Sendable {
     public let connectTimeout: Duration
     /// After this long without an answer, a command fails and the request goes to the origin.
     public let commandTimeout: Duration
+    /// How a `rediss://` connection is checked (`store.tls`); the system's trust and full verification when the
+    /// file says nothing.
+    public var tls = RedisTLS()
+}
+
+/// `store.tls`: how Trove checks a TLS Redis and proves itself to it. PEM texts, read when the rules are loaded.
+public struct RedisTLS: Sendable, Equatable {
+    /// Certificates to trust instead of the system's (`ca_file`).
+    public var caPEM: String?
+    /// A client certificate and its key, for Redis set to `tls-auth-clients yes` (`cert_file`, `key_file`).
+    public var certificatePEM: String?
+    public var keyPEM: String?
+    /// The name the server's certificate must carry, when not the URL's host (`server_name`); also sent as SNI.
+    public var serverName: String?
+    /// Check the server's certificate (`verify`; on unless the file says `false`).
+    public var verify = true
+
+    public init() {}
 }

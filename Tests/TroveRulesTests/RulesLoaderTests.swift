@@ -237,13 +237,45 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
         #expect(store("redis://:pw@10.0.0.1:6379/0") == [
             "test.yaml:3:10: error: store.redis: the URL holds a password, which must not be written in the rules file; read the whole URL from the environment: {env: REDIS_URL}",
         ])
-        #expect(store("rediss://cache:6380") == [
-            "test.yaml:3:10: error: store.redis: TLS (rediss://) is not supported; reach Redis over loopback, a private network or a TLS tunnel such as stunnel",
-        ])
         #expect(store("127.0.0.1:6379") == [
-            "test.yaml:3:10: error: store.redis: '127.0.0.1:6379' is not a redis:// URL; write redis://host:6379/0",
+            "test.yaml:3:10: error: store.redis: '127.0.0.1:6379' is not a redis:// URL; write redis://host:6379/0 (rediss:// for TLS)",
         ])
         #expect(store("redis://cache:99999") == ["test.yaml:3:10: error: store.redis: port '99999' is not valid"])
+    }
+
+    /// `rediss://` speaks TLS; `store.tls` says how it is checked, and what it cannot use is refused with the fix.
+    @Test func redisTLS() throws {
+        func rules(_ store: String) throws -> RuleSet {
+            try RulesLoader.parse("version: 1\nstore: \(store)\norigins: {a: {url: 'http://x'}}\nroutes: [{name: all, match: ANY /**, pass: true}]\n",
+                file: "test.yaml", environment: ["TROVE_ADMIN_TOKEN": "t", "CA": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"])
+        }
+        let plain = try rules("{redis: \"rediss://cache.example.com:6380/0\"}")
+        #expect(plain.store.redis?.endpoint?.tls == true)
+        #expect(plain.store.redis?.endpoint?.description == "rediss://cache.example.com:6380/0")
+        #expect(plain.store.redis?.tls == RedisTLS(), "the system's trust, verified")
+        let fromEnvironment = try rules("{redis: \"rediss://cache:6380\", tls: {ca_file: {env: CA}, server_name: cache.internal}}")
+        #expect(fromEnvironment.store.redis?.tls.caPEM?.hasPrefix("-----BEGIN CERTIFICATE-----") == true)
+        #expect(fromEnvironment.store.redis?.tls.serverName == "cache.internal")
+        let unchecked = try rules("{redis: \"rediss://cache:6380\", tls: {verify: false}}")
+        #expect(unchecked.warnings.map(\.description) == [
+            "test.yaml:2:53: warning: store.tls.verify: the Redis server's certificate is not checked: anyone between Trove and Redis can read and change the cache; give ca_file instead",
+        ])
+        func refused(_ store: String) -> [String] {
+            rejection("version: 1\nstore: \(store)\norigins: {a: {url: 'http://x'}}\nroutes: [{name: all, match: ANY /**, pass: true}]\n")
+        }
+        #expect(refused("{redis: \"redis://cache:6379\", tls: {server_name: cache}}") == [
+            "test.yaml:2:43: error: store.tls: store.tls says how to check a TLS connection, but the URL is redis://; write rediss:// to speak TLS (managed Redis usually listens for it on 6380 or 6379)",
+        ])
+        #expect(refused("{redis: \"rediss://cache:6380\", tls: {cert_file: /nowhere/client.pem}}").contains {
+            $0.contains("store.tls.cert_file: cannot read '/nowhere/client.pem'")
+        })
+        let notAKey = NSTemporaryDirectory() + "trove-not-a-key-\(UInt32.random(in: 0 ... .max)).pem"
+        try "hello\n".write(toFile: notAKey, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: notAKey) }
+        let keyOnly = refused("{redis: \"rediss://cache:6380\", tls: {key_file: \(notAKey)}}")
+        #expect(keyOnly.contains { $0.contains("store.tls.key_file: '\(notAKey)' holds no KEY in PEM") }, "\(keyOnly)")
+        #expect(keyOnly.contains { $0.contains("a client certificate needs its key: give cert_file and key_file together") })
+        #expect(refused("{redis: \"rediss://cache:6380\", tls: {ca: x}}").first?.contains("write ca_file: PATH") == true)
     }
 
     @Test func badNamespaceAndSizes() {
