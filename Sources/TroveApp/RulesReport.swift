@@ -62,8 +62,7 @@ enum RulesReport {
         }
         rows.append(("admin", "\(rules.admin.listen), \(token)"))
         if let redis = rules.store.redis {
-            let endpoint = redis.endpoint?.description ?? redis.url.display
-            rows.append(("store", "redis \(endpoint), namespace '\(rules.store.namespace)', command timeout "
+            rows.append(("store", "\(redis.summary), namespace '\(rules.store.namespace)', command timeout "
                 + Units.format(redis.commandTimeout)))
         } else {
             rows.append(("store", "memory, \(Units.format(bytes: rules.store.memoryBytes)) (no store.redis)"))

@@ -181,8 +181,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     static func banner(_ rules: RuleSet, application: TroveApplication, memory: Bool) -> String {
         let store: String
-        if let redis = rules.store.redis, let endpoint = redis.endpoint, !memory {
-            store = "redis \(endpoint), namespace '\(rules.store.namespace)'"
+        if let redis = rules.store.redis, redis.endpoint != nil, !memory {
+            store = "\(redis.summary), namespace '\(rules.store.namespace)'"
         } else {
             store = "memory, \(Units.format(bytes: rules.store.memoryBytes))"
         }

@@ -22,6 +22,17 @@ public struct RedisSettings: Sendable {
     /// How a `rediss://` connection is checked (`store.tls`); the system's trust and full verification when the
     /// file says nothing.
     public var tls = RedisTLS()
+
+    /// Where Redis is and how Trove reaches it, in one line (`trove check`, the startup banner).
+    public var summary: String {
+        let endpointText = endpoint?.description ?? url.display
+        guard endpoint?.tls == true else { return "redis \(endpointText)" }
+        var how: [String] = [tls.caPEM == nil ? "the system's CAs" : "its CA file"]
+        if let name = tls.serverName { how.append("name \(name)") }
+        if tls.certificatePEM != nil { how.append("a client certificate") }
+        if !tls.verify { how = ["certificate NOT checked"] }
+        return "redis \(endpointText) over TLS (\(how.joined(separator: ", ")))"
+    }
 }
 
 /// `store.tls`: how Trove checks a TLS Redis and proves itself to it. PEM texts, read when the rules are loaded.

@@ -253,9 +253,11 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
         #expect(plain.store.redis?.endpoint?.tls == true)
         #expect(plain.store.redis?.endpoint?.description == "rediss://cache.example.com:6380/0")
         #expect(plain.store.redis?.tls == RedisTLS(), "the system's trust, verified")
+        #expect(plain.store.redis?.summary == "redis rediss://cache.example.com:6380/0 over TLS (the system's CAs)")
         let fromEnvironment = try rules("{redis: \"rediss://cache:6380\", tls: {ca_file: {env: CA}, server_name: cache.internal}}")
         #expect(fromEnvironment.store.redis?.tls.caPEM?.hasPrefix("-----BEGIN CERTIFICATE-----") == true)
         #expect(fromEnvironment.store.redis?.tls.serverName == "cache.internal")
+        #expect(fromEnvironment.store.redis?.summary == "redis rediss://cache:6380/0 over TLS (its CA file, name cache.internal)")
         let unchecked = try rules("{redis: \"rediss://cache:6380\", tls: {verify: false}}")
         #expect(unchecked.warnings.map(\.description) == [
             "test.yaml:2:53: warning: store.tls.verify: the Redis server's certificate is not checked: anyone between Trove and Redis can read and change the cache; give ca_file instead",
