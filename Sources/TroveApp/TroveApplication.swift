@@ -218,8 +218,10 @@ public final class TroveApplication: Sendable {
     /// Stops taking requests and lets those in flight finish for up to `grace`, then closes what is left:
     /// the remaining connections, Redis, the curl thread, the event loops.
     public func stop(grace: Duration = .seconds(10)) async {
-        await server.closePublic()
+        // Draining first: an answer written between the listener's close and the drain would otherwise keep its
+        // connection alive (a connection accepted meanwhile sees the drain when it starts).
         drain.beginDraining()
+        await server.closePublic()
         let clock = ContinuousClock()
         let deadline = clock.now + grace
         while drain.inFlight > 0 && clock.now < deadline {
