@@ -196,8 +196,18 @@ import TroveTestSupport
         // Reading nothing: cut off at the send timeout. (The client sees the close only once it reads what the
         // kernel still holds for it.) The connection is gone by then, so what was fetched for it is final: not
         // every answer it asked for: only the first, which the socket never took whole.
-        try await eventually("the connection was closed at the send timeout", timeout: .seconds(15)) {
-            try await scenario.admin(trove, "/metrics").body.contains("trove_limits_reached_total{limit=\"send_timeout\"} 1")
+        // (This wait has timed out a few times in full parallel runs and never alone; what the metrics said then
+        // goes into the failure, to tell where the answer stood.)
+        var metrics = ""
+        do {
+            try await eventually("the connection was closed at the send timeout", timeout: .seconds(15)) {
+                metrics = try await scenario.admin(trove, "/metrics").body
+                return metrics.contains("trove_limits_reached_total{limit=\"send_timeout\"} 1")
+            }
+        } catch {
+            let lines = metrics.split(separator: "\n").filter { $0.hasPrefix("trove_limits") || $0.hasPrefix("trove_streams_paused{") || $0.hasPrefix("trove_connections") }
+            Issue.record("\(error); started at the origin: \((1...8).map { scenario.originCount("/respond?kb=8192&n=\($0)") }); \(lines.joined(separator: "; "))")
+            throw error
         }
         let fetched = (1...8).filter { scenario.originCount("/respond?kb=8192&n=\($0)") > 0 }.count
         #expect(fetched == 1, "\(fetched) answers were started for a client that read nothing")
