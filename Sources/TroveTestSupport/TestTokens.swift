@@ -14,6 +14,13 @@ public enum TestTokens {
         return input + "." + base64URL(Array(mac))
     }
 
+    /// An HS256 token whose claims are this JSON text, as written (for JSON no dictionary makes).
+    public static func hs256(rawClaims: String, secret: String = secret) -> String {
+        let input = base64URL(json(["alg": "HS256", "typ": "JWT"])) + "." + base64URL(Array(rawClaims.utf8))
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        return input + "." + base64URL(Array(mac))
+    }
+
     /// A P-256 key pair: sign with it, verify with `publicKeyPEM`.
     public struct ES256Key: Sendable {
         let key = P256.Signing.PrivateKey()

@@ -118,6 +118,26 @@ import Crypto
         #expect(unverified(twice) == "more than one Authorization header")
     }
 
+    /// A hostile header or claims nested thousands deep (the header is read before the signature) is refused,
+    /// never a crash; so is a number no Int64 holds.
+    @Test func hostileJSONIsRefused() throws {
+        let verifier = try #require(try Self.rules().routes.first { $0.name == "orders" }?.tokenVerifier)
+        let deep = String(repeating: "[", count: 3000) + String(repeating: "]", count: 3000)
+        let header = TestTokens.base64URL(Array(#"{"alg":"HS256","x":\#(deep)}"#.utf8))
+        let claims = TestTokens.base64URL(Array(#"{"sub":"1","exp":1e300}"#.utf8))
+        let outcome = verifier.verify(token: header + "." + claims + ".c2ln", now: Self.now)
+        if case .verified = outcome { Issue.record("verified: \(outcome)") }
+        let huge = TestTokens.hs256(["sub": "1", "exp": 1e300, "iss": "https://auth.example.com/"])
+        #expect(key(try plan("/orders", huge)) == "orders:user=1:shop=", "exp past Int64 is clamped, not a trap")
+        let deepClaims = TestTokens.hs256(["sub": "1", "exp": 1_800_000_600, "iss": "https://auth.example.com/", "x": [[[[[[1]]]]]]])
+        #expect(key(try plan("/orders", deepClaims)) == "orders:user=1:shop=")
+        // Signed, and nested deeper than any JSON reader should follow: refused or read, never a crash.
+        let nested = String(repeating: "[", count: 2400) + String(repeating: "]", count: 2400)
+        let signedDeep = TestTokens.hs256(rawClaims: #"{"sub":"1","exp":1800000600,"iss":"https://auth.example.com/","x":\#(nested)}"#)
+        #expect(signedDeep.utf8.count <= 8192, "within the length read at all")
+        _ = verifier.verify(token: signedDeep, now: Self.now)
+    }
+
     @Test func publicKeyAlgorithms() throws {
         #expect(key(try plan("/ec", Self.es256.sign(Self.claims))) == "ec:42")
         #expect(unverified(try plan("/ec", TestTokens.ES256Key().sign(Self.claims))) == "its signature is not valid")
