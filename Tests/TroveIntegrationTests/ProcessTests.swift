@@ -38,7 +38,8 @@ import TroveTestSupport
             environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
         let admin = "http://127.0.0.1:\(adminPort)"
         let token = [Header("Authorization", "Bearer \(Scenario.token)")]
-        try await eventually("trove serve answers /healthz") {
+        // A bound, not a speed: starting the debug binary while the whole suite runs took over 10 s once in CI.
+        try await eventually("trove serve answers /healthz", timeout: .seconds(60)) {
             (try? await scenario.request(url: admin + "/healthz").status) == 200
         }
         #expect(try await scenario.request(url: "http://127.0.0.1:\(proxyPort)/api/v1/events/1").xCache == "MISS")

@@ -48,7 +48,8 @@ import TroveFixtures
             executable: try ProcessTests.executable(), arguments: ["serve", "--config", directory + "/rules.yaml", "--drain", "1s"],
             outputFile: directory + "/trove.log", environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
         do {
-            try await eventually("trove serve answers") {
+            // A bound, not a speed: starting the debug binary while the whole suite runs took over 10 s once in CI.
+            try await eventually("trove serve answers", timeout: .seconds(60)) {
                 (try? await scenario.request(url: "http://127.0.0.1:\(adminPort)/healthz").status) == 200
             }
         } catch {
