@@ -78,7 +78,7 @@ public struct EntryAddress: Sendable, Equatable {
     /// Where the tag-purge sequence sits among the generations, for a route that learns tags: a lookup reads it
     /// to know where a fetch began, but it is not a counter the entry depends on (any tag's purge moves it).
     public var sequenceIndex: Int? {
-        learnsTags ? 3 + tags.count : nil
+        learnsTags ? counterCount - 1 : nil
     }
 }
 

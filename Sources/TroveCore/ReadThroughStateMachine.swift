@@ -367,9 +367,14 @@ public struct ReadThroughStateMachine: Sendable {
                 notModified: ConditionalRequest.notModified(request: requestHeaders, entryStatus: status, entryHeaders: headers))
             // The origin's tags (`tags_from`) are recorded with the entry; an answer naming more than can be
             // recorded is not stored (a purge of the tags left out would not reach it).
-            let originTags = target.policy.tagsFrom.map { $0.tags(in: headers) }
+            var originTags: [String]?
+            var tagsRefusal: HeaderPolicy.NotStored?
+            if let from = target.policy.tagsFrom {
+                originTags = from.tags(in: headers)
+                if originTags == nil { tagsRefusal = .originTags }
+            }
             if let refusal = HeaderPolicy.refusal(status: status, headers: headers, bodyLength: bodyLength ?? 0, policy: target.policy)
-                ?? (originTags.map { $0 == nil } == true ? .originTags : nil)
+                ?? tagsRefusal
             {
                 cacheStatus.detail = .notStored(refusal)
                 response.cacheStatus = cacheStatus
@@ -387,7 +392,7 @@ public struct ReadThroughStateMachine: Sendable {
             var meta = Self.entry(status: status, headers: target.policy.tagsFrom?.strip(stored) ?? stored, origin: headers,
                 freshness: freshness, now: now, route: address.route, tags: target.tags, generations: generations,
                 variant: HeaderPolicy.variant(vary: headers, request: requestHeaders), bodyLength: bodyLength ?? 0)
-            meta.originTags = originTags ?? nil
+            meta.originTags = originTags
             // A streamed answer of unknown length is not said to be stored until it is (it may outgrow `max_body`).
             cacheStatus.stored = !streaming || bodyLength != nil
             response.cacheStatus = cacheStatus
@@ -562,7 +567,7 @@ public struct ReadThroughStateMachine: Sendable {
         // A 304 that names tags names them all (RFC 9111 §4.3.4: its headers replace the stored ones); one that
         // names none leaves the entry's.
         if let from = target.policy.tagsFrom {
-            let named = headers.contains { HTTPSyntax.name($0.name, is: from.name.lowercased()) } ? from.tags(in: headers) : validated.originTags
+            let named = from.isPresent(in: headers) ? from.tags(in: headers) : validated.originTags
             guard let named else {
                 state = .done
                 cacheStatus.detail = .notStored(.originTags)

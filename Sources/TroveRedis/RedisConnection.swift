@@ -143,6 +143,23 @@ final class RedisConnection {
         handler.send(commands, completion: completion)
     }
 
+    /// `SET key value NX PX ttl`: true when this call set it, false when it was already set (a fetch lock held
+    /// elsewhere, a delivery already claimed).
+    func setIfAbsent(_ key: String, _ value: String, ttl: Int64, completion: @escaping (Result<Bool, StoreError>) -> Void) {
+        send([["SET", .string(key), .string(value), "NX", "PX", .string(String(max(1, ttl)))]]) { result in
+            switch result {
+            case .success(let replies):
+                switch replies[0] {
+                case .simpleString("OK"): completion(.success(true))
+                case .null: completion(.success(false))
+                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
+                }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
     /// Sends commands already encoded (`commands` of them).
     func send(encoded buffer: ByteBuffer, commands: Int, completion: @escaping RedisChannelHandler.Completion) {
         guard case .ready(let handler, _) = state else {

@@ -12,17 +12,6 @@ public final class RedisDeliveryClaims: DeliveryClaims {
     }
 
     public func claimOnce(_ id: String, ttl: Int64, completion: @escaping (Result<Bool, StoreError>) -> Void) {
-        connection.send([["SET", .string(keys.delivery(id)), "1", "NX", "PX", .string(String(max(1, ttl)))]]) { result in
-            switch result {
-            case .success(let replies):
-                switch replies[0] {
-                case .simpleString("OK"): completion(.success(true))
-                case .null: completion(.success(false))
-                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
-                }
-            case .failure(let error):
-                completion(.failure(error))
-            }
-        }
+        connection.setIfAbsent(keys.delivery(id), "1", ttl: ttl, completion: completion)
     }
 }

@@ -24,17 +24,8 @@ public final class RedisFetchLocks: FetchLocks {
 
     public func lockFetch(_ key: String, ttl: Int64, completion: @escaping (Result<FetchLock, StoreError>) -> Void) {
         let token = String(UInt64.random(in: 1...UInt64.max), radix: 36)
-        connection.send([["SET", .string(keys.fetchLock(key)), .string(token), "NX", "PX", .string(String(max(1, ttl)))]]) { result in
-            switch result {
-            case .success(let replies):
-                switch replies[0] {
-                case .simpleString("OK"): completion(.success(.acquired(token: token)))
-                case .null: completion(.success(.heldElsewhere))
-                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
-                }
-            case .failure(let error):
-                completion(.failure(error))
-            }
+        connection.setIfAbsent(keys.fetchLock(key), token, ttl: ttl) { result in
+            completion(result.map { $0 ? .acquired(token: token) : .heldElsewhere })
         }
     }
 

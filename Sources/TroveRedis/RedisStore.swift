@@ -23,9 +23,9 @@ public final class RedisStore: CacheStore {
     /// Large bodies kept in process, so that their hits read only the head from Redis.
     let bodies: LocalBodies
 
-    init(connection: RedisConnection, namespace: String, queue: PurgeQueue, localBodies: Int = 32 << 20) {
+    init(connection: RedisConnection, keys: RedisKeys, queue: PurgeQueue, localBodies: Int = 32 << 20) {
         self.connection = connection
-        self.keys = RedisKeys(namespace: namespace)
+        self.keys = keys
         self.queue = queue
         self.bodies = LocalBodies(capacity: localBodies)
         connection.onReady = { [weak self] in self?.replayQueuedPurges() }
@@ -624,7 +624,7 @@ public final class RedisStoreFactory: Sendable {
         eventLoop.preconditionInEventLoop()
         let connection = RedisConnection(eventLoop: eventLoop, settings: settings, logger: logger)
         let keys = RedisKeys(namespace: namespace)
-        let parts = (RedisStore(connection: connection, namespace: namespace, queue: queue), RedisFetchLocks(connection: connection, keys: keys),
+        let parts = (RedisStore(connection: connection, keys: keys, queue: queue), RedisFetchLocks(connection: connection, keys: keys),
             RedisDeliveryClaims(connection: connection, keys: keys))
         connection.start()
         return parts

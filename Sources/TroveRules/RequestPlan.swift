@@ -192,10 +192,11 @@ extension RuleSet {
             }
         }
         let origin = origin(named: route.origin)
-        // The token's claims, for routes whose templates read them: only a verified token's.
+        // The token's claims, for routes whose templates read them: only a verified token's. A pass route renders
+        // nothing, so its requests' tokens are not checked.
         var claims: [String: String] = [:]
         var unverified: String?
-        if let verifier = route.tokenVerifier {
+        if let verifier = route.tokenVerifier, route.action.rendersTemplates {
             switch verifier.verify(request.headers, now: request.receivedAt) {
             case .absent: break
             case .verified(let verified): claims = verified

@@ -55,6 +55,11 @@ public final class Route: Sendable {
         case purge(PurgeRule)
         /// Forward; never store.
         case pass
+
+        /// True when requests render templates (keys, tags, purges): not for `pass`.
+        var rendersTemplates: Bool {
+            if case .pass = self { false } else { true }
+        }
     }
 
     /// `GET /api/v1/events/{id}`, as written.

@@ -60,8 +60,9 @@ extension RulesLoader {
         // A verifier that is written but could not be read has its own error already.
         if jwtNode?.mapping?[name] != nil { return nil }
         let hint = Suggestions.closest(to: name, in: Array(verifiers.keys)).map { " (did you mean '\($0)'?)" } ?? ""
-        reader.error("there is no verifier '\(name)' under jwt:\(hint); define it there, e.g. jwt: {\(name): {algorithm: HS256, "
-            + "secret: {env: JWT_SECRET}}}", at: node, field: field)
+        let whereTo = jwtNode == nil ? "the file has no top-level jwt:" : "there is no verifier '\(name)' under jwt:\(hint)"
+        reader.error("\(whereTo); define it there, e.g. jwt: {\(name): {algorithm: HS256, secret: {env: JWT_SECRET}}}",
+            at: node, field: field)
         return nil
     }
 

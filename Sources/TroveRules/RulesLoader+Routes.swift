@@ -54,13 +54,8 @@ extension RulesLoader {
 
         // The verifier of the request's token: its claims are what `{jwt.NAME}` placeholders read.
         var verifier = defaults.tokenVerifier
-        let topJWTNode = jwtNode
-        if let jwtNode = fields["jwt"] {
-            verifier = readVerifierName(jwtNode, field: "jwt", verifiers: verifiers, jwtNode: topJWTNode, reader: &reader)
-            if verifier == nil && topJWTNode == nil {
-                reader.error("there are no verifiers: define one under the top-level jwt:, e.g. jwt: {shop-tokens: {algorithm: HS256, "
-                    + "secret: {env: JWT_SECRET}}}", at: jwtNode, field: "jwt")
-            }
+        if let nameNode = fields["jwt"] {
+            verifier = readVerifierName(nameNode, field: "jwt", verifiers: verifiers, jwtNode: jwtNode, reader: &reader)
         }
         reader.tokenClaims = verifier != nil || fields["jwt"] != nil
         defer { reader.tokenClaims = false }

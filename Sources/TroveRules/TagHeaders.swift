@@ -37,9 +37,14 @@ public struct OriginTagHeader: Sendable, Equatable {
         return tags
     }
 
+    /// True when the headers carry this one.
+    public func isPresent(in headers: [Header]) -> Bool {
+        headers.contains { HTTPSyntax.name($0.name, is: lowercased) }
+    }
+
     /// The headers without this one, unless it is kept.
     public func strip(_ headers: [Header]) -> [Header] {
-        guard !keep, headers.contains(where: { HTTPSyntax.name($0.name, is: lowercased) }) else { return headers }
+        guard !keep, isPresent(in: headers) else { return headers }
         return headers.filter { !HTTPSyntax.name($0.name, is: lowercased) }
     }
 }

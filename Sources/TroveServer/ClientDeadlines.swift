@@ -12,7 +12,9 @@ internal import TroveRules
 /// - A request body may pause at most `body` between two reads. Late: 408.
 /// - While requests are being answered, the client owes nothing (the answer's own time is bounded by the
 ///   origin's timeouts), except reading: a connection that stays unwritable (the client reads nothing of what
-///   Trove sent) for `send` is closed.
+///   Trove sent) for `send` is closed, and so is one whose streamed answer stays stalled on it that long (the
+///   answer's window is full of bytes the client has not taken, even while NIO's own buffer is below its high
+///   watermark, as when the kernel's send buffer took most of the window).
 ///
 /// Instants are nanoseconds on a monotonic clock, from the caller.
 struct ClientDeadlines {
@@ -67,6 +69,8 @@ struct ClientDeadlines {
     private(set) var unanswered = 0
     /// Since when the connection has been unwritable, if it is.
     private var unwritableSince: Int64?
+    /// Since when the answer streaming on the connection has waited for the client to take its window, if it does.
+    private var stalledSince: Int64?
 
     init(settings: Settings, now: Int64) {
         self.settings = settings
@@ -103,6 +107,7 @@ struct ClientDeadlines {
     /// One request's answer is written (handed to the connection).
     mutating func answered(now: Int64) {
         unanswered = max(0, unanswered - 1)
+        stalledSince = nil
         // The keep-alive wait starts when the last answer went out, not when the request came in.
         if unanswered == 0, case .idle = reading { reading = .idle(since: now, first: false) }
     }
@@ -116,13 +121,29 @@ struct ClientDeadlines {
         }
     }
 
+    /// The answer streaming on the connection stopped (or started again) waiting for the client to take its window.
+    mutating func answerStalled(_ stalled: Bool, now: Int64) {
+        if !stalled {
+            stalledSince = nil
+        } else if stalledSince == nil {
+            stalledSince = now
+        }
+    }
+
     // MARK: The deadline
 
     /// The instant by which the client must have done something, and which timeout that is; nil while it owes
     /// nothing. Cheap: read after every event (the reason in words is built only when a deadline passes).
     var deadlineAt: (at: Int64, timeout: Timeout, answers408: Bool)? {
-        if let unwritableSince {
-            return (unwritableSince.addingClamped(settings.send), .send, false)
+        // The earlier of the two, without building an array: this is read after every event.
+        let since: Int64? = switch (unwritableSince, stalledSince) {
+        case (let a?, let b?): min(a, b)
+        case (let a?, nil): a
+        case (nil, let b?): b
+        case (nil, nil): nil
+        }
+        if let since {
+            return (since.addingClamped(settings.send), .send, false)
         }
         guard unanswered == 0 else { return nil }
         switch reading {

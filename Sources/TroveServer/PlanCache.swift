@@ -30,8 +30,9 @@ final class PlanCache {
 
     var count: Int { plans.count }
 
-    /// `now`: when the request arrived (a token's expiry is checked against it).
-    func plan(for head: HTTPRequestHead, headers: [Header], loaded: RulesState.Loaded, now: Int64) -> RequestPlan {
+    /// `now`: when the request arrived (a token's expiry is checked against it); read only when a plan is made,
+    /// not for a remembered one.
+    func plan(for head: HTTPRequestHead, headers: [Header], loaded: RulesState.Loaded, now: () -> Int64) -> RequestPlan {
         if rules !== loaded {
             plans.removeAll(keepingCapacity: true)
             rules = loaded
@@ -43,7 +44,7 @@ final class PlanCache {
             hits += 1
             return plan
         }
-        let plan = loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers, receivedAt: now))
+        let plan = loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers, receivedAt: now()))
         if eligible, let route = plan.route, !route.readsHeaders, case .cache = plan.decision {
             if plans.count >= Self.capacity { plans.removeAll(keepingCapacity: true) }
             plans[key] = plan

@@ -460,6 +460,12 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: Deadlines
 
+    /// The streamed answer waits for this client (or no longer does): part of the send timeout.
+    private func answerStalled(_ stalled: Bool) {
+        deadlines.answerStalled(stalled, now: Self.now())
+        armTimer()
+    }
+
     private static func now() -> Int64 {
         Int64(NIODeadline.now().uptimeNanoseconds)
     }
@@ -601,9 +607,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         if let webhook = WebhookEndpoint.rule(on: .public, in: loaded, method: head.method.token, uri: head.uri) {
             return answerWebhook(webhook, loaded: loaded, head: head, headers: headers, body: body)
         }
-        let now = environment.clock.nowMilliseconds()
-        let plan = plans?.plan(for: head, headers: headers, loaded: loaded, now: now)
-            ?? loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers, receivedAt: now))
+        let clock = environment.clock
+        let plan = plans?.plan(for: head, headers: headers, loaded: loaded, now: clock.nowMilliseconds)
+            ?? loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers,
+                receivedAt: clock.nowMilliseconds()))
         // Writes also purge what their answer's Location names; reads never need the rules again.
         var invalidationKey: (@Sendable (String) -> String?)?
         if MethodSet.invalidates(plan.method) {
@@ -875,7 +882,12 @@ final class ProxyHandler: ChannelDuplexHandler {
                 let (handler, exchange) = bound.value
                 handler.streamEvents(events, exchange)
             }
-            let stream = OriginStream<ByteBuffer>(window: limits.streamWindow, deliver: { inbox.post($0) }, paused: paused)
+            // Only this connection takes this stream's window: a stall is this client not reading, and counts
+            // toward its send timeout. (A fill's window waits on its slowest reader, maybe another client's.)
+            let stream = OriginStream<ByteBuffer>(window: limits.streamWindow, deliver: { inbox.post($0) }, paused: { stalled in
+                paused(stalled)
+                loop.execute { bound.value.0.answerStalled(stalled) }
+            })
             request.stream = stream
             exchange.streamed = StreamedAnswer(stream)
             streamingExchange = exchange

@@ -72,6 +72,22 @@ import TroveTestSupport
         #expect(after.first == Generation.hardStep, "everything was increased")
     }
 
+    /// Tag purges stamp their tags too (`OriginTags`): the stamps count against the same bound, and the tag-purge
+    /// sequence lives apart from the table, so starting the table over never takes it back.
+    @Test func tagStampsShareTheBoundAndTheSequenceSurvives() {
+        let clock = ManualClock()
+        let store = InMemoryStore<[UInt8]>(capacity: 1 << 20, clock: clock, maxCounters: 100)
+        let address = EntryAddress(key: "k", route: "r", tags: [], learnsTags: true)
+        for index in 0..<150 {
+            store.purge(PurgeRequest(counters: [.tag("t\(index)")], counterLifetime: 600_000)) { _ in }
+        }
+        var generations: [Int64] = []
+        store.lookup(address) { if case .notFound(let found) = $0 { generations = found } }
+        // 150 purges write 300 counters (a tag and its stamp each): the table of 100 filled and started over, three times.
+        #expect(generations.first == 3 * Generation.hardStep)
+        #expect(generations.last == 150, "every tag purge moved the sequence on, across the table starting over")
+    }
+
     /// Hit-for-miss keys expire in order and are bounded.
     @Test func unshareableKeysAreBounded() {
         var table = CoalescingTable<Int>(hitForMiss: 1000, maxUnshareable: 3)

@@ -135,7 +135,11 @@ import Crypto
         let nested = String(repeating: "[", count: 2400) + String(repeating: "]", count: 2400)
         let signedDeep = TestTokens.hs256(rawClaims: #"{"sub":"1","exp":1800000600,"iss":"https://auth.example.com/","x":\#(nested)}"#)
         #expect(signedDeep.utf8.count <= 8192, "within the length read at all")
-        _ = verifier.verify(token: signedDeep, now: Self.now)
+        switch verifier.verify(token: signedDeep, now: Self.now) {
+        case .verified(let claims): #expect(claims["sub"] == "1" && claims["x"] == nil, "arrays are left out")
+        case .refused: break
+        case .absent: Issue.record("a token was given")
+        }
     }
 
     @Test func publicKeyAlgorithms() throws {
@@ -216,9 +220,10 @@ import Crypto
     @Test func verifiedTokensAreRememberedWithinTheirLifeAndBounded() throws {
         let verifier = try #require(try Self.rules().routes.first { $0.name == "orders" }?.tokenVerifier)
         let token = TestTokens.hs256(Self.claims)
-        #expect(verifier.verify(token: token, now: Self.now) == .verified(["sub": "42", "shop": "acme", "iss": "https://auth.example.com/", "exp": "1800000600"]))
+        let claims: [String: String] = ["sub": "42", "shop": "acme", "iss": "https://auth.example.com/", "exp": "1800000600"]
+        #expect(verifier.verify(token: token, now: Self.now) == .verified(claims))
         #expect(verifier.verified.count == 1)
-        #expect(verifier.verify(token: token, now: Self.now) != .refused("its signature is not valid"))
+        #expect(verifier.verify(token: token, now: Self.now) == .verified(claims), "from the table")
         #expect(verifier.verified.count == 1, "the same token is kept once")
         // Past exp (and the leeway), a remembered token is checked again, and refused.
         #expect(verifier.verify(token: token, now: 1_800_000_631_000) == .refused("it has expired"))

@@ -68,6 +68,27 @@ import Testing
         #expect(machine.deadline == nil)
     }
 
+    /// A streamed answer stalled on the client counts toward the send timeout even while the connection stays
+    /// writable (the kernel took most of the window, NIO's buffer is under its high watermark); the earlier of a
+    /// stall and unwritability counts, and the answer ending ends the stall.
+    @Test func answerStalledOnTheClient() {
+        var machine = ClientDeadlines(settings: Self.settings, now: 0)
+        machine.headReceived(now: 1)
+        machine.requestReceived(now: 1)
+        machine.answerStalled(true, now: 3 * Self.second)
+        machine.answerStalled(true, now: 7 * Self.second)
+        #expect(deadline(machine)! == (48 * Self.second, .send, false))
+        machine.writabilityChanged(false, now: 10 * Self.second)
+        #expect(deadline(machine)! == (48 * Self.second, .send, false), "the earlier")
+        machine.answerStalled(false, now: 20 * Self.second)
+        #expect(deadline(machine)! == (55 * Self.second, .send, false), "unwritable still")
+        machine.writabilityChanged(true, now: 21 * Self.second)
+        #expect(machine.deadline == nil)
+        machine.answerStalled(true, now: 22 * Self.second)
+        machine.answered(now: 23 * Self.second)
+        #expect(deadline(machine)?.1 == .keepAlive, "the answer ended: no stall")
+    }
+
     /// Timeouts far in the future do not overflow.
     @Test func hugeTimeouts() {
         let machine = ClientDeadlines(settings: .init(header: .max, body: .max, keepAlive: .max, send: .max), now: 5)

@@ -34,13 +34,13 @@ import TroveRules
     @Test func aRepeatedRequestGetsTheSamePlan() {
         let cache = PlanCache()
         let loaded = RulesState.Loaded(rules: Self.rules, loadedAt: 0)
-        let first = cache.plan(for: head("/events/7?b=2&a=1"), headers: [], loaded: loaded, now: 0)
-        let second = cache.plan(for: head("/events/7?b=2&a=1"), headers: [Header("Accept", "*/*")], loaded: loaded, now: 0)
+        let first = cache.plan(for: head("/events/7?b=2&a=1"), headers: [], loaded: loaded, now: { 0 })
+        let second = cache.plan(for: head("/events/7?b=2&a=1"), headers: [Header("Accept", "*/*")], loaded: loaded, now: { 0 })
         #expect(cache.hits == 1)
         #expect(key(second) == key(first))
         #expect(key(second) == Self.rules.plan(for: RequestHead(method: "GET", target: "/events/7?b=2&a=1")).decision.cacheKey)
         // HEAD has a plan of its own.
-        _ = cache.plan(for: head(.HEAD, "/events/7?b=2&a=1"), headers: [], loaded: loaded, now: 0)
+        _ = cache.plan(for: head(.HEAD, "/events/7?b=2&a=1"), headers: [], loaded: loaded, now: { 0 })
         #expect(cache.hits == 1)
         #expect(cache.count == 2)
     }
@@ -49,8 +49,8 @@ import TroveRules
     @Test func credentialHeadersAreNotServedRememberedPlans() {
         let cache = PlanCache()
         let loaded = RulesState.Loaded(rules: Self.rules, loadedAt: 0)
-        _ = cache.plan(for: head("/events/7"), headers: [], loaded: loaded, now: 0)
-        let keyed = cache.plan(for: head("/events/7"), headers: [Header("X-Api-Key", "secret")], loaded: loaded, now: 0)
+        _ = cache.plan(for: head("/events/7"), headers: [], loaded: loaded, now: { 0 })
+        let keyed = cache.plan(for: head("/events/7"), headers: [Header("X-Api-Key", "secret")], loaded: loaded, now: { 0 })
         #expect(cache.hits == 0)
         guard case .bypass(.credentials(let credentials)) = keyed.decision else { Issue.record("\(keyed.decision)"); return }
         #expect(credentials == [Credential(header: "x-api-key")])
@@ -60,24 +60,24 @@ import TroveRules
         let cache = PlanCache()
         let loaded = RulesState.Loaded(rules: Self.rules, loadedAt: 0)
         // Credentials change the decision (bypass) for the same URL.
-        for _ in 0..<2 { _ = cache.plan(for: head("/events/1"), headers: [Header("Authorization", "Bearer a")], loaded: loaded, now: 0) }
-        for _ in 0..<2 { _ = cache.plan(for: head("/events/1"), headers: [Header("cookie", "s=1")], loaded: loaded, now: 0) }
+        for _ in 0..<2 { _ = cache.plan(for: head("/events/1"), headers: [Header("Authorization", "Bearer a")], loaded: loaded, now: { 0 }) }
+        for _ in 0..<2 { _ = cache.plan(for: head("/events/1"), headers: [Header("cookie", "s=1")], loaded: loaded, now: { 0 }) }
         // A key that reads a header.
-        let alice = cache.plan(for: head("/mine"), headers: [Header("X-User", "alice")], loaded: loaded, now: 0)
-        let bob = cache.plan(for: head("/mine"), headers: [Header("X-User", "bob")], loaded: loaded, now: 0)
+        let alice = cache.plan(for: head("/mine"), headers: [Header("X-User", "alice")], loaded: loaded, now: { 0 })
+        let bob = cache.plan(for: head("/mine"), headers: [Header("X-User", "bob")], loaded: loaded, now: { 0 })
         #expect(key(alice) != key(bob))
         // Passes and writes are not remembered either.
-        for _ in 0..<2 { _ = cache.plan(for: head("/other"), headers: [], loaded: loaded, now: 0) }
-        for _ in 0..<2 { _ = cache.plan(for: head(.PUT, "/events/1"), headers: [], loaded: loaded, now: 0) }
+        for _ in 0..<2 { _ = cache.plan(for: head("/other"), headers: [], loaded: loaded, now: { 0 }) }
+        for _ in 0..<2 { _ = cache.plan(for: head(.PUT, "/events/1"), headers: [], loaded: loaded, now: { 0 }) }
         #expect(cache.hits == 0)
         #expect(cache.count == 0)
     }
 
     @Test func newRulesEmptyIt() {
         let cache = PlanCache()
-        _ = cache.plan(for: head("/events/1"), headers: [], loaded: RulesState.Loaded(rules: Self.rules, loadedAt: 0), now: 0)
+        _ = cache.plan(for: head("/events/1"), headers: [], loaded: RulesState.Loaded(rules: Self.rules, loadedAt: 0), now: { 0 })
         #expect(cache.count == 1)
-        _ = cache.plan(for: head("/events/1"), headers: [], loaded: RulesState.Loaded(rules: Self.rules, loadedAt: 1), now: 0)
+        _ = cache.plan(for: head("/events/1"), headers: [], loaded: RulesState.Loaded(rules: Self.rules, loadedAt: 1), now: { 0 })
         #expect(cache.hits == 0, "a reload puts new rules in force: nothing planned under the old ones is reused")
         #expect(cache.count == 1)
     }
@@ -85,9 +85,9 @@ import TroveRules
     @Test func itIsBounded() {
         let cache = PlanCache()
         let loaded = RulesState.Loaded(rules: Self.rules, loadedAt: 0)
-        for id in 0..<PlanCache.capacity { _ = cache.plan(for: head("/events/\(id)"), headers: [], loaded: loaded, now: 0) }
+        for id in 0..<PlanCache.capacity { _ = cache.plan(for: head("/events/\(id)"), headers: [], loaded: loaded, now: { 0 }) }
         #expect(cache.count == PlanCache.capacity)
-        _ = cache.plan(for: head("/events/new"), headers: [], loaded: loaded, now: 0)
+        _ = cache.plan(for: head("/events/new"), headers: [], loaded: loaded, now: { 0 })
         #expect(cache.count == 1)
     }
 }
