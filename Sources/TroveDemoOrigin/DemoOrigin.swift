@@ -53,6 +53,8 @@ public final class DemoOrigin: Sendable {
     }
 
     public let port: Int
+    /// The address it listens on (`127.0.0.1` unless the configuration says otherwise).
+    public let host: String
     public let stats: DemoOriginStats
     private let channel: any Channel
     private let connections: Connections
@@ -76,7 +78,8 @@ public final class DemoOrigin: Sendable {
         }
     }
 
-    private init(port: Int, stats: DemoOriginStats, channel: any Channel, connections: Connections, data: DemoData) {
+    private init(host: String, port: Int, stats: DemoOriginStats, channel: any Channel, connections: Connections, data: DemoData) {
+        self.host = host
         self.port = port
         self.stats = stats
         self.channel = channel
@@ -92,9 +95,9 @@ public final class DemoOrigin: Sendable {
         let connections = Connections()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
+            // No SO_REUSEPORT: with it, another server given the same port (a test's `freePort` race) would
+            // listen beside this one and silently take half its connections.
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Lets a test hold the port once the origin stops (`Sockets.reserve`), so no other server takes it.
-            .serverChannelOption(.socketOption(.init(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 connections.add(channel)
@@ -106,7 +109,7 @@ public final class DemoOrigin: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        return DemoOrigin(port: channel.localAddress?.port ?? configuration.port, stats: stats, channel: channel,
+        return DemoOrigin(host: configuration.host, port: channel.localAddress?.port ?? configuration.port, stats: stats, channel: channel,
             connections: connections, data: data)
     }
 
@@ -116,7 +119,7 @@ public final class DemoOrigin: Sendable {
         await connections.closeAll()
     }
 
-    public var url: String { "http://127.0.0.1:\(port)" }
+    public var url: String { "http://\(host):\(port)" }
 }
 
 /// What the demo origin served, for `/__stats` and for tests.

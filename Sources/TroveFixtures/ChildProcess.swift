@@ -31,6 +31,13 @@ public final class ChildProcess: Sendable {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         }
+        // SwiftNIO opens its sockets without close-on-exec, so a child would inherit every socket the test
+        // process has open at that moment (another test's origin listening, a Trove's Redis connections) and
+        // hold it open after the test closes it: an origin "stopped" by a test kept listening inside a
+        // redis-server started at the same time, and requests to it hung instead of being refused.
+        guard let addCloseFrom = Self.addCloseFrom, addCloseFrom(&actions, 3) == 0 else {
+            throw TestSupportError("this C library cannot close inherited descriptors in posix_spawn (glibc 2.34 or later can)")
+        }
         // The spawning thread may block signals (libdispatch's workers block SIGTERM): give the child an empty
         // mask and default handlers, or it could never be stopped.
         var attributes = posix_spawnattr_t()
@@ -60,6 +67,13 @@ public final class ChildProcess: Sendable {
         guard result == 0 else { throw TestSupportError("cannot start \(executable): \(String(cString: strerror(result)))") }
         self.pid = pid
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), found at run time: Swift's Glibc
+    /// module leaves out what glibc declares only for `_GNU_SOURCE`.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     /// Sends `signal` and waits until the process has exited.
     public func stop(signal: Int32 = SIGTERM) {

@@ -24,33 +24,6 @@ public enum Sockets {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Binds 127.0.0.1:`port` without listening, until `release`: connecting to it is refused at once, and no
-    /// other server (a test running alongside, given the port by `freePort`) can take it meanwhile. For tests
-    /// of an origin that is down: reserve the port while the origin still listens (it sets `SO_REUSEPORT`, as
-    /// this does), then stop it; stopping first would free the port for anyone.
-    public static func reserve(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("socket() failed: errno \(errno)") }
-        // The stopped server's closed connections leave the port in TIME_WAIT; that does not stop a new bind.
-        var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = loopback(port: port)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
-            close(fd)
-            throw TestSupportError("port \(port) was taken before it could be reserved: errno \(errno)")
-        }
-        return fd
-    }
-
-    /// Gives back a port `reserve` held.
-    public static func release(_ fd: Int32) {
-        close(fd)
-    }
-
     /// Connects to 127.0.0.1:`port`, sends `request` and reads until `isComplete` says the reply is whole.
     /// Throws when nothing listens or no whole reply arrives within `timeout` seconds.
     public static func exchange(

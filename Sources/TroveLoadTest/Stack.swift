@@ -54,12 +54,15 @@ final class Stack {
     // MARK: Processes
 
     func startOrigin() throws {
-        originPort = try Sockets.freePort()
-        var arguments = ["demo-origin", "--listen", "127.0.0.1:\(originPort)", "--delay", Self.delayText(scenario.origin)]
+        // Port 0: the origin takes a port the kernel gives it and says which, so no other server can be handed
+        // the same one between a `freePort` probe and the origin's bind.
+        var arguments = ["demo-origin", "--listen", "127.0.0.1:0", "--delay", Self.delayText(scenario.origin)]
         if let rate = scenario.origin.rate { arguments += ["--rate", String(rate), "--burst", String(scenario.origin.burst)] }
-        let origin = try ChildProcess(executable: trove, arguments: arguments, outputFile: directory + "/origin.log")
+        let log = directory + "/origin.log"
+        let origin = try ChildProcess(executable: trove, arguments: arguments, outputFile: log)
         running.add("origin") { origin.stop(signal: SIGTERM) }
-        try waitUntilServing(origin, name: "the demo origin", port: originPort, path: "/__stats", log: directory + "/origin.log")
+        originPort = try waitForAnnouncedPort(origin, name: "the demo origin", log: log, prefix: "demo origin on http://127.0.0.1:")
+        try waitUntilServing(origin, name: "the demo origin", port: originPort, path: "/__stats", log: log)
     }
 
     func startRedisIfNeeded() throws {
@@ -141,6 +144,24 @@ final class Stack {
     // MARK: Helpers
 
     /// Waits until `process` answers `path`; fails at once, with its log, when it exits instead.
+    /// The port a process started on port 0 names in the line of its log that begins with `prefix`.
+    private func waitForAnnouncedPort(_ process: ChildProcess, name: String, log: String, prefix: String) throws -> Int {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while clock.now < deadline {
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let line = output.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
+               let port = Int(line.dropFirst(prefix.count).prefix(while: \.isNumber)), port > 0 {
+                return port
+            }
+            if let status = process.exitStatus {
+                throw LoadTestError("\(name) exited (status \(status)) instead of serving:\n\(output)")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw LoadTestError("\(name) did not say which port it took within 20 s; see \(log)")
+    }
+
     private func waitUntilServing(_ process: ChildProcess, name: String, port: Int, path: String, log: String) throws {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(20)
