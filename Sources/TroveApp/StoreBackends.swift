@@ -14,34 +14,45 @@ enum StoreBackends {
         let stores: StoreDirectory
         /// Fetch notices from other instances; nil for a store one instance uses alone.
         let notifications: RedisSubscriber?
+        /// Names the master, for a Redis the URL gives as sentinels.
+        let monitor: SentinelMonitor?
     }
 
     static func make(rules: RuleSet, group: MultiThreadedEventLoopGroup, options: TroveApplication.Options) async throws -> Built {
         guard let redis = rules.store.redis, let endpoint = redis.endpoint, !options.forceMemoryStore else {
             let memory = InMemoryStore<ByteBuffer>(capacity: rules.store.memoryBytes, clock: options.clock)
-            return Built(stores: StoreDirectory(memory: memory, claims: LocalDeliveryClaims(clock: options.clock)), notifications: nil)
+            return Built(stores: StoreDirectory(memory: memory, claims: LocalDeliveryClaims(clock: options.clock)), notifications: nil,
+                monitor: nil)
         }
         var tls: RedisTLSContext?
         if endpoint.tls {
             do {
-                tls = try RedisTLSContext(host: endpoint.host, caPEM: redis.tls.caPEM, certificatePEM: redis.tls.certificatePEM,
+                tls = try RedisTLSContext(caPEM: redis.tls.caPEM, certificatePEM: redis.tls.certificatePEM,
                     keyPEM: redis.tls.keyPEM, serverName: redis.tls.serverName, verify: redis.tls.verify)
             } catch {
                 throw TroveApplication.StartError(description: "cannot start: \(error.message)")
             }
         }
+        var sentinel: RedisSentinelSettings?
+        if case .sentinel(let master) = endpoint.topology {
+            sentinel = RedisSentinelSettings(sentinels: endpoint.nodes, master: master,
+                username: redis.sentinelAuth.username, password: redis.sentinelAuth.password)
+        }
         let settings = RedisConnectionSettings(host: endpoint.host, port: endpoint.port, database: endpoint.database,
             username: endpoint.username, password: endpoint.password, connectTimeout: redis.connectTimeout,
-            commandTimeout: redis.commandTimeout, tls: tls)
-        let factory = RedisStoreFactory(settings: settings, namespace: rules.store.namespace, logger: options.logger)
+            commandTimeout: redis.commandTimeout, tls: tls, sentinel: sentinel)
+        let loop = group.next()
+        let monitor = try await loop.submit {
+            settings.sentinel == nil ? nil : SentinelMonitor(settings: settings, eventLoop: loop, logger: options.logger)
+        }.get()
+        let factory = RedisStoreFactory(settings: settings, monitor: monitor, namespace: rules.store.namespace, logger: options.logger)
         let stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in
             let made = factory.make(on: loop)
             return LoopStores(store: made.store, fetchLocks: made.fetchLocks, deliveryClaims: made.deliveryClaims)
         }
-        let loop = group.next()
         let subscriber = try await loop.submit {
-            RedisSubscriber(settings: settings, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
+            RedisSubscriber(settings: settings, monitor: monitor, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
         }.get()
-        return Built(stores: stores, notifications: subscriber)
+        return Built(stores: stores, notifications: subscriber, monitor: monitor)
     }
 }

@@ -53,6 +53,7 @@ public final class TroveApplication: Sendable {
     private let origins: CurlOriginClient
     private let stores: StoreDirectory
     private let subscriber: RedisSubscriber?
+    private let monitor: SentinelMonitor?
     private let drain: ConnectionDrain
     /// The proxy's client connections, counted against `limits.max_connections`.
     public let connections: ClientConnections
@@ -65,7 +66,7 @@ public final class TroveApplication: Sendable {
 
     private init(
         server: TroveServer, group: MultiThreadedEventLoopGroup, origins: CurlOriginClient, stores: StoreDirectory,
-        subscriber: RedisSubscriber?, drain: ConnectionDrain, connections: ClientConnections
+        subscriber: RedisSubscriber?, monitor: SentinelMonitor?, drain: ConnectionDrain, connections: ClientConnections
     ) {
         self.connections = connections
         self.server = server
@@ -73,6 +74,7 @@ public final class TroveApplication: Sendable {
         self.origins = origins
         self.stores = stores
         self.subscriber = subscriber
+        self.monitor = monitor
         self.drain = drain
     }
 
@@ -112,14 +114,18 @@ public final class TroveApplication: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads ?? System.coreCount))
         let origins = CurlOriginClient()
         var subscriber: RedisSubscriber?
+        var monitor: SentinelMonitor?
         do {
             let built = try await StoreBackends.make(rules: rules, group: group, options: options)
             let stores = built.stores
             subscriber = built.notifications
+            monitor = built.monitor
             if let redis = rules.store.redis, let endpoint = redis.endpoint, subscriber != nil {
                 // Give the connections their connect timeout before serving, so the first requests find the
-                // store; past it, serve anyway (from the origin) and keep connecting in the background.
-                let ready = try await waitUntilReady(stores, loop: group.next(), within: redis.connectTimeout)
+                // store; past it, serve anyway (from the origin) and keep connecting in the background. With
+                // sentinels, one connect timeout to ask them, one to reach the master they name.
+                let ready = try await waitUntilReady(stores, loop: group.next(),
+                    within: redis.connectTimeout * (monitor == nil ? 1 : 2))
                 if !ready {
                     options.logger.warning("Redis is not reachable yet; requests go to the origin until it is",
                         metadata: ["redis.endpoint": "\(endpoint)"])
@@ -149,10 +155,11 @@ public final class TroveApplication: Sendable {
                 environment: environment, listen: rules.listen, admin: rules.admin.listen,
                 adminToken: rules.admin.allowUnauthenticated ? nil : rules.admin.token?.value, group: group, drain: drain,
                 connections: connections)
-            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, drain: drain,
+            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, monitor: monitor, drain: drain,
                 connections: connections)
         } catch {
             try? await subscriber?.stop()
+            try? await monitor?.stop()
             await origins.shutdown()
             try? await group.shutdownGracefully()
             throw error
@@ -234,6 +241,7 @@ public final class TroveApplication: Sendable {
         drain.closeAll()
         await server.close()
         try? await subscriber?.stop()
+        try? await monitor?.stop()
         await stores.shutdown()
         await origins.shutdown()
         try? await group.shutdownGracefully()

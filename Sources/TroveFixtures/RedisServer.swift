@@ -88,7 +88,7 @@ public final class RedisServer: Sendable {
         try Self.command(arguments, port: port, password: password, database: database)
     }
 
-    static func command(_ arguments: [String], port: Int, password: String? = nil, database: Int = 0) throws -> String {
+    public static func command(_ arguments: [String], port: Int, password: String? = nil, database: Int = 0) throws -> String {
         var request: [UInt8] = []
         var expected = 1
         func encode(_ command: [String]) {
@@ -108,8 +108,9 @@ public final class RedisServer: Sendable {
         return Self.replies(in: reply)!.last!
     }
 
-    /// Whole simple replies in `bytes`, as text; nil entries are not whole yet.
-    private static func replies(in bytes: [UInt8]) -> [String]? {
+    /// The whole replies in `bytes`, as text; an array's elements are joined by spaces (`127.0.0.1 6380`,
+    /// nested arrays flattened), and one that is not whole yet ends the list.
+    static func replies(in bytes: [UInt8]) -> [String]? {
         var replies: [String] = []
         var index = 0
         func line() -> String? {
@@ -118,20 +119,36 @@ public final class RedisServer: Sendable {
             index = end + 1
             return text
         }
-        while index < bytes.count {
-            guard let header = line() else { return replies }
+        func element() -> String? {
+            guard let header = line() else { return nil }
             switch header.first {
-            case "+", ":": replies.append(String(header.dropFirst()))
-            case "-": replies.append(String(header.dropFirst()))
+            case "+", ":", "-": return String(header.dropFirst())
             case "$":
                 let length = Int(header.dropFirst()) ?? -1
-                if length < 0 { replies.append("nil"); continue }
-                guard bytes.count >= index + length + 2 else { return replies }
-                replies.append(String(decoding: bytes[index..<index + length], as: UTF8.self))
-                index += length + 2
+                if length < 0 { return "nil" }
+                guard bytes.count >= index + length + 2 else { return nil }
+                defer { index += length + 2 }
+                return String(decoding: bytes[index..<index + length], as: UTF8.self)
+            case "*":
+                let count = Int(header.dropFirst()) ?? -1
+                if count < 0 { return "nil" }
+                var parts: [String] = []
+                for _ in 0..<count {
+                    guard let part = element() else { return nil }
+                    parts.append(part)
+                }
+                return parts.joined(separator: " ")
             default:
+                return nil
+            }
+        }
+        while index < bytes.count {
+            let start = index
+            guard let reply = element() else {
+                index = start
                 return replies
             }
+            replies.append(reply)
         }
         return replies
     }

@@ -102,6 +102,12 @@ final class RedisChannelHandler: ChannelInboundHandler {
                     let batch = pending.removeFirst()
                     batch.completion(.success(batch.replies))
                 }
+                // A master demoted to a replica (a failover) refuses every write from now on: the connection is
+                // given up, so that it is made again to whatever the sentinels name.
+                if case .error(let message) = reply, message.hasPrefix("READONLY ") {
+                    close(context, .unavailable("Redis became a read-only replica (\(message)); reconnecting"))
+                    return
+                }
             }
         } catch {
             close(context, .protocolError(error.description))

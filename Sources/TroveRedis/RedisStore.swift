@@ -436,6 +436,7 @@ public final class RedisStore: CacheStore {
 
         func done() {
             if let replaying { queue.remove(replaying) }
+            queue.noteApplied(request)
             completion(.success(PurgeReport(request, found: found)))
         }
 
@@ -559,15 +560,42 @@ public final class RedisStore: CacheStore {
     }
 }
 
-/// Purges that could not reach Redis, shared by every loop's store, oldest first.
+/// Purges that could not reach Redis, shared by every loop's store, oldest first; and the purges applied lately,
+/// to apply again on a new master after a failover.
 ///
-/// Bounded: past `limit` waiting purges, they are replaced by one purge of everything, which covers them all.
+/// Bounded: past `limit` waiting purges, they are replaced by one purge of everything, which covers them all;
+/// past `limit` recent ones, the oldest are forgotten.
 final class PurgeQueue: Sendable {
     private let requests = Mutex<[PurgeRequest]>([])
+    private let recent = Mutex<[(request: PurgeRequest, at: NIODeadline)]>([])
     private let limit: Int
+    /// How long an applied purge is kept to apply again. Redis replicates asynchronously: a purge the old master
+    /// acknowledged may never have reached the replica that replaces it. The window covers the sentinels'
+    /// `down-after-milliseconds` (30 s by default) and the failover after it, with room to spare.
+    static let failoverWindow: TimeAmount = .seconds(120)
 
     init(limit: Int = 1000) {
         self.limit = limit
+    }
+
+    /// A purge reached Redis.
+    func noteApplied(_ request: PurgeRequest) {
+        let now = NIODeadline.now()
+        recent.withLock { recent in
+            recent.append((request, now))
+            if recent.count > limit { recent.removeFirst(recent.count - limit) }
+        }
+    }
+
+    /// The master changed: every purge applied within `failoverWindow` waits to be applied again, and lookups
+    /// wait for that (as for purges made while Redis was away). Applying a purge twice only invalidates twice.
+    func requeueRecent() {
+        let since = NIODeadline.now() - Self.failoverWindow
+        let again = recent.withLock { recent in
+            recent.removeAll { $0.at < since }
+            return recent.map(\.request)
+        }
+        for request in again { append(request) }
     }
 
     var isEmpty: Bool { requests.withLock { $0.isEmpty } }
@@ -606,23 +634,28 @@ final class PurgeQueue: Sendable {
 }
 
 /// Builds the Redis store, fetch locks and delivery claims of each event loop, on one connection per loop, all
-/// stores sharing one queue of purges to replay.
+/// stores sharing one queue of purges to replay (and, with sentinels, one monitor naming the master).
 public final class RedisStoreFactory: Sendable {
     private let settings: RedisConnectionSettings
+    private let monitor: SentinelMonitor?
     private let namespace: String
     private let queue = PurgeQueue()
     private let logger: Logger
 
-    public init(settings: RedisConnectionSettings, namespace: String, logger: Logger) {
+    /// `monitor` names the master when `settings.sentinel` is set (it must be given then).
+    public init(settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, namespace: String, logger: Logger) {
+        precondition((settings.sentinel == nil) == (monitor == nil), "sentinel settings need a SentinelMonitor, and only they")
         self.settings = settings
+        self.monitor = monitor
         self.namespace = namespace
         self.logger = logger
+        monitor?.beforeMoving { [queue] in queue.requeueRecent() }
     }
 
     /// What one event loop uses, connecting in the background. Call on that loop.
     public func make(on eventLoop: any EventLoop) -> (store: RedisStore, fetchLocks: RedisFetchLocks, deliveryClaims: RedisDeliveryClaims) {
         eventLoop.preconditionInEventLoop()
-        let connection = RedisConnection(eventLoop: eventLoop, settings: settings, logger: logger)
+        let connection = RedisConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, logger: logger)
         let keys = RedisKeys(namespace: namespace)
         let parts = (RedisStore(connection: connection, keys: keys, queue: queue), RedisFetchLocks(connection: connection, keys: keys),
             RedisDeliveryClaims(connection: connection, keys: keys))

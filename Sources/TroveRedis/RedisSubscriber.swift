@@ -21,10 +21,10 @@ public final class RedisSubscriber: FetchNotifications, Sendable {
     private let watchers = Watchers()
     private let connection: NIOLoopBound<SubscriberConnection>
 
-    /// Starts subscribing; call on `eventLoop`.
-    public init(settings: RedisConnectionSettings, namespace: String, eventLoop: any EventLoop, logger: Logger) {
+    /// Starts subscribing; call on `eventLoop`. With sentinels, `monitor` says where the master is.
+    public init(settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, namespace: String, eventLoop: any EventLoop, logger: Logger) {
         let channel = RedisFetchLocks.noticeChannel(namespace: namespace)
-        let subscriber = SubscriberConnection(eventLoop: eventLoop, settings: settings, channel: channel, logger: logger)
+        let subscriber = SubscriberConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, channel: channel, logger: logger)
         connection = NIOLoopBound(subscriber, eventLoop: eventLoop)
         subscriber.onMessage = { [watchers] payload in
             guard let newline = payload.firstIndex(of: "\n"), let notice = FetchNotice(rawValue: String(payload[..<newline])) else {
@@ -60,6 +60,10 @@ public final class RedisSubscriber: FetchNotifications, Sendable {
 final class SubscriberConnection {
     private let eventLoop: any EventLoop
     private let settings: RedisConnectionSettings
+    private let monitor: SentinelMonitor?
+    private var following: Int?
+    /// The server subscribed to (or being connected to).
+    private var server: RedisAddress?
     private let channelName: String
     private let logger: Logger
     private var channel: (any Channel)?
@@ -67,21 +71,32 @@ final class SubscriberConnection {
     private var stopped = false
     var onMessage: ((String) -> Void)?
 
-    init(eventLoop: any EventLoop, settings: RedisConnectionSettings, channel: String, logger: Logger) {
+    init(eventLoop: any EventLoop, settings: RedisConnectionSettings, monitor: SentinelMonitor?, channel: String, logger: Logger) {
         self.eventLoop = eventLoop
         self.settings = settings
+        self.monitor = monitor
         self.channelName = channel
         self.logger = logger
     }
 
     func connect() {
         guard !stopped else { return }
+        if let monitor, following == nil {
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            following = monitor.follow(on: eventLoop) { master in bound.value.masterMoved(to: master) }
+        }
+        let named = monitor == nil ? settings.address : monitor?.master
+        guard let server = named else {
+            retry()  // the sentinels have not named the master yet
+            return
+        }
+        self.server = server
         let commands = settings.setupCommands(selectingDatabase: false) + [["SUBSCRIBE", .string(channelName)]]
-        let handler = PushHandler(commands: commands, onRefused: { [weak self] message in
+        let handler = RedisPushHandler(commands: commands, onRefused: { [weak self] message in
             // AUTH refused (or SUBSCRIBE): as the entry connections do, say why before retrying.
             self?.logger.warning("Redis refused the notice subscription", metadata: ["redis.error": "\(message)"])
         }) { [weak self] payload in self?.onMessage?(payload) }
-        settings.connect(on: eventLoop, handler: handler)
+        settings.connect(to: server, on: eventLoop, handler: handler)
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
@@ -104,59 +119,14 @@ final class SubscriberConnection {
         eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay.milliseconds)) { self.connect() }
     }
 
+    /// Notices are published on the master: a subscription to the old one hears nothing more.
+    func masterMoved(to master: RedisAddress) {
+        if master != server { channel?.close(promise: nil) }  // reconnected by the close
+    }
+
     func stop() {
         stopped = true
+        if let following { monitor?.unfollow(following) }
         channel?.close(promise: nil)
-    }
-}
-
-/// Sends the subscription, then passes every published message's payload on.
-private final class PushHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let reader = RESPReader()
-    private let commands: [[RESPArgument]]
-    private let onRefused: (String) -> Void
-    private let onMessage: (String) -> Void
-
-    init(commands: [[RESPArgument]], onRefused: @escaping (String) -> Void, onMessage: @escaping (String) -> Void) {
-        self.commands = commands
-        self.onRefused = onRefused
-        self.onMessage = onMessage
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        var buffer = context.channel.allocator.buffer(capacity: 128)
-        for command in commands { RESPEncoder.encode(command, into: &buffer) }
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        reader.feed(unwrapInboundIn(data))
-        do {
-            while let reply = try reader.next(allocator: context.channel.allocator) {
-                switch reply {
-                case .array(let parts) where parts.count == 3:
-                    if case .bulkString(let kind) = parts[0], String(buffer: kind) == "message",
-                        case .bulkString(let payload) = parts[2]
-                    {
-                        onMessage(String(buffer: payload))
-                    }
-                case .error(let message):
-                    onRefused(message)
-                    context.close(promise: nil)  // retried with backoff
-                default:
-                    break  // the subscription's confirmation, AUTH's OK
-                }
-            }
-        } catch {
-            context.close(promise: nil)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
     }
 }

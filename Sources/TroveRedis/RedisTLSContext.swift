@@ -5,12 +5,12 @@ internal import NIOSSL
 /// (trusted certificates, an optional client certificate, verification) and the name the server must prove.
 public struct RedisTLSContext: Sendable {
     let context: NIOSSLContext
-    /// Sent as SNI and checked against the certificate; nil for an IP address (checked against the
-    /// certificate's IP names instead).
+    /// `store.tls.server_name`: sent as SNI and checked against every server's certificate, whatever its
+    /// address; nil to use each server's own host name.
     let serverName: String?
 
     /// What `store.tls` says, as PEM texts. Throws a sentence saying what is wrong (a PEM that cannot be read).
-    public init(host: String, caPEM: String?, certificatePEM: String?, keyPEM: String?, serverName: String?, verify: Bool) throws(RedisTLSError) {
+    public init(caPEM: String?, certificatePEM: String?, keyPEM: String?, serverName: String?, verify: Bool) throws(RedisTLSError) {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         do {
@@ -34,17 +34,19 @@ public struct RedisTLSContext: Sendable {
         } catch {
             throw RedisTLSError(message: "cannot set TLS up for Redis: \(error)")
         }
-        let name = serverName ?? host
-        self.serverName = Self.isIPAddress(name) ? nil : name
+        self.serverName = serverName
     }
 
     static func isIPAddress(_ text: String) -> Bool {
         (try? SocketAddress(ipAddress: text, port: 0)) != nil
     }
 
-    /// The handler that speaks TLS, first in a connection's pipeline.
-    func makeHandler() throws -> NIOSSLClientHandler {
-        try NIOSSLClientHandler(context: context, serverHostname: serverName)
+    /// The handler that speaks TLS with `host`, first in a connection's pipeline. The certificate must name
+    /// `server_name` when given, else `host`; an IP address is sent as no SNI and checked against the
+    /// certificate's IP names (what a master the sentinels name by address has).
+    func makeHandler(host: String) throws -> NIOSSLClientHandler {
+        let name = serverName ?? host
+        return try NIOSSLClientHandler(context: context, serverHostname: Self.isIPAddress(name) ? nil : name)
     }
 
     /// A sentence for an error the TLS layer reported, or nil when it is not one.

@@ -58,7 +58,7 @@ extension RulesLoader {
         var redis: RedisSettings?
         guard let node,
             let fields = reader.mapping(node, path: "store", allowed: [
-                "redis", "tls", "namespace", "connect_timeout", "command_timeout", "memory_size", "max_key_length",
+                "redis", "tls", "sentinel", "namespace", "connect_timeout", "command_timeout", "memory_size", "max_key_length",
             ])
         else {
             return StoreSettings(redis: nil, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength)
@@ -110,14 +110,39 @@ extension RulesLoader {
                     }
                     if let tls = readRedisTLS(tlsNode, reader: &reader) { redis?.tls = tls }
                 }
+                if let sentinelNode = fields["sentinel"] {
+                    if let endpoint, case .standalone = endpoint.topology {
+                        reader.error("store.sentinel gives the sentinels' credentials, but the URL names no sentinels; write "
+                            + "redis-sentinel://host:26379,host:26379/mymaster", at: sentinelNode, field: "store.sentinel")
+                    }
+                    if let auth = readSentinelAuth(sentinelNode, reader: &reader) { redis?.sentinelAuth = auth }
+                }
             }
         } else {
-            for name in ["connect_timeout", "command_timeout", "tls"] where fields[name] != nil {
+            for name in ["connect_timeout", "command_timeout", "tls", "sentinel"] where fields[name] != nil {
                 reader.warning("has no effect without store.redis (the memory store has no timeouts)",
                     at: fields[name], field: "store.\(name)")
             }
         }
         return StoreSettings(redis: redis, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength)
+    }
+
+    /// `store.sentinel: {username, password}`: how Trove proves itself to the sentinels, which may differ from the
+    /// master's credentials in the URL. The password comes from the environment.
+    static func readSentinelAuth(_ node: Node, reader: inout RulesReader) -> RedisSentinelAuth? {
+        guard let fields = reader.mapping(node, path: "store.sentinel", allowed: ["username", "password"], hints: [
+            "user": "write username: NAME", "pass": "write password: {env: SENTINEL_PASSWORD}",
+        ]) else { return nil }
+        var auth = RedisSentinelAuth()
+        if let userNode = fields["username"] { auth.username = reader.string(userNode, field: "store.sentinel.username") }
+        if let passwordNode = fields["password"] {
+            auth.password = reader.configString(passwordNode, field: "store.sentinel.password", secret: true,
+                suggestedVariable: "SENTINEL_PASSWORD")?.value
+        }
+        if auth.username != nil && auth.password == nil && fields["password"] == nil {
+            reader.error("a username needs a password: add password: {env: SENTINEL_PASSWORD}", at: node, field: "store.sentinel")
+        }
+        return auth
     }
 
     /// `store.tls: {ca_file, cert_file, key_file, server_name, verify}`. Each file is a path (relative to the rules

@@ -22,10 +22,17 @@ public struct RedisSettings: Sendable {
     /// How a `rediss://` connection is checked (`store.tls`); the system's trust and full verification when the
     /// file says nothing.
     public var tls = RedisTLS()
+    /// How Trove proves itself to the sentinels (`store.sentinel`); nothing when they ask for nothing.
+    public var sentinelAuth = RedisSentinelAuth()
 
     /// Where Redis is and how Trove reaches it, in one line (`trove check`, the startup banner).
     public var summary: String {
-        let endpointText = endpoint?.description ?? url.display
+        var endpointText = endpoint?.description ?? url.display
+        if let endpoint, case .sentinel(let master) = endpoint.topology {
+            let count = endpoint.nodes.count
+            endpointText += " (master '\(master)' as \(count == 1 ? "the sentinel" : "the \(count) sentinels") name it, "
+                + "followed through failovers)"
+        }
         guard endpoint?.tls == true else { return "redis \(endpointText)" }
         var how: [String] = [tls.caPEM == nil ? "the system's CAs" : "its CA file"]
         if let name = tls.serverName { how.append("name \(name)") }
@@ -33,6 +40,14 @@ public struct RedisSettings: Sendable {
         if !tls.verify { how = ["certificate NOT checked"] }
         return "redis \(endpointText) over TLS (\(how.joined(separator: ", ")))"
     }
+}
+
+/// `store.sentinel`: the sentinels' own credentials (`requirepass` in sentinel.conf).
+public struct RedisSentinelAuth: Sendable, Equatable {
+    public var username: String?
+    public var password: String?
+
+    public init() {}
 }
 
 /// `store.tls`: how Trove checks a TLS Redis and proves itself to it. PEM texts, read when the rules are loaded.

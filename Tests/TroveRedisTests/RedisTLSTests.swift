@@ -25,7 +25,7 @@ import TroveTestSupport
     private func pem(_ file: String) throws -> String { try String(contentsOfFile: server.path(file), encoding: .utf8) }
 
     private func store(ca: String?, serverName: String? = "localhost", verify: Bool = true, port: Int? = nil) async throws -> NIOLoopBound<RedisStore> {
-        let tls = try RedisTLSContext(host: "127.0.0.1", caPEM: ca, certificatePEM: nil, keyPEM: nil, serverName: serverName, verify: verify)
+        let tls = try RedisTLSContext(caPEM: ca, certificatePEM: nil, keyPEM: nil, serverName: serverName, verify: verify)
         let settings = RedisConnectionSettings(host: "127.0.0.1", port: port ?? server.tlsPort, connectTimeout: .seconds(1),
             commandTimeout: .milliseconds(500), tls: tls)
         let factory = RedisStoreFactory(settings: settings, namespace: "tls", logger: Logger(label: "test"))
@@ -106,7 +106,7 @@ import TroveTestSupport
     /// PEMs that cannot be read are refused when the context is made (Trove refuses to start, saying which).
     @Test func unreadableKeyMaterialIsRefused() {
         #expect(throws: RedisTLSError.self) {
-            try RedisTLSContext(host: "h", caPEM: "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", certificatePEM: nil,
+            try RedisTLSContext(caPEM: "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", certificatePEM: nil,
                 keyPEM: nil, serverName: nil, verify: true)
         }
     }

@@ -238,9 +238,47 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
             "test.yaml:3:10: error: store.redis: the URL holds a password, which must not be written in the rules file; read the whole URL from the environment: {env: REDIS_URL}",
         ])
         #expect(store("127.0.0.1:6379") == [
-            "test.yaml:3:10: error: store.redis: '127.0.0.1:6379' is not a redis:// URL; write redis://host:6379/0 (rediss:// for TLS)",
+            "test.yaml:3:10: error: store.redis: '127.0.0.1:6379' is not a Redis URL; write redis://host:6379/0 (rediss:// for TLS), or redis-sentinel://host:26379,host:26379/mymaster for a master watched by sentinels",
         ])
         #expect(store("redis://cache:99999") == ["test.yaml:3:10: error: store.redis: port '99999' is not valid"])
+    }
+
+    /// `redis-sentinel://` names sentinels and the master they watch; `store.sentinel` gives their credentials.
+    @Test func redisSentinel() throws {
+        func rules(_ store: String, environment: [String: String] = [:]) throws -> RuleSet {
+            try RulesLoader.parse("version: 1\nstore: \(store)\norigins: {a: {url: 'http://x'}}\nroutes: [{name: all, match: ANY /**, pass: true}]\n",
+                file: "test.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"].merging(environment) { $1 })
+        }
+        let set = try rules("{redis: \"redis-sentinel://10.0.0.1,10.0.0.2:26380/cache/2\"}")
+        let endpoint = try #require(set.store.redis?.endpoint)
+        #expect(endpoint.topology == .sentinel(master: "cache"))
+        #expect(endpoint.nodes == [.init(host: "10.0.0.1", port: 26379), .init(host: "10.0.0.2", port: 26380)])
+        #expect(endpoint.database == 2)
+        #expect(set.store.redis?.summary
+            == "redis redis-sentinel://10.0.0.1:26379,10.0.0.2:26380/cache/2 (master 'cache' as the 2 sentinels name it, followed through failovers)")
+        let secured = try rules("{redis: {env: REDIS_URL}, sentinel: {username: trove, password: {env: SENTINEL_PASSWORD}}}",
+            environment: ["REDIS_URL": "rediss-sentinel://:pw@[::1]:26379/cache", "SENTINEL_PASSWORD": "s3"])
+        #expect(secured.store.redis?.endpoint?.tls == true)
+        #expect(secured.store.redis?.endpoint?.password == "pw")
+        #expect(secured.store.redis?.endpoint?.nodes == [.init(host: "::1", port: 26379)])
+        #expect(secured.store.redis?.sentinelAuth.username == "trove")
+        #expect(secured.store.redis?.sentinelAuth.password == "s3")
+        #expect(secured.store.redis?.endpoint?.description == "rediss-sentinel://:***@[::1]:26379/cache/0")
+        func refused(_ store: String) -> [String] {
+            rejection("version: 1\nstore: \(store)\norigins: {a: {url: 'http://x'}}\nroutes: [{name: all, match: ANY /**, pass: true}]\n")
+        }
+        #expect(refused("{redis: \"redis-sentinel://s1:26379,s2:26379\"}") == [
+            "test.yaml:2:16: error: store.redis: a redis-sentinel:// URL names the master after the sentinels: redis-sentinel://host:26379,host:26379/mymaster",
+        ])
+        #expect(refused("{redis: \"redis://a:6379,b:6379/0\"}") == [
+            "test.yaml:2:16: error: store.redis: a redis:// URL names one server; for several, use redis-sentinel:// with the sentinels' addresses",
+        ])
+        #expect(refused("{redis: \"redis-sentinel://s1/cache/x\"}") == ["test.yaml:2:16: error: store.redis: database 'x' is not a number"])
+        #expect(refused("{redis: \"redis-sentinel://s1:0/cache\"}") == ["test.yaml:2:16: error: store.redis: port '0' is not valid"])
+        #expect(refused("{redis: \"redis://cache:6379\", sentinel: {password: hunter2}}") == [
+            "test.yaml:2:48: error: store.sentinel: store.sentinel gives the sentinels' credentials, but the URL names no sentinels; write redis-sentinel://host:26379,host:26379/mymaster",
+            "test.yaml:2:59: error: store.sentinel.password: looks like a secret, which must not be written in the rules file; read it from the environment: {env: SENTINEL_PASSWORD}",
+        ])
     }
 
     /// `rediss://` speaks TLS; `store.tls` says how it is checked, and what it cannot use is refused with the fix.
