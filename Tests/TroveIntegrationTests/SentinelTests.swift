@@ -12,16 +12,16 @@ import TroveTestSupport
 /// follows a failover (asked for, or after the master died) without a restart and without failing a request,
 /// asks the next sentinel when one is down, and refuses a "master" that says it is a replica.
 @Suite(.serialized) struct SentinelTests {
-    private func trove(_ scenario: Scenario, _ sentinels: RedisSentinels, order: [Int]? = nil) async throws -> TroveApplication {
-        let store = "store: {redis: \"\(sentinels.url(order: order))\", namespace: ha, command_timeout: 300ms, connect_timeout: 500ms}"
+    private func trove(_ scenario: Scenario, _ sentinels: RedisSentinels, order: [Int]? = nil, tls: String = "") async throws -> TroveApplication {
+        let store = "store: {redis: \"\(sentinels.url(order: order))\", namespace: ha, command_timeout: 300ms, connect_timeout: 500ms\(tls)}"
         let rules = try RulesLoader.parse(scenario.yaml(settings: store), file: "sentinel.yaml", environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
         return try await scenario.trove(rules)
     }
 
     /// `/readyz` says Trove is connected to the master on `port`.
-    private func connected(_ scenario: Scenario, _ trove: TroveApplication, to port: Int) async throws -> Bool {
+    private func connected(_ scenario: Scenario, _ trove: TroveApplication, to port: Int, scheme: String = "redis") async throws -> Bool {
         let ready = try await scenario.admin(trove, "/readyz")
-        return ready.status == 200 && ready.body.contains("connected to redis://127.0.0.1:\(port)/0")
+        return ready.status == 200 && ready.body.contains("connected to \(scheme)://127.0.0.1:\(port)/0")
             && ready.body.contains("master 'mymaster' at 127.0.0.1:\(port)")
     }
 
@@ -113,6 +113,26 @@ import TroveTestSupport
             return try await connected(scenario, trove, to: new)
         }
         try await eventually("hits again, from the new master") { try await scenario.request(trove, "/api/v1/events/3").xCache == "HIT" }
+        await scenario.stop(trove)
+    }
+
+    /// `rediss-sentinel://`: the sentinels and the master speak TLS; the master, named by address, is checked
+    /// against `server_name` (its certificate names `localhost` only).
+    @Test func sentinelsAndMasterOverTLS() async throws {
+        let sentinels = try RedisSentinels(tls: true)
+        let scenario = try await Scenario(redis: false)
+        let trove = try await trove(scenario, sentinels, tls: ", tls: {ca_file: \(sentinels.path("ca.pem")), server_name: localhost}")
+        let master = try sentinels.masterPort()
+        #expect(sentinels.serverTLSPorts.contains(master))
+        try await eventually("connected to the master over TLS") { try await connected(scenario, trove, to: master, scheme: "rediss") }
+        _ = try await scenario.request(trove, "/api/v1/events/7")
+        try await eventually("a hit over TLS") { try await scenario.request(trove, "/api/v1/events/7").xCache == "HIT" }
+        try sentinels.failover()
+        let new = try sentinels.masterPort()
+        try await eventually("following the new master over TLS", timeout: .seconds(15)) {
+            try await connected(scenario, trove, to: new, scheme: "rediss")
+        }
+        try await eventually("a hit from the new master") { try await scenario.request(trove, "/api/v1/events/7").xCache == "HIT" }
         await scenario.stop(trove)
     }
 
