@@ -117,7 +117,7 @@ public final class SentinelMonitor: Sendable {
 }
 
 /// The monitor's queries, subscription and timers, on its event loop only.
-private final class Machinery {
+private final class Machinery: PacedRefresher {
     let eventLoop: any EventLoop
     let settings: RedisConnectionSettings
     let sentinel: RedisSentinelSettings
@@ -125,10 +125,7 @@ private final class Machinery {
     weak var monitor: SentinelMonitor?
     /// The sentinels, the one that answered last first (as Redis' client guidelines ask).
     var sentinels: [RedisAddress]
-    var querying = false
-    /// A refresh asked for while a query ran: one more query when it ends.
-    var askedAgain = false
-    var lastQuery: NIODeadline?
+    var pacing = RefreshPacing()
     var poll: Scheduled<Void>?
     var subscription: (any Channel)?
     /// The sentinel the next subscription attempt goes to.
@@ -146,7 +143,7 @@ private final class Machinery {
     }
 
     func start() {
-        query()
+        refresh()
         subscribe()
     }
 
@@ -156,30 +153,9 @@ private final class Machinery {
         subscription?.close(promise: nil)
     }
 
-    func refresh() {
+    /// Asks each sentinel in turn until one names the master (started by `pacing` only).
+    func query() {
         guard !stopped else { return }
-        if querying {
-            askedAgain = true
-            return
-        }
-        // At most one query per 100 ms: every loop's connection fails at once when the master goes.
-        if let lastQuery, NIODeadline.now() - lastQuery < .milliseconds(100) {
-            guard !askedAgain else { return }
-            askedAgain = true
-            eventLoop.assumeIsolated().scheduleTask(deadline: lastQuery + .milliseconds(100)) {
-                self.askedAgain = false
-                self.refresh()
-            }
-            return
-        }
-        query()
-    }
-
-    /// Asks each sentinel in turn until one names the master.
-    private func query() {
-        guard !stopped else { return }
-        querying = true
-        lastQuery = .now()
         poll?.cancel()
         ask(from: 0, problems: [])
     }
@@ -212,36 +188,19 @@ private final class Machinery {
     }
 
     private func finishQuery() {
-        querying = false
-        poll = eventLoop.assumeIsolated().scheduleTask(in: SentinelMonitor.pollInterval) { self.query() }
-        if askedAgain {
-            askedAgain = false
-            refresh()
-        }
+        poll = eventLoop.assumeIsolated().scheduleTask(in: SentinelMonitor.pollInterval) { self.refresh() }
+        queryEnded()
     }
 
     /// One sentinel's answer: the master's address, or what went wrong.
     private func askOne(_ server: RedisAddress, completion: @escaping (Result<RedisAddress, SentinelProblem>) -> Void) {
-        let handler = RedisChannelHandler(
-            commandTimeout: .nanoseconds(Int64(settings.commandTimeout.milliseconds) * 1_000_000 + 1), maxPending: 4)
-        settings.connect(to: server, on: eventLoop, handler: handler)
-            .assumeIsolated()
-            .whenComplete { result in
-                guard case .success(let channel) = result else {
-                    if case .failure(let error) = result { completion(.failure(SentinelProblem("cannot connect: \(error)"))) }
-                    return
-                }
-                let commands = self.sentinel.setupCommands + [["SENTINEL", "get-master-addr-by-name", .string(self.sentinel.master)]]
-                handler.send(commands) { replies in
-                    channel.close(promise: nil)
-                    switch replies {
-                    case .failure(let error):
-                        completion(.failure(SentinelProblem("\(error)")))
-                    case .success(let replies):
-                        completion(Self.master(from: replies, name: self.sentinel.master))
-                    }
-                }
+        let commands = sentinel.setupCommands + [["SENTINEL", "get-master-addr-by-name", .string(sentinel.master)]]
+        RedisQuery.ask(server, commands, settings: settings, on: eventLoop) { result in
+            switch result {
+            case .failure(let error): completion(.failure(SentinelProblem("\(error)")))
+            case .success(let replies): completion(Self.master(from: replies, name: self.sentinel.master))
             }
+        }
     }
 
     /// The address in `get-master-addr-by-name`'s reply (after AUTH's, if any).
