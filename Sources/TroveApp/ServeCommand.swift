@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve the admin API here instead of the rules' `admin.listen`.", valueName: "host:port"))
     var adminListen: String?
 
-    @Option(help: ArgumentHelp("Use this Redis instead of the rules' `store.redis` (redis://, rediss://, or redis-sentinel://s1:26379,s2:26379/mymaster).", valueName: "url"))
+    @Option(help: ArgumentHelp("Use this Redis instead of the rules' `store.redis` (redis://, rediss://, redis-sentinel://s1:26379,s2:26379/mymaster, or redis-cluster://n1:6379,n2:6379).", valueName: "url"))
     var redis: String?
 
     @Option(help: ArgumentHelp(

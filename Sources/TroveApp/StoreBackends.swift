@@ -2,6 +2,7 @@ internal import Logging
 internal import NIOCore
 internal import NIOPosix
 internal import TroveCore
+internal import TroveHTTP
 internal import TroveRedis
 internal import TroveRules
 internal import TroveServer
@@ -16,13 +17,15 @@ enum StoreBackends {
         let notifications: RedisSubscriber?
         /// Names the master, for a Redis the URL gives as sentinels.
         let monitor: SentinelMonitor?
+        /// Maps the slots, for a Redis Cluster.
+        let topology: RedisClusterTopology?
     }
 
     static func make(rules: RuleSet, group: MultiThreadedEventLoopGroup, options: TroveApplication.Options) async throws -> Built {
         guard let redis = rules.store.redis, let endpoint = redis.endpoint, !options.forceMemoryStore else {
             let memory = InMemoryStore<ByteBuffer>(capacity: rules.store.memoryBytes, clock: options.clock)
             return Built(stores: StoreDirectory(memory: memory, claims: LocalDeliveryClaims(clock: options.clock)), notifications: nil,
-                monitor: nil)
+                monitor: nil, topology: nil)
         }
         var tls: RedisTLSContext?
         if endpoint.tls {
@@ -38,14 +41,18 @@ enum StoreBackends {
             sentinel = RedisSentinelSettings(sentinels: endpoint.nodes, master: master,
                 username: redis.sentinelAuth.username, password: redis.sentinelAuth.password)
         }
+        var cluster: [ServerAddress]?
+        if case .cluster = endpoint.topology { cluster = endpoint.nodes }
         let settings = RedisConnectionSettings(host: endpoint.host, port: endpoint.port, database: endpoint.database,
             username: endpoint.username, password: endpoint.password, connectTimeout: redis.connectTimeout,
-            commandTimeout: redis.commandTimeout, tls: tls, sentinel: sentinel)
+            commandTimeout: redis.commandTimeout, tls: tls, sentinel: sentinel, cluster: cluster)
         let loop = group.next()
-        let monitor = try await loop.submit {
-            settings.sentinel == nil ? nil : SentinelMonitor(settings: settings, eventLoop: loop, logger: options.logger)
+        let (monitor, topology) = try await loop.submit {
+            (settings.sentinel == nil ? nil : SentinelMonitor(settings: settings, eventLoop: loop, logger: options.logger),
+             settings.cluster.map { RedisClusterTopology(seeds: $0, settings: settings, eventLoop: loop, logger: options.logger) })
         }.get()
-        let factory = RedisStoreFactory(settings: settings, monitor: monitor, namespace: rules.store.namespace, logger: options.logger)
+        let factory = RedisStoreFactory(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace,
+            logger: options.logger)
         let stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in
             let made = factory.make(on: loop)
             return LoopStores(store: made.store, fetchLocks: made.fetchLocks, deliveryClaims: made.deliveryClaims)
@@ -53,6 +60,6 @@ enum StoreBackends {
         let subscriber = try await loop.submit {
             RedisSubscriber(settings: settings, monitor: monitor, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
         }.get()
-        return Built(stores: stores, notifications: subscriber, monitor: monitor)
+        return Built(stores: stores, notifications: subscriber, monitor: monitor, topology: topology)
     }
 }

@@ -54,6 +54,7 @@ public final class TroveApplication: Sendable {
     private let stores: StoreDirectory
     private let subscriber: RedisSubscriber?
     private let monitor: SentinelMonitor?
+    private let topology: RedisClusterTopology?
     private let drain: ConnectionDrain
     /// The proxy's client connections, counted against `limits.max_connections`.
     public let connections: ClientConnections
@@ -66,7 +67,7 @@ public final class TroveApplication: Sendable {
 
     private init(
         server: TroveServer, group: MultiThreadedEventLoopGroup, origins: CurlOriginClient, stores: StoreDirectory,
-        subscriber: RedisSubscriber?, monitor: SentinelMonitor?, drain: ConnectionDrain, connections: ClientConnections
+        subscriber: RedisSubscriber?, monitor: SentinelMonitor?, topology: RedisClusterTopology?, drain: ConnectionDrain, connections: ClientConnections
     ) {
         self.connections = connections
         self.server = server
@@ -75,6 +76,7 @@ public final class TroveApplication: Sendable {
         self.stores = stores
         self.subscriber = subscriber
         self.monitor = monitor
+        self.topology = topology
         self.drain = drain
     }
 
@@ -115,17 +117,19 @@ public final class TroveApplication: Sendable {
         let origins = CurlOriginClient()
         var subscriber: RedisSubscriber?
         var monitor: SentinelMonitor?
+        var topology: RedisClusterTopology?
         do {
             let built = try await StoreBackends.make(rules: rules, group: group, options: options)
             let stores = built.stores
             subscriber = built.notifications
             monitor = built.monitor
+            topology = built.topology
             if let redis = rules.store.redis, let endpoint = redis.endpoint, subscriber != nil {
                 // Give the connections their connect timeout before serving, so the first requests find the
                 // store; past it, serve anyway (from the origin) and keep connecting in the background. With
-                // sentinels, one connect timeout to ask them, one to reach the master they name.
+                // sentinels (or a cluster), one connect timeout to ask them for the master (the slots), one to reach it.
                 let ready = try await waitUntilReady(stores, loop: group.next(),
-                    within: redis.connectTimeout * (monitor == nil ? 1 : 2))
+                    within: redis.connectTimeout * (monitor == nil && topology == nil ? 1 : 2))
                 if !ready {
                     options.logger.warning("Redis is not reachable yet; requests go to the origin until it is",
                         metadata: ["redis.endpoint": "\(endpoint)"])
@@ -155,11 +159,12 @@ public final class TroveApplication: Sendable {
                 environment: environment, listen: rules.listen, admin: rules.admin.listen,
                 adminToken: rules.admin.allowUnauthenticated ? nil : rules.admin.token?.value, group: group, drain: drain,
                 connections: connections)
-            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, monitor: monitor, drain: drain,
+            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, monitor: monitor, topology: topology, drain: drain,
                 connections: connections)
         } catch {
             try? await subscriber?.stop()
             try? await monitor?.stop()
+            try? await topology?.stop()
             await origins.shutdown()
             try? await group.shutdownGracefully()
             throw error
@@ -242,6 +247,7 @@ public final class TroveApplication: Sendable {
         await server.close()
         try? await subscriber?.stop()
         try? await monitor?.stop()
+        try? await topology?.stop()
         await stores.shutdown()
         await origins.shutdown()
         try? await group.shutdownGracefully()

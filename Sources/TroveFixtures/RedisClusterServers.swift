@@ -52,6 +52,12 @@ public final class RedisClusterServers: Sendable {
         servers[ranges.firstIndex { $0.contains(slot) }!]
     }
 
+    /// The server holding `key`, as the cluster itself computes its slot (`CLUSTER KEYSLOT`).
+    public func server(forKey key: String) throws -> RedisServer {
+        guard let slot = Int(try servers[0].command(["CLUSTER", "KEYSLOT", key])) else { throw TestSupportError("CLUSTER KEYSLOT failed") }
+        return server(for: slot)
+    }
+
     /// The node id of a server (`CLUSTER MYID`).
     public func id(of server: RedisServer) throws -> String {
         try server.command(["CLUSTER", "MYID"])

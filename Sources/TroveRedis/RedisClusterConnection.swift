@@ -21,6 +21,9 @@ final class RedisClusterConnection {
     private let logger: Logger
     private var nodes: [ServerAddress: RedisConnection] = [:]
     private var stopped = false
+    /// Called on the loop each time the cluster becomes ready (every master connected): the store replays queued
+    /// purges then.
+    var onReady: (() -> Void)?
 
     /// Sends of one command, redirections included.
     static let maxAttempts = 5
@@ -36,14 +39,29 @@ final class RedisClusterConnection {
     var isReady: Bool {
         let map = topology.map
         guard map.coveredSlots == RedisSlot.count else { return false }
-        return map.nodes.allSatisfy { connection(to: $0).isReady }
+        return map.nodes.allSatisfy { nodes[$0]?.isReady == true }
     }
 
     /// The topology, and each master's connection: for `/readyz`.
     var status: String {
         let map = topology.map
-        let nodeStatus = map.nodes.map { node in "\(node): \(connection(to: node).isReady ? "connected" : connection(to: node).status)" }
+        let nodeStatus = map.nodes.map { node in
+            guard let connection = nodes[node] else { return "\(node): not connected yet" }
+            return "\(node): \(connection.isReady ? "connected" : connection.status)"
+        }
         return ([topology.status] + nodeStatus).joined(separator: "; ")
+    }
+
+    /// Connects to every master the map names, now and whenever the map is read again.
+    func start() {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        topology.follow(on: eventLoop) { bound.value.connectToEveryMaster() }
+        connectToEveryMaster()
+    }
+
+    private func connectToEveryMaster() {
+        guard !stopped else { return }
+        for node in topology.map.nodes { _ = connection(to: node) }
     }
 
     func stop() {
@@ -58,7 +76,12 @@ final class RedisClusterConnection {
         nodeSettings.host = node.host
         nodeSettings.port = node.port
         nodeSettings.database = 0  // a cluster has one database
+        nodeSettings.cluster = nil  // this connection is to one node
         let connection = RedisConnection(eventLoop: eventLoop, settings: nodeSettings, logger: logger)
+        connection.onReady = { [weak self] in
+            guard let self, self.isReady else { return }
+            self.onReady?()
+        }
         nodes[node] = connection
         if !stopped { connection.start() }
         return connection

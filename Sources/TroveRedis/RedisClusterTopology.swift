@@ -14,6 +14,7 @@ public final class RedisClusterTopology: Sendable {
         var map = RedisClusterMap()
         var problem = "asking the cluster for its slots"
         var refreshes = 0
+        var followers: [(eventLoop: any EventLoop, learned: @Sendable () -> Void)] = []
     }
 
     private let shared = Mutex(Shared())
@@ -63,11 +64,19 @@ public final class RedisClusterTopology: Sendable {
         try await machinery.eventLoop.submit { [machinery] in machinery.value.stop() }.get()
     }
 
+    /// Calls `learned` on `eventLoop` each time the whole map has been read (a loop's connection then connects
+    /// to masters it did not know).
+    func follow(on eventLoop: any EventLoop, _ learned: @escaping @Sendable () -> Void) {
+        shared.withLock { $0.followers.append((eventLoop, learned)) }
+    }
+
     fileprivate func learned(_ map: RedisClusterMap) {
-        shared.withLock {
+        let followers = shared.withLock {
             $0.map = map
             $0.refreshes += 1
+            return $0.followers
         }
+        for follower in followers { follower.eventLoop.execute { follower.learned() } }
     }
 
     fileprivate func failed(_ problem: String) {

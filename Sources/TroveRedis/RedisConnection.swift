@@ -25,12 +25,15 @@ public struct RedisConnectionSettings: Sendable, CustomStringConvertible {
     public var tls: RedisTLSContext?
     /// The sentinels to ask for the master (`redis-sentinel://`); nil when `host` is the Redis to use.
     public var sentinel: RedisSentinelSettings?
+    /// A cluster's seed nodes (`redis-cluster://`); nil when `host` is the Redis to use.
+    public var cluster: [ServerAddress]?
 
     public init(
         host: String, port: Int, database: Int = 0, username: String? = nil, password: String? = nil,
         connectTimeout: Duration, commandTimeout: Duration, maxPending: Int = 4096, tls: RedisTLSContext? = nil,
-        sentinel: RedisSentinelSettings? = nil
+        sentinel: RedisSentinelSettings? = nil, cluster: [ServerAddress]? = nil
     ) {
+        self.cluster = cluster
         self.tls = tls
         self.host = host
         self.port = port
@@ -48,6 +51,9 @@ public struct RedisConnectionSettings: Sendable, CustomStringConvertible {
 
     /// `redis://host:port/db` (or the sentinels and master), never the credentials: for logs and `/readyz`.
     public var description: String {
+        if let cluster {
+            return "\(tls == nil ? "redis" : "rediss")-cluster://" + cluster.map(\.description).joined(separator: ",")
+        }
         guard let sentinel else { return describe(address) }
         let servers = sentinel.sentinels.map(\.description).joined(separator: ",")
         return "\(tls == nil ? "redis" : "rediss")-sentinel://\(servers)/\(sentinel.master)/\(database)"
@@ -191,23 +197,6 @@ final class RedisConnection {
             return
         }
         handler.send(commands, completion: completion)
-    }
-
-    /// `SET key value NX PX ttl`: true when this call set it, false when it was already set (a fetch lock held
-    /// elsewhere, a delivery already claimed).
-    func setIfAbsent(_ key: String, _ value: String, ttl: Int64, completion: @escaping (Result<Bool, StoreError>) -> Void) {
-        send([["SET", .string(key), .string(value), "NX", "PX", .string(String(max(1, ttl)))]]) { result in
-            switch result {
-            case .success(let replies):
-                switch replies[0] {
-                case .simpleString("OK"): completion(.success(true))
-                case .null: completion(.success(false))
-                default: completion(.failure(.protocolError("SET NX answered \(replies[0])")))
-                }
-            case .failure(let error):
-                completion(.failure(error))
-            }
-        }
     }
 
     /// Sends commands already encoded (`commands` of them).

@@ -16,32 +16,35 @@ internal import TroveHTTP
 public final class RedisStore: CacheStore {
     public typealias Body = ByteBuffer
 
-    private let connection: RedisConnection
+    private let link: any RedisLink
+    /// The link when it is one Redis's connection: the lookup then sends one command, encoded by hand.
+    private let single: RedisConnection?
     private let keys: RedisKeys
-    private var namespace: String { keys.namespace }
     private let queue: PurgeQueue
     /// Large bodies kept in process, so that their hits read only the head from Redis.
     let bodies: LocalBodies
 
-    init(connection: RedisConnection, keys: RedisKeys, queue: PurgeQueue, localBodies: Int = 32 << 20) {
-        self.connection = connection
+    init(link: any RedisLink, keys: RedisKeys, queue: PurgeQueue, localBodies: Int = 32 << 20) {
+        self.link = link
+        self.single = link as? RedisConnection
         self.keys = keys
         self.queue = queue
-        self.bodies = LocalBodies(capacity: localBodies)
-        connection.onReady = { [weak self] in self?.replayQueuedPurges() }
+        // A cluster's lookups read whole values (`found`): nothing to hold.
+        self.bodies = LocalBodies(capacity: link is RedisConnection ? localBodies : 0)
+        link.onReady = { [weak self] in self?.replayQueuedPurges() }
     }
 
     /// Whether the connection is up and no purge waits to be replayed; otherwise, why not.
     public var health: StoreHealth {
-        if connection.isReady && !queue.isEmpty {
+        if link.isReady && !queue.isEmpty {
             return StoreHealth(ready: false, status: "replaying \(queue.count) purges made while Redis was away")
         }
-        return StoreHealth(ready: connection.isReady, status: connection.status)
+        return StoreHealth(ready: link.isReady, status: link.status)
     }
 
     func entryKey(_ key: String) -> String { keys.entry(key) }
 
-    func chunkKey(_ chunks: EntryChunks, _ index: Int) -> String { keys.chunk(chunks, index) }
+    func chunkKey(_ key: String, _ chunks: EntryChunks, _ index: Int) -> String { keys.chunk(key, chunks, index) }
 
     /// Bodies larger than this are stored in chunks of this size: a hit then reads the head alone, and each
     /// client holds one chunk at a time, not the body.
@@ -72,17 +75,35 @@ public final class RedisStore: CacheStore {
         }
     }
 
-    /// The current values of these counters, in order.
+    /// The current values of these counters, in order, in one batch: the shared ones with one `MGET`, each key's
+    /// own with a `GET` (in a cluster they sit in their entries' slots, elsewhere).
     private func readCounters(_ counters: [PurgeCounter], completion: @escaping (Result<[Int64], StoreError>) -> Void) {
-        connection.send([["MGET"] + counters.map { .string(counterKey($0)) }]) { result in
+        let shared = counters.indices.filter { RedisKeys.isShared(counters[$0]) }
+        let own = counters.indices.filter { !RedisKeys.isShared(counters[$0]) }
+        var commands: [[RESPArgument]] = []
+        if !shared.isEmpty { commands.append(["MGET"] + shared.map { .string(counterKey(counters[$0])) }) }
+        for index in own { commands.append(["GET", .string(counterKey(counters[index]))]) }
+        link.send(commands) { result in
             switch result {
             case .failure(let error):
                 completion(.failure(error))
             case .success(let replies):
-                guard case .array(let values) = replies[0], values.count == counters.count, let generations = Self.generations(values[...]) else {
-                    return completion(.failure(.protocolError("MGET answered \(replies[0])")))
+                var values = [Int64](repeating: 0, count: counters.count)
+                var next = 0
+                if !shared.isEmpty {
+                    guard case .array(let read) = replies[0], read.count == shared.count, let generations = Self.generations(read[...]) else {
+                        return completion(.failure(.protocolError("MGET answered \(replies[0])")))
+                    }
+                    for (index, value) in zip(shared, generations) { values[index] = value }
+                    next = 1
                 }
-                completion(.success(generations))
+                for (offset, index) in own.enumerated() {
+                    guard let value = Self.generations(replies[(next + offset)...].prefix(1))?.first else {
+                        return completion(.failure(.protocolError("GET answered \(replies[next + offset])")))
+                    }
+                    values[index] = value
+                }
+                completion(.success(values))
             }
         }
     }
@@ -92,7 +113,8 @@ public final class RedisStore: CacheStore {
             completion(.unavailable(.unavailable("purges made while Redis was away are not replayed yet")))
             return
         }
-        if bodies.holds(address.key) { return lookupHead(address, completion: completion) }
+        guard let single else { return lookupInCluster(address, completion: completion) }
+        if bodies.holds(address.key) { return lookupHead(address, single, completion: completion) }
         // One command for the entry and every counter it depends on: one reply to parse, and half the work
         // for Redis of a GET plus an MGET.
         // Encoded straight into the buffer: the keys are never built as Strings (this runs for every request).
@@ -100,9 +122,9 @@ public final class RedisStore: CacheStore {
         var buffer = ByteBufferAllocator().buffer(capacity: 96 + 2 * address.key.utf8.count + 48 * address.tags.count)
         RESPEncoder.writeArrayHeader(2 + counters, into: &buffer)
         buffer.writeStaticString("$4\r\nMGET\r\n")
-        RESPEncoder.writeBulk(namespace, RedisKeys.entryPrefix, address.key, into: &buffer)
-        writeCounters(of: address, into: &buffer)
-        connection.send(encoded: buffer, commands: 1) { result in
+        keys.writeEntry(address.key, into: &buffer)
+        keys.writeCounters(of: address, into: &buffer)
+        single.send(encoded: buffer, commands: 1) { result in
             switch result {
             case .failure(let error):
                 completion(.unavailable(error))
@@ -113,43 +135,66 @@ public final class RedisStore: CacheStore {
                     completion(.unavailable(.protocolError("MGET answered \(replies[0])")))
                     return
                 }
-                guard case .bulkString(let value) = values[0], let (meta, body) = Self.decode(value) else {
-                    // Absent, or not an entry of this format (an older Trove, or a foreign value): a miss.
-                    completion(.notFound(generations: generations))
-                    return
-                }
-                self.keepLarge(body, of: value, for: address.key)
-                completion(.found(meta, body, generations: generations))
+                self.found(values[0], generations: generations, for: address, completion: completion)
             }
         }
     }
 
-    /// The counters' keys as MGET arguments, in `EntryAddress.counters`' order: everything, the route, the key,
-    /// each tag (written straight into the buffer: no key is built as a String on the hit path).
-    private func writeCounters(of address: EntryAddress, into buffer: inout ByteBuffer) {
-        RESPEncoder.writeBulk(namespace, RedisKeys.everything, "", into: &buffer)
-        RESPEncoder.writeBulk(namespace, RedisKeys.routePrefix, address.route, into: &buffer)
-        RESPEncoder.writeBulk(namespace, RedisKeys.keyPrefix, address.counterKey, into: &buffer)
-        for tag in address.tags { RESPEncoder.writeBulk(namespace, RedisKeys.tagPrefix, tag, into: &buffer) }
-        if address.learnsTags { RESPEncoder.writeBulk(namespace, RedisKeys.tagSequence, "", into: &buffer) }
+    /// The lookup in a cluster: the entry with its key's counter (their slot), and the shared counters (theirs),
+    /// two commands sent at once to at most two masters; one round trip.
+    private func lookupInCluster(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        let counters = address.counters
+        let shared = counters.filter(RedisKeys.isShared)
+        link.send([
+            ["MGET", .string(keys.entry(address.key)), .string(keys.counter(.key(address.counterKey)))],
+            ["MGET"] + shared.map { .string(keys.counter($0)) },
+        ]) { result in
+            switch result {
+            case .failure(let error):
+                completion(.unavailable(error))
+            case .success(let replies):
+                guard case .array(let own) = replies[0], own.count == 2, case .array(let read) = replies[1], read.count == shared.count,
+                    let keyGeneration = Self.generations(own[1...]), let sharedGenerations = Self.generations(read[...])
+                else {
+                    return completion(.unavailable(.protocolError("MGET answered \(replies)")))
+                }
+                // Back in `EntryAddress.counters`' order: everything, the route, the key, the tags (and the sequence).
+                let generations = Array(sharedGenerations[..<2]) + keyGeneration + sharedGenerations[2...]
+                self.found(own[0], generations: generations, for: address, completion: completion)
+            }
+        }
+    }
+
+    /// What the value read under an entry's key means: its entry, or a miss.
+    private func found(
+        _ reply: RESPValue, generations: [Int64], for address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void
+    ) {
+        guard case .bulkString(let value) = reply, let (meta, body) = Self.decode(value) else {
+            // Absent, or not an entry of this format (an older Trove, or a foreign value): a miss.
+            return completion(.notFound(generations: generations))
+        }
+        // In a cluster each hit reads the whole value (the held-body path reads the head with the counters, on one
+        // connection).
+        if single != nil { keepLarge(body, of: value, for: address.key) }
+        completion(.found(meta, body, generations: generations))
     }
 
     /// A lookup of a key whose large body this loop holds: the first 4 KiB of the value (the head) and the
     /// counters, in one round trip; the held body answers when the head is the one it was stored under, else the
     /// whole value is read (a second round trip) and held instead.
-    private func lookupHead(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+    private func lookupHead(_ address: EntryAddress, _ single: RedisConnection, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
         let key = address.key
         let counters = address.counterCount
         var buffer = ByteBufferAllocator().buffer(capacity: 160 + 2 * key.utf8.count + 48 * address.tags.count)
         RESPEncoder.writeArrayHeader(4, into: &buffer)
         buffer.writeStaticString("$8\r\nGETRANGE\r\n")
-        RESPEncoder.writeBulk(namespace, RedisKeys.entryPrefix, key, into: &buffer)
+        keys.writeEntry(key, into: &buffer)
         buffer.writeStaticString("$1\r\n0\r\n")
         RESPEncoder.writeBulk(String(LocalBodies.headPrefix - 1), "", "", into: &buffer)
         RESPEncoder.writeArrayHeader(1 + counters, into: &buffer)
         buffer.writeStaticString("$4\r\nMGET\r\n")
-        writeCounters(of: address, into: &buffer)
-        connection.send(encoded: buffer, commands: 2) { result in
+        keys.writeCounters(of: address, into: &buffer)
+        single.send(encoded: buffer, commands: 2) { result in
             switch result {
             case .failure(let error):
                 completion(.unavailable(error))
@@ -182,7 +227,7 @@ public final class RedisStore: CacheStore {
 
     /// The whole value of a key whose held body is out of date (or whose head is longer than the prefix read).
     private func readWholeEntry(_ key: String, generations: [Int64], completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
-        connection.send([["GET", .string(entryKey(key))]]) { result in
+        link.send([["GET", .string(entryKey(key))]]) { result in
             switch result {
             case .failure(let error):
                 completion(.unavailable(error))
@@ -237,7 +282,7 @@ public final class RedisStore: CacheStore {
         var value = ByteBufferAllocator().buffer(capacity: head.count + write.body.readableBytes)
         value.writeBytes(head)
         value.writeImmutableBuffer(write.body)
-        connection.send([["SET", .string(entryKey(write.address.key)), .bytes(value), "PX", .string(String(write.expireAfter))]]) { result in
+        link.send([["SET", .string(entryKey(write.address.key)), .bytes(value), "PX", .string(String(write.expireAfter))]]) { result in
             switch result {
             case .success(let replies):
                 if case .error(let message) = replies[0] {
@@ -268,9 +313,9 @@ public final class RedisStore: CacheStore {
             let end = min(count, index + Self.chunksPerBatch)
             let commands: [[RESPArgument]] = (index..<end).map { chunk in
                 let slice = body.getSlice(at: body.readerIndex + chunk * chunks.size, length: chunks.length(of: chunk, in: body.readableBytes))!
-                return ["SET", .string(chunkKey(chunks, chunk)), .bytes(slice), "PX", .string(chunkLife)]
+                return ["SET", .string(chunkKey(write.address.key, chunks, chunk)), .bytes(slice), "PX", .string(chunkLife)]
             }
-            connection.send(commands) { result in
+            link.send(commands) { result in
                 switch result {
                 case .success(let replies):
                     if let error = replies.first(where: { if case .error = $0 { true } else { false } }) {
@@ -292,14 +337,14 @@ public final class RedisStore: CacheStore {
     ) {
         let chunkLife = String(write.expireAfter.addingClamped(Self.chunkSlack))
         let commands: [[RESPArgument]] = (0..<chunks.count(of: write.meta.bodyLength)).map {
-            ["PEXPIRE", .string(chunkKey(chunks, $0)), .string(chunkLife)]
+            ["PEXPIRE", .string(chunkKey(write.address.key, chunks, $0)), .string(chunkLife)]
         }
-        connection.send(commands) { result in
+        link.send(commands) { result in
             switch result {
             case .success(let replies):
                 guard replies.allSatisfy({ if case .integer(1) = $0 { true } else { false } }) else {
                     // A chunk is gone (evicted): the old head would name it; drop it, the next request fetches.
-                    self.connection.send([["DEL", .string(self.entryKey(write.address.key))]]) { _ in }
+                    self.link.send([["DEL", .string(self.entryKey(write.address.key))]]) { _ in }
                     return completion(.failure(.protocolError("a chunk of the entry is gone")))
                 }
                 self.setHead(EntryCodec.encodeHead(write.meta), key: write.address.key, expireAfter: write.expireAfter, completion: completion)
@@ -311,7 +356,7 @@ public final class RedisStore: CacheStore {
 
     private func setHead(_ head: [UInt8], key: String, expireAfter: Int64, completion: @escaping (Result<Void, StoreError>) -> Void) {
         bodies.forget(key)
-        connection.send([["SET", .string(entryKey(key)), .bytes(ByteBuffer(bytes: head)), "PX", .string(String(expireAfter))]]) { result in
+        link.send([["SET", .string(entryKey(key)), .bytes(ByteBuffer(bytes: head)), "PX", .string(String(expireAfter))]]) { result in
             switch result {
             case .success(let replies):
                 if case .error(let message) = replies[0] {
@@ -326,13 +371,13 @@ public final class RedisStore: CacheStore {
     }
 
     public func readChunk(_ key: String, _ chunks: EntryChunks, index: Int, completion: @escaping (Result<ByteBuffer?, StoreError>) -> Void) {
-        connection.send([["GET", .string(chunkKey(chunks, index))]]) { result in
+        link.send([["GET", .string(chunkKey(key, chunks, index))]]) { result in
             switch result {
             case .success(let replies):
                 if case .bulkString(let chunk) = replies[0] { return completion(.success(chunk)) }
                 // Evicted (Redis under `maxmemory`), or expired: the head names what is gone. Dropped, so the
                 // next request fetches the answer again.
-                self.connection.send([["DEL", .string(self.entryKey(key))]]) { _ in }
+                self.link.send([["DEL", .string(self.entryKey(key))]]) { _ in }
                 completion(.success(nil))
             case .failure(let error):
                 completion(.failure(error))
@@ -390,25 +435,36 @@ public final class RedisStore: CacheStore {
                 commands.append(["EVAL", .string(Self.stampScript), .string(String(stamps.count + 1)), .string(counterKey(.tagSequence))]
                     + stamps + [.string(lifetime)])
             }
-            // The slice's soft counters go in one script call (its keys, then each one's lifetime).
+            // The slice's soft counters go in one script call (its keys, then each one's lifetime) for the shared
+            // ones, and one per key counter: a script's keys must share a slot in a cluster.
             var softKeys: [RESPArgument] = []
             var softLifetimes: [RESPArgument] = []
+            var ownSoftKeys: [RESPArgument] = []
             for counter in slice {
                 let key = RESPArgument.string(counterKey(counter))
                 let expiry = counter == .everything ? "" : lifetime
                 if request.softMark(for: counter) != nil {
-                    softKeys.append(key)
-                    softLifetimes.append(.string(expiry))
+                    if RedisKeys.isShared(counter) {
+                        softKeys.append(key)
+                        softLifetimes.append(.string(expiry))
+                    } else {
+                        ownSoftKeys.append(key)
+                    }
                     continue
                 }
                 commands.append(["INCRBY", key, .string(String(Generation.hardStep))])
                 if !expiry.isEmpty { commands.append(["PEXPIRE", key, .string(expiry)]) }
             }
-            if let mark = request.softMark, !softKeys.isEmpty {
-                commands.append(["EVAL", .string(Self.softPurgeScript), .string(String(softKeys.count))] + softKeys
-                    + [.string(String(mark))] + softLifetimes)
+            if let mark = request.softMark {
+                if !softKeys.isEmpty {
+                    commands.append(["EVAL", .string(Self.softPurgeScript), .string(String(softKeys.count))] + softKeys
+                        + [.string(String(mark))] + softLifetimes)
+                }
+                for key in ownSoftKeys {
+                    commands.append(["EVAL", .string(Self.softPurgeScript), "1", key, .string(String(mark)), .string(lifetime)])
+                }
             }
-            connection.send(commands) { result in
+            link.send(commands) { result in
                 switch result {
                 case .success(let replies):
                     if let error = replies.first(where: { if case .error = $0 { true } else { false } }) {
@@ -424,7 +480,7 @@ public final class RedisStore: CacheStore {
         func deleteSlice(from offset: Int) {
             guard offset < keys.count else { return done() }
             let slice = keys[offset..<min(keys.count, offset + Self.purgeSlice)]
-            connection.send(slice.map { [keysStay ? "EXISTS" : "DEL", .string(entryKey($0))] }) { result in
+            link.send(slice.map { [keysStay ? "EXISTS" : "DEL", .string(entryKey($0))] }) { result in
                 if case .success(let replies) = result {
                     found += replies.map { if case .integer(let n) = $0 { n > 0 } else { false } }
                 } else {
@@ -444,7 +500,7 @@ public final class RedisStore: CacheStore {
     }
 
     public func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void) {
-        connection.send([["GET", .string(entryKey(key))]]) { result in
+        link.send([["GET", .string(entryKey(key))]]) { result in
             switch result {
             case .failure(let error):
                 completion(.failure(error))
@@ -455,7 +511,7 @@ public final class RedisStore: CacheStore {
                 }
                 let address = EntryAddress.ofStored(key, meta: meta)
                 let counters = (address.counters + OriginTags.countersToCheck(meta, address: address)).map { RESPArgument.string(self.counterKey($0)) }
-                self.connection.send([["MGET"] + counters]) { result in
+                self.link.send([["MGET"] + counters]) { result in
                     switch result {
                     case .failure(let error):
                         completion(.failure(error))
@@ -503,7 +559,7 @@ public final class RedisStore: CacheStore {
     private func replayQueuedPurges() {
         guard let next = queue.first else { return }
         purge(next, replaying: next) { result in
-            // On failure, what is left waits in the queue for the next connection.
+            // On failure, what is left waits in the queue for the next link.
             guard case .success = result else { return }
             self.replayQueuedPurges()
         }
@@ -633,20 +689,28 @@ final class PurgeQueue: Sendable {
     }
 }
 
-/// Builds the Redis store, fetch locks and delivery claims of each event loop, on one connection per loop, all
-/// stores sharing one queue of purges to replay (and, with sentinels, one monitor naming the master).
+/// Builds the Redis store, fetch locks and delivery claims of each event loop, on one link per loop (a connection,
+/// or a cluster's connections), all stores sharing one queue of purges to replay (and, with sentinels, one monitor
+/// naming the master; in a cluster, one topology mapping its slots).
 public final class RedisStoreFactory: Sendable {
     private let settings: RedisConnectionSettings
     private let monitor: SentinelMonitor?
+    private let topology: RedisClusterTopology?
     private let namespace: String
     private let queue = PurgeQueue()
     private let logger: Logger
 
-    /// `monitor` names the master when `settings.sentinel` is set (it must be given then).
-    public init(settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, namespace: String, logger: Logger) {
+    /// `monitor` names the master when `settings.sentinel` is set, `topology` maps the slots when
+    /// `settings.cluster` is (each must be given then, and only then).
+    public init(
+        settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, topology: RedisClusterTopology? = nil, namespace: String,
+        logger: Logger
+    ) {
         precondition((settings.sentinel == nil) == (monitor == nil), "sentinel settings need a SentinelMonitor, and only they")
+        precondition((settings.cluster == nil) == (topology == nil), "cluster settings need a RedisClusterTopology, and only they")
         self.settings = settings
         self.monitor = monitor
+        self.topology = topology
         self.namespace = namespace
         self.logger = logger
         monitor?.beforeMoving { [queue] in queue.requeueRecent() }
@@ -655,11 +719,15 @@ public final class RedisStoreFactory: Sendable {
     /// What one event loop uses, connecting in the background. Call on that loop.
     public func make(on eventLoop: any EventLoop) -> (store: RedisStore, fetchLocks: RedisFetchLocks, deliveryClaims: RedisDeliveryClaims) {
         eventLoop.preconditionInEventLoop()
-        let connection = RedisConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, logger: logger)
+        let link: any RedisLink = if let topology {
+            RedisClusterConnection(eventLoop: eventLoop, settings: settings, topology: topology, logger: logger)
+        } else {
+            RedisConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, logger: logger)
+        }
         let keys = RedisKeys(namespace: namespace)
-        let parts = (RedisStore(connection: connection, keys: keys, queue: queue), RedisFetchLocks(connection: connection, keys: keys),
-            RedisDeliveryClaims(connection: connection, keys: keys))
-        connection.start()
+        let parts = (RedisStore(link: link, keys: keys, queue: queue), RedisFetchLocks(connection: link, keys: keys),
+            RedisDeliveryClaims(connection: link, keys: keys))
+        link.start()
         return parts
     }
 
@@ -672,6 +740,6 @@ public final class RedisStoreFactory: Sendable {
 extension RedisStore {
     /// Closes the connection and stops reconnecting (the fetch locks and claims on it too). Call on the store's loop.
     public func shutdown() {
-        connection.stop()
+        link.stop()
     }
 }

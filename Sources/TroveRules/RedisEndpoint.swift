@@ -9,6 +9,8 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         case standalone
         /// The servers named are sentinels; the master they watch under this name is the Redis Trove uses.
         case sentinel(master: String)
+        /// The servers named are nodes of a Redis Cluster (any reachable ones: seeds); its masters are the Redis.
+        case cluster
     }
 
     /// A server's host and port, as the URL names it.
@@ -39,6 +41,11 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         self.tls = tls
     }
 
+    /// The master's name, for sentinels.
+    public var masterName: String? {
+        if case .sentinel(let master) = topology { master } else { nil }
+    }
+
     /// The first server named (the only one, standalone).
     public var host: String { nodes[0].host }
     public var port: Int { nodes[0].port }
@@ -48,6 +55,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         switch topology {
         case .standalone: tls ? "rediss" : "redis"
         case .sentinel: tls ? "rediss-sentinel" : "redis-sentinel"
+        case .cluster: tls ? "rediss-cluster" : "redis-cluster"
         }
     }
 
@@ -58,19 +66,22 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         switch topology {
         case .standalone: return "\(scheme)://\(auth)\(servers)/\(database)"
         case .sentinel(let master): return "\(scheme)://\(auth)\(servers)/\(master)/\(database)"
+        case .cluster: return "\(scheme)://\(auth)\(servers)"
         }
     }
 
-    static let schemes: [(prefix: String, sentinel: Bool, tls: Bool)] = [
-        ("redis://", false, false), ("rediss://", false, true),
-        ("redis-sentinel://", true, false), ("rediss-sentinel://", true, true),
+    static let schemes: [(prefix: String, sentinel: Bool, cluster: Bool, tls: Bool)] = [
+        ("redis://", false, false, false), ("rediss://", false, false, true),
+        ("redis-sentinel://", true, false, false), ("rediss-sentinel://", true, false, true),
+        ("redis-cluster://", false, true, false), ("rediss-cluster://", false, true, true),
     ]
 
     /// Parses a Redis URL; the error says what is wrong with it.
     public static func parse(_ text: String) -> Result<RedisEndpoint, RedisURLError> {
         guard let scheme = schemes.first(where: { text.hasPrefix($0.prefix) }) else {
             return .failure(RedisURLError(message: "'\(text)' is not a Redis URL; write redis://host:6379/0 (rediss:// for TLS), "
-                + "or redis-sentinel://host:26379,host:26379/mymaster for a master watched by sentinels"))
+                + "redis-sentinel://host:26379,host:26379/mymaster for a master watched by sentinels, "
+                + "or redis-cluster://host:6379,host:6379 for a Redis Cluster"))
         }
         var rest = Substring(text.dropFirst(scheme.prefix.count))
         var username: String?
@@ -106,6 +117,9 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             }
             database = db
         }
+        if scheme.cluster && database != 0 {
+            return .failure(RedisURLError(message: "a Redis Cluster has only database 0; remove '/\(database)' from the URL"))
+        }
         guard path.count <= 1 else {
             return .failure(RedisURLError(message: "'\(path.joined(separator: "/"))' after the \(scheme.sentinel ? "master's name" : "host") "
                 + "is not a database number"))
@@ -118,14 +132,15 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             }
         }
         guard !nodes.isEmpty else { return .failure(RedisURLError(message: "the URL names no host")) }
-        guard scheme.sentinel || nodes.count == 1 else {
+        guard scheme.sentinel || scheme.cluster || nodes.count == 1 else {
             return .failure(RedisURLError(message: "a \(scheme.prefix) URL names one server; for several, use redis-sentinel:// "
-                + "with the sentinels' addresses"))
+                + "with the sentinels' addresses, or redis-cluster:// with a cluster's nodes"))
         }
         guard nodes.count <= 16 else {
             return .failure(RedisURLError(message: "the URL names \(nodes.count) servers; name at most 16"))
         }
-        return .success(RedisEndpoint(topology: master.map { .sentinel(master: $0) } ?? .standalone, nodes: nodes,
+        let topology: Topology = scheme.cluster ? .cluster : master.map { .sentinel(master: $0) } ?? .standalone
+        return .success(RedisEndpoint(topology: topology, nodes: nodes,
             database: database, username: username, password: password, tls: scheme.tls))
     }
 

@@ -111,7 +111,7 @@ extension RulesLoader {
                     if let tls = readRedisTLS(tlsNode, reader: &reader) { redis?.tls = tls }
                 }
                 if let sentinelNode = fields["sentinel"] {
-                    if let endpoint, case .standalone = endpoint.topology {
+                    if let endpoint, endpoint.masterName == nil {
                         reader.error("store.sentinel gives the sentinels' credentials, but the URL names no sentinels; write "
                             + "redis-sentinel://host:26379,host:26379/mymaster", at: sentinelNode, field: "store.sentinel")
                     }

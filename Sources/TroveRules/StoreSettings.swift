@@ -33,6 +33,10 @@ public struct RedisSettings: Sendable {
             endpointText += " (master '\(master)' as \(count == 1 ? "the sentinel" : "the \(count) sentinels") name it, "
                 + "followed through failovers)"
         }
+        if let endpoint, case .cluster = endpoint.topology {
+            let count = endpoint.nodes.count
+            endpointText += " (a Redis Cluster, its slots read from \(count == 1 ? "this seed" : "these \(count) seeds"))"
+        }
         guard endpoint?.tls == true else { return "redis \(endpointText)" }
         var how: [String] = [tls.caPEM == nil ? "the system's CAs" : "its CA file"]
         if let name = tls.serverName { how.append("name \(name)") }

@@ -33,7 +33,7 @@ import TroveTestSupport
         try await eventually("connected to the master") { try await connected(scenario, trove, to: master.port) }
         #expect(try await scenario.request(trove, "/api/v1/events/1").xCache == "MISS")
         try await eventually("a hit") { try await scenario.request(trove, "/api/v1/events/1").xCache == "HIT" }
-        #expect(try master.command(["EXISTS", "ha:e:events:full:1"]) == "1")
+        #expect(try master.command(["EXISTS", "ha:e:{events:full:1}"]) == "1")
         #expect(try await scenario.admin(trove, "POST", "/purge", json: #"{"tags": ["event:1"]}"#).status == 200)
         #expect(try await scenario.request(trove, "/api/v1/events/1").xCache == "MISS")
         await scenario.stop(trove)
@@ -61,7 +61,7 @@ import TroveTestSupport
         // Purges reach the new master, and new entries are written there.
         #expect(try await scenario.admin(trove, "POST", "/purge", json: #"{"tags": ["event:2"]}"#).status == 200)
         #expect(try await scenario.request(trove, "/api/v1/events/2").xCache == "MISS")
-        try await eventually("stored on the new master") { try new.command(["EXISTS", "ha:e:events:full:2"]) == "1" }
+        try await eventually("stored on the new master") { try new.command(["EXISTS", "ha:e:{events:full:2}"]) == "1" }
         try await eventually("a hit again") { try await scenario.request(trove, "/api/v1/events/2").xCache == "HIT" }
         await scenario.stop(trove)
     }
@@ -78,7 +78,7 @@ import TroveTestSupport
         try await eventually("connected to the master") { try await connected(scenario, trove, to: old.port) }
         _ = try await scenario.request(trove, "/api/v1/events/6")
         try await eventually("a hit") { try await scenario.request(trove, "/api/v1/events/6").xCache == "HIT" }
-        let counter = "ha:g:t:event:6"
+        let counter = "ha:g:{ha}:t:event:6"
         let before = try old.command(["GET", counter])
         #expect(try await scenario.admin(trove, "POST", "/purge", json: #"{"tags": ["event:6"]}"#).status == 200)
         let after = try old.command(["GET", counter])

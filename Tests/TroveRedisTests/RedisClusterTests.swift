@@ -32,8 +32,9 @@ import TroveTestSupport
         let seeds = [ServerAddress(host: "127.0.0.1", port: cluster.servers[0].port)]
         return try await loop.submit {
             let topology = RedisClusterTopology(seeds: seeds, settings: settings, eventLoop: loop, logger: Logger(label: "test"))
-            return (topology, NIOLoopBound(RedisClusterConnection(eventLoop: loop, settings: settings, topology: topology,
-                logger: Logger(label: "test")), eventLoop: loop))
+            let connection = RedisClusterConnection(eventLoop: loop, settings: settings, topology: topology, logger: Logger(label: "test"))
+            connection.start()
+            return (topology, NIOLoopBound(connection, eventLoop: loop))
         }.get()
     }
 

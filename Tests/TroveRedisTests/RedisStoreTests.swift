@@ -122,7 +122,7 @@ import TroveTestSupport
         #expect(meta.headers == [Header("Content-Type", "text/plain")])
         #expect(current == generations)
         // The entry lives under the namespace with a Redis TTL.
-        #expect(Int(try redis.command(["PTTL", "test:e:event:42"])) ?? 0 > 50_000)
+        #expect(Int(try redis.command(["PTTL", "test:e:{event:42}"])) ?? 0 > 50_000)
         try await store.shutdown()
     }
 
@@ -145,7 +145,7 @@ import TroveTestSupport
             read.writeBuffer(&chunk)
         }
         #expect(read == body)
-        #expect(Int(try redis.command(["PTTL", "test:c:\(String(chunks.nonce, radix: 16)):0"])) ?? 0 > 60_000, "chunks outlive their head")
+        #expect(Int(try redis.command(["PTTL", "test:c:{\(event.key)}:\(String(chunks.nonce, radix: 16)):0"])) ?? 0 > 60_000, "chunks outlive their head")
 
         _ = try await store.purge([.tag("events")])
         guard case .found(let purged, _, let now) = try await store.lookup(event) else { Issue.record("the head is still there"); return }
@@ -155,7 +155,7 @@ import TroveTestSupport
         _ = try await store.store(event, body: body)
         guard case .found(let second, _, _) = try await store.lookup(event), let secondChunks = second.chunks else { return }
         #expect(secondChunks.nonce != chunks.nonce, "a new store writes new chunks")
-        _ = try redis.command(["DEL", "test:c:\(String(secondChunks.nonce, radix: 16)):2"])
+        _ = try redis.command(["DEL", "test:c:{\(event.key)}:\(String(secondChunks.nonce, radix: 16)):2"])
         guard case .success(nil) = try await store.readChunk(event.key, secondChunks, 2) else { Issue.record("a gone chunk reads nil"); return }
         try await eventually("the head naming a gone chunk is dropped") {
             if case .notFound = try await store.lookup(event) { true } else { false }
@@ -188,15 +188,15 @@ import TroveTestSupport
         #expect(try await store.purge([.tag("event:42")]) == .success(PurgeReport(tags: ["event:42"])))
         let h = Generation.hardStep  // what a hard purge adds
         #expect(generations(try await store.lookup(event)) == [0, 0, 0, 0, h])
-        #expect(Int(try redis.command(["PTTL", "test:g:t:event:42"])) ?? 0 > 500_000)
+        #expect(Int(try redis.command(["PTTL", "test:g:{test}:t:event:42"])) ?? 0 > 500_000)
         _ = try await store.purge([.everything, .route("event")])
         #expect(generations(try await store.lookup(event)) == [h, h, 0, 0, h])
-        #expect(try redis.command(["PTTL", "test:g:all"]) == "-1")
+        #expect(try redis.command(["PTTL", "test:g:{test}:all"]) == "-1")
         let report = try await store.purge([.key("event:42"), .key("event:7")])
         #expect(report == .success(PurgeReport(keys: [.init(key: "event:42", found: true), .init(key: "event:7", found: false)])))
         guard case .notFound(let afterKey) = try await store.lookup(event) else { Issue.record("the key's entry is deleted"); return }
         #expect(afterKey == [h, h, h, 0, h])
-        #expect(try redis.command(["EXISTS", "test:e:event:42"]) == "0")
+        #expect(try redis.command(["EXISTS", "test:e:{event:42}"]) == "0")
         try await store.shutdown()
     }
 
@@ -210,21 +210,21 @@ import TroveTestSupport
         #expect(report == .success(PurgeReport(tags: ["events"], keys: [.init(key: "event:42", found: true)])))
         guard case .found(_, _, let current) = try await store.lookup(event) else { Issue.record("a soft purge keeps the entry"); return }
         #expect(current == [0, 0, mark, mark, 0])
-        #expect(Int(try redis.command(["PTTL", "test:g:t:events"])) ?? 0 > 500_000)
+        #expect(Int(try redis.command(["PTTL", "test:g:{test}:t:events"])) ?? 0 > 500_000)
         // Twice with one mark: one past it, never the same value.
         _ = try await store.purge([.tag("events")], softMark: mark)
         #expect(generations(try await store.lookup(event)) == [0, 0, mark, mark + 1, 0])
         // A counter past 2^53 (many hard purges): its low bits are read exactly.
         let big = (Int64(1) << 53) + 3 * Generation.hardStep + 17
-        try redis.command(["SET", "test:g:t:event:42", String(big)])
+        try redis.command(["SET", "test:g:{test}:t:event:42", String(big)])
         _ = try await store.purge([.tag("event:42")], softMark: mark)
-        #expect(try redis.command(["GET", "test:g:t:event:42"]) == String(Generation.afterSoftPurge(big, mark: mark)))
+        #expect(try redis.command(["GET", "test:g:{test}:t:event:42"]) == String(Generation.afterSoftPurge(big, mark: mark)))
         #expect(Generation.afterSoftPurge(big, mark: mark) == big - 17 + mark)
         // Soft counters of one slice go in one script call, each with its own lifetime: `everything` keeps none.
         _ = try await store.purge([.everything, .route("event")], softMark: mark)
         #expect(generations(try await store.lookup(event))?.prefix(2) == [mark, mark])
-        #expect(try redis.command(["PTTL", "test:g:all"]) == "-1")
-        #expect(Int(try redis.command(["PTTL", "test:g:r:event"])) ?? 0 > 500_000)
+        #expect(try redis.command(["PTTL", "test:g:{test}:all"]) == "-1")
+        #expect(Int(try redis.command(["PTTL", "test:g:{test}:r:event"])) ?? 0 > 500_000)
         try await store.shutdown()
     }
 
@@ -242,12 +242,12 @@ import TroveTestSupport
         guard case .notFound(let began) = try await one.lookup(list) else { Issue.record("expected notFound"); return }
         #expect(began == [0, 0, 0, 0, 0])
         _ = try await other.purge([.tag("p-1"), .tag("x")])
-        #expect(try redis.command(["GET", "test:g:seq"]) == "1")
-        #expect(try redis.command(["GET", "test:g:tp:p-1"]) == "1")
-        #expect(Int(try redis.command(["PTTL", "test:g:tp:p-1"])) ?? 0 > 500_000)
+        #expect(try redis.command(["GET", "test:g:{test}:seq"]) == "1")
+        #expect(try redis.command(["GET", "test:g:{test}:tp:p-1"]) == "1")
+        #expect(Int(try redis.command(["PTTL", "test:g:{test}:tp:p-1"])) ?? 0 > 500_000)
         let raced = try await one.store(list, body: ByteBuffer(string: "x"), meta: meta(["p-1", "c-2"], began))
         guard case .failure(let error) = raced, error.isPurgedWhileFetched else { Issue.record("not stored: \(raced)"); return }
-        #expect(try redis.command(["EXISTS", "test:e:products"]) == "0")
+        #expect(try redis.command(["EXISTS", "test:e:{products}"]) == "0")
         guard case .notFound(let after) = try await one.lookup(list) else { Issue.record("expected notFound"); return }
         #expect(after[4] == 1)
         guard case .success = try await one.store(list, body: ByteBuffer(string: "x"), meta: meta(["p-1", "c-2"], after)) else {
@@ -332,7 +332,7 @@ import TroveTestSupport
     /// Values that are not entries of this format are misses, not errors.
     @Test func foreignValuesAreMisses() async throws {
         let store = try await store(factory())
-        try redis.command(["SET", "test:e:event:42", "{\"hand-written\": true}"])
+        try redis.command(["SET", "test:e:{event:42}", "{\"hand-written\": true}"])
         guard case .notFound = try await store.lookup(event) else { Issue.record("a foreign value is a miss"); return }
         try await store.shutdown()
     }
@@ -383,7 +383,7 @@ import TroveTestSupport
         #expect(try await store.health().ready)
         guard case .found(_, _, let generations) = try await store.lookup(event) else { Issue.record("the store answers"); return }
         #expect(generations == [0, 0, 0, 0, Generation.hardStep])
-        #expect(try redis.command(["GET", "test:g:t:bulk:99999"]) == String(Generation.hardStep))
+        #expect(try redis.command(["GET", "test:g:{test}:t:bulk:99999"]) == String(Generation.hardStep))
         try await store.shutdown()
     }
 
@@ -416,8 +416,8 @@ import TroveTestSupport
         let secured = try RedisServer(extraArguments: ["--requirepass", "s3cret"])
         let store = try await store(factory(secured, password: "s3cret", database: 3))
         _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "x")
-        #expect(try secured.command(["EXISTS", "test:e:event:42"], password: "s3cret", database: 3) == "1")
-        #expect(try secured.command(["EXISTS", "test:e:event:42"], password: "s3cret", database: 0) == "0")
+        #expect(try secured.command(["EXISTS", "test:e:{event:42}"], password: "s3cret", database: 3) == "1")
+        #expect(try secured.command(["EXISTS", "test:e:{event:42}"], password: "s3cret", database: 0) == "0")
         try await store.shutdown()
 
         let loop = group.next()

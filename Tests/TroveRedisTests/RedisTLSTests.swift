@@ -60,11 +60,11 @@ import TroveTestSupport
         #expect(try await stored.futureResult.get())
         guard case .found(_, let body, _) = try await lookup(store, address) else { Issue.record("found over TLS"); return }
         #expect(String(buffer: body) == "hello")
-        #expect(try server.redis.command(["EXISTS", "tls:e:k"]) == "1", "the same Redis, seen on its plain port")
+        #expect(try server.redis.command(["EXISTS", "tls:e:{k}"]) == "1", "the same Redis, seen on its plain port")
         let purged = store.eventLoop.makePromise(of: Bool.self)
         store.eventLoop.execute { store.value.purge(PurgeRequest(counters: [.tag("t")], counterLifetime: 60_000)) { purged.succeed((try? $0.get()) != nil) } }
         #expect(try await purged.futureResult.get())
-        #expect(try server.redis.command(["GET", "tls:g:t:t"]) == String(Generation.hardStep))
+        #expect(try server.redis.command(["GET", "tls:g:{tls}:t:t"]) == String(Generation.hardStep))
         try await store.eventLoop.submit { store.value.shutdown() }.get()
     }
 

@@ -238,7 +238,7 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
             "test.yaml:3:10: error: store.redis: the URL holds a password, which must not be written in the rules file; read the whole URL from the environment: {env: REDIS_URL}",
         ])
         #expect(store("127.0.0.1:6379") == [
-            "test.yaml:3:10: error: store.redis: '127.0.0.1:6379' is not a Redis URL; write redis://host:6379/0 (rediss:// for TLS), or redis-sentinel://host:26379,host:26379/mymaster for a master watched by sentinels",
+            "test.yaml:3:10: error: store.redis: '127.0.0.1:6379' is not a Redis URL; write redis://host:6379/0 (rediss:// for TLS), redis-sentinel://host:26379,host:26379/mymaster for a master watched by sentinels, or redis-cluster://host:6379,host:6379 for a Redis Cluster",
         ])
         #expect(store("redis://cache:99999") == ["test.yaml:3:10: error: store.redis: port '99999' is not valid"])
     }
@@ -271,13 +271,27 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
             "test.yaml:2:16: error: store.redis: a redis-sentinel:// URL names the master after the sentinels: redis-sentinel://host:26379,host:26379/mymaster",
         ])
         #expect(refused("{redis: \"redis://a:6379,b:6379/0\"}") == [
-            "test.yaml:2:16: error: store.redis: a redis:// URL names one server; for several, use redis-sentinel:// with the sentinels' addresses",
+            "test.yaml:2:16: error: store.redis: a redis:// URL names one server; for several, use redis-sentinel:// with the sentinels' addresses, or redis-cluster:// with a cluster's nodes",
         ])
         #expect(refused("{redis: \"redis-sentinel://s1/cache/x\"}") == ["test.yaml:2:16: error: store.redis: database 'x' is not a number"])
         #expect(refused("{redis: \"redis-sentinel://s1:0/cache\"}") == ["test.yaml:2:16: error: store.redis: port '0' is not valid"])
         #expect(refused("{redis: \"redis://cache:6379\", sentinel: {password: hunter2}}") == [
             "test.yaml:2:48: error: store.sentinel: store.sentinel gives the sentinels' credentials, but the URL names no sentinels; write redis-sentinel://host:26379,host:26379/mymaster",
             "test.yaml:2:59: error: store.sentinel.password: looks like a secret, which must not be written in the rules file; read it from the environment: {env: SENTINEL_PASSWORD}",
+        ])
+    }
+
+    /// `redis-cluster://` names any of a cluster's nodes as seeds; a cluster has only database 0.
+    @Test func redisCluster() throws {
+        let set = try RulesLoader.parse(
+            "version: 1\nstore: {redis: \"redis-cluster://10.0.0.1:7000,10.0.0.2\"}\norigins: {a: {url: 'http://x'}}\nroutes: [{name: all, match: ANY /**, pass: true}]\n",
+            file: "test.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
+        let endpoint = try #require(set.store.redis?.endpoint)
+        #expect(endpoint.topology == .cluster)
+        #expect(endpoint.nodes == [.init(host: "10.0.0.1", port: 7000), .init(host: "10.0.0.2", port: 6379)])
+        #expect(set.store.redis?.summary == "redis redis-cluster://10.0.0.1:7000,10.0.0.2:6379 (a Redis Cluster, its slots read from these 2 seeds)")
+        #expect(rejection("version: 1\nstore: {redis: \"rediss-cluster://c:7000/2\"}\norigins: {a: {url: 'http://x'}}\nroutes: [{name: all, match: ANY /**, pass: true}]\n") == [
+            "test.yaml:2:16: error: store.redis: a Redis Cluster has only database 0; remove '/2' from the URL",
         ])
     }
 
