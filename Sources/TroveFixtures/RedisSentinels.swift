@@ -93,7 +93,9 @@ public final class RedisSentinels: Sendable {
     /// The data server that is the master now.
     public func master() throws -> RedisServer {
         let port = try masterPort()
-        guard let index = servers.indices.first(where: { servers[$0].port == port || serverTLSPorts.dropFirst($0).first == port }) else {
+        // The sentinels name the TLS port when the servers speak TLS, the plain one otherwise.
+        let ports = serverTLSPorts.isEmpty ? servers.map(\.port) : serverTLSPorts
+        guard let index = ports.firstIndex(of: port) else {
             throw TestSupportError("port \(port) is no server of ours")
         }
         return servers[index]
