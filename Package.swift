@@ -82,6 +82,8 @@ let package = Package(
                 // TLS to managed Redis (rediss://), on the NIO-owned connection.
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+                // Per-node connections, redirections and topology changes for /metrics (the app's factory).
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),

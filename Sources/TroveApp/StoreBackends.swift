@@ -21,7 +21,10 @@ enum StoreBackends {
         let topology: RedisClusterTopology?
     }
 
-    static func make(rules: RuleSet, group: MultiThreadedEventLoopGroup, options: TroveApplication.Options) async throws -> Built {
+    /// `metrics` receives what the Redis connections report (per node, redirections, failovers).
+    static func make(
+        rules: RuleSet, group: MultiThreadedEventLoopGroup, options: TroveApplication.Options, metrics: ProxyMetrics
+    ) async throws -> Built {
         guard let redis = rules.store.redis, let endpoint = redis.endpoint, !options.forceMemoryStore else {
             let memory = InMemoryStore<ByteBuffer>(capacity: rules.store.memoryBytes, clock: options.clock)
             return Built(stores: StoreDirectory(memory: memory, claims: LocalDeliveryClaims(clock: options.clock)), notifications: nil,
@@ -47,18 +50,21 @@ enum StoreBackends {
             username: endpoint.username, password: endpoint.password, connectTimeout: redis.connectTimeout,
             commandTimeout: redis.commandTimeout, tls: tls, sentinel: sentinel, cluster: cluster)
         let loop = group.next()
+        let redisMetrics = RedisMetrics(factory: metrics.metricsFactory)
         let (monitor, topology) = try await loop.submit {
-            (settings.sentinel == nil ? nil : SentinelMonitor(settings: settings, eventLoop: loop, logger: options.logger),
-             settings.cluster.map { RedisClusterTopology(seeds: $0, settings: settings, eventLoop: loop, logger: options.logger) })
+            (settings.sentinel == nil ? nil : SentinelMonitor(settings: settings, metrics: redisMetrics, eventLoop: loop, logger: options.logger),
+             settings.cluster.map {
+                 RedisClusterTopology(seeds: $0, settings: settings, metrics: redisMetrics, eventLoop: loop, logger: options.logger)
+             })
         }.get()
         let factory = RedisStoreFactory(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace,
-            logger: options.logger)
+            metrics: redisMetrics, logger: options.logger)
         let stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in
             let made = factory.make(on: loop)
             return LoopStores(store: made.store, fetchLocks: made.fetchLocks, deliveryClaims: made.deliveryClaims)
         }
         let subscriber = try await loop.submit {
-            RedisSubscriber(settings: settings, monitor: monitor, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
+            RedisSubscriber(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
         }.get()
         return Built(stores: stores, notifications: subscriber, monitor: monitor, topology: topology)
     }

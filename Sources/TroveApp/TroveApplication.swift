@@ -119,7 +119,8 @@ public final class TroveApplication: Sendable {
         var monitor: SentinelMonitor?
         var topology: RedisClusterTopology?
         do {
-            let built = try await StoreBackends.make(rules: rules, group: group, options: options)
+            let metrics = ProxyMetrics(store: !options.forceMemoryStore && rules.store.redis != nil ? "redis" : "memory")
+            let built = try await StoreBackends.make(rules: rules, group: group, options: options, metrics: metrics)
             let stores = built.stores
             subscriber = built.notifications
             monitor = built.monitor
@@ -143,7 +144,7 @@ public final class TroveApplication: Sendable {
             }
             let environment = ProxyEnvironment(
                 rules: state, origins: origins, stores: stores, clock: options.clock,
-                stats: ProxyStats(metrics: ProxyMetrics(store: stores.name)),
+                stats: ProxyStats(metrics: metrics),
                 coalescer: Coalescer(clock: options.clock, notifications: subscriber), gates: gates,
                 logger: options.logger, reload: reload, accessLog: options.accessLog)
             let drain = ConnectionDrain()

@@ -16,7 +16,9 @@ public final class RedisServer: Sendable {
     ///
     /// A free port can be taken by another test's server between being found and being bound: a server that
     /// exits at once (it could not bind) is started again on another port, up to three times.
-    public init(extraArguments: [String] = []) throws {
+    ///
+    /// `eachAttempt` adds arguments chosen anew for each attempt (another free port: a cluster node's bus port).
+    public init(extraArguments: [String] = [], eachAttempt: () throws -> [String] = { [] }) throws {
         let password = extraArguments.firstIndex(of: "--requirepass").map { extraArguments[$0 + 1] }
         self.password = password
         var attempt = 0
@@ -25,7 +27,7 @@ public final class RedisServer: Sendable {
             let arguments = [
                 "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
-            ] + extraArguments
+            ] + extraArguments + (try eachAttempt())
             let process = try ChildProcess(executable: try Self.executable(), arguments: arguments)
             do {
                 try wait(until: "redis-server on port \(port) answers PING") {
@@ -47,6 +49,11 @@ public final class RedisServer: Sendable {
 
     deinit {
         stop()
+    }
+
+    /// The cluster bus port given with `--cluster-port`, if any.
+    public var clusterPort: Int? {
+        arguments.firstIndex(of: "--cluster-port").flatMap { Int(arguments[$0 + 1]) }
     }
 
     /// `redis://127.0.0.1:PORT/DB`.
@@ -74,6 +81,11 @@ public final class RedisServer: Sendable {
     /// Stops the server the way a crash would (SIGKILL), and waits until it is gone.
     public func kill() {
         process.withLock { $0.take() }?.stop(signal: SIGKILL)
+    }
+
+    /// Sends `signal` without waiting (`SIGSTOP` freezes the server, `SIGCONT` thaws it).
+    public func signal(_ signal: Int32) {
+        process.withLock { $0 }?.signal(signal)
     }
 
     /// Stops the server.

@@ -19,19 +19,29 @@ final class RedisClusterConnection {
     private let settings: RedisConnectionSettings
     private let topology: RedisClusterTopology
     private let logger: Logger
+    private let metrics: RedisMetrics
     private var nodes: [ServerAddress: RedisConnection] = [:]
     private var stopped = false
     /// Called on the loop each time the cluster becomes ready (every master connected): the store replays queued
     /// purges then.
     var onReady: (() -> Void)?
 
+    /// Whether fetch notices go out as sharded messages (`SPUBLISH`): until a server refuses it.
+    var shardedPubSub: Bool { topology.shardedPubSub }
+
+    func shardedPubSubRefused() { topology.shardedPubSubRefused() }
+
     /// Sends of one command, redirections included.
     static let maxAttempts = 5
 
-    init(eventLoop: any EventLoop, settings: RedisConnectionSettings, topology: RedisClusterTopology, logger: Logger) {
+    init(
+        eventLoop: any EventLoop, settings: RedisConnectionSettings, topology: RedisClusterTopology, metrics: RedisMetrics = RedisMetrics(),
+        logger: Logger
+    ) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.topology = topology
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -62,6 +72,9 @@ final class RedisClusterConnection {
     private func connectToEveryMaster() {
         guard !stopped else { return }
         for node in topology.map.nodes { _ = connection(to: node) }
+        // Purges queued again for a promoted master are replayed now if every connection is already up (new
+        // connections replay them when they come up).
+        if isReady { onReady?() }
     }
 
     func stop() {
@@ -77,7 +90,7 @@ final class RedisClusterConnection {
         nodeSettings.port = node.port
         nodeSettings.database = 0  // a cluster has one database
         nodeSettings.cluster = nil  // this connection is to one node
-        let connection = RedisConnection(eventLoop: eventLoop, settings: nodeSettings, logger: logger)
+        let connection = RedisConnection(eventLoop: eventLoop, settings: nodeSettings, metrics: metrics, logger: logger)
         connection.onReady = { [weak self] in
             guard let self, self.isReady else { return }
             self.onReady?()
@@ -149,13 +162,14 @@ final class RedisClusterConnection {
                 }
             }
         }
+        metrics.followed(redirect.kind)
         switch redirect {
         case .moved(let slot, let target):
             topology.moved(slot, to: target)
             resend(to: target, asking: false)
         case .ask(let target):
             resend(to: target, asking: true)
-        case .retry:
+        case .tryAgain, .clusterDown:
             let delay = TimeAmount.milliseconds(25 << (attempt - 1))
             eventLoop.assumeIsolated().scheduleTask(in: delay) {
                 let target = Self.slot(of: command).flatMap { self.topology.map.node(for: $0) } ?? node
@@ -174,14 +188,15 @@ final class RedisClusterConnection {
     }
 
     /// `EVAL script numkeys key…`: the first key, if any; `PING`, `PUBLISH`, `ASKING`: none; otherwise the
-    /// argument after the command's name (every other command Trove sends names its key first).
+    /// argument after the command's name (every other command Trove sends names its key first; `SPUBLISH` its
+    /// shard channel, which hashes like a key).
     static func firstKey(of command: [RESPArgument]) -> RESPArgument? {
         guard case .string(let name)? = command.first else { return command.count > 1 ? command[1] : nil }
         switch name.uppercased() {
         case "EVAL", "EVALSHA", "FCALL":
             guard command.count > 3, case .string(let count) = command[2], let keys = Int(count), keys > 0 else { return nil }
             return command[3]
-        case "PING", "PUBLISH", "SPUBLISH", "ASKING", "CLUSTER", "INFO", "AUTH":
+        case "PING", "PUBLISH", "ASKING", "CLUSTER", "INFO", "AUTH":
             return nil
         default:
             return command.count > 1 ? command[1] : nil
@@ -192,15 +207,27 @@ final class RedisClusterConnection {
     enum Redirect: Equatable {
         case moved(slot: Int, to: ServerAddress)
         case ask(to: ServerAddress)
-        case retry
+        /// Both are waited out and tried again.
+        case tryAgain, clusterDown
+
+        var kind: RedisMetrics.Redirect {
+            switch self {
+            case .moved: .moved
+            case .ask: .ask
+            case .tryAgain: .tryagain
+            case .clusterDown: .clusterdown
+            }
+        }
 
         /// `MOVED 3999 127.0.0.1:6381`, `ASK 3999 127.0.0.1:6381` (an empty host is the answering node's), `TRYAGAIN …`,
         /// `CLUSTERDOWN …`; nil for any other error.
         init?(_ message: String, from node: ServerAddress) {
             let parts = message.split(separator: " ")
             switch parts.first {
-            case "TRYAGAIN", "CLUSTERDOWN":
-                self = .retry
+            case "TRYAGAIN":
+                self = .tryAgain
+            case "CLUSTERDOWN":
+                self = .clusterDown
             case "MOVED", "ASK":
                 guard parts.count >= 3, let slot = Int(parts[1]), (0..<RedisSlot.count).contains(slot),
                     let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...]), (1...65535).contains(port)

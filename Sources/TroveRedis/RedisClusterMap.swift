@@ -26,6 +26,11 @@ public struct RedisClusterMap: Sendable, Equatable {
     /// How many slots have a master.
     public var coveredSlots: Int { owners.lazy.filter { $0 != Self.none }.count }
 
+    /// Whether every slot has the same master in both maps (however the masters are numbered).
+    public func sameOwners(as other: RedisClusterMap) -> Bool {
+        (0..<RedisSlot.count).allSatisfy { node(for: $0) == other.node(for: $0) }
+    }
+
     /// Records that `node` serves `slot` now (what a `MOVED` reply says).
     public mutating func assign(_ slot: Int, to node: ServerAddress) {
         guard (0..<RedisSlot.count).contains(slot) else { return }

@@ -15,18 +15,26 @@ public final class RedisClusterTopology: Sendable {
         var problem = "asking the cluster for its slots"
         var refreshes = 0
         var followers: [(eventLoop: any EventLoop, learned: @Sendable () -> Void)] = []
+        var beforeNewMaster: [@Sendable () -> Void] = []
     }
 
     private let shared = Mutex(Shared())
+    private let sharded = Atomic<Bool>(true)
     private let machinery: NIOLoopBound<Machinery>
     let settings: RedisConnectionSettings
+    let metrics: RedisMetrics
+    private let logger: Logger
 
     static let pollInterval: TimeAmount = .seconds(10)
 
     /// Starts asking on `eventLoop`; call on that loop. `seeds` are any of the cluster's nodes.
-    public init(seeds: [ServerAddress], settings: RedisConnectionSettings, eventLoop: any EventLoop, logger: Logger) {
+    public init(
+        seeds: [ServerAddress], settings: RedisConnectionSettings, metrics: RedisMetrics = RedisMetrics(), eventLoop: any EventLoop, logger: Logger
+    ) {
         precondition(!seeds.isEmpty, "at least one seed")
         self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
         let machinery = Machinery(eventLoop: eventLoop, seeds: seeds, settings: settings, logger: logger)
         self.machinery = NIOLoopBound(machinery, eventLoop: eventLoop)
         machinery.topology = self
@@ -35,6 +43,16 @@ public final class RedisClusterTopology: Sendable {
 
     /// The slot map as last read (and corrected).
     public var map: RedisClusterMap { shared.withLock { $0.map } }
+
+    /// Whether the cluster's servers take sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`: Redis 7): assumed until one
+    /// refuses it, then never again for this process.
+    var shardedPubSub: Bool { sharded.load(ordering: .relaxed) }
+
+    func shardedPubSubRefused() {
+        if sharded.exchange(false, ordering: .relaxed) {
+            logger.info("the Redis Cluster has no sharded pub/sub (Redis 7); fetch notices use PUBLISH")
+        }
+    }
 
     /// How many times the map was read whole (tests and `/readyz`).
     public var refreshes: Int { shared.withLock { $0.refreshes } }
@@ -51,8 +69,20 @@ public final class RedisClusterTopology: Sendable {
     /// A node answered `MOVED slot node`: record it now, and read the whole map again soon (a failover or a
     /// resharding usually moves more than one slot).
     func moved(_ slot: Int, to node: ServerAddress) {
+        let (newMaster, hooks) = shared.withLock { state in
+            (!state.map.nodes.isEmpty && !state.map.nodes.contains(node), state.beforeNewMaster)
+        }
+        // A master not seen before is most likely a promoted replica: it may lack the last purges.
+        if newMaster { for hook in hooks { hook() } }
         shared.withLock { $0.map.assign(slot, to: node) }
         refresh()
+    }
+
+    /// Calls `hook` when a master not seen before starts serving slots (a replica promoted by a failover, as a
+    /// `MOVED` reply or a read of the map tells), before any command is sent to it: the store queues its recent
+    /// purges again there, since replication is asynchronous and the promoted replica may have missed them.
+    func beforeNewMaster(_ hook: @escaping @Sendable () -> Void) {
+        shared.withLock { $0.beforeNewMaster.append(hook) }
     }
 
     /// Reads the map again soon; bursts of calls make one query (at most one per 100 ms).
@@ -71,6 +101,13 @@ public final class RedisClusterTopology: Sendable {
     }
 
     fileprivate func learned(_ map: RedisClusterMap) {
+        let (previous, hooks) = shared.withLock { ($0.map, $0.beforeNewMaster) }
+        if !previous.nodes.isEmpty {
+            if map.nodes.contains(where: { !previous.nodes.contains($0) }) {
+                for hook in hooks { hook() }
+            }
+            if !map.sameOwners(as: previous) { metrics.changed(.slots) }
+        }
         let followers = shared.withLock {
             $0.map = map
             $0.refreshes += 1

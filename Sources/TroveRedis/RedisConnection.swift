@@ -137,7 +137,10 @@ final class RedisConnection {
     private let monitor: SentinelMonitor?
     private var following: Int?
     private let logger: Logger
+    private let metrics: RedisMetrics
     private var state: State = .idle
+    /// The server being connected to, or connected to: whose failures `metrics` counts.
+    private var current: RedisAddress?
     private var backoff = Backoff()
     private var lastError: StoreError = .unavailable("not connected to Redis yet")
     /// The last failure logged as a warning: a reason is told once (a wrong CA, a refused password), not at every
@@ -146,10 +149,14 @@ final class RedisConnection {
     /// Called on the loop each time the connection becomes ready (the store replays queued purges then).
     var onReady: (() -> Void)?
 
-    init(eventLoop: any EventLoop, settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, logger: Logger) {
+    init(
+        eventLoop: any EventLoop, settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, metrics: RedisMetrics = RedisMetrics(),
+        logger: Logger
+    ) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.monitor = monitor
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -181,7 +188,8 @@ final class RedisConnection {
         state = .stopped
         if let following { monitor?.unfollow(following) }
         switch previous {
-        case .ready(_, let channel, _):
+        case .ready(_, let channel, let server):
+            metrics.disconnected(server)
             channel.close(promise: nil)
         case .waiting(let scheduled):
             scheduled.cancel()
@@ -218,6 +226,7 @@ final class RedisConnection {
             ])
             handler.onClose = nil
             channel.close(promise: nil)
+            metrics.disconnected(server)
             state = .idle
             connect()
         case .waiting(let scheduled):
@@ -233,6 +242,7 @@ final class RedisConnection {
         let server: RedisAddress
         if let monitor {
             guard let master = monitor.master else {
+                current = nil
                 failed(.unavailable(monitor.status))
                 return
             }
@@ -241,6 +251,7 @@ final class RedisConnection {
             server = settings.address
         }
         state = .connecting(server)
+        current = server
         let handler = RedisChannelHandler(
             commandTimeout: .nanoseconds(Int64(settings.commandTimeout.milliseconds) * 1_000_000 + 1),
             maxPending: settings.maxPending)
@@ -291,6 +302,7 @@ final class RedisConnection {
                     return
                 }
                 self.state = .ready(handler, channel, server)
+                self.metrics.connected(server)
                 self.backoff.reset()
                 self.lastWarned = nil
                 self.logger.info("connected to Redis", metadata: ["redis.endpoint": "\(self.settings.describe(server))"])
@@ -309,7 +321,8 @@ final class RedisConnection {
 
     /// The connection was ready and is gone.
     private func lost(_ reason: StoreError) {
-        guard case .ready = state else { return }
+        guard case .ready(_, _, let server) = state else { return }
+        metrics.disconnected(server)
         logger.warning("lost the Redis connection; requests go to the origin until it is back",
             metadata: ["redis.endpoint": "\(settings)", "redis.error": "\(reason)"])
         lastWarned = reason.description  // told just now
@@ -318,6 +331,7 @@ final class RedisConnection {
 
     private func failed(_ reason: StoreError) {
         if case .stopped = state { return }
+        if let current { metrics.failed(current) }
         lastError = reason
         if lastWarned != reason.description {
             lastWarned = reason.description

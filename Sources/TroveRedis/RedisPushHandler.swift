@@ -1,6 +1,8 @@
 internal import NIOCore
 
-/// Sends the subscription, then passes every published message's payload on.
+/// Sends the subscription, then passes every published message's payload on (`message`, or `smessage` for a
+/// sharded subscription). A sharded subscription the server drops (`sunsubscribe`: its slot moved to another
+/// master) closes the connection, to be made again where the slot is now.
 final class RedisPushHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -33,10 +35,12 @@ final class RedisPushHandler: ChannelInboundHandler {
                 case .array(let parts) where parts.count == 3:
                     guard case .bulkString(let kind) = parts[0] else { break }
                     switch String(buffer: kind) {
-                    case "message":
+                    case "message", "smessage":
                         if case .bulkString(let payload) = parts[2] { onMessage(String(buffer: payload)) }
-                    case "subscribe":
+                    case "subscribe", "ssubscribe":
                         onSubscribed?()
+                    case "sunsubscribe":
+                        context.close(promise: nil)
                     default:
                         break
                     }

@@ -153,6 +153,11 @@ public final class RedisStore: CacheStore {
             case .failure(let error):
                 completion(.unavailable(error))
             case .success(let replies):
+                // A promoted master found on the way (a `MOVED` to it) queued recent purges again: what it answered
+                // may predate them.
+                guard self.queue.isEmpty else {
+                    return completion(.unavailable(.unavailable("purges are being applied again on a promoted Redis Cluster master")))
+                }
                 guard case .array(let own) = replies[0], own.count == 2, case .array(let read) = replies[1], read.count == shared.count,
                     let keyGeneration = Self.generations(own[1...]), let sharedGenerations = Self.generations(read[...])
                 else {
@@ -698,13 +703,14 @@ public final class RedisStoreFactory: Sendable {
     private let topology: RedisClusterTopology?
     private let namespace: String
     private let queue = PurgeQueue()
+    private let metrics: RedisMetrics
     private let logger: Logger
 
     /// `monitor` names the master when `settings.sentinel` is set, `topology` maps the slots when
     /// `settings.cluster` is (each must be given then, and only then).
     public init(
         settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, topology: RedisClusterTopology? = nil, namespace: String,
-        logger: Logger
+        metrics: RedisMetrics = RedisMetrics(), logger: Logger
     ) {
         precondition((settings.sentinel == nil) == (monitor == nil), "sentinel settings need a SentinelMonitor, and only they")
         precondition((settings.cluster == nil) == (topology == nil), "cluster settings need a RedisClusterTopology, and only they")
@@ -712,17 +718,19 @@ public final class RedisStoreFactory: Sendable {
         self.monitor = monitor
         self.topology = topology
         self.namespace = namespace
+        self.metrics = metrics
         self.logger = logger
         monitor?.beforeMoving { [queue] in queue.requeueRecent() }
+        topology?.beforeNewMaster { [queue] in queue.requeueRecent() }
     }
 
     /// What one event loop uses, connecting in the background. Call on that loop.
     public func make(on eventLoop: any EventLoop) -> (store: RedisStore, fetchLocks: RedisFetchLocks, deliveryClaims: RedisDeliveryClaims) {
         eventLoop.preconditionInEventLoop()
         let link: any RedisLink = if let topology {
-            RedisClusterConnection(eventLoop: eventLoop, settings: settings, topology: topology, logger: logger)
+            RedisClusterConnection(eventLoop: eventLoop, settings: settings, topology: topology, metrics: metrics, logger: logger)
         } else {
-            RedisConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, logger: logger)
+            RedisConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, metrics: metrics, logger: logger)
         }
         let keys = RedisKeys(namespace: namespace)
         let parts = (RedisStore(link: link, keys: keys, queue: queue), RedisFetchLocks(connection: link, keys: keys),

@@ -10,7 +10,8 @@ public import TroveCore
 ///
 /// One connection per instance, in subscribe mode, reconnecting by itself with backoff. While it is down,
 /// waiters still learn the outcome by looking the key up now and then; notices only make them learn it at
-/// once.
+/// once. With sentinels it follows the master; in a Redis Cluster it subscribes (`SSUBSCRIBE`) at the master of
+/// the channel's slot and follows that slot when it moves.
 public final class RedisSubscriber: FetchNotifications, Sendable {
     /// Who waits for which key.
     private final class Watchers: Sendable {
@@ -21,10 +22,15 @@ public final class RedisSubscriber: FetchNotifications, Sendable {
     private let watchers = Watchers()
     private let connection: NIOLoopBound<SubscriberConnection>
 
-    /// Starts subscribing; call on `eventLoop`. With sentinels, `monitor` says where the master is.
-    public init(settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, namespace: String, eventLoop: any EventLoop, logger: Logger) {
+    /// Starts subscribing; call on `eventLoop`. With sentinels, `monitor` says where the master is; in a cluster,
+    /// `topology` where the channel's slot is.
+    public init(
+        settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, topology: RedisClusterTopology? = nil, namespace: String,
+        eventLoop: any EventLoop, logger: Logger
+    ) {
         let channel = RedisFetchLocks.noticeChannel(namespace: namespace)
-        let subscriber = SubscriberConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, channel: channel, logger: logger)
+        let subscriber = SubscriberConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, topology: topology, channel: channel,
+            logger: logger)
         connection = NIOLoopBound(subscriber, eventLoop: eventLoop)
         subscriber.onMessage = { [watchers] payload in
             guard let newline = payload.firstIndex(of: "\n"), let notice = FetchNotice(rawValue: String(payload[..<newline])) else {
@@ -62,6 +68,8 @@ final class SubscriberConnection {
     private let settings: RedisConnectionSettings
     private let monitor: SentinelMonitor?
     private var following: Int?
+    private let topology: RedisClusterTopology?
+    private var followsMap = false
     /// The server subscribed to (or being connected to).
     private var server: RedisAddress?
     private let channelName: String
@@ -71,10 +79,14 @@ final class SubscriberConnection {
     private var stopped = false
     var onMessage: ((String) -> Void)?
 
-    init(eventLoop: any EventLoop, settings: RedisConnectionSettings, monitor: SentinelMonitor?, channel: String, logger: Logger) {
+    init(
+        eventLoop: any EventLoop, settings: RedisConnectionSettings, monitor: SentinelMonitor?, topology: RedisClusterTopology?, channel: String,
+        logger: Logger
+    ) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.monitor = monitor
+        self.topology = topology
         self.channelName = channel
         self.logger = logger
     }
@@ -85,15 +97,28 @@ final class SubscriberConnection {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             following = monitor.follow(on: eventLoop) { master in bound.value.masterMoved(to: master) }
         }
-        let named = monitor == nil ? settings.address : monitor?.master
+        if let topology, !followsMap {
+            followsMap = true
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            topology.follow(on: eventLoop) { bound.value.mapRead() }
+        }
+        let slot = RedisSlot.of(channelName)
+        let sharded = topology?.shardedPubSub == true
+        let named = if let topology { topology.map.node(for: slot) } else if let monitor { monitor.master } else { settings.address }
         guard let server = named else {
-            retry()  // the sentinels have not named the master yet
+            retry()  // the sentinels have not named the master yet, or the cluster's map is not read yet
             return
         }
         self.server = server
-        let commands = settings.setupCommands(selectingDatabase: false) + [["SUBSCRIBE", .string(channelName)]]
+        let commands = settings.setupCommands(selectingDatabase: false) + [[sharded ? "SSUBSCRIBE" : "SUBSCRIBE", .string(channelName)]]
         let handler = RedisPushHandler(commands: commands, onRefused: { [weak self] message in
             // AUTH refused (or SUBSCRIBE): as the entry connections do, say why before retrying.
+            if sharded, message.contains("unknown command") {
+                self?.topology?.shardedPubSubRefused()
+            } else if message.hasPrefix("MOVED") {
+                self?.topology?.refresh()
+                return
+            }
             self?.logger.warning("Redis refused the notice subscription", metadata: ["redis.error": "\(message)"])
         }) { [weak self] payload in self?.onMessage?(payload) }
         settings.connect(to: server, on: eventLoop, handler: handler)
@@ -115,8 +140,16 @@ final class SubscriberConnection {
 
     private func retry() {
         guard !stopped else { return }
+        topology?.refresh()  // the channel's master may have gone or moved (at most one query per 100 ms)
         let delay = backoff.next()
         eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay.milliseconds)) { self.connect() }
+    }
+
+    /// The cluster's map was read: a subscription at a master that no longer serves the channel's slot is made
+    /// again where the slot is now.
+    private func mapRead() {
+        guard !stopped, let topology, let server, topology.map.node(for: RedisSlot.of(channelName)) != server else { return }
+        channel?.close(promise: nil)  // reconnected by the close
     }
 
     /// Notices are published on the master: a subscription to the old one hears nothing more.

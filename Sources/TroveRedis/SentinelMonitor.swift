@@ -32,15 +32,17 @@ public final class SentinelMonitor: Sendable {
     private let machinery: NIOLoopBound<Machinery>
     let settings: RedisConnectionSettings
     let sentinel: RedisSentinelSettings
+    let metrics: RedisMetrics
 
     /// How often the sentinels are asked even when none announced a switch: a `+switch-master` missed while the
     /// subscription was being re-made is caught within this.
     static let pollInterval: TimeAmount = .seconds(5)
 
     /// Starts asking and listening on `eventLoop`; call on that loop. `settings.sentinel` must be set.
-    public init(settings: RedisConnectionSettings, eventLoop: any EventLoop, logger: Logger) {
+    public init(settings: RedisConnectionSettings, metrics: RedisMetrics = RedisMetrics(), eventLoop: any EventLoop, logger: Logger) {
         guard let sentinel = settings.sentinel else { preconditionFailure("a SentinelMonitor needs settings.sentinel") }
         self.settings = settings
+        self.metrics = metrics
         self.sentinel = sentinel
         let machinery = Machinery(eventLoop: eventLoop, settings: settings, sentinel: sentinel, logger: logger)
         self.machinery = NIOLoopBound(machinery, eventLoop: eventLoop)
@@ -102,6 +104,7 @@ public final class SentinelMonitor: Sendable {
             return (changed, Array(state.followers.values))
         }
         guard changed else { return }
+        if previous != nil { metrics.changed(.master) }
         logger.info("the sentinels name the Redis master", metadata: [
             "redis.master": "\(master)", "redis.master_name": "\(self.sentinel.master)",
             "redis.sentinel": "\(sentinel.map(\.description) ?? "+switch-master")",

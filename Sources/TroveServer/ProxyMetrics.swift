@@ -1,5 +1,5 @@
 internal import TroveHTTP
-internal import CoreMetrics
+public import CoreMetrics
 internal import Prometheus
 internal import Synchronization
 internal import TroveCore
@@ -162,6 +162,10 @@ public final class ProxyMetrics: Sendable {
         metrics.duration.recordNanoseconds(nanoseconds)
         if failed { metrics.failures.increment() }
     }
+
+    /// The factory behind these metrics, for parts outside the server that report their own (the Redis
+    /// connections' `RedisMetrics`).
+    public var metricsFactory: any MetricsFactory { factory }
 
     /// The Prometheus text exposition of every metric.
     public func exposition() -> [UInt8] {

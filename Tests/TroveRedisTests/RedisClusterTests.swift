@@ -1,5 +1,6 @@
 import TroveHTTP
 import Foundation
+import Synchronization
 import Logging
 import NIOCore
 import NIOPosix
@@ -145,6 +146,53 @@ import TroveTestSupport
         try await connection.eventLoop.submit { connection.value.stop() }.get()
         try await topology.stop()
     }
+
+    /// Fetch notices travel as sharded messages: the subscriber listens (`SSUBSCRIBE`) at the master of the
+    /// channel's slot and nowhere else, hears what a fetch lock's release announces there (`SPUBLISH`), and
+    /// follows the slot when it is moved to another master.
+    @Test func fetchNoticesAreShardedMessagesThatFollowTheirSlot() async throws {
+        let (topology, connection) = try await client()
+        try await ready(connection)
+        let loop = connection.eventLoop
+        let settings = RedisConnectionSettings(host: "127.0.0.1", port: cluster.servers[0].port, connectTimeout: .seconds(1),
+            commandTimeout: .milliseconds(500))
+        let subscriber = try await loop.submit {
+            RedisSubscriber(settings: settings, topology: topology, namespace: "ns", eventLoop: loop, logger: Logger(label: "test"))
+        }.get()
+        let channel = "ns:fetched"
+        let slot = RedisSlot.of(channel)
+        let owner = cluster.server(for: slot)
+        try await eventually("subscribed at the channel's master") { try owner.command(["PUBSUB", "SHARDNUMSUB", channel]) == "\(channel) 1" }
+        for server in cluster.servers {
+            #expect(try server.command(["PUBSUB", "NUMSUB", channel]) == "\(channel) 0", "no plain subscription anywhere")
+        }
+        let heard = Mutex<[String]>([])
+        for key in ["k1", "k2"] {
+            _ = subscriber.watch(key) { notice in heard.withLock { $0.append("\(key) \(notice.rawValue)") } }
+        }
+        let locks = try await loop.submit { NIOLoopBound(RedisFetchLocks(connection: connection.value, keys: RedisKeys(namespace: "ns")), eventLoop: loop) }.get()
+        func fetchEnds(_ key: String, _ notice: FetchNotice) {
+            loop.execute {
+                let locks = locks.value
+                locks.lockFetch(key, ttl: 5000) { result in
+                    if case .success(let lock) = result { locks.unlockFetch(key, lock: lock, notice: notice) }
+                }
+            }
+        }
+        fetchEnds("k1", .stored)
+        try await eventually("the notice is heard") { heard.withLock { $0 } == ["k1 stored"] }
+        #expect(try cluster.server(forKey: "ns:l:k1").command(["EXISTS", "ns:l:k1"]) == "0", "the lock was released")
+
+        let target = cluster.servers.first { $0 !== owner }!
+        try await cluster.move(slot: slot, from: owner, to: target)
+        try await eventually("subscribed again where the slot is now") {
+            try target.command(["PUBSUB", "SHARDNUMSUB", channel]) == "\(channel) 1"
+        }
+        fetchEnds("k2", .released)
+        try await eventually("notices are heard from the new master") { heard.withLock { $0 } == ["k1 stored", "k2 released"] }
+        try await subscriber.stop()
+        try await topology.stop()
+    }
 }
 
 /// What a cluster's error replies ask for, and which key a command is routed by.
@@ -155,8 +203,8 @@ import TroveTestSupport
         #expect(Redirect("MOVED 3999 127.0.0.1:6381", from: node) == .moved(slot: 3999, to: ServerAddress(host: "127.0.0.1", port: 6381)))
         #expect(Redirect("MOVED 3999 :6381", from: node) == .moved(slot: 3999, to: ServerAddress(host: "10.0.0.1", port: 6381)))
         #expect(Redirect("ASK 12 [::1]:7001", from: node) == .ask(to: ServerAddress(host: "::1", port: 7001)))
-        #expect(Redirect("TRYAGAIN Multiple keys request during rehashing of slot", from: node) == .retry)
-        #expect(Redirect("CLUSTERDOWN The cluster is down", from: node) == .retry)
+        #expect(Redirect("TRYAGAIN Multiple keys request during rehashing of slot", from: node) == .tryAgain)
+        #expect(Redirect("CLUSTERDOWN The cluster is down", from: node) == .clusterDown)
         #expect(Redirect("ERR unknown command", from: node) == nil)
         #expect(Redirect("MOVED 99999 127.0.0.1:6381", from: node) == nil)
         #expect(Redirect("MOVED 1 127.0.0.1:0", from: node) == nil)
@@ -165,4 +213,5 @@ import TroveTestSupport
         #expect(RedisClusterConnection.slot(of: ["EVAL", "s", "2", "{t}a", "{t}b"]) == RedisSlot.of("t"))
         #expect(RedisClusterConnection.slot(of: ["MGET", "{t}a", "{t}b"]) == RedisSlot.of("t"))
     }
+
 }
