@@ -23,8 +23,33 @@ public struct RunResult: Sendable {
     public var connectErrors: [String: Int] = [:]
     /// Requests waiting for a connection, at most (rate mode: a sign the target could not keep up).
     public var maxBacklog = 0
+    /// Each second of the measured part, by when requests were due: what a failover looks like over time.
+    public var timeline: [TimelineSecond] = []
 
     public init() {}
+
+    /// One second of the measured part.
+    public struct TimelineSecond: Sendable {
+        public var answered = 0
+        /// 5xx answers, and requests without an answer.
+        public var errors = 0
+        public var hits = 0
+        public var misses = 0
+        public var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .two)
+
+        public var hitRatio: Double? { hits + misses == 0 ? nil : Double(hits) / Double(hits + misses) }
+    }
+
+    /// At most an hour of seconds: a timeline is bounded whatever the run's length.
+    static let timelineLimit = 3600
+
+    /// The second `offset` seconds into the measured part, made when first needed; nil past the limit.
+    mutating func second(at offset: Double) -> Int? {
+        guard offset >= 0, offset < Double(Self.timelineLimit) else { return nil }
+        let index = Int(offset)
+        while timeline.count <= index { timeline.append(TimelineSecond()) }
+        return index
+    }
 
     public var failed: Int { failures.values.reduce(0, +) }
     public var serverErrors: Int { statuses.filter { $0.key >= 500 }.values.reduce(0, +) }
@@ -286,6 +311,16 @@ private final class Runner {
             result.statuses[status, default: 0] += 1
             if let xCache { result.xCache[xCache, default: 0] += 1 }
             result.answered += 1
+            if let second = result.second(at: Double((pending.intended - measureFrom).nanoseconds) / 1e9) {
+                result.timeline[second].answered += 1
+                _ = result.timeline[second].latency.record(micros)
+                if status >= 500 { result.timeline[second].errors += 1 }
+                switch xCache {
+                case "HIT", "STALE": result.timeline[second].hits += 1
+                case "MISS": result.timeline[second].misses += 1
+                default: break
+                }
+            }
         }
         ready(connection)
         if now >= end { finishIfDone() }
@@ -295,6 +330,9 @@ private final class Runner {
         inFlight -= 1
         connections -= 1
         fail(reason, measured: pending.intended >= measureFrom)
+        if pending.intended >= measureFrom, let second = result.second(at: Double((pending.intended - measureFrom).nanoseconds) / 1e9) {
+            result.timeline[second].errors += 1
+        }
         if load.mode == .closed, NIODeadline.now() < end { open() }
         finishIfDone()
     }

@@ -2,6 +2,7 @@ internal import TroveHTTP
 internal import Foundation
 internal import Synchronization
 internal import TroveFixtures
+internal import TroveRules
 
 /// Runs one scenario before (straight at the origin) and after (through Trove), with the same seeded request
 /// mix and load, and gathers what each side measured.
@@ -60,8 +61,8 @@ public enum LoadTest {
             case .after:
                 try stack.startRedisIfNeeded()
                 try stack.startTrove()
-                report(.note("trove serve on 127.0.0.1:\(stack.proxyPort) (\(scenario.store == .redis ? "Redis store, redis-server on 127.0.0.1:\(stack.redis?.port ?? 0)" : "memory store")), rules \(Report.relative(scenario.rules))"))
-                let chaos = scenario.chaos.flatMap { plan in stack.redis.map { ChaosDriver(plan: plan, redis: $0, report: report) } }
+                report(.note("trove serve on 127.0.0.1:\(stack.proxyPort) (\(stack.storeDescription)), rules \(Report.relative(scenario.rules))"))
+                let chaos = scenario.chaos.map { ChaosDriver(plan: $0, stack: stack, report: report) }
                 var side = try await measure(
                     name: "after (Trove)", port: stack.proxyPort, scenario: scenario, stack: stack, seed: options.seed,
                     chaos: chaos, report: report)
@@ -97,54 +98,100 @@ public enum LoadTest {
     }
 }
 
-/// Kills Redis and starts it again at the scenario's seconds, off the load generator's loop.
+/// Breaks the store at the scenario's seconds, off the load generator's loop: kills Redis and starts it again,
+/// or kills the master and notes when the sentinels (the cluster) have promoted its replica.
 final class ChaosDriver: Sendable {
     let plan: Scenario.Chaos
-    let redis: RedisServer
+    private let redis: RedisServer?
+    private let sentinels: RedisSentinels?
+    private let cluster: RedisClusterServers?
+    /// The namespace's shared counters' key, whose master a cluster's chaos kills.
+    private let sharedKey: String
     let report: @Sendable (LoadTest.Event) -> Void
-    private let state = Mutex<(killed: Bool, restarted: Bool, notes: [String])>((false, false, []))
+    private let state = Mutex<(steps: Int, notes: [String])>((0, []))
 
-    init(plan: Scenario.Chaos, redis: RedisServer, report: @escaping @Sendable (LoadTest.Event) -> Void) {
+    init(plan: Scenario.Chaos, stack: Stack, report: @escaping @Sendable (LoadTest.Event) -> Void) {
         self.plan = plan
-        self.redis = redis
+        redis = stack.redis
+        sentinels = stack.sentinels
+        cluster = stack.cluster
+        let namespace = stack.rules.store.namespace
+        sharedKey = "\(namespace):g:{\(namespace)}:all"
         self.report = report
     }
 
     var notes: [String] { state.withLock { $0.notes } }
 
-    func at(second: Double) {
-        let kill = Double(plan.killRedis.nanoseconds) / 1e9
-        let restart = Double(plan.restartRedis.nanoseconds) / 1e9
-        let action: String? = state.withLock { state in
-            if !state.killed, second >= kill {
-                state.killed = true
-                return "kill"
-            }
-            if state.killed, !state.restarted, second >= restart {
-                state.restarted = true
-                return "restart"
-            }
-            return nil
+    private var schedule: [Duration] {
+        switch plan {
+        case .redisOutage(let kill, let restart): [kill, restart]
+        case .masterKilled(let at): [at]
         }
-        guard let action else { return }
+    }
+
+    /// Called once a second with the seconds into the measured run; acts on the steps that are due.
+    func at(second: Double) {
+        let step: Int? = state.withLock { state in
+            guard state.steps < schedule.count, second >= Double(schedule[state.steps].nanoseconds) / 1e9 else { return nil }
+            state.steps += 1
+            return state.steps - 1
+        }
+        guard let step else { return }
         DispatchQueue.global().async { [self] in
-            let note: String
-            if action == "kill" {
-                redis.kill()
-                note = String(format: "Redis killed (SIGKILL) at %.1f s of the measured run", second)
-            } else {
+            switch (plan, step) {
+            case (.redisOutage, 0):
+                redis?.kill()
+                note(String(format: "Redis killed (SIGKILL) at %.1f s of the measured run", second))
+            case (.redisOutage, _):
                 let started = ContinuousClock.now
                 do {
-                    try redis.start()
-                    note = String(format: "Redis restarted (empty) at %.1f s, answering PING after %@", second,
-                        "\((ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds])))")
+                    try redis?.start()
+                    note(String(format: "Redis restarted (empty) at %.1f s, answering PING after %@", second, Self.since(started)))
                 } catch {
-                    note = "Redis could not be restarted: \(error)"
+                    note("Redis could not be restarted: \(error)")
                 }
+            case (.masterKilled, _):
+                killMaster(second: second)
             }
-            state.withLock { $0.notes.append(note) }
-            report(.note(note))
         }
+    }
+
+    private func killMaster(second: Double) {
+        let started = ContinuousClock.now
+        do {
+            if let sentinels {
+                let master = try sentinels.master()
+                master.kill()
+                note(String(format: "master 127.0.0.1:%d killed (SIGKILL) at %.1f s of the measured run", master.port, second))
+                try wait(until: "the sentinels name another master", timeout: .seconds(60)) {
+                    ((try? sentinels.masterPort()) ?? master.port) != master.port
+                }
+                note("the sentinels named 127.0.0.1:\(try sentinels.masterPort()) the master \(Self.since(started)) later")
+            } else if let cluster {
+                let master = try cluster.server(forKey: sharedKey)
+                let replicas = try cluster.replicas(of: master)
+                master.kill()
+                note(String(format: "master 127.0.0.1:%d (the shared counters' slot) killed (SIGKILL) at %.1f s of the measured run",
+                    master.port, second))
+                try wait(until: "the cluster promotes a replica", timeout: .seconds(60)) {
+                    let masters = (try? cluster.masters()) ?? []
+                    return masters.contains { server in replicas.contains { $0 === server } }
+                }
+                let promoted = try cluster.masters().first { server in replicas.contains { $0 === server } }
+                note("the cluster promoted 127.0.0.1:\(promoted?.port ?? 0) \(Self.since(started)) later")
+            }
+        } catch {
+            note("the master could not be killed and replaced: \(error)")
+        }
+    }
+
+    private func note(_ text: String) {
+        state.withLock { $0.notes.append(text) }
+        report(.note(text))
+    }
+
+    private static func since(_ start: ContinuousClock.Instant) -> String {
+        "\((ContinuousClock.now - start).formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))"
     }
 }
 

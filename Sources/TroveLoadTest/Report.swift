@@ -190,13 +190,14 @@ public struct Report: Sendable {
         text += "\n![Latency by percentile, before and after](\(plotFile))\n\n"
         text += routeTable()
         text += chaosNotes()
+        text += timelineTable()
         text += """
 
             - Scenario: `\(Self.relative(scenario.file))`, rules: `\(Self.relative(scenario.rules))`; the demo origin \
             answers in \(Stack.delayText(scenario.origin))\(scenario.origin.rate.map { String(format: ", limited to %g requests/s (bucket of \(scenario.origin.burst)), 429 beyond", $0) } ?? "").
             - Command: `\(provenance.command)`
             - Machine: \(provenance.machine); load average \(provenance.loadBefore) before, \(provenance.loadAfter) after. \
-            The load generator, the origin\(scenario.store == .redis ? ", Redis" : "") and Trove share these cores.
+            The load generator, the origin\(scenario.store.usesRedis ? ", Redis" : "") and Trove share these cores.
             - Date: \(ISO8601DateFormatter().string(from: provenance.date))
             - Latency: HDR histograms (hdrhistogram-swift), µs resolution; raw distributions in the `.hgrm` files next to this report.
 
@@ -215,6 +216,22 @@ public struct Report: Sendable {
             text += "| \(route) | \(counts["requests", default: 0]) | \(counts["hits", default: 0]) | \(counts["stale", default: 0]) | "
                 + "\(counts["misses", default: 0]) | \(counts["passes", default: 0]) | \(counts["collapsed", default: 0]) | "
                 + "\(counts["errors", default: 0]) | \(ratio) |\n"
+        }
+        return text
+    }
+
+    /// Second by second, for a run with chaos: the requests due in each second, how many failed, their p99, and
+    /// the hit ratio. A failover reads down this table.
+    private func timelineTable() -> String {
+        guard let side = sides.last, !side.chaos.isEmpty, !side.result.timeline.isEmpty else { return "" }
+        var text = "\nSecond by second (\(side.name), requests by the second they were due):\n\n"
+        text += "| second | answered | errors | p50 | p99 | hit ratio |\n|---:|---:|---:|---:|---:|---:|\n"
+        for (index, second) in side.result.timeline.enumerated() {
+            let ratio = second.hitRatio.map { String(format: "%.0f %%", $0 * 100) } ?? "–"
+            func latency(_ percentile: Double) -> String {
+                second.answered == 0 ? "–" : Self.format(ms: Self.milliseconds(second.latency.valueAtPercentile(percentile)))
+            }
+            text += "| \(index)–\(index + 1) | \(second.answered) | \(second.errors) | \(latency(50)) | \(latency(99)) | \(ratio) |\n"
         }
         return text
     }
@@ -358,7 +375,18 @@ public struct Report: Sendable {
                     "origin_statuses": side.origin.statuses,
                 ]
                 if let ratio = side.result.hitRatio { fields["hit_ratio"] = ratio }
-                if !side.chaos.isEmpty { fields["chaos"] = side.chaos }
+                if !side.chaos.isEmpty {
+                    fields["chaos"] = side.chaos
+                    fields["timeline"] = side.result.timeline.enumerated().map { index, second -> [String: Any] in
+                        var row: [String: Any] = [
+                            "second": index, "answered": second.answered, "errors": second.errors,
+                            "p50_ms": Self.milliseconds(second.latency.valueAtPercentile(50)),
+                            "p99_ms": Self.milliseconds(second.latency.valueAtPercentile(99)),
+                        ]
+                        if let ratio = second.hitRatio { row["hit_ratio"] = ratio }
+                        return row
+                    }
+                }
                 return fields
             },
         ]

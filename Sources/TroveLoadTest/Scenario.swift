@@ -8,7 +8,7 @@ internal import Yams
 /// name: shopify-events
 /// rules: ../../rules/shopify-events.yaml   # relative to this file
 /// origin: {delay: 2s..3s, rate: 2, burst: 40}  # the demo origin, started where the rules' origin points
-/// store: redis                             # redis or memory
+/// store: redis                             # redis, redis-sentinel, redis-cluster or memory
 /// load: {mode: rate, rate: 20/s, connections: 64, duration: 30s, warmup: 10s}
 /// users: 100                               # requests with `user: true` carry one of N tokens
 /// requests:
@@ -24,15 +24,25 @@ public struct Scenario: Sendable {
     public var load: Load
     public var users: Int
     public var requests: [RequestTemplate]
-    /// Kill Redis at this second of the measured run and start it again at that one (`chaos: {kill_redis: 5s, restart_redis: 10s}`).
+    /// What to break during the measured run: Redis killed and started again (`chaos: {kill_redis: 5s,
+    /// restart_redis: 10s}`), or the master killed and left to the sentinels or the cluster to replace
+    /// (`chaos: {kill_master: 5s}`).
     public var chaos: Chaos?
     /// Which sides to measure: before (the origin alone) and after (through Trove), or one of them.
     public var sides: [String]
     /// The file it was read from.
     public var file: String
 
-    public enum Store: String, Sendable {
-        case redis, memory
+    public enum Store: String, Sendable, CaseIterable {
+        /// One `redis-server`.
+        case redis
+        /// A master, a replica and three sentinels (`redis-sentinel://`), failing over after 1 s down.
+        case redisSentinel = "redis-sentinel"
+        /// Three masters with a replica each (`redis-cluster://`, `redis-cli --cluster create`), node timeout 2 s.
+        case redisCluster = "redis-cluster"
+        case memory
+
+        var usesRedis: Bool { self != .memory }
     }
 
     public struct OriginSettings: Sendable {
@@ -63,9 +73,12 @@ public struct Scenario: Sendable {
         public var timeout: Duration = .seconds(30)
     }
 
-    public struct Chaos: Sendable {
-        public var killRedis: Duration
-        public var restartRedis: Duration
+    public enum Chaos: Sendable {
+        /// Redis killed (SIGKILL) at the first second, started again (empty) at the second.
+        case redisOutage(kill: Duration, restart: Duration)
+        /// The master killed (SIGKILL) at this second: the sentinels, or the cluster, promote its replica. In a
+        /// cluster, the master of the shared counters, which every lookup reads.
+        case masterKilled(at: Duration)
     }
 
     public struct RequestTemplate: Sendable {
@@ -141,7 +154,9 @@ public struct Scenario: Sendable {
             if let burst = integer(fields["burst"]) { origin.burst = burst }
         }
         let store = Store(rawValue: top["store"]?.scalar?.string ?? "memory")
-        guard let store else { throw fail(top["store"], "store: redis or memory") }
+        guard let store else {
+            throw fail(top["store"], "store: \(Store.allCases.map(\.rawValue).joined(separator: ", ")) (one of them)")
+        }
 
         var load = Load()
         if let node = top["load"] {
@@ -214,13 +229,21 @@ public struct Scenario: Sendable {
         }
         var chaos: Chaos?
         if let node = top["chaos"] {
-            guard let fields = node.mapping else { throw fail(node, "chaos: {kill_redis: 5s, restart_redis: 10s}") }
-            try check(fields, ["kill_redis", "restart_redis"], in: "chaos.")
-            guard store == .redis else { throw fail(node, "chaos kills Redis, so it needs store: redis") }
-            guard let kill = try duration(fields["kill_redis"], "chaos.kill_redis"),
-                let restart = try duration(fields["restart_redis"], "chaos.restart_redis"), restart > kill
-            else { throw fail(node, "chaos: {kill_redis: 5s, restart_redis: 10s}") }
-            chaos = Chaos(killRedis: kill, restartRedis: restart)
+            guard let fields = node.mapping else { throw fail(node, "chaos: {kill_redis: 5s, restart_redis: 10s} or {kill_master: 5s}") }
+            try check(fields, ["kill_redis", "restart_redis", "kill_master"], in: "chaos.")
+            if let master = try duration(fields["kill_master"], "chaos.kill_master") {
+                guard fields.count == 1 else { throw fail(node, "chaos: {kill_master: 5s} alone (the sentinels or the cluster bring a master back)") }
+                guard store == .redisSentinel || store == .redisCluster else {
+                    throw fail(node, "chaos.kill_master needs a master to replace: store: redis-sentinel or redis-cluster")
+                }
+                chaos = .masterKilled(at: master)
+            } else {
+                guard store == .redis else { throw fail(node, "chaos.kill_redis kills the one Redis, so it needs store: redis") }
+                guard let kill = try duration(fields["kill_redis"], "chaos.kill_redis"),
+                    let restart = try duration(fields["restart_redis"], "chaos.restart_redis"), restart > kill
+                else { throw fail(node, "chaos: {kill_redis: 5s, restart_redis: 10s}") }
+                chaos = .redisOutage(kill: kill, restart: restart)
+            }
         }
         return Scenario(
             name: top["name"]?.scalar?.string ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,

@@ -4,8 +4,8 @@ internal import Synchronization
 internal import TroveFixtures
 internal import TroveRules
 
-/// The processes a load test measures: the demo origin, a `redis-server` when the scenario uses Redis, and
-/// `trove serve` in front of them, all on free loopback ports. Whoever starts one stops it (`stop()`).
+/// The processes a load test measures: the demo origin, the Redis the scenario names (one `redis-server`, a master
+/// and replica watched by sentinels, or a cluster), and `trove serve` in front of them, all on free loopback ports. Whoever starts one stops it (`stop()`).
 ///
 /// Everything runs as a process of its own, as it does in production: the load test sees Trove from the
 /// outside, through HTTP, exactly like a client.
@@ -18,6 +18,8 @@ final class Stack {
 
     private(set) var originPort = 0
     private(set) var redis: RedisServer?
+    private(set) var sentinels: RedisSentinels?
+    private(set) var cluster: RedisClusterServers?
     private(set) var proxyPort = 0
     private(set) var adminPort = 0
     /// What is running, so that a signal handler on another thread can stop it too.
@@ -66,10 +68,30 @@ final class Stack {
     }
 
     func startRedisIfNeeded() throws {
-        guard scenario.store == .redis, redis == nil else { return }
-        let redis = try RedisServer()
-        self.redis = redis
-        running.add("redis") { redis.stop() }
+        switch scenario.store {
+        case .redis where redis == nil:
+            let redis = try RedisServer()
+            self.redis = redis
+            running.add("redis") { redis.stop() }
+        case .redisSentinel where sentinels == nil:
+            let sentinels = try RedisSentinels(sentinels: 3, downAfter: .seconds(1))
+            self.sentinels = sentinels
+            running.add("redis") { for server in sentinels.servers { server.stop() } }
+        case .redisCluster where cluster == nil:
+            let cluster = try RedisClusterServers(masters: 3, replicas: 1)
+            self.cluster = cluster
+            running.add("redis") { for server in cluster.servers { server.stop() } }
+        default:
+            break
+        }
+    }
+
+    /// What the report says about the store.
+    var storeDescription: String {
+        if let redis { return "Redis store, redis-server on 127.0.0.1:\(redis.port)" }
+        if let sentinels { return "Redis store, master 'mymaster' and a replica behind 3 sentinels (\(sentinels.url()))" }
+        if let cluster { return "Redis store, a cluster of 3 masters with a replica each (\(cluster.url()))" }
+        return "memory store"
     }
 
     /// Starts `trove serve` with an empty cache in front of the origin.
@@ -87,6 +109,12 @@ final class Stack {
             // A database of its own per run, so a run never starts with the previous run's entries.
             _ = try? redis.command(["FLUSHALL"])
             arguments += ["--redis", redis.url()]
+        } else if let sentinels {
+            _ = try? sentinels.master().command(["FLUSHALL"])
+            arguments += ["--redis", sentinels.url()]
+        } else if let cluster {
+            for master in (try? cluster.masters()) ?? [] { _ = try? master.command(["FLUSHALL"]) }
+            arguments += ["--redis", cluster.url()]
         } else {
             arguments.append("--memory")
         }
@@ -104,6 +132,8 @@ final class Stack {
     func stop() {
         running.stopAll()
         redis = nil
+        sentinels = nil
+        cluster = nil
     }
 
     // MARK: What the parts say

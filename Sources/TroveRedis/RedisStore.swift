@@ -29,9 +29,7 @@ public final class RedisStore: CacheStore {
         self.single = link as? RedisConnection
         self.keys = keys
         self.queue = queue
-        // A cluster's lookups read whole values (`found`): nothing to hold.
-        self.bodies = LocalBodies(capacity: link is RedisConnection ? localBodies : 0)
-        link.onReady = { [weak self] in self?.replayQueuedPurges() }
+        self.bodies = LocalBodies(capacity: localBodies)
     }
 
     /// Whether the connection is up and no purge waits to be replayed; otherwise, why not.
@@ -113,8 +111,11 @@ public final class RedisStore: CacheStore {
             completion(.unavailable(.unavailable("purges made while Redis was away are not replayed yet")))
             return
         }
+        if bodies.holds(address.key) {
+            guard let single else { return lookupHeadInCluster(address, completion: completion) }
+            return lookupHead(address, single, completion: completion)
+        }
         guard let single else { return lookupInCluster(address, completion: completion) }
-        if bodies.holds(address.key) { return lookupHead(address, single, completion: completion) }
         // One command for the entry and every counter it depends on: one reply to parse, and half the work
         // for Redis of a GET plus an MGET.
         // Encoded straight into the buffer: the keys are never built as Strings (this runs for every request).
@@ -178,9 +179,7 @@ public final class RedisStore: CacheStore {
             // Absent, or not an entry of this format (an older Trove, or a foreign value): a miss.
             return completion(.notFound(generations: generations))
         }
-        // In a cluster each hit reads the whole value (the held-body path reads the head with the counters, on one
-        // connection).
-        if single != nil { keepLarge(body, of: value, for: address.key) }
+        keepLarge(body, of: value, for: address.key)
         completion(.found(meta, body, generations: generations))
     }
 
@@ -210,23 +209,58 @@ public final class RedisStore: CacheStore {
                     completion(.unavailable(.protocolError("GETRANGE/MGET answered \(replies)")))
                     return
                 }
-                let found: (meta: EntryMeta, body: ByteBuffer?)? = prefix.withUnsafeReadableBytes { bytes in
-                    guard let (meta, offset) = EntryCodec.decodeHead(prefix: bytes) else { return nil }
-                    let inline = meta.chunks == nil ? meta.bodyLength : 0
-                    if bytes.count == offset + inline {
-                        return (meta, prefix.getSlice(at: prefix.readerIndex + offset, length: inline))  // it shrank, or is chunked now
-                    }
-                    return (meta, self.bodies.body(for: key, head: UnsafeRawBufferPointer(rebasing: bytes[..<offset])))
-                }
-                if let found, let body = found.body {
-                    completion(.found(found.meta, body, generations: generations))
-                } else if prefix.readableBytes == 0 {
-                    self.bodies.forget(key)
-                    completion(.notFound(generations: generations))
-                } else {
-                    self.readWholeEntry(key, generations: generations, completion: completion)
-                }
+                self.headRead(prefix, generations: generations, key: key, completion: completion)
             }
+        }
+    }
+
+    /// `lookupHead` in a cluster: the head and the key's counter from the entry's master, the shared counters
+    /// from theirs, in parallel (as `lookupInCluster`).
+    private func lookupHeadInCluster(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        let shared = address.counters.filter(RedisKeys.isShared)
+        link.send([
+            ["GETRANGE", .string(keys.entry(address.key)), "0", .string(String(LocalBodies.headPrefix - 1))],
+            ["GET", .string(keys.counter(.key(address.counterKey)))],
+            ["MGET"] + shared.map { .string(keys.counter($0)) },
+        ]) { result in
+            switch result {
+            case .failure(let error):
+                completion(.unavailable(error))
+            case .success(let replies):
+                guard self.queue.isEmpty else {
+                    return completion(.unavailable(.unavailable("purges are being applied again on a promoted Redis Cluster master")))
+                }
+                guard case .bulkString(let prefix) = replies[0], let keyGeneration = Self.generations(replies[1...1]),
+                    case .array(let read) = replies[2], read.count == shared.count, let sharedGenerations = Self.generations(read[...])
+                else {
+                    return completion(.unavailable(.protocolError("GETRANGE/GET/MGET answered \(replies)")))
+                }
+                let generations = Array(sharedGenerations[..<2]) + keyGeneration + sharedGenerations[2...]
+                self.headRead(prefix, generations: generations, key: address.key, completion: completion)
+            }
+        }
+    }
+
+    /// What the first bytes of an entry's value (and its counters) mean: the held body under the same head, the
+    /// small entry itself, a miss, or (the held body is out of date) a read of the whole value.
+    private func headRead(
+        _ prefix: ByteBuffer, generations: [Int64], key: String, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void
+    ) {
+        let found: (meta: EntryMeta, body: ByteBuffer?)? = prefix.withUnsafeReadableBytes { bytes in
+            guard let (meta, offset) = EntryCodec.decodeHead(prefix: bytes) else { return nil }
+            let inline = meta.chunks == nil ? meta.bodyLength : 0
+            if bytes.count == offset + inline {
+                return (meta, prefix.getSlice(at: prefix.readerIndex + offset, length: inline))  // it shrank, or is chunked now
+            }
+            return (meta, bodies.body(for: key, head: UnsafeRawBufferPointer(rebasing: bytes[..<offset])))
+        }
+        if let found, let body = found.body {
+            completion(.found(found.meta, body, generations: generations))
+        } else if prefix.readableBytes == 0 {
+            bodies.forget(key)
+            completion(.notFound(generations: generations))
+        } else {
+            readWholeEntry(key, generations: generations, completion: completion)
         }
     }
 
@@ -561,7 +595,7 @@ public final class RedisStore: CacheStore {
 
     // MARK: Replay
 
-    private func replayQueuedPurges() {
+    func replayQueuedPurges() {
         guard let next = queue.first else { return }
         purge(next, replaying: next) { result in
             // On failure, what is left waits in the queue for the next link.
@@ -735,6 +769,11 @@ public final class RedisStoreFactory: Sendable {
         let keys = RedisKeys(namespace: namespace)
         let parts = (RedisStore(link: link, keys: keys, queue: queue), RedisFetchLocks(connection: link, keys: keys),
             RedisDeliveryClaims(connection: link, keys: keys))
+        // Each time the link is back: purges made while it was away, then fetch locks it could not release.
+        link.onReady = { [weak store = parts.0, weak locks = parts.1] in
+            store?.replayQueuedPurges()
+            locks?.releaseUnsent()
+        }
         link.start()
         return parts
     }

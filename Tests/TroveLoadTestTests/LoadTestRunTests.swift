@@ -68,6 +68,29 @@ import TroveLoadTest
         #expect(after.result.xCache["HIT", default: 0] > 0)
     }
 
+    /// Issue #16 at a small scale: the master killed under load, the sentinels (the cluster) promote its replica,
+    /// and no request fails; the timeline covers every second.
+    @Test(arguments: ["redis-sentinel", "redis-cluster"]) func aMasterKilledUnderLoadFailsNoRequest(store: String) async throws {
+        let scenario = try Self.scenario("""
+            store: \(store)
+            sides: [after]
+            load: {mode: rate, rate: 40/s, warmup: 1s, duration: 8s}
+            chaos: {kill_master: 1s}
+            """)
+        let notes = Notes()
+        let sides = try await LoadTest.run(scenario, options: .init(sides: [.after], workDirectory: Self.work())) { notes.add($0) }
+        let after = try #require(sides.first)
+        #expect(after.result.answered == 320)
+        #expect(after.result.failed == 0, "\(after.result.failures)")
+        #expect(after.result.statuses == [200: 320])
+        #expect(after.chaos.first?.contains("killed (SIGKILL)") == true, "\(after.chaos)")
+        #expect(after.chaos.last?.contains(store == "redis-cluster" ? "the cluster promoted" : "the sentinels named") == true, "\(after.chaos)")
+        #expect(after.result.timeline.count == 8)
+        #expect(after.result.timeline.map(\.answered).reduce(0, +) == 320)
+        #expect(after.result.timeline.allSatisfy { $0.errors == 0 })
+        #expect(notes.texts.contains { $0.contains(store == "redis-cluster" ? "a cluster of 3 masters" : "behind 3 sentinels") })
+    }
+
     @Test func aBrokenRulesFileIsReportedBeforeAnythingStarts() async throws {
         let rules = try ScenarioTests.file("version: 1\nroutes: []\nlisten: nowhere\n")
         let scenario = try Scenario.load(try ScenarioTests.file("rules: \(rules)\nrequests: [{get: /a}]\n"))

@@ -57,8 +57,12 @@ struct ScenarioTests {
         #expect(scenario.load.duration == .seconds(3))
         #expect(scenario.load.warmup == .seconds(1))
         #expect(scenario.load.timeout == .seconds(4))
-        #expect(scenario.chaos?.killRedis == .seconds(1))
-        #expect(scenario.chaos?.restartRedis == .seconds(2))
+        guard case .redisOutage(let kill, let restart)? = scenario.chaos else {
+            Issue.record("chaos: \(String(describing: scenario.chaos))")
+            return
+        }
+        #expect(kill == .seconds(1))
+        #expect(restart == .seconds(2))
         #expect(scenario.requests.count == 2)
         #expect(scenario.requests[0].values["id"] == .zipf(1...60, exponent: 1.2))
         #expect(scenario.requests[0].headers.first?.0 == "Accept")
@@ -75,7 +79,10 @@ struct ScenarioTests {
         ("rules: r.yaml\nrequests: [{get: '/a/{id}'}]\n", "'{id}' in /a/{id} has no values"),
         ("rules: r.yaml\nrequests: [{weight: 3}]\n", "say the method and path"),
         ("rules: r.yaml\nrequests: [{get: '/a/{id}', id: 'zipf(9..1)'}]\n", "'id': 'zipf(9..1)' is not a value"),
-        ("rules: r.yaml\nchaos: {kill_redis: 1s, restart_redis: 2s}\nrequests: [{get: /a}]\n", "chaos kills Redis, so it needs store: redis"),
+        ("rules: r.yaml\nchaos: {kill_redis: 1s, restart_redis: 2s}\nrequests: [{get: /a}]\n", "kills the one Redis, so it needs store: redis"),
+        ("rules: r.yaml\nstore: redis\nchaos: {kill_master: 1s}\nrequests: [{get: /a}]\n", "needs a master to replace: store: redis-sentinel or redis-cluster"),
+        ("rules: r.yaml\nstore: redis-cluster\nchaos: {kill_master: 1s, restart_redis: 2s}\nrequests: [{get: /a}]\n", "{kill_master: 5s} alone"),
+        ("rules: r.yaml\nstore: redis-clustre\nrequests: [{get: /a}]\n", "store: redis, redis-sentinel, redis-cluster, memory"),
         ("rules: r.yaml\nstore: redis\nchaos: {kill_redis: 3s, restart_redis: 2s}\nrequests: [{get: /a}]\n", "chaos: {kill_redis: 5s"),
         ("rules: r.yaml\nsides: [later]\nrequests: [{get: /a}]\n", "sides: [before, after]"),
         ("requests: [{get: /a}]\n", "'rules:' names the rules file"),

@@ -446,17 +446,22 @@ import TroveTestSupport
     }
 }
 
-/// Large bodies held in process: hits read only the head from Redis, and a new store anywhere replaces what is held.
+/// Large bodies held in process: hits read only the head from Redis, and a new store anywhere replaces what is held;
+/// on one Redis and in a Redis Cluster alike.
 @Suite(.serialized) struct LocalBodiesTests {
-    @Test func largeBodiesAreHeldAndFollowNewStores() async throws {
-        let redis = try RedisServer()
-        defer { redis.stop() }
+    @Test(arguments: [false, true]) func largeBodiesAreHeldAndFollowNewStores(inCluster: Bool) async throws {
+        let redis = inCluster ? nil : try RedisServer()
+        let cluster = inCluster ? try RedisClusterServers(masters: 3) : nil
+        defer { redis?.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let factory = RedisStoreFactory(
-            settings: RedisConnectionSettings(host: "127.0.0.1", port: redis.port, connectTimeout: .seconds(1),
-                commandTimeout: .milliseconds(500), maxPending: 64),
-            namespace: "bodies", logger: Logger(label: "test"))
+        let seeds = cluster?.servers.map { ServerAddress(host: "127.0.0.1", port: $0.port) }
+        let settings = RedisConnectionSettings(host: "127.0.0.1", port: redis?.port ?? seeds![0].port, connectTimeout: .seconds(1),
+            commandTimeout: .milliseconds(500), maxPending: 64, cluster: seeds)
+        let topology = try await loop.submit {
+            seeds.map { RedisClusterTopology(seeds: $0, settings: settings, eventLoop: loop, logger: Logger(label: "test")) }
+        }.get()
+        let factory = RedisStoreFactory(settings: settings, topology: topology, namespace: "bodies", logger: Logger(label: "test"))
         // Two stores on one loop stand for two Trove instances on one Redis.
         let (first, second) = try await loop.submit { (NIOLoopBound(factory.makeStore(on: loop), eventLoop: loop),
             NIOLoopBound(factory.makeStore(on: loop), eventLoop: loop)) }.get()
@@ -510,6 +515,7 @@ import TroveTestSupport
         try await promise.futureResult.get()
         #expect(try await loop.submit { first.value.bodies.holds("small") }.get() == false)
         try await loop.submit { first.value.shutdown(); second.value.shutdown() }.get()
+        try await topology?.stop()
         try await group.shutdownGracefully()
     }
 }

@@ -31,6 +31,7 @@ VARNISH_PARAMS=${VARNISH_PARAMS:-}             # extra "-p name=value ..." for v
 REDIS_BIN=${REDIS_BIN:-redis-server}
 REDIS_HOST=${REDIS_HOST:-127.0.0.1}
 REDIS_PORT=${REDIS_PORT:-18379}
+REDIS_CLUSTER_PORT=${REDIS_CLUSTER_PORT:-18391}   # three masters: this port and the next two
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -65,7 +66,7 @@ pid_alive() {
         origin) want=origin.py ;;
         nginx) want=nginx ;;
         varnish) want=varnishd ;;
-        redis) want=redis-server ;;
+        redis | redis-cluster-*) want=redis-server ;;
         trove-*) want=" serve --config" ;;
         *) want=$name ;;
     esac

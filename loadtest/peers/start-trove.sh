@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# start-trove.sh NAME PORT ADMIN_PORT redis|memory
+# start-trove.sh NAME PORT ADMIN_PORT redis|redis-cluster|memory
 # Start `trove serve` (trove-peers.yaml) in the background in front of the origin; pid in $WORKDIR/NAME.pid.
 # TROVE_BIN (default: .build/release/trove of this repository) is the binary; TROVE_CONFIG the rules (trove-peers.yaml).
 set -euo pipefail
@@ -11,8 +11,9 @@ pid_alive "$name" && die "$name already running (pid $(cat "$WORKDIR/$name.pid")
 mkdir -p "$WORKDIR"
 case $store in
     redis) store_args=(--redis "redis://$REDIS_HOST:$REDIS_PORT/1") ;;
+    redis-cluster) store_args=(--redis "redis-cluster://$REDIS_HOST:$REDIS_CLUSTER_PORT,$REDIS_HOST:$((REDIS_CLUSTER_PORT + 1)),$REDIS_HOST:$((REDIS_CLUSTER_PORT + 2))") ;;
     memory) store_args=(--memory) ;;
-    *) die "store must be redis or memory, not '$store'" ;;
+    *) die "store must be redis, redis-cluster or memory, not '$store'" ;;
 esac
 nohup "$TROVE_BIN" serve --config "${TROVE_CONFIG:-$PEERS_DIR/trove-peers.yaml}" --listen "127.0.0.1:$port" \
     --admin-listen "127.0.0.1:$admin" --origin "origin=http://$ORIGIN_HOST:$ORIGIN_PORT" "${store_args[@]}" \

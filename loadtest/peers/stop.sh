@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# stop.sh [origin|nginx|varnish|redis|trove-redis|trove-memory ...]   (default: all of them)
+# stop.sh [origin|nginx|varnish|redis|redis-cluster-N|trove-redis|trove-memory ...]   (default: all of them)
 # Stops only the processes whose pids the start-*.sh scripts recorded in $WORKDIR/*.pid.
 set -uo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"
-[ $# -gt 0 ] || set -- trove-redis trove-memory varnish nginx redis origin
+[ $# -gt 0 ] || set -- trove-redis trove-memory varnish nginx redis redis-cluster-1 redis-cluster-2 redis-cluster-3 origin
 rc=0
 for name in "$@"; do
     pidf="$WORKDIR/$name.pid"
