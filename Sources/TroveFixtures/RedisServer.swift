@@ -11,6 +11,9 @@ public final class RedisServer: Sendable {
     public let password: String?
     private let arguments: [String]
     private let process = Mutex<ChildProcess?>(nil)
+    /// The server's working directory, its own: a replica writes the snapshot it syncs from its master there
+    /// (`dump.rdb`), which must neither land in the directory the tests run from nor meet another replica's.
+    private let directory: String
 
     /// Starts `redis-server` with no persistence; `extraArguments` such as `["--requirepass", "s3cret"]`.
     ///
@@ -21,12 +24,15 @@ public final class RedisServer: Sendable {
     public init(extraArguments: [String] = [], eachAttempt: () throws -> [String] = { [] }) throws {
         let password = extraArguments.firstIndex(of: "--requirepass").map { extraArguments[$0 + 1] }
         self.password = password
+        let directory = NSTemporaryDirectory() + "trove-redis-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.directory = directory
         var attempt = 0
         while true {
             let port = try Sockets.freePort()
             let arguments = [
                 "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+                "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning", "--dir", directory,
             ] + extraArguments + (try eachAttempt())
             let process = try ChildProcess(executable: try Self.executable(), arguments: arguments)
             do {
@@ -42,13 +48,17 @@ public final class RedisServer: Sendable {
                 let exitedAtOnce = process.exitStatus != nil
                 process.stop(signal: SIGKILL)
                 attempt += 1
-                guard attempt < 3, exitedAtOnce else { throw error }
+                guard attempt < 3, exitedAtOnce else {
+                    try? FileManager.default.removeItem(atPath: directory)
+                    throw error
+                }
             }
         }
     }
 
     deinit {
         stop()
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// The cluster bus port given with `--cluster-port`, if any.

@@ -96,8 +96,9 @@ import TroveTestSupport
         await scenario.stop(trove)
     }
 
+    /// One master, one replica, three sentinels (a quorum of one): the master killed while requests keep coming.
     @Test func aMasterThatDiesIsReplacedAndNoRequestFails() async throws {
-        let sentinels = try RedisSentinels(downAfter: .milliseconds(500))
+        let sentinels = try RedisSentinels(sentinels: 3, downAfter: .milliseconds(500))
         let scenario = try await Scenario(redis: false)
         let trove = try await trove(scenario, sentinels)
         let old = try sentinels.master()

@@ -401,7 +401,8 @@ import TroveTestSupport
     @Test func purgesMadeWhileRedisIsAwayAreReplayed() async throws {
         let store = try await store(factory(commandTimeout: .milliseconds(100)))
         _ = try await store.store(event, generations: [0, 0, 0, 0, 0], body: "old")
-        try redis.command(["CLIENT", "PAUSE", "1000", "ALL"])
+        // Long enough that the lookup below is made while Redis is still paused, even on a loaded machine.
+        try redis.command(["CLIENT", "PAUSE", "3000", "ALL"])
         guard case .failure = try await store.purge([.tag("event:42")]) else { Issue.record("the purge cannot reach Redis"); return }
         guard case .unavailable = try await store.lookup(event) else { Issue.record("no answers while a purge waits"); return }
         try await eventually("the queued purge is replayed", timeout: .seconds(15)) {

@@ -35,10 +35,18 @@ import TroveTestSupport
         try await eventually("the replica has the lock") { try replica.command(["EXISTS", "ul:l:k"]) == "1" }
 
         old.kill()
-        try await eventually("the connection saw its master go") { try await loop.submit { !store.value.health.ready }.get() }
-        // The fetch ends while there is no master: the release cannot be sent, and is kept.
-        try await loop.submit { locks.value.unlockFetch("k", lock: lock, notice: .stored) }.get()
-        #expect(try await loop.submit { locks.value.unsentCount }.get() == 1)
+        // The fetch ends while there is no master (checked on the loop, in the same turn): the release cannot be
+        // sent, and is kept.
+        try await eventually("the release is made while the connection has no master") {
+            let kept = try await loop.submit { () -> Int? in
+                guard !store.value.health.ready else { return nil }
+                locks.value.unlockFetch("k", lock: lock, notice: .stored)
+                return locks.value.unsentCount
+            }.get()
+            guard let kept else { return false }
+            #expect(kept == 1)
+            return true
+        }
 
         try await eventually("the lock is released on the promoted replica, long before its TTL", timeout: .seconds(30)) {
             try replica.command(["EXISTS", "ul:l:k"]) == "0"
