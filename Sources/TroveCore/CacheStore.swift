@@ -185,7 +185,7 @@ public struct EntryInspection: Sendable, Equatable {
 /// Why a store could not answer.
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     private enum Code: String, Sendable {
-        case unavailable, timeout, overloaded, protocolError, purgedWhileFetched
+        case unavailable, timeout, overloaded, protocolError, purgedWhileFetched, notAdmitted
     }
 
     private let code: Code
@@ -208,8 +208,18 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// (`OriginTags`).
     public static let purgedWhileFetched = StoreError(.purgedWhileFetched, "a purge of a tag the origin named ran while it was fetched")
 
+    /// Not an outage: the in-process store is full of entries asked for more often than this one (see
+    /// `InMemoryStore`'s admission), so it was not stored.
+    public static let notAdmitted = StoreError(.notAdmitted, "the memory store is full of entries asked for more often")
+
     /// True for `purgedWhileFetched`.
     public var isPurgedWhileFetched: Bool { code == .purgedWhileFetched }
+
+    /// True for `notAdmitted`.
+    public var isNotAdmitted: Bool { code == .notAdmitted }
+
+    /// A store refused on purpose (`purgedWhileFetched`, `notAdmitted`): not an error of the store.
+    public var isRefusal: Bool { code == .purgedWhileFetched || code == .notAdmitted }
 
     /// A bounded description for metric labels and logs: never carries the details.
     public var shortDescription: String { code.rawValue }

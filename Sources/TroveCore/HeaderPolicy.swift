@@ -216,5 +216,7 @@ public enum HeaderPolicy {
         /// A purge of one of the tags the origin named ran while the answer was fetched: it may predate the
         /// purge, so it is not stored.
         case purgedWhileFetched = "PURGED-WHILE-FETCHED"
+        /// The memory store is full of entries asked for more often (its admission policy).
+        case notAdmitted = "NOT-ADMITTED"
     }
 }

@@ -6,6 +6,11 @@ internal import TroveRules
 /// recently used evicted first. It keeps the same counters as the Redis store, so purges behave the same, but
 /// it is not shared with other Trove instances.
 ///
+/// Admission (TinyLFU): every lookup counts its key in a `FrequencySketch`; when the store is full, a new entry
+/// evicts the least recently used ones only if its key was asked for at least as often as each of them. A scan
+/// of keys asked for once (a crawler, a report walking every page) is then not stored over entries asked for
+/// again and again; an entry whose key keeps being asked for gets in once its count passes theirs.
+///
 /// Thread-safe: every event loop uses the same instance, and each call holds a lock only while it runs.
 /// Completions are called before the method returns.
 public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
@@ -35,6 +40,7 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
     public func lookup(_ address: EntryAddress, completion: (LookupOutcome<Body>) -> Void) {
         let now = clock.nowMilliseconds()
         let outcome: LookupOutcome<Body> = state.withLock { state in
+            state.sketch.increment(address.key.hashValue)
             let generations = address.counters.map { state.counter($0, now: now) }
             guard let slot = state.index[address.key] else { return .notFound(generations: generations) }
             let entry = state.slots[slot].entry!
@@ -54,20 +60,21 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         let now = clock.nowMilliseconds()
         let key = write.address.key
         let size = Self.size(of: write.meta, key: key)
-        let stored: Bool = state.withLock { state in
+        let refusal: StoreError? = state.withLock { state in
             // Origin tags are recorded under the lock: no purge can come between the check and the insert.
             let values = OriginTags.countersToRecord(write.meta).map { state.counter($0, now: now) }
-            guard let meta = OriginTags.recorded(write.meta, address: write.address, values: values) else { return false }
+            guard let meta = OriginTags.recorded(write.meta, address: write.address, values: values) else { return .purgedWhileFetched }
             if let slot = state.index[key] { state.remove(slot: slot) }
             // An entry bigger than the whole store is not kept (it would evict everything for nothing).
-            guard size <= state.capacity else { return true }
+            guard size <= state.capacity else { return nil }
+            guard state.admits(key, size: size) else { return .notAdmitted }
             while state.bytes + size > state.capacity, let oldest = state.tail {
                 state.remove(slot: oldest)
             }
             state.insert(Stored(key: key, meta: meta, body: write.body, size: size, expiresAt: now + write.expireAfter))
-            return true
+            return nil
         }
-        completion(stored ? .success(()) : .failure(.purgedWhileFetched))
+        completion(refusal.map { .failure($0) } ?? .success(()))
     }
 
     /// The memory store keeps every body whole (shared by every client that reads it, never copied): it has no
@@ -145,10 +152,30 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         /// The counters that expire, soonest first: expired ones are dropped without a scan.
         var counterExpiries = ExpiryHeap<PurgeCounter>()
         let maxCounters: Int
+        /// How often each key was looked up lately: the admission policy's memory.
+        var sketch: FrequencySketch
 
         init(capacity: Int, maxCounters: Int) {
             self.capacity = capacity
             self.maxCounters = maxCounters
+            // About one counter per kilobyte of capacity (answers of APIs run from hundreds of bytes to tens of
+            // kilobytes): 2 bytes of sketch per KiB, between 1,024 and 1,048,576 counters per row.
+            sketch = FrequencySketch(width: min(1 << 20, max(1024, capacity / 1024)))
+        }
+
+        /// Whether an entry of `size` bytes for `key` may go in: it fits, or its key was asked for at least as often
+        /// as every entry it would evict (least recently used first). Walks only the entries that would go.
+        func admits(_ key: String, size: Int) -> Bool {
+            var needed = bytes + size - capacity
+            guard needed > 0 else { return true }
+            let candidate = sketch.frequency(key.hashValue)
+            var slot = tail
+            while needed > 0, let victim = slot, let entry = slots[victim].entry {
+                if sketch.frequency(entry.key.hashValue) > candidate { return false }
+                needed -= entry.size
+                slot = slots[victim].newer
+            }
+            return true
         }
 
         /// How many tags were purged, ever (`PurgeCounter.tagSequence`): kept apart from the counters, so that

@@ -468,7 +468,8 @@ public struct ReadThroughStateMachine: Sendable {
         state = .done
         if case .failure(let error) = result {
             response.cacheStatus?.stored = false
-            response.cacheStatus?.detail = error.isPurgedWhileFetched ? .notStored(.purgedWhileFetched) : .storeUnavailable
+            response.cacheStatus?.detail = error.isPurgedWhileFetched ? .notStored(.purgedWhileFetched)
+                : error.isNotAdmitted ? .notStored(.notAdmitted) : .storeUnavailable
         }
         return streamed ? .finished(response) : .respond(response)
     }

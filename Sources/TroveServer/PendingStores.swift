@@ -16,8 +16,9 @@ extension ProxyEnvironment {
         let started = NIODeadline.now()
         let metrics = self.metrics
         store.store(StoreWrite(address: pending.address, meta: pending.meta, body: body, expireAfter: pending.expireAfter)) { result in
-            // An entry a tag purge overtook was refused on purpose: not a store error.
-            let failed = if case .failure(let error) = result { !error.isPurgedWhileFetched } else { false }
+            // An entry a tag purge overtook, or one the memory store did not admit, was refused on purpose: not a
+            // store error.
+            let failed = if case .failure(let error) = result { !error.isRefusal } else { false }
             metrics.recordStore(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
             completion(result)
         }

@@ -88,6 +88,34 @@ import TroveTestSupport
         #expect(store.usage.entries == 3)
     }
 
+    /// The admission policy keeps a hot set under a scan of cold keys: entries looked up again and again stay while
+    /// 2,000 keys are each looked up once and offered; least-recently-used alone would have evicted them all.
+    @Test func aScanOfColdKeysDoesNotEvictTheHotSet() {
+        let entrySize = 128 + 1000 + 6  // overhead + body + key
+        let store = InMemoryStore<[UInt8]>(capacity: entrySize * 10, clock: clock)
+        let hot = (0..<8).map { EntryAddress(key: "hot:\($0)", route: "r", tags: []) }
+        for _ in 0..<5 { for address in hot { _ = lookup(store, address) } }
+        for address in hot { self.store(store, address, generations: [0, 0, 0], body: Array(repeating: 7, count: 1000)) }
+        var refused = 0
+        for index in 0..<2000 {
+            let cold = EntryAddress(key: "c:\(index)", route: "r", tags: [])
+            _ = lookup(store, cold)  // a miss, as in a request
+            store.store(StoreWrite(address: cold, meta: meta(cold, generations: [0, 0, 0], body: 1000), body: Array(repeating: 1, count: 1000),
+                expireAfter: 65_000)) { result in if case .failure(let error) = result, error.isNotAdmitted { refused += 1 } }
+            if index % 100 == 0 { for address in hot { _ = lookup(store, address) } }  // the hot set stays in use
+        }
+        for address in hot {
+            guard case .found = lookup(store, address) else { Issue.record("\(address.key) was evicted by the scan"); return }
+        }
+        #expect(refused > 1900, "the cold keys were refused: \(refused)")
+        #expect(store.usage.bytes <= entrySize * 10, "memory stays within the capacity")
+        // A cold key that becomes hot gets in once it is asked for more often than what it would evict.
+        let rising = EntryAddress(key: "rising", route: "r", tags: [])
+        for _ in 0..<15 { _ = lookup(store, rising) }
+        self.store(store, rising, generations: [0, 0, 0], body: Array(repeating: 3, count: 1000))
+        guard case .found = lookup(store, rising) else { Issue.record("a key asked for often is admitted"); return }
+    }
+
     /// Entries disappear when their store lifetime ends; counters expire after their lifetime too.
     @Test func expiry() {
         let store = InMemoryStore<[UInt8]>(capacity: 1 << 20, clock: clock)

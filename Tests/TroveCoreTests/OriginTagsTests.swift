@@ -89,6 +89,18 @@ import TroveTestSupport
         #expect(plan.cacheStatus?.detail == .notStored(.purgedWhileFetched))
     }
 
+    /// A store the memory store did not admit (it is full of entries asked for more often) says so too.
+    @Test func aStoreNotAdmittedSaysSo() {
+        var sm = machine("/products")
+        _ = sm.start()
+        _ = sm.lookupCompleted(.notFound(generations: [0, 0, 0, 0, 0]))
+        _ = sm.originResponded(status: 200, headers: [], bodyLength: 2)
+        guard case .respond(let plan) = sm.storeCompleted(.failure(.notAdmitted)) else { Issue.record("answered"); return }
+        #expect(plan.cacheStatus?.stored == false)
+        #expect(plan.cacheStatus?.member.contains("detail=NOT-ADMITTED") == true)
+        #expect(StoreError.notAdmitted.isRefusal && !StoreError.unavailable("x").isRefusal)
+    }
+
     // MARK: The store's side, on the memory store
 
     let address = EntryAddress(key: "products", route: "products", tags: ["lists"], learnsTags: true)
