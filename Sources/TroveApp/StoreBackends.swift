@@ -57,11 +57,18 @@ enum StoreBackends {
                  RedisClusterTopology(seeds: $0, settings: settings, metrics: redisMetrics, eventLoop: loop, logger: options.logger)
              })
         }.get()
+        // The in-process tier, when the rules ask for one: one per process, shared by every loop's store.
+        let local = rules.store.localBytes.map { InMemoryStore<ByteBuffer>(capacity: $0, clock: options.clock) }
         let factory = RedisStoreFactory(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace,
-            metrics: redisMetrics, logger: options.logger)
+            metrics: redisMetrics, localBodies: local == nil ? 32 << 20 : 0, logger: options.logger)
         let stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in
             let made = factory.make(on: loop)
-            return LoopStores(store: made.store, fetchLocks: made.fetchLocks, deliveryClaims: made.deliveryClaims)
+            let store: any CacheStore<ByteBuffer> = if let local {
+                TieredStore(remote: made.store, local: local, clock: options.clock)
+            } else {
+                made.store
+            }
+            return LoopStores(store: store, fetchLocks: made.fetchLocks, deliveryClaims: made.deliveryClaims)
         }
         let subscriber = try await loop.submit {
             RedisSubscriber(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)

@@ -77,6 +77,49 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         completion(refusal.map { .failure($0) } ?? .success(()))
     }
 
+    // MARK: As the in-process tier in front of Redis (`TieredStore`): entries only, the counters are Redis'.
+
+    /// The entry stored under `key`, if any and not expired, counted as asked for (admission) and as used (LRU).
+    /// Its counters are not read: the tier's owner reads Redis' and decides.
+    public func peek(_ key: String) -> (meta: EntryMeta, body: Body)? {
+        let now = clock.nowMilliseconds()
+        return state.withLock { state in
+            state.sketch.increment(key.hashValue)
+            guard let slot = state.index[key] else { return nil }
+            let entry = state.slots[slot].entry!
+            guard entry.expiresAt > now else {
+                state.remove(slot: slot)
+                return nil
+            }
+            state.touch(slot: slot)
+            return (entry.meta, entry.body)
+        }
+    }
+
+    /// Keeps `meta` and `body` under `key` as they are (read from, or written to, Redis), if admitted; false when
+    /// not (too big, or its key asked for less often than what it would evict).
+    @discardableResult
+    public func keep(_ key: String, meta: EntryMeta, body: Body, expireAfter: Int64) -> Bool {
+        let now = clock.nowMilliseconds()
+        let size = Self.size(of: meta, key: key)
+        return state.withLock { state in
+            if let slot = state.index[key] { state.remove(slot: slot) }
+            guard size <= state.capacity, state.admits(key, size: size) else { return false }
+            while state.bytes + size > state.capacity, let oldest = state.tail {
+                state.remove(slot: oldest)
+            }
+            state.insert(Stored(key: key, meta: meta, body: body, size: size, expiresAt: now + expireAfter))
+            return true
+        }
+    }
+
+    /// Drops the entries of `keys` (a key purge: their memory is freed at once).
+    public func drop(_ keys: [String]) {
+        state.withLock { state in
+            for key in keys { if let slot = state.index[key] { state.remove(slot: slot) } }
+        }
+    }
+
     /// The memory store keeps every body whole (shared by every client that reads it, never copied): it has no
     /// chunks.
     public func readChunk(_ key: String, _ chunks: EntryChunks, index: Int, completion: (Result<Body?, StoreError>) -> Void) {

@@ -106,6 +106,22 @@ public final class RedisStore: CacheStore {
         }
     }
 
+    /// The current values of what an entry held elsewhere (`TieredStore`'s in-process tier) depends on:
+    /// `address.counters`, then the counters of the tags its origin named, in one round trip. Fails while purges
+    /// wait to be replayed, as a lookup does, and so does an answer that arrives once some are queued again.
+    func counters(for address: EntryAddress, meta: EntryMeta, completion: @escaping (Result<[Int64], StoreError>) -> Void) {
+        guard queue.isEmpty else {
+            return completion(.failure(.unavailable("purges made while Redis was away are not replayed yet")))
+        }
+        let learned = address.learnsTags ? OriginTags.countersToCheck(meta, address: address) : []
+        readCounters(address.counters + learned) { result in
+            guard self.queue.isEmpty else {
+                return completion(.failure(.unavailable("purges are being applied again on a new Redis master")))
+            }
+            completion(result)
+        }
+    }
+
     private func lookupEntry(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
         guard queue.isEmpty else {
             completion(.unavailable(.unavailable("purges made while Redis was away are not replayed yet")))
@@ -739,12 +755,14 @@ public final class RedisStoreFactory: Sendable {
     private let queue = PurgeQueue()
     private let metrics: RedisMetrics
     private let logger: Logger
+    /// Bytes of large bodies each loop's store holds (`LocalBodies`); 0 with an in-process tier, which holds them.
+    private let localBodies: Int
 
     /// `monitor` names the master when `settings.sentinel` is set, `topology` maps the slots when
     /// `settings.cluster` is (each must be given then, and only then).
     public init(
         settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, topology: RedisClusterTopology? = nil, namespace: String,
-        metrics: RedisMetrics = RedisMetrics(), logger: Logger
+        metrics: RedisMetrics = RedisMetrics(), localBodies: Int = 32 << 20, logger: Logger
     ) {
         precondition((settings.sentinel == nil) == (monitor == nil), "sentinel settings need a SentinelMonitor, and only they")
         precondition((settings.cluster == nil) == (topology == nil), "cluster settings need a RedisClusterTopology, and only they")
@@ -753,6 +771,7 @@ public final class RedisStoreFactory: Sendable {
         self.topology = topology
         self.namespace = namespace
         self.metrics = metrics
+        self.localBodies = localBodies
         self.logger = logger
         monitor?.beforeMoving { [queue] in queue.requeueRecent() }
         topology?.beforeNewMaster { [queue] in queue.requeueRecent() }
@@ -767,7 +786,7 @@ public final class RedisStoreFactory: Sendable {
             RedisConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, metrics: metrics, logger: logger)
         }
         let keys = RedisKeys(namespace: namespace)
-        let parts = (RedisStore(link: link, keys: keys, queue: queue), RedisFetchLocks(connection: link, keys: keys),
+        let parts = (RedisStore(link: link, keys: keys, queue: queue, localBodies: localBodies), RedisFetchLocks(connection: link, keys: keys),
             RedisDeliveryClaims(connection: link, keys: keys))
         // Each time the link is back: purges made while it was away, then fetch locks it could not release.
         link.onReady = { [weak store = parts.0, weak locks = parts.1] in

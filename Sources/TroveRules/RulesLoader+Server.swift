@@ -58,7 +58,7 @@ extension RulesLoader {
         var redis: RedisSettings?
         guard let node,
             let fields = reader.mapping(node, path: "store", allowed: [
-                "redis", "tls", "sentinel", "namespace", "connect_timeout", "command_timeout", "memory_size", "max_key_length",
+                "redis", "tls", "sentinel", "namespace", "connect_timeout", "command_timeout", "memory_size", "max_key_length", "local",
             ])
         else {
             return StoreSettings(redis: nil, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength)
@@ -123,8 +123,20 @@ extension RulesLoader {
                 reader.warning("has no effect without store.redis (the memory store has no timeouts)",
                     at: fields[name], field: "store.\(name)")
             }
+            if fields["local"] != nil {
+                reader.warning("has no effect without store.redis: the memory store is in-process already (size it with "
+                    + "store.memory_size)", at: fields["local"], field: "store.local")
+            }
         }
-        return StoreSettings(redis: redis, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength)
+        var localBytes: Int?
+        if let localNode = fields["local"], redis != nil, let local = reader.mapping(localNode, path: "store.local", allowed: ["size"]) {
+            if let sizeNode = local["size"] {
+                localBytes = reader.size(sizeNode, field: "store.local.size", maximum: 1 << 40)
+            } else {
+                reader.error("say how much memory the in-process tier may hold: local: {size: 64MB}", at: localNode, field: "store.local")
+            }
+        }
+        return StoreSettings(redis: redis, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength, localBytes: localBytes)
     }
 
     /// `store.sentinel: {username, password}`: how Trove proves itself to the sentinels, which may differ from the

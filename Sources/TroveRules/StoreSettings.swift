@@ -9,6 +9,17 @@ public struct StoreSettings: Sendable {
     public let memoryBytes: Int
     /// Cache keys longer than this many bytes are shortened: a prefix, `#`, and the SHA-256 of the whole key.
     public let maxKeyLength: Int
+    /// Bytes of the in-process tier in front of Redis (`store.local.size`); nil without one. Its entries are served
+    /// only while the counters Redis holds still have the values they recorded (read on every hit: `strict`).
+    public var localBytes: Int?
+
+    public init(redis: RedisSettings?, namespace: String, memoryBytes: Int, maxKeyLength: Int, localBytes: Int? = nil) {
+        self.redis = redis
+        self.namespace = namespace
+        self.memoryBytes = memoryBytes
+        self.maxKeyLength = maxKeyLength
+        self.localBytes = localBytes
+    }
 }
 
 /// How to reach Redis.

@@ -104,17 +104,24 @@ import TroveTestSupport
     }
 
     /// Two Trove instances on one Redis: an entry stored through one is a hit through the other; a purge
-    /// through one is seen by the other at once.
-    @Test func twoInstancesShareRedis() async throws {
+    /// through one is seen by the other at once; with an in-process tier in each (`store.local`) as without.
+    @Test(arguments: [false, true])
+    func twoInstancesShareRedis(local: Bool) async throws {
         let scenario = try await Scenario(redis: true)
-        let one = try await scenario.trove()
-        let other = try await scenario.trove()
+        let rules = try scenario.rules(store: local ? "local: {size: 1MB}" : "")
+        #expect(rules.store.localBytes == (local ? 1 << 20 : nil))
+        let one = try await scenario.trove(rules)
+        let other = try await scenario.trove(rules)
         #expect(try await scenario.request(one, "/api/v1/events/5").xCache == "MISS")
         #expect(try await scenario.request(other, "/api/v1/events/5").xCache == "HIT")
         #expect(scenario.originCount("/api/v1/events/5") == 1)
 
         #expect(try await scenario.admin(other, "POST", "/purge", json: "{\"tags\": [\"events\"]}").status == 200)
         #expect(try await scenario.request(one, "/api/v1/events/5").xCache == "MISS")
+        #expect(try await scenario.request(other, "/api/v1/events/5").xCache == "HIT", "stored by one, read from Redis by the other")
+        #expect(try await scenario.request(other, "/api/v1/events/5").xCache == "HIT", "then from its tier, the counters unchanged")
+        #expect(try await scenario.admin(one, "POST", "/purge", json: "{\"keys\": [\"events:full:5\"]}").status == 200)
+        #expect(try await scenario.request(other, "/api/v1/events/5").xCache == "MISS", "a purge through one is seen by the other's tier")
 
         // A write through one instance purges for both.
         #expect(try await scenario.request(other, "/api/v1/events/5").xCache == "HIT")

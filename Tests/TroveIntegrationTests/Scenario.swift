@@ -83,19 +83,23 @@ final class Scenario: Sendable {
         """
 
     /// A rules file for this scenario; `originURL`, `timeout` and `origin` (more settings, e.g. `rate: 2/s`)
-    /// describe the demo origin; `settings` adds top-level sections (`limits: {...}`, `clients: {...}`).
+    /// describe the demo origin; `settings` adds top-level sections (`limits: {...}`, `clients: {...}`); `store`
+    /// adds settings to the Redis store's (`local: {size: 1MB}`).
     func rules(
-        routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "", settings: String = ""
+        routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "", settings: String = "",
+        store: String = ""
     ) throws -> RuleSet {
-        try RulesLoader.parse(yaml(routes: routes, originURL: originURL, timeout: timeout, origin: extra, settings: settings),
+        try RulesLoader.parse(yaml(routes: routes, originURL: originURL, timeout: timeout, origin: extra, settings: settings, store: store),
             file: "scenario.yaml", environment: ["TROVE_ADMIN_TOKEN": Self.token])
     }
 
     /// The text of `rules(…)`, to write to a file (for reload scenarios).
     func yaml(
-        routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "", settings: String = ""
+        routes: String = Scenario.routes, originURL: String? = nil, timeout: String = "2s", origin extra: String = "", settings: String = "",
+        store storeExtra: String = ""
     ) -> String {
-        let store = redis.map { "store: {redis: \"\($0.url())\", namespace: \(namespace), command_timeout: 200ms}" } ?? ""
+        let more = storeExtra.isEmpty ? "" : ", " + storeExtra
+        let store = redis.map { "store: {redis: \"\($0.url())\", namespace: \(namespace), command_timeout: 200ms\(more)}" } ?? ""
         return """
             version: 1
             listen: 127.0.0.1:0

@@ -339,6 +339,27 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
         ])
     }
 
+    /// `store.local: {size}`: an in-process tier in front of Redis; it needs a size, and means nothing without Redis.
+    @Test func localTier() throws {
+        func yaml(_ store: String) -> String {
+            "version: 1\nstore: \(store)\norigins: {a: {url: 'http://x'}}\nroutes: [{name: all, match: ANY /**, pass: true}]\n"
+        }
+        let tiered = try load(yaml("{redis: \"redis://cache:6379\", local: {size: 64MB}}"))
+        #expect(tiered.store.localBytes == 64 << 20)
+        #expect(try load(yaml("{redis: \"redis://cache:6379\"}")).store.localBytes == nil, "no tier unless asked for")
+        #expect(tiered.overriding(redis: try RedisEndpoint.parse("redis://other:6379").get()).store.localBytes == 64 << 20,
+            "--redis keeps the tier")
+        #expect(rejection(yaml("{redis: \"redis://cache:6379\", local: {}}")) == [
+            "test.yaml:2:45: error: store.local: say how much memory the in-process tier may hold: local: {size: 64MB}",
+        ])
+        #expect(rejection(yaml("{redis: \"redis://cache:6379\", local: {size: 64MB, mode: fast}}")).first?.contains("store.local") == true)
+        #expect(rejection(yaml("{redis: \"redis://cache:6379\", local: {size: lots}}")).first?.contains("'lots' is not a size") == true)
+        #expect(warnings(yaml("{local: {size: 64MB}}")) == [
+            "test.yaml:2:16: warning: store.local: has no effect without store.redis: the memory store is in-process already (size it with store.memory_size)",
+        ])
+        #expect(try load(yaml("{local: {size: 64MB}}")).store.localBytes == nil)
+    }
+
     // MARK: Origins
 
     @Test func originURLs() {

@@ -1,0 +1,101 @@
+public import NIOCore
+public import TroveCore
+
+/// Redis with an in-process tier in front of it (`store.local`, mode `strict`): entries found in Redis, or
+/// written to it, are also kept in this process (one `InMemoryStore` shared by every event loop, bounded in bytes,
+/// with its admission policy); a lookup that finds one there reads only the counters it depends on from Redis, a
+/// few bytes, and serves the body from memory.
+///
+/// A copy kept here that is purged (its counters moved) or no longer fresh is not answered from here: Redis is asked
+/// for the entry, as without a tier, since another instance may have stored a newer answer there.
+///
+/// Why it stays coherent: an entry is served only when every counter it recorded still has its value, and those
+/// values are read from Redis on every hit, exactly as a lookup of the entry in Redis reads them. A purge answered
+/// to its caller has moved its counters in Redis; every lookup after that, on any instance, reads the moved value
+/// and refuses the local copy. The local copy can be older than Redis' (another instance stored a newer answer):
+/// it is still an answer the rules allowed to be served, fresh by its own dates and purged by nothing since.
+///
+/// Entries the origin tagged (`tags_from`) are kept only as read from Redis (their recorded tag counters are
+/// written there), and bodies stored in chunks (over `RedisStore.chunkSize`) not at all.
+public final class TieredStore: CacheStore {
+    public typealias Body = ByteBuffer
+
+    let remote: RedisStore
+    public let local: InMemoryStore<ByteBuffer>
+    private let clock: any TroveClock
+
+    public init(remote: RedisStore, local: InMemoryStore<ByteBuffer>, clock: any TroveClock = SystemClock()) {
+        self.remote = remote
+        self.local = local
+        self.clock = clock
+    }
+
+    public var health: StoreHealth {
+        var health = remote.health
+        let (bytes, entries) = local.usage
+        health.status += "; in-process tier: \(entries) entries, \(bytes) bytes"
+        return health
+    }
+
+    public func lookup(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        if let (meta, body) = local.peek(address.key), meta.freshUntil > clock.nowMilliseconds() {
+            remote.counters(for: address, meta: meta) { result in
+                switch result {
+                case .success(let generations) where meta.change(for: address, generations: generations) == .none:
+                    completion(.found(meta, body, generations: generations))
+                case .success:
+                    // Purged since it was kept here; Redis may hold a newer answer another instance stored since.
+                    self.local.drop([address.key])
+                    self.lookupRemote(address, completion: completion)
+                case .failure(let error): completion(.unavailable(error))
+                }
+            }
+            return
+        }
+        // Not here, or no longer fresh: Redis may hold a fresher answer another instance stored.
+        lookupRemote(address, completion: completion)
+    }
+
+    private func lookupRemote(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        remote.lookup(address) { outcome in
+            // Only a copy that may be served now is worth keeping: a purged one would send every hit back here.
+            if case .found(let meta, let body, let generations) = outcome, meta.change(for: address, generations: generations) == .none {
+                self.keep(address.key, meta, body)
+            }
+            completion(outcome)
+        }
+    }
+
+    public func store(_ write: StoreWrite<ByteBuffer>, completion: @escaping (Result<Void, StoreError>) -> Void) {
+        remote.store(write) { result in
+            if case .success = result, !write.address.learnsTags { self.keep(write.address.key, write.meta, write.body) }
+            completion(result)
+        }
+    }
+
+    /// Keeps a whole, unchunked entry until its stale window ends.
+    private func keep(_ key: String, _ meta: EntryMeta, _ body: ByteBuffer) {
+        guard meta.chunks == nil, body.readableBytes == meta.bodyLength, body.readableBytes <= RedisStore.chunkSize else { return }
+        let left = meta.staleUntil - clock.nowMilliseconds()
+        guard left > 0 else { return }
+        local.keep(key, meta: meta, body: body, expireAfter: left)
+    }
+
+    public func readChunk(_ key: String, _ chunks: EntryChunks, index: Int, completion: @escaping (Result<ByteBuffer?, StoreError>) -> Void) {
+        remote.readChunk(key, chunks, index: index, completion: completion)
+    }
+
+    public func purge(_ request: PurgeRequest, completion: @escaping (Result<PurgeReport, StoreError>) -> Void) {
+        // The counters decide; dropping the named keys only frees their memory at once.
+        local.drop(request.keys)
+        remote.purge(request, completion: completion)
+    }
+
+    public func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void) {
+        remote.inspect(key: key, completion: completion)
+    }
+
+    public func shutdown() {
+        remote.shutdown()
+    }
+}
