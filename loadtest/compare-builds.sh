@@ -4,7 +4,8 @@
 #
 #   loadtest/compare-builds.sh OLD_BINARY NEW_BINARY [STORE|OLD_STORE,NEW_STORE] [2k|64k] [rounds]
 #
-# STORE is memory, redis, redis-local (Redis with a 256 MB in-process tier, `store.local`) or redis-cluster
+# STORE is memory, redis, redis-local or redis-tracked (Redis with a 256 MB in-process tier, `store.local`, strict
+# or tracked) or redis-cluster
 # (three masters made with `redis-cli --cluster create`); two stores
 # separated by a comma give each side its own, e.g. one binary on a single Redis beside a cluster:
 #
@@ -25,7 +26,7 @@ kit=loadtest/peers
 . "$kit/common.sh"
 for binary in "$old" "$new"; do [ -x "$binary" ] || die "$binary is not an executable"; done
 for store in "$old_store" "$new_store"; do
-  case $store in memory | redis | redis-local | redis-cluster) ;; *) die "a store is memory, redis, redis-local or redis-cluster, not '$store'" ;; esac
+  case $store in memory | redis | redis-local | redis-tracked | redis-cluster) ;; *) die "a store is memory, redis, redis-local, redis-tracked or redis-cluster, not '$store'" ;; esac
 done
 started=()
 # shellcheck disable=SC2329  # invoked by the trap
@@ -33,7 +34,7 @@ cleanup() { trap - EXIT INT TERM; [ ${#started[@]} -eq 0 ] || "$kit/stop.sh" "${
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 "$kit/start-origin.sh"; started=(origin)
-if [[ $old_store == redis || $new_store == redis || $old_store == redis-local || $new_store == redis-local ]]; then "$kit/start-redis.sh"; started=(redis "${started[@]}"); fi
+if [[ $old_store == redis* && $old_store != redis-cluster ]] || [[ $new_store == redis* && $new_store != redis-cluster ]]; then "$kit/start-redis.sh"; started=(redis "${started[@]}"); fi
 if [ "$old_store" = redis-cluster ] || [ "$new_store" = redis-cluster ]; then
   started=(redis-cluster-1 redis-cluster-2 redis-cluster-3 "${started[@]}")
   "$kit/start-redis-cluster.sh"
@@ -41,7 +42,7 @@ fi
 
 redis_pids() {  # redis_pids STORE → the pids of the Redis servers that store uses
   case $1 in
-    redis | redis-local) cat "$WORKDIR/redis.pid" ;;
+    redis | redis-local | redis-tracked) cat "$WORKDIR/redis.pid" ;;
     redis-cluster) cat "$WORKDIR"/redis-cluster-{1,2,3}.pid ;;
   esac
 }

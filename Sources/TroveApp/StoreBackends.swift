@@ -19,6 +19,8 @@ enum StoreBackends {
         let monitor: SentinelMonitor?
         /// Maps the slots, for a Redis Cluster.
         let topology: RedisClusterTopology?
+        /// Keeps the in-process tier's counters current, in `tracked` mode.
+        var tracking: CounterTracking?
     }
 
     /// `metrics` receives what the Redis connections report (per node, redirections, failovers).
@@ -58,13 +60,15 @@ enum StoreBackends {
              })
         }.get()
         // The in-process tier, when the rules ask for one: one per process, shared by every loop's store.
-        let local = rules.store.localBytes.map { InMemoryStore<ByteBuffer>(capacity: $0, clock: options.clock) }
+        let local = rules.store.local.map { InMemoryStore<ByteBuffer>(capacity: $0.bytes, clock: options.clock) }
+        // Tracked: as many counters as the tier could need (an entry's key counter each, and the shared ones).
+        let tracked = rules.store.local.flatMap { $0.mode == .tracked ? TrackedCounters(capacity: max(4096, $0.bytes / 512)) : nil }
         let factory = RedisStoreFactory(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace,
             metrics: redisMetrics, localBodies: local == nil ? 32 << 20 : 0, logger: options.logger)
         let stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in
             let made = factory.make(on: loop)
             let store: any CacheStore<ByteBuffer> = if let local {
-                TieredStore(remote: made.store, local: local, clock: options.clock)
+                TieredStore(remote: made.store, local: local, tracked: tracked, clock: options.clock)
             } else {
                 made.store
             }
@@ -73,6 +77,13 @@ enum StoreBackends {
         let subscriber = try await loop.submit {
             RedisSubscriber(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace, eventLoop: loop, logger: options.logger)
         }.get()
-        return Built(stores: stores, notifications: subscriber, monitor: monitor, topology: topology)
+        var tracking: CounterTracking?
+        if let tracked {
+            tracking = try await loop.submit {
+                CounterTracking(settings: settings, monitor: monitor, namespace: rules.store.namespace, counters: tracked, eventLoop: loop,
+                    logger: options.logger)
+            }.get()
+        }
+        return Built(stores: stores, notifications: subscriber, monitor: monitor, topology: topology, tracking: tracking)
     }
 }

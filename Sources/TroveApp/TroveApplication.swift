@@ -55,6 +55,7 @@ public final class TroveApplication: Sendable {
     private let subscriber: RedisSubscriber?
     private let monitor: SentinelMonitor?
     private let topology: RedisClusterTopology?
+    private let tracking: CounterTracking?
     private let drain: ConnectionDrain
     /// The proxy's client connections, counted against `limits.max_connections`.
     public let connections: ClientConnections
@@ -67,7 +68,8 @@ public final class TroveApplication: Sendable {
 
     private init(
         server: TroveServer, group: MultiThreadedEventLoopGroup, origins: CurlOriginClient, stores: StoreDirectory,
-        subscriber: RedisSubscriber?, monitor: SentinelMonitor?, topology: RedisClusterTopology?, drain: ConnectionDrain, connections: ClientConnections
+        subscriber: RedisSubscriber?, monitor: SentinelMonitor?, topology: RedisClusterTopology?, tracking: CounterTracking?, drain: ConnectionDrain,
+        connections: ClientConnections
     ) {
         self.connections = connections
         self.server = server
@@ -77,6 +79,7 @@ public final class TroveApplication: Sendable {
         self.subscriber = subscriber
         self.monitor = monitor
         self.topology = topology
+        self.tracking = tracking
         self.drain = drain
     }
 
@@ -118,6 +121,7 @@ public final class TroveApplication: Sendable {
         var subscriber: RedisSubscriber?
         var monitor: SentinelMonitor?
         var topology: RedisClusterTopology?
+        var tracking: CounterTracking?
         do {
             let metrics = ProxyMetrics(store: !options.forceMemoryStore && rules.store.redis != nil ? "redis" : "memory")
             let built = try await StoreBackends.make(rules: rules, group: group, options: options, metrics: metrics)
@@ -125,6 +129,7 @@ public final class TroveApplication: Sendable {
             subscriber = built.notifications
             monitor = built.monitor
             topology = built.topology
+            tracking = built.tracking
             if let redis = rules.store.redis, let endpoint = redis.endpoint, subscriber != nil {
                 // Give the connections their connect timeout before serving, so the first requests find the
                 // store; past it, serve anyway (from the origin) and keep connecting in the background. With
@@ -160,12 +165,14 @@ public final class TroveApplication: Sendable {
                 environment: environment, listen: rules.listen, admin: rules.admin.listen,
                 adminToken: rules.admin.allowUnauthenticated ? nil : rules.admin.token?.value, group: group, drain: drain,
                 connections: connections)
-            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, monitor: monitor, topology: topology, drain: drain,
+            return TroveApplication(server: server, group: group, origins: origins, stores: stores, subscriber: subscriber, monitor: monitor, topology: topology, tracking: tracking,
+                drain: drain,
                 connections: connections)
         } catch {
             try? await subscriber?.stop()
             try? await monitor?.stop()
             try? await topology?.stop()
+            try? await tracking?.stop()
             await origins.shutdown()
             try? await group.shutdownGracefully()
             throw error
@@ -249,6 +256,7 @@ public final class TroveApplication: Sendable {
         try? await subscriber?.stop()
         try? await monitor?.stop()
         try? await topology?.stop()
+        try? await tracking?.stop()
         await stores.shutdown()
         await origins.shutdown()
         try? await group.shutdownGracefully()

@@ -44,6 +44,9 @@ struct RedisKeys: Sendable {
         }
     }
 
+    /// What every purge counter's name begins with (and nothing else's): what `CounterTracking` asks Redis to watch.
+    var counterPrefix: String { "\(namespace):g:" }
+
     /// Whether a counter lives with the shared ones (else beside its key's entry).
     static func isShared(_ counter: PurgeCounter) -> Bool {
         if case .key = counter { false } else { true }

@@ -106,15 +106,31 @@ public final class RedisStore: CacheStore {
         }
     }
 
-    /// The current values of what an entry held elsewhere (`TieredStore`'s in-process tier) depends on:
-    /// `address.counters`, then the counters of the tags its origin named, in one round trip. Fails while purges
-    /// wait to be replayed, as a lookup does, and so does an answer that arrives once some are queued again.
-    func counters(for address: EntryAddress, meta: EntryMeta, completion: @escaping (Result<[Int64], StoreError>) -> Void) {
+    /// What an entry held elsewhere (`TieredStore`'s in-process tier) depends on: `address.counters`, then the
+    /// counters of the tags its origin named.
+    func countersToCheck(for address: EntryAddress, meta: EntryMeta) -> [PurgeCounter] {
+        address.learnsTags ? address.counters + OriginTags.countersToCheck(meta, address: address) : address.counters
+    }
+
+    /// Whether purges made while Redis was away (or before a failover) wait to be applied: until they are, no
+    /// counter read from Redis, or remembered from it, may be trusted.
+    var replaysPending: Bool { !queue.isEmpty }
+
+    /// The names of the counters `request` moves in Redis (its own, and for each tag its stamp and the sequence).
+    func counterNames(movedBy request: PurgeRequest) -> [String] {
+        var names = request.counters.map(counterKey)
+        let stamps = request.counters.compactMap { if case .tag(let tag) = $0 { counterKey(.tagPurged(tag)) } else { nil } }
+        if !stamps.isEmpty { names += stamps + [counterKey(.tagSequence)] }
+        return names
+    }
+
+    /// The current values of `counters` (`countersToCheck`), in one round trip. Fails while purges wait to be
+    /// replayed, as a lookup does, and so does an answer that arrives once some are queued again.
+    func read(_ counters: [PurgeCounter], completion: @escaping (Result<[Int64], StoreError>) -> Void) {
         guard queue.isEmpty else {
             return completion(.failure(.unavailable("purges made while Redis was away are not replayed yet")))
         }
-        let learned = address.learnsTags ? OriginTags.countersToCheck(meta, address: address) : []
-        readCounters(address.counters + learned) { result in
+        readCounters(counters) { result in
             guard self.queue.isEmpty else {
                 return completion(.failure(.unavailable("purges are being applied again on a new Redis master")))
             }

@@ -29,10 +29,7 @@ public final class RedisSubscriber: FetchNotifications, Sendable {
         eventLoop: any EventLoop, logger: Logger
     ) {
         let channel = RedisFetchLocks.noticeChannel(namespace: namespace)
-        let subscriber = SubscriberConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, topology: topology, channel: channel,
-            logger: logger)
-        connection = NIOLoopBound(subscriber, eventLoop: eventLoop)
-        subscriber.onMessage = { [watchers] payload in
+        let onMessage: (String) -> Void = { [watchers] payload in
             guard let newline = payload.firstIndex(of: "\n"), let notice = FetchNotice(rawValue: String(payload[..<newline])) else {
                 return
             }
@@ -40,6 +37,20 @@ public final class RedisSubscriber: FetchNotifications, Sendable {
             let callbacks = watchers.byKey.withLock { $0[key]?.map(\.callback) ?? [] }
             for callback in callbacks { callback(notice) }
         }
+        let subscriber = SubscriberConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, topology: topology, channel: channel) { sharded in
+            let commands = settings.setupCommands(selectingDatabase: false) + [[sharded ? "SSUBSCRIBE" : "SUBSCRIBE", .string(channel)]]
+            return RedisPushHandler(commands: commands, onRefused: { message in
+                // AUTH refused (or SUBSCRIBE): as the entry connections do, say why before retrying.
+                if sharded, message.contains("unknown command") {
+                    topology?.shardedPubSubRefused()
+                } else if message.hasPrefix("MOVED") {
+                    topology?.refresh()
+                    return
+                }
+                logger.warning("Redis refused the notice subscription", metadata: ["redis.error": "\(message)"])
+            }, onMessage: onMessage)
+        }
+        connection = NIOLoopBound(subscriber, eventLoop: eventLoop)
         subscriber.connect()
     }
 
@@ -62,7 +73,10 @@ public final class RedisSubscriber: FetchNotifications, Sendable {
     }
 }
 
-/// The subscribe-mode connection behind `RedisSubscriber`. Lives on its event loop only.
+/// A subscribe-mode connection, made again with backoff whenever it closes, at the server that should hear it: the
+/// one Redis, the master the sentinels name, or (in a cluster) the master of its channel's slot. Behind
+/// `RedisSubscriber` (fetch notices) and `CounterTracking` (invalidations); `makeHandler` says what is sent and
+/// heard. Lives on its event loop only.
 final class SubscriberConnection {
     private let eventLoop: any EventLoop
     private let settings: RedisConnectionSettings
@@ -73,22 +87,24 @@ final class SubscriberConnection {
     /// The server subscribed to (or being connected to).
     private var server: RedisAddress?
     private let channelName: String
-    private let logger: Logger
     private var channel: (any Channel)?
     private var backoff = Backoff()
     private var stopped = false
-    var onMessage: ((String) -> Void)?
+    /// The connection's handler, for a sharded subscription (`SSUBSCRIBE`) or not.
+    private let makeHandler: (_ sharded: Bool) -> any ChannelHandler
+    /// Called each time the connection closes (or could not be made), before it is made again.
+    var onClosed: (() -> Void)?
 
     init(
         eventLoop: any EventLoop, settings: RedisConnectionSettings, monitor: SentinelMonitor?, topology: RedisClusterTopology?, channel: String,
-        logger: Logger
+        makeHandler: @escaping (_ sharded: Bool) -> any ChannelHandler
     ) {
+        self.makeHandler = makeHandler
         self.eventLoop = eventLoop
         self.settings = settings
         self.monitor = monitor
         self.topology = topology
         self.channelName = channel
-        self.logger = logger
     }
 
     func connect() {
@@ -110,18 +126,7 @@ final class SubscriberConnection {
             return
         }
         self.server = server
-        let commands = settings.setupCommands(selectingDatabase: false) + [[sharded ? "SSUBSCRIBE" : "SUBSCRIBE", .string(channelName)]]
-        let handler = RedisPushHandler(commands: commands, onRefused: { [weak self] message in
-            // AUTH refused (or SUBSCRIBE): as the entry connections do, say why before retrying.
-            if sharded, message.contains("unknown command") {
-                self?.topology?.shardedPubSubRefused()
-            } else if message.hasPrefix("MOVED") {
-                self?.topology?.refresh()
-                return
-            }
-            self?.logger.warning("Redis refused the notice subscription", metadata: ["redis.error": "\(message)"])
-        }) { [weak self] payload in self?.onMessage?(payload) }
-        settings.connect(to: server, on: eventLoop, handler: handler)
+        settings.connect(to: server, on: eventLoop, handler: makeHandler(sharded))
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
@@ -130,9 +135,11 @@ final class SubscriberConnection {
                     self.backoff.reset()
                     channel.closeFuture.assumeIsolated().whenComplete { _ in
                         self.channel = nil
+                        self.onClosed?()
                         self.retry()
                     }
                 case .failure:
+                    self.onClosed?()
                     self.retry()
                 }
             }

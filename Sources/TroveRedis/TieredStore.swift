@@ -1,10 +1,11 @@
 public import NIOCore
 public import TroveCore
 
-/// Redis with an in-process tier in front of it (`store.local`, mode `strict`): entries found in Redis, or
-/// written to it, are also kept in this process (one `InMemoryStore` shared by every event loop, bounded in bytes,
-/// with its admission policy); a lookup that finds one there reads only the counters it depends on from Redis, a
-/// few bytes, and serves the body from memory.
+/// Redis with an in-process tier in front of it (`store.local`): entries found in Redis, or written to it, are also
+/// kept in this process (one `InMemoryStore` shared by every event loop, bounded in bytes, with its admission
+/// policy); a lookup that finds one there checks the counters it depends on and serves the body from memory. In
+/// `strict` mode the counters are read from Redis on every hit (a few bytes, one round trip); in `tracked` mode
+/// from `TrackedCounters`, which Redis keeps current (no round trip), or from Redis while it cannot.
 ///
 /// A copy kept here that is purged (its counters moved) or no longer fresh is not answered from here: Redis is asked
 /// for the entry, as without a tier, since another instance may have stored a newer answer there.
@@ -22,11 +23,14 @@ public final class TieredStore: CacheStore {
 
     let remote: RedisStore
     public let local: InMemoryStore<ByteBuffer>
+    /// In `tracked` mode, the counters Redis tells this process about (`CounterTracking`); nil in `strict`.
+    let tracked: TrackedCounters?
     private let clock: any TroveClock
 
-    public init(remote: RedisStore, local: InMemoryStore<ByteBuffer>, clock: any TroveClock = SystemClock()) {
+    public init(remote: RedisStore, local: InMemoryStore<ByteBuffer>, tracked: TrackedCounters? = nil, clock: any TroveClock = SystemClock()) {
         self.remote = remote
         self.local = local
+        self.tracked = tracked
         self.clock = clock
     }
 
@@ -34,26 +38,47 @@ public final class TieredStore: CacheStore {
         var health = remote.health
         let (bytes, entries) = local.usage
         health.status += "; in-process tier: \(entries) entries, \(bytes) bytes"
+        if let tracked {
+            health.status += tracked.isTracking ? ", counters tracked (\(tracked.count) kept)" : ", counters not tracked now (read on every hit)"
+        }
         return health
     }
 
     public func lookup(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
-        if let (meta, body) = local.peek(address.key), meta.freshUntil > clock.nowMilliseconds() {
-            remote.counters(for: address, meta: meta) { result in
-                switch result {
-                case .success(let generations) where meta.change(for: address, generations: generations) == .none:
-                    completion(.found(meta, body, generations: generations))
-                case .success:
-                    // Purged since it was kept here; Redis may hold a newer answer another instance stored since.
-                    self.local.drop([address.key])
-                    self.lookupRemote(address, completion: completion)
-                case .failure(let error): completion(.unavailable(error))
-                }
-            }
-            return
+        guard let (meta, body) = local.peek(address.key), meta.freshUntil > clock.nowMilliseconds() else {
+            // Not here, or no longer fresh: Redis may hold a fresher answer another instance stored.
+            return lookupRemote(address, completion: completion)
         }
-        // Not here, or no longer fresh: Redis may hold a fresher answer another instance stored.
-        lookupRemote(address, completion: completion)
+        let counters = remote.countersToCheck(for: address, meta: meta)
+        // Tracked: the counters as Redis last told us, if it has told us of every change since.
+        var names: [String] = []
+        var ticket: TrackedCounters.Ticket?
+        if let tracked, !remote.replaysPending {
+            names = counters.map(remote.counterKey)
+            if let values = tracked.values(names) { return decide(address, meta, body, values, completion: completion) }
+            ticket = tracked.ticket()
+        }
+        remote.read(counters) { result in
+            switch result {
+            case .success(let values):
+                if let ticket { self.tracked?.remember(names, values, ticket: ticket) }
+                self.decide(address, meta, body, values, completion: completion)
+            case .failure(let error):
+                completion(.unavailable(error))
+            }
+        }
+    }
+
+    /// Serves the kept copy if every counter it recorded still has its value; else asks Redis, as without a tier.
+    private func decide(
+        _ address: EntryAddress, _ meta: EntryMeta, _ body: ByteBuffer, _ values: [Int64], completion: @escaping (LookupOutcome<ByteBuffer>) -> Void
+    ) {
+        guard meta.change(for: address, generations: values) == .none else {
+            // Purged since it was kept here; Redis may hold a newer answer another instance stored since.
+            local.drop([address.key])
+            return lookupRemote(address, completion: completion)
+        }
+        completion(.found(meta, body, generations: values))
     }
 
     private func lookupRemote(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
@@ -88,7 +113,12 @@ public final class TieredStore: CacheStore {
     public func purge(_ request: PurgeRequest, completion: @escaping (Result<PurgeReport, StoreError>) -> Void) {
         // The counters decide; dropping the named keys only frees their memory at once.
         local.drop(request.keys)
-        remote.purge(request, completion: completion)
+        guard let tracked else { return remote.purge(request, completion: completion) }
+        remote.purge(request) { result in
+            // Before the purge is answered: this process must not wait for its own invalidation to arrive.
+            tracked.forget(self.remote.counterNames(movedBy: request))
+            completion(result)
+        }
     }
 
     public func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void) {

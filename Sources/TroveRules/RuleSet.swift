@@ -49,7 +49,7 @@ public struct RuleSet: Sendable {
             store = StoreSettings(
                 redis: RedisSettings(url: .literal(redis.description), endpoint: redis,
                     connectTimeout: current?.connectTimeout ?? .seconds(1), commandTimeout: current?.commandTimeout ?? .milliseconds(250)),
-                namespace: store.namespace, memoryBytes: store.memoryBytes, maxKeyLength: store.maxKeyLength, localBytes: store.localBytes)
+                namespace: store.namespace, memoryBytes: store.memoryBytes, maxKeyLength: store.maxKeyLength, local: store.local)
         }
         // Variables only the replaced settings read are no longer needed.
         var missing = missingEnvironment

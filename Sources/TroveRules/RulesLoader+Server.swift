@@ -128,15 +128,33 @@ extension RulesLoader {
                     + "store.memory_size)", at: fields["local"], field: "store.local")
             }
         }
-        var localBytes: Int?
-        if let localNode = fields["local"], redis != nil, let local = reader.mapping(localNode, path: "store.local", allowed: ["size"]) {
-            if let sizeNode = local["size"] {
-                localBytes = reader.size(sizeNode, field: "store.local.size", maximum: 1 << 40)
-            } else {
-                reader.error("say how much memory the in-process tier may hold: local: {size: 64MB}", at: localNode, field: "store.local")
-            }
+        let local = fields["local"].flatMap { redis == nil ? nil : readLocalTier($0, redis: redis?.endpoint, reader: &reader) }
+        return StoreSettings(redis: redis, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength, local: local)
+    }
+
+    /// `store.local: {size, mode}`: the in-process tier in front of Redis.
+    static func readLocalTier(_ node: Node, redis: RedisEndpoint?, reader: inout RulesReader) -> LocalTier? {
+        guard let fields = reader.mapping(node, path: "store.local", allowed: ["size", "mode"]) else { return nil }
+        guard let sizeNode = fields["size"] else {
+            reader.error("say how much memory the in-process tier may hold: local: {size: 64MB}", at: node, field: "store.local")
+            return nil
         }
-        return StoreSettings(redis: redis, namespace: namespace, memoryBytes: memoryBytes, maxKeyLength: maxKeyLength, localBytes: localBytes)
+        guard let bytes = reader.size(sizeNode, field: "store.local.size", maximum: 1 << 40) else { return nil }
+        var tier = LocalTier(bytes: bytes)
+        if let modeNode = fields["mode"], let text = reader.string(modeNode, field: "store.local.mode") {
+            guard let mode = LocalTier.Mode(rawValue: text) else {
+                reader.error("'\(text)' is not a mode; write strict (counters read from Redis on every hit) or tracked (kept "
+                    + "current by Redis, no round trip)", at: modeNode, field: "store.local.mode")
+                return nil
+            }
+            if mode == .tracked, redis?.topology == .cluster {
+                reader.error("tracked needs one Redis server or sentinels: in a cluster every master would have to track the "
+                    + "counters it holds; use mode: strict", at: modeNode, field: "store.local.mode")
+                return nil
+            }
+            tier.mode = mode
+        }
+        return tier
     }
 
     /// `store.sentinel: {username, password}`: how Trove proves itself to the sentinels, which may differ from the

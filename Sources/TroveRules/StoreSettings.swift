@@ -9,16 +9,37 @@ public struct StoreSettings: Sendable {
     public let memoryBytes: Int
     /// Cache keys longer than this many bytes are shortened: a prefix, `#`, and the SHA-256 of the whole key.
     public let maxKeyLength: Int
-    /// Bytes of the in-process tier in front of Redis (`store.local.size`); nil without one. Its entries are served
-    /// only while the counters Redis holds still have the values they recorded (read on every hit: `strict`).
-    public var localBytes: Int?
+    /// The in-process tier in front of Redis (`store.local`); nil without one.
+    public var local: LocalTier?
 
-    public init(redis: RedisSettings?, namespace: String, memoryBytes: Int, maxKeyLength: Int, localBytes: Int? = nil) {
+    public init(redis: RedisSettings?, namespace: String, memoryBytes: Int, maxKeyLength: Int, local: LocalTier? = nil) {
         self.redis = redis
         self.namespace = namespace
         self.memoryBytes = memoryBytes
         self.maxKeyLength = maxKeyLength
-        self.localBytes = localBytes
+        self.local = local
+    }
+}
+
+/// `store.local`: how much an in-process tier in front of Redis holds, and how it learns that a copy was purged.
+public struct LocalTier: Sendable, Equatable {
+    /// How a tier hit checks the purge counters the copy recorded.
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Read from Redis on every hit (one small round trip): a purge answered is never followed by a stale
+        /// answer on any instance.
+        case strict
+        /// Remembered, and kept current by Redis (`CLIENT TRACKING … BCAST`): no round trip; another instance may
+        /// serve a purged copy until Redis' invalidation reaches it (see docs/architecture.md, "Two tiers").
+        case tracked
+    }
+
+    /// `size`: bytes of entries the tier may hold.
+    public var bytes: Int
+    public var mode: Mode
+
+    public init(bytes: Int, mode: Mode = .strict) {
+        self.bytes = bytes
+        self.mode = mode
     }
 }
 

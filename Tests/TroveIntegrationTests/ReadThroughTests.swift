@@ -109,7 +109,7 @@ import TroveTestSupport
     func twoInstancesShareRedis(local: Bool) async throws {
         let scenario = try await Scenario(redis: true)
         let rules = try scenario.rules(store: local ? "local: {size: 1MB}" : "")
-        #expect(rules.store.localBytes == (local ? 1 << 20 : nil))
+        #expect(rules.store.local?.bytes == (local ? 1 << 20 : nil))
         let one = try await scenario.trove(rules)
         let other = try await scenario.trove(rules)
         #expect(try await scenario.request(one, "/api/v1/events/5").xCache == "MISS")

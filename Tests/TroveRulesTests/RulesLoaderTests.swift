@@ -345,19 +345,28 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
             "version: 1\nstore: \(store)\norigins: {a: {url: 'http://x'}}\nroutes: [{name: all, match: ANY /**, pass: true}]\n"
         }
         let tiered = try load(yaml("{redis: \"redis://cache:6379\", local: {size: 64MB}}"))
-        #expect(tiered.store.localBytes == 64 << 20)
-        #expect(try load(yaml("{redis: \"redis://cache:6379\"}")).store.localBytes == nil, "no tier unless asked for")
-        #expect(tiered.overriding(redis: try RedisEndpoint.parse("redis://other:6379").get()).store.localBytes == 64 << 20,
+        #expect(tiered.store.local == LocalTier(bytes: 64 << 20, mode: .strict), "strict unless told")
+        #expect(try load(yaml("{redis: \"redis://cache:6379\"}")).store.local == nil, "no tier unless asked for")
+        #expect(tiered.overriding(redis: try RedisEndpoint.parse("redis://other:6379").get()).store.local?.bytes == 64 << 20,
             "--redis keeps the tier")
+        #expect(try load(yaml("{redis: \"redis-sentinel://s1,s2/main\", local: {size: 1MB, mode: tracked}}")).store.local?.mode == .tracked)
+        #expect(rejection(yaml("{redis: \"redis-cluster://h1:7000\", local: {size: 1MB, mode: tracked}}")) == [
+            "test.yaml:2:68: error: store.local.mode: tracked needs one Redis server or sentinels: in a cluster every master would have to "
+                + "track the counters it holds; use mode: strict",
+        ])
+        #expect(rejection(yaml("{redis: \"redis://cache:6379\", local: {size: 1MB, mode: fast}}")) == [
+            "test.yaml:2:63: error: store.local.mode: 'fast' is not a mode; write strict (counters read from Redis on every hit) or tracked "
+                + "(kept current by Redis, no round trip)",
+        ])
         #expect(rejection(yaml("{redis: \"redis://cache:6379\", local: {}}")) == [
             "test.yaml:2:45: error: store.local: say how much memory the in-process tier may hold: local: {size: 64MB}",
         ])
-        #expect(rejection(yaml("{redis: \"redis://cache:6379\", local: {size: 64MB, mode: fast}}")).first?.contains("store.local") == true)
+        #expect(rejection(yaml("{redis: \"redis://cache:6379\", local: {size: 64MB, speed: fast}}")).first?.contains("store.local") == true)
         #expect(rejection(yaml("{redis: \"redis://cache:6379\", local: {size: lots}}")).first?.contains("'lots' is not a size") == true)
         #expect(warnings(yaml("{local: {size: 64MB}}")) == [
             "test.yaml:2:16: warning: store.local: has no effect without store.redis: the memory store is in-process already (size it with store.memory_size)",
         ])
-        #expect(try load(yaml("{local: {size: 64MB}}")).store.localBytes == nil)
+        #expect(try load(yaml("{local: {size: 64MB}}")).store.local == nil)
     }
 
     // MARK: Origins

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# start-trove.sh NAME PORT ADMIN_PORT redis|redis-local|redis-cluster|memory
-# (redis-local: the Redis store with an in-process tier of 256 MB in front of it, `store.local`.)
+# start-trove.sh NAME PORT ADMIN_PORT redis|redis-local|redis-tracked|redis-cluster|memory
+# (redis-local: the Redis store with an in-process tier of 256 MB in front of it, `store.local`, strict;
+# redis-tracked: the same tier with `mode: tracked`.)
 # Start `trove serve` (trove-peers.yaml) in the background in front of the origin; pid in $WORKDIR/NAME.pid.
 # TROVE_BIN (default: .build/release/trove of this repository) is the binary; TROVE_CONFIG the rules (trove-peers.yaml).
 set -euo pipefail
@@ -13,15 +14,16 @@ mkdir -p "$WORKDIR"
 config=${TROVE_CONFIG:-$PEERS_DIR/trove-peers.yaml}
 case $store in
     redis) store_args=(--redis "redis://$REDIS_HOST:$REDIS_PORT/1") ;;
-    redis-local)
+    redis-local | redis-tracked)
         store_args=(--redis "redis://$REDIS_HOST:$REDIS_PORT/1")
+        mode=strict; [ "$store" = redis-tracked ] && mode=tracked
         # The same rules with `local:` added to `store:` (the tier has no command-line option).
         grep -q '^store:$' "$config" || die "$config has no block 'store:' to add the in-process tier to"
-        sed 's/^store:$/store:\n  local: {size: 256MB}/' "$config" >"$WORKDIR/$name.yaml"
+        sed "s/^store:\$/store:\\n  local: {size: 256MB, mode: $mode}/" "$config" >"$WORKDIR/$name.yaml"
         config=$WORKDIR/$name.yaml ;;
     redis-cluster) store_args=(--redis "redis-cluster://$REDIS_HOST:$REDIS_CLUSTER_PORT,$REDIS_HOST:$((REDIS_CLUSTER_PORT + 1)),$REDIS_HOST:$((REDIS_CLUSTER_PORT + 2))") ;;
     memory) store_args=(--memory) ;;
-    *) die "store must be redis, redis-local, redis-cluster or memory, not '$store'" ;;
+    *) die "store must be redis, redis-local, redis-tracked, redis-cluster or memory, not '$store'" ;;
 esac
 nohup "$TROVE_BIN" serve --config "$config" --listen "127.0.0.1:$port" \
     --admin-listen "127.0.0.1:$admin" --origin "origin=http://$ORIGIN_HOST:$ORIGIN_PORT" "${store_args[@]}" \
