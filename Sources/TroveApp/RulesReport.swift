@@ -63,7 +63,7 @@ enum RulesReport {
         rows.append(("admin", "\(rules.admin.listen), \(token)"))
         if let redis = rules.store.redis {
             rows.append(("store", "\(redis.summary), namespace '\(rules.store.namespace)', command timeout "
-                + Units.format(redis.commandTimeout)))
+                + Units.format(redis.commandTimeout) + (rules.store.local.map { ", " + $0.summary } ?? "")))
         } else {
             rows.append(("store", "memory, \(Units.format(bytes: rules.store.memoryBytes)) (no store.redis)"))
         }

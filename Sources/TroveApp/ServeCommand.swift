@@ -182,7 +182,7 @@ struct ServeCommand: AsyncParsableCommand {
     static func banner(_ rules: RuleSet, application: TroveApplication, memory: Bool) -> String {
         let store: String
         if let redis = rules.store.redis, redis.endpoint != nil, !memory {
-            store = "\(redis.summary), namespace '\(rules.store.namespace)'"
+            store = "\(redis.summary), namespace '\(rules.store.namespace)'" + (rules.store.local.map { ", " + $0.summary } ?? "")
         } else {
             store = "memory, \(Units.format(bytes: rules.store.memoryBytes))"
         }

@@ -1,3 +1,4 @@
+internal import TroveHTTP
 
 /// Where entries are kept.
 public struct StoreSettings: Sendable {
@@ -41,6 +42,9 @@ public struct LocalTier: Sendable, Equatable {
         self.bytes = bytes
         self.mode = mode
     }
+
+    /// For `trove check` and the startup banner: `in-process tier 64 MiB (strict)`.
+    public var summary: String { "in-process tier \(Units.format(bytes: bytes)) (\(mode.rawValue))" }
 }
 
 /// How to reach Redis.

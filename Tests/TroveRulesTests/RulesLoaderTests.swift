@@ -346,6 +346,7 @@ private func warnings(_ yaml: String, environment: [String: String] = ["TROVE_AD
         }
         let tiered = try load(yaml("{redis: \"redis://cache:6379\", local: {size: 64MB}}"))
         #expect(tiered.store.local == LocalTier(bytes: 64 << 20, mode: .strict), "strict unless told")
+        #expect(tiered.store.local?.summary == "in-process tier 64 MiB (strict)")
         #expect(try load(yaml("{redis: \"redis://cache:6379\"}")).store.local == nil, "no tier unless asked for")
         #expect(tiered.overriding(redis: try RedisEndpoint.parse("redis://other:6379").get()).store.local?.bytes == 64 << 20,
             "--redis keeps the tier")
