@@ -14,8 +14,14 @@ import TroveFixtures
         let origin = try await DemoOrigin.start(.init(), group: group)
         let child = try ChildProcess(executable: "/bin/sleep", arguments: ["30"])
         defer { child.stop() }
-        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(child.pid)/fd").compactMap(Int.init).sorted()
-        #expect(descriptors == [0, 1, 2])
+        // Sockets only: the child's dynamic loader may hold a library file open for a moment after the spawn (seen in
+        // CI as a descriptor 3 that was no socket's).
+        let directory = "/proc/\(child.pid)/fd"
+        let sockets = try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name -> String? in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(name)") else { return nil }
+            return target.hasPrefix("socket:") ? "\(name) → \(target)" : nil
+        }
+        #expect(sockets.isEmpty, "the child inherited \(sockets)")
         try await origin.stop()
         try await group.shutdownGracefully()
     }
