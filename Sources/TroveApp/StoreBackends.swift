@@ -64,7 +64,7 @@ enum StoreBackends {
         // Tracked: as many counters as the tier could need (an entry's key counter each, and the shared ones).
         let tracked = rules.store.local.flatMap { $0.mode == .tracked ? TrackedCounters(capacity: max(4096, $0.bytes / 512)) : nil }
         let factory = RedisStoreFactory(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace,
-            metrics: redisMetrics, localBodies: local == nil ? 32 << 20 : 0, logger: options.logger)
+            metrics: redisMetrics, holdsBodies: local == nil, logger: options.logger)
         let stores = try await StoreDirectory.perLoop(group: group, name: "redis") { loop in
             let made = factory.make(on: loop)
             let store: any CacheStore<ByteBuffer> = if let local {

@@ -51,10 +51,13 @@ public final class TrackedCounters: Sendable {
             return dropped
         }
 
+        /// Empties both generations; returns them, to be freed by the caller outside the lock.
         mutating func forgetAll() -> ([String: Int64], [String: Int64]) {
             epoch &+= 1
-            defer { newer = [:]; older = [:] }
-            return (newer, older)
+            let dropped = (newer, older)
+            newer = [:]
+            older = [:]
+            return dropped
         }
     }
 

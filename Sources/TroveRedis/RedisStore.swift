@@ -24,7 +24,10 @@ public final class RedisStore: CacheStore {
     /// Large bodies kept in process, so that their hits read only the head from Redis.
     let bodies: LocalBodies
 
-    init(link: any RedisLink, keys: RedisKeys, queue: PurgeQueue, localBodies: Int = 32 << 20) {
+    /// Bytes of large bodies a loop's store holds in process (`LocalBodies`) when nothing else does.
+    static let heldBodies = 32 << 20
+
+    init(link: any RedisLink, keys: RedisKeys, queue: PurgeQueue, localBodies: Int = RedisStore.heldBodies) {
         self.link = link
         self.single = link as? RedisConnection
         self.keys = keys
@@ -771,14 +774,14 @@ public final class RedisStoreFactory: Sendable {
     private let queue = PurgeQueue()
     private let metrics: RedisMetrics
     private let logger: Logger
-    /// Bytes of large bodies each loop's store holds (`LocalBodies`); 0 with an in-process tier, which holds them.
-    private let localBodies: Int
+    /// Whether each loop's store holds large bodies (`LocalBodies`): not behind an in-process tier, which holds them.
+    private let holdsBodies: Bool
 
     /// `monitor` names the master when `settings.sentinel` is set, `topology` maps the slots when
     /// `settings.cluster` is (each must be given then, and only then).
     public init(
         settings: RedisConnectionSettings, monitor: SentinelMonitor? = nil, topology: RedisClusterTopology? = nil, namespace: String,
-        metrics: RedisMetrics = RedisMetrics(), localBodies: Int = 32 << 20, logger: Logger
+        metrics: RedisMetrics = RedisMetrics(), holdsBodies: Bool = true, logger: Logger
     ) {
         precondition((settings.sentinel == nil) == (monitor == nil), "sentinel settings need a SentinelMonitor, and only they")
         precondition((settings.cluster == nil) == (topology == nil), "cluster settings need a RedisClusterTopology, and only they")
@@ -787,7 +790,7 @@ public final class RedisStoreFactory: Sendable {
         self.topology = topology
         self.namespace = namespace
         self.metrics = metrics
-        self.localBodies = localBodies
+        self.holdsBodies = holdsBodies
         self.logger = logger
         monitor?.beforeMoving { [queue] in queue.requeueRecent() }
         topology?.beforeNewMaster { [queue] in queue.requeueRecent() }
@@ -802,7 +805,7 @@ public final class RedisStoreFactory: Sendable {
             RedisConnection(eventLoop: eventLoop, settings: settings, monitor: monitor, metrics: metrics, logger: logger)
         }
         let keys = RedisKeys(namespace: namespace)
-        let parts = (RedisStore(link: link, keys: keys, queue: queue, localBodies: localBodies), RedisFetchLocks(connection: link, keys: keys),
+        let parts = (RedisStore(link: link, keys: keys, queue: queue, localBodies: holdsBodies ? RedisStore.heldBodies : 0), RedisFetchLocks(connection: link, keys: keys),
             RedisDeliveryClaims(connection: link, keys: keys))
         // Each time the link is back: purges made while it was away, then fetch locks it could not release.
         link.onReady = { [weak store = parts.0, weak locks = parts.1] in

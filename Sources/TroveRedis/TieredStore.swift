@@ -50,13 +50,13 @@ public final class TieredStore: CacheStore {
             return lookupRemote(address, completion: completion)
         }
         let counters = remote.countersToCheck(for: address, meta: meta)
-        // Tracked: the counters as Redis last told us, if it has told us of every change since.
+        // Tracked (and tracking now): the counters as Redis last told us, if it has told us of every change since.
+        // The ticket is taken first, so that a read this hit has to make is kept only if nothing changed from here.
         var names: [String] = []
-        var ticket: TrackedCounters.Ticket?
-        if let tracked, !remote.replaysPending {
+        let ticket = remote.replaysPending ? nil : tracked?.ticket()
+        if let tracked, ticket != nil {
             names = counters.map(remote.counterKey)
             if let values = tracked.values(names) { return decide(address, meta, body, values, completion: completion) }
-            ticket = tracked.ticket()
         }
         remote.read(counters) { result in
             switch result {
