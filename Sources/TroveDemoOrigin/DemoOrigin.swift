@@ -20,7 +20,7 @@ internal import Synchronization
 /// | `GET /respond/**?status=&header=Name:Value&kb=` | an answer built from the query |
 /// | `GET /__close` | closes the connection without answering |
 /// | `GET /__stats`, `GET /__count?target=`, `POST /__reset` | what was served; reset the counts |
-/// | `POST /__break?status=503`, `POST /__heal` | answer every request with that status from now on; stop |
+/// | `POST /__break?status=503[&retry_after=2]`, `POST /__heal` | answer every request with that status (and that `Retry-After`, in seconds, on 429 and 503) from now on; stop |
 /// | `/api/categories/…`, `/api/products/…`, `/api/variants/…` | a Django REST catalog (`DemoCatalog`) |
 /// | `/api/areas/{kind}`, `/api/property-types`, `/api/property/valuation` | a Flask property API |
 ///

@@ -21,8 +21,9 @@ final class DemoData: Sendable {
         var events: [Int: Event] = [:]
         var nextID = 1
         var products: [String: Int] = [:]
-        /// Set by `POST /__break`: every request gets this status.
+        /// Set by `POST /__break`: every request gets this status (with this `Retry-After` on 429 and 503).
         var broken: Int?
+        var brokenRetryAfter = 2
         /// The leaky bucket's level, and when it was last drained.
         var level: Double = 0
         var drainedAt = ContinuousClock.now
@@ -64,7 +65,14 @@ final class DemoData: Sendable {
         get { state.withLock { $0.broken } }
     }
 
-    func breakWith(_ status: Int?) { state.withLock { $0.broken = status } }
+    func breakWith(_ status: Int?, retryAfter: Int = 2) {
+        state.withLock {
+            $0.broken = status
+            $0.brokenRetryAfter = retryAfter
+        }
+    }
+
+    var brokenRetryAfter: Int { state.withLock { $0.brokenRetryAfter } }
 
     /// Pours one request into the leaky bucket: false (answer 429) when it is full.
     func admit() -> Bool {
@@ -207,7 +215,7 @@ final class DemoOriginHandler: ChannelInboundHandler {
         var limited = false
         if let status = data.broken {
             answer = json(HTTPResponseStatus(statusCode: status), ["error": "the demo origin was broken on purpose (POST /__heal)"])
-            if status == 429 || status == 503 { answer.headers.append(("Retry-After", "2")) }
+            if status == 429 || status == 503 { answer.headers.append(("Retry-After", String(data.brokenRetryAfter))) }
         } else if !data.admit() {
             answer = json(.tooManyRequests, ["errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."])
             answer.headers.append(("Retry-After", "1"))
@@ -371,7 +379,8 @@ final class DemoOriginHandler: ChannelInboundHandler {
             return json(.ok, ["reset": true])
         case (.POST, "/__break"):
             let status = Int(query["status"] ?? "") ?? 503
-            data.breakWith(status)
+            // `retry_after` (seconds, 0...3600; default 2) for 429 and 503.
+            data.breakWith(status, retryAfter: min(3600, max(0, Int(query["retry_after"] ?? "") ?? 2)))
             return json(.ok, ["broken": status])
         case (.POST, "/__heal"):
             data.breakWith(nil)
