@@ -17,6 +17,12 @@ public protocol CacheStore<Body> {
     /// Reads an entry and the current values of the counters it depends on, together (one round trip).
     func lookup(_ address: EntryAddress, completion: @escaping (LookupOutcome<Body>) -> Void)
 
+    /// What `lookup` would find, when the store knows it now, without waiting for anything (an entry in this
+    /// process's memory, with counters known here): the hit fast path asks this, and takes the outcome back to
+    /// the full path (`lookup` is then not called) when it does not answer from it. nil when only `lookup` can
+    /// say; a store with nothing in memory (Redis alone) always says nil.
+    func lookupAtOnce(_ address: EntryAddress) -> LookupOutcome<Body>?
+
     /// Stores an entry under `write.address.key`, replacing any other, to be dropped after
     /// `write.expireAfter` milliseconds.
     func store(_ write: StoreWrite<Body>, completion: @escaping (Result<Void, StoreError>) -> Void)
@@ -41,6 +47,10 @@ public protocol CacheStore<Body> {
     func shutdown()
 }
 
+extension CacheStore {
+    public func lookupAtOnce(_ address: EntryAddress) -> LookupOutcome<Body>? { nil }
+}
+
 /// A store's state, as `/readyz` reports it.
 public struct StoreHealth: Sendable, Equatable {
     public var ready: Bool
@@ -55,8 +65,9 @@ public struct StoreHealth: Sendable, Equatable {
 /// What a lookup found.
 public enum LookupOutcome<Body: Sendable>: Sendable {
     /// An entry is stored; `generations` are the current values of its counters, in `EntryAddress.counters`
-    /// order. Whether it may be served is the decision core's business.
-    case found(EntryMeta, Body, generations: [Int64])
+    /// order. Whether it may be served is the decision core's business. `local`: read from this process's memory
+    /// (the memory store, or the in-process tier in front of Redis), counted per route as a tier hit.
+    case found(EntryMeta, Body, generations: [Int64], local: Bool = false)
     /// Nothing is stored; `generations` are what a fetch starting now must record.
     case notFound(generations: [Int64])
     /// The store could not answer (down, slow, overloaded).

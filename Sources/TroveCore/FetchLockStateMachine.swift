@@ -122,7 +122,7 @@ public struct FetchLockStateMachine<Body: Sendable> {
     /// The lookup a notice or tick asked for came back; `now` judges the entry's freshness.
     public mutating func lookupCompleted(_ outcome: LookupOutcome<Body>, now: Int64) -> Action {
         guard case .waiting(let waited, .lookingUp) = state else { return .none }
-        if case .found(let meta, let body, let generations) = outcome, !meta.isVaryMarker,
+        if case .found(let meta, let body, let generations, _) = outcome, !meta.isVaryMarker,
             meta.change(for: address, generations: generations) == .none, now < meta.freshUntil
         {
             state = .done

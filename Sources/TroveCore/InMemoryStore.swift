@@ -38,6 +38,15 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
     private var capacity: Int { state.withLock { $0.capacity } }
 
     public func lookup(_ address: EntryAddress, completion: (LookupOutcome<Body>) -> Void) {
+        completion(lookupNow(address))
+    }
+
+    /// The memory store always knows at once.
+    public func lookupAtOnce(_ address: EntryAddress) -> LookupOutcome<Body>? {
+        lookupNow(address)
+    }
+
+    private func lookupNow(_ address: EntryAddress) -> LookupOutcome<Body> {
         let now = clock.nowMilliseconds()
         let outcome: LookupOutcome<Body> = state.withLock { state in
             state.sketch.increment(address.key.hashValue)
@@ -49,11 +58,11 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
                 return .notFound(generations: generations)
             }
             state.touch(slot: slot)
-            guard address.learnsTags else { return .found(entry.meta, entry.body, generations: generations) }
+            guard address.learnsTags else { return .found(entry.meta, entry.body, generations: generations, local: true) }
             let learned = OriginTags.countersToCheck(entry.meta, address: address).map { state.counter($0, now: now) }
-            return .found(entry.meta, entry.body, generations: generations + learned)
+            return .found(entry.meta, entry.body, generations: generations + learned, local: true)
         }
-        completion(outcome)
+        return outcome
     }
 
     public func store(_ write: StoreWrite<Body>, completion: (Result<Void, StoreError>) -> Void) {

@@ -273,8 +273,7 @@ public struct ReadThroughStateMachine: Sendable {
             }
             if now < meta.freshUntil {
                 state = .done
-                let status = CacheStatus(outcome: .hit, hit: true, ttl: meta.remainingTTL(at: now))
-                return .respond(fromEntry(meta, status, now: now))
+                return .respond(fromEntry(meta, Self.hitStatus(meta, now: now), now: now))
             }
             if now < meta.staleUntil {
                 state = .done
@@ -600,6 +599,21 @@ public struct ReadThroughStateMachine: Sendable {
             generations: generations, variant: variant, bodyLength: bodyLength)
     }
 
+    private static func hitStatus(_ meta: EntryMeta, now: Int64) -> CacheStatus {
+        CacheStatus(outcome: .hit, hit: true, ttl: meta.remainingTTL(at: now))
+    }
+
+    /// What a lookup that found `meta` (with its counters at `generations`) comes to when the entry is a fresh,
+    /// unpurged answer that varies on nothing: the hit's `Cache-Status` and its `Age`, exactly as `lookupCompleted`
+    /// answers it for a request without conditional headers. nil for everything else (a marker, a variant, purged,
+    /// stale), which the machine decides. The hit fast path asks this, and runs no machine.
+    public static func freshHit(_ meta: EntryMeta, address: EntryAddress, generations: [Int64], now: Int64) -> (status: CacheStatus, age: Int)? {
+        guard !meta.isVaryMarker, meta.variant.isEmpty, now < meta.freshUntil, meta.change(for: address, generations: generations) == .none else {
+            return nil
+        }
+        return (hitStatus(meta, now: now), meta.age(at: now))
+    }
+
     /// An answer from a stored entry: the entry itself, or 304 when the client's conditional request matches it.
     private func fromEntry(_ meta: EntryMeta, _ status: CacheStatus, now: Int64) -> ResponsePlan {
         ResponsePlan(source: .entry, cacheStatus: status, age: meta.age(at: now), omitBody: isHead,
@@ -631,7 +645,7 @@ extension LookupOutcome {
     /// The outcome without its body, for the state machine.
     public var result: LookupResult {
         switch self {
-        case .found(let meta, _, let generations): .found(meta, generations: generations)
+        case .found(let meta, _, let generations, _): .found(meta, generations: generations)
         case .notFound(let generations): .notFound(generations: generations)
         case .unavailable: .unavailable
         }

@@ -13,7 +13,7 @@ internal import TroveRules
 /// reports with the input that caused it.
 public enum FuzzTargets {
     /// The targets by name, as `TROVE_FUZZ=name` selects them.
-    public static let names = ["rules", "template", "target", "headers", "resp"]
+    public static let names = ["rules", "template", "target", "headers", "resp", "framing"]
 
     public static func run(_ name: String, _ bytes: UnsafeRawBufferPointer) {
         switch name {
@@ -22,7 +22,32 @@ public enum FuzzTargets {
         case "target": target(bytes)
         case "headers": headers(bytes)
         case "resp": resp(bytes)
+        case "framing": framing(bytes)
         default: fatalError("no fuzz target '\(name)'; targets: \(names.joined(separator: ", "))")
+        }
+    }
+
+    /// The hit fast path's framing of a client's bytes (`RequestFraming`): whatever it says lies within the bytes
+    /// given (a body may lie past them), a plain read's target and host lie within its head, and framing the head
+    /// alone says the same (the fast path frames a request again once more bytes arrive).
+    static func framing(_ bytes: UnsafeRawBufferPointer) {
+        let maxHead = 1 + Int(bytes.first ?? 0) * 64
+        let frame = RequestFraming.frame(bytes, maxHead: maxHead)
+        switch frame {
+        case .incomplete:
+            precondition(bytes.count < maxHead, "incomplete past the most held")
+        case .plainRead(let read):
+            precondition(read.length <= bytes.count && read.length <= maxHead, "a head past the bytes: \(read)")
+            precondition(read.target.upperBound < read.length && read.host.upperBound < read.length && !read.target.isEmpty, "\(read)")
+            let again = RequestFraming.frame(UnsafeRawBufferPointer(rebasing: bytes[..<read.length]), maxHead: maxHead)
+            precondition(again == frame, "the head alone frames differently: \(again)")
+            // A prefix of a head is never a request.
+            let cut = RequestFraming.frame(UnsafeRawBufferPointer(rebasing: bytes[..<(read.length - 1)]), maxHead: maxHead)
+            precondition(cut == .incomplete || cut == .unframed, "a cut head framed as \(cut)")
+        case .request(let length):
+            precondition(length > 0, "an empty request")
+        case .unframed:
+            break
         }
     }
 

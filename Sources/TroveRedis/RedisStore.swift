@@ -64,7 +64,7 @@ public final class RedisStore: CacheStore {
         guard address.learnsTags else { return lookupEntry(address, completion: completion) }
         lookupEntry(address) { outcome in
             // An entry with tags from the origin: their counters are read now that the entry names them.
-            guard case .found(let meta, let body, let generations) = outcome else { return completion(outcome) }
+            guard case .found(let meta, let body, let generations, _) = outcome else { return completion(outcome) }
             let learned = OriginTags.countersToCheck(meta, address: address)
             guard !learned.isEmpty else { return completion(outcome) }
             self.readCounters(learned) { result in

@@ -69,6 +69,18 @@ public final class TieredStore: CacheStore {
         }
     }
 
+    /// In `tracked` mode, while tracking: a kept, fresh copy whose counters this process knows and which no purge
+    /// moved. Anything else (strict mode, no copy, a counter not known here, purged) is `lookup`'s business; a copy
+    /// found here but not answered is then counted twice by the admission policy, which only happens on the first
+    /// hit after one of its counters moved.
+    public func lookupAtOnce(_ address: EntryAddress) -> LookupOutcome<ByteBuffer>? {
+        guard let tracked, !remote.replaysPending, tracked.isTracking, let (meta, body) = local.peek(address.key), meta.freshUntil > clock.nowMilliseconds(),
+            let values = tracked.values(remote.countersToCheck(for: address, meta: meta).map(remote.counterKey)),
+            meta.change(for: address, generations: values) == .none
+        else { return nil }
+        return .found(meta, body, generations: values, local: true)
+    }
+
     /// Serves the kept copy if every counter it recorded still has its value; else asks Redis, as without a tier.
     private func decide(
         _ address: EntryAddress, _ meta: EntryMeta, _ body: ByteBuffer, _ values: [Int64], completion: @escaping (LookupOutcome<ByteBuffer>) -> Void
@@ -78,13 +90,13 @@ public final class TieredStore: CacheStore {
             local.drop([address.key])
             return lookupRemote(address, completion: completion)
         }
-        completion(.found(meta, body, generations: values))
+        completion(.found(meta, body, generations: values, local: true))
     }
 
     private func lookupRemote(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
         remote.lookup(address) { outcome in
             // Only a copy that may be served now is worth keeping: a purged one would send every hit back here.
-            if case .found(let meta, let body, let generations) = outcome, meta.change(for: address, generations: generations) == .none {
+            if case .found(let meta, let body, let generations, _) = outcome, meta.change(for: address, generations: generations) == .none {
                 self.keep(address.key, meta, body)
             }
             completion(outcome)

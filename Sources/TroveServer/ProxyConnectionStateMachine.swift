@@ -60,6 +60,14 @@ struct ProxyConnectionStateMachine<Request> {
     /// Requests waiting behind the one being answered.
     var waiting: Int { queue.count }
 
+    /// A request complete now could be answered at once, in full, without anything changing here (the hit fast
+    /// path): the connection is open and reading, nothing is being answered or waits, and the client has read what
+    /// it was sent.
+    func answersAtOnce(writable: Bool) -> Bool {
+        guard case .open = state else { return false }
+        return writable && !isAnswering && queue.isEmpty && !isIgnoringInput && !readsHeld && !uploadHolds && !draining
+    }
+
     /// A request is complete (`writable`: the client has read what it was sent).
     mutating func requestComplete(_ request: Request, writable: Bool) -> Action {
         guard case .open = state else { return .none }

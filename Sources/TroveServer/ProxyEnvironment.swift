@@ -24,7 +24,7 @@ public struct ProxyEnvironment: Sendable {
     /// Origin answers being received, all requests together (`limits.response_body_budget`).
     public let responseBodies = ByteBudget()
     /// Each loop's remembered plans.
-    public let plans = PlanCaches()
+    public let plans: PlanCaches
     /// One line per request, when `trove serve --access-log` asks for it.
     public let accessLog: AccessLog?
     /// The Prometheus metrics (`/metrics`).
@@ -46,6 +46,7 @@ public struct ProxyEnvironment: Sendable {
         self.stores = stores
         self.clock = clock
         self.stats = stats
+        self.plans = PlanCaches(stats: stats)
         self.coalescer = coalescer
         self.gates = gates
         self.logger = logger
@@ -100,6 +101,9 @@ public final class RulesState: Sendable {
     }
 
     private let loaded: Mutex<Loaded>
+    /// Moves on every `replace`: the hit fast path compares it with the version its remembered plans were made
+    /// under (one relaxed load) instead of taking the lock `current` takes on every request.
+    private let versionCount = Atomic<Int>(0)
 
     public init(_ rules: RuleSet, loadedAt: Int64) {
         loaded = Mutex(Loaded(rules: rules, loadedAt: loadedAt))
@@ -107,9 +111,14 @@ public final class RulesState: Sendable {
 
     public var current: Loaded { loaded.withLock { $0 } }
 
+    /// Which `replace` the rules in force came from. Read before `current`, it never names newer rules than
+    /// `current` returns.
+    var version: Int { versionCount.load(ordering: .acquiring) }
+
     /// Puts new rules in force for requests that start from now on.
     public func replace(with rules: RuleSet, loadedAt: Int64) {
         loaded.withLock { $0 = Loaded(rules: rules, loadedAt: loadedAt) }
+        versionCount.add(1, ordering: .releasing)
     }
 }
 

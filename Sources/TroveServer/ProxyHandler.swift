@@ -163,6 +163,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         /// The connection closes after this answer (see `HeadCheck.endsConnection`).
         let endsConnection: Bool
         var entry: (meta: EntryMeta, body: ByteBuffer)?
+        /// The entry was read from this process's memory (counted as a tier hit if it is served as a hit).
+        var entryIsLocal = false
         var response: OriginResponse<ByteBuffer>?
         var fetchMethod = "GET"
         /// Set while this request leads the fetch of its key (in process, and maybe across instances).
@@ -599,6 +601,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func start(
         _ head: HTTPRequestHead, body: ByteBuffer?, bodyReservation: BudgetReservation?, endsConnection: Bool, upload: OriginUpload? = nil
     ) {
+        let version = environment.rules.version  // before `current` (see PlanCache.remembered)
         let loaded = environment.rules.current
         let received = head.headers.map { Header($0.name, $0.value) }
         // What a client says about where it came from is dropped before anything reads the request, but for what
@@ -608,7 +611,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             return answerWebhook(webhook, loaded: loaded, head: head, headers: headers, body: body)
         }
         let clock = environment.clock
-        let plan = plans?.plan(for: head, headers: headers, loaded: loaded, now: clock.nowMilliseconds)
+        let plan = plans?.plan(for: head, headers: headers, loaded: loaded, version: version, now: clock.nowMilliseconds)
             ?? loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers,
                 receivedAt: clock.nowMilliseconds()))
         // Writes also purge what their answer's Location names; reads never need the rules again.
@@ -630,16 +633,21 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let store else { return }
         switch action {
         case .lookup(let address):
+            if let lookedUp, lookedUp.key == address.key {
+                // The fast path read this entry a moment ago and left the request to this path: the same outcome
+                // (a second lookup would count the key twice for admission).
+                self.lookedUp = nil
+                return lookupCompleted(lookedUp.outcome, exchange)
+            }
             let started = NIODeadline.now()
             store.lookup(address) { outcome in
                 var failed = false
-                if case .found(let meta, let body, _) = outcome { exchange.entry = (meta, body) }
                 if case .unavailable(let error) = outcome {
                     failed = true
                     self.environment.logger.debug("store unavailable for a lookup", metadata: ["store.error": "\(error)"])
                 }
                 self.environment.metrics.recordLookup(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
-                self.execute(exchange.machine.lookupCompleted(outcome.result), exchange)
+                self.lookupCompleted(outcome, exchange)
             }
         case .fetch(let fetch):
             exchange.fetchMethod = fetch.method
@@ -711,6 +719,88 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    private func lookupCompleted(_ outcome: LookupOutcome<ByteBuffer>, _ exchange: Exchange) {
+        if case .found(let meta, let body, _, let local) = outcome {
+            exchange.entry = (meta, body)
+            exchange.entryIsLocal = local
+        }
+        execute(exchange.machine.lookupCompleted(outcome.result), exchange)
+    }
+
+    // MARK: The hit fast path
+
+    /// What the fast path looked up for the request it is handing to the full path (see `execute(.lookup)`).
+    private var lookedUp: (key: String, outcome: LookupOutcome<ByteBuffer>)?
+
+    /// The request the fast path handed over has been through the decoder: its lookup, if it was not used, is
+    /// stale from now on.
+    func forgetLookup() {
+        lookedUp = nil
+    }
+
+    /// Answers `read` (framed by `HitFastPath` at the start of `bytes`) from a fresh entry the store holds in
+    /// memory, if everything the full path would do for it comes to exactly that: a remembered plan, nothing else
+    /// pending on the connection, an entry served as it is (no variant, no gzip to decode, no chunks). Returns
+    /// false, having changed nothing the full path would notice, otherwise; an outcome it looked up is then
+    /// handed to the full path with the request.
+    func answerAtOnce(_ read: RequestFraming.PlainRead, in bytes: ByteBuffer) -> Bool {
+        guard let context, let plans, let store, uploading == nil, head == nil, !connection.isIgnoringInput,
+            connection.answersAtOnce(writable: context.channel.isWritable), !(drain?.isDraining ?? false)
+        else { return false }
+        if let hostCheck {
+            let host = bytes.getString(at: bytes.readerIndex + read.host.lowerBound, length: read.host.count)
+            guard hostCheck.answers(host: host) else { return false }
+        }
+        let started = environment.accessLog == nil ? nil : NIODeadline.now()
+        guard let target = bytes.getSlice(at: bytes.readerIndex + read.target.lowerBound, length: read.target.count),
+            let remembered = plans.remembered(isHead: read.isHead, target: target, version: environment.rules.version),
+            let policy = remembered.plan.route?.cachePolicy, policy.tagsFrom == nil, policy.sendTags == nil,
+            let outcome = store.lookupAtOnce(remembered.address)
+        else { return false }
+        let now = environment.clock.nowMilliseconds()
+        guard case .found(let meta, let body, let generations, let local) = outcome,
+            let (status, age) = ReadThroughStateMachine.freshHit(meta, address: remembered.address, generations: generations, now: now),
+            meta.chunks == nil, body.readableBytes == meta.bodyLength, !ContentCoding.isGzip(meta.headers),
+            environment.stores.sharesBodies || body.readableBytes < Self.budgetedAnswer
+        else {
+            lookedUp = (remembered.address.key, outcome)
+            return false
+        }
+        // What `channelRead`, `begin` and `answered` do for a request, the state machines aside.
+        decodedThisRead = true
+        let time = timeOfRead()
+        deadlines.headReceived(now: time)
+        deadlines.requestReceived(now: time)
+        drainFinished()
+        let bodiless = ResponseEncoding.isBodiless(meta.status)
+        var answer = ResponseEncoding.head(version: .http1_1, status: meta.status, headers: meta.headers,
+            trove: .init(cacheStatus: status, age: age, retryAfter: nil), contentLength: bodiless ? nil : meta.bodyLength, keepAlive: true,
+            allocator: context.channel.allocator, reserving: read.isHead || bodiless || body.readableBytes > Self.copiedBody ? 0 : body.readableBytes)
+        if read.isHead || bodiless || body.readableBytes == 0 {
+            context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+        } else if body.readableBytes <= Self.copiedBody {
+            // One buffer, one write: a small body costs less to copy than a second buffer and an iovec.
+            answer.writeImmutableBuffer(body)
+            context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(answer), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(body), promise: nil)
+        }
+        deadlines.answered(now: time)
+        remembered.counters.record(outcome: .hit, stored: false, storedBytes: 0, coalesced: false, error: false, local: local)
+        environment.metrics.recordFastHit()
+        if let accessLog = environment.accessLog {
+            accessLog.record(route: remembered.plan.route?.name, method: read.isHead ? "HEAD" : "GET",
+                path: String(buffer: target), status: meta.status, outcome: "hit", key: remembered.address.key, originNanoseconds: nil,
+                totalNanoseconds: started.map { (NIODeadline.now() - $0).nanoseconds } ?? 0, bytes: read.isHead ? 0 : body.readableBytes, client: context.channel.remoteAddress?.ipAddress)
+        }
+        return true
+    }
+
+    /// Bodies up to this size are copied behind the head, into one buffer.
+    static let copiedBody = 16 << 10
+
+
     // MARK: Coalescing
 
     private func coordinate(_ fetch: ReadThroughStateMachine.Fetch, _ address: EntryAddress, _ exchange: Exchange) {
@@ -761,6 +851,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             readShared(meta, fill, reader: reader, exchange)
         case .entry(let meta, let body):
             exchange.entry = (meta, body)
+            exchange.entryIsLocal = false
             execute(exchange.machine.coalesced(.entry(meta)), exchange)
         case .released:
             execute(exchange.machine.coalesced(.released), exchange)
@@ -821,6 +912,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             stopWaiting(exchange)
             exchange.lockMachine = nil
             exchange.entry = (meta, body)
+            exchange.entryIsLocal = false
             // Our own waiters share what the other instance stored; there is no lock of ours to release.
             endLead(exchange, .entry(meta, body), notice: .released)
             execute(exchange.machine.coalesced(.entry(meta)), exchange)
@@ -1158,7 +1250,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         // What was stored, not the answer as this client gets it (decoded from gzip, or a 304 without a body).
         let storedBytes = stored ? (plan.source == .entry ? exchange.entry?.meta.bodyLength : exchange.response?.bodyLength) ?? 0 : 0
         environment.stats.record(exchange.counters, outcome: plan.cacheStatus?.outcome, stored: stored, storedBytes: storedBytes,
-            coalesced: plan.cacheStatus?.collapsed ?? false, error: isError)
+            coalesced: plan.cacheStatus?.collapsed ?? false, error: isError, local: plan.source == .entry && exchange.entryIsLocal)
         if let accessLog = environment.accessLog {
             var key: String?
             if case .cache(let target) = exchange.plan.decision { key = target.key }

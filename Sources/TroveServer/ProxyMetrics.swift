@@ -55,7 +55,15 @@ public final class ProxyMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     /// By source, then hard (`false`) or soft (`true`).
     private let purges: [PurgeSource: [Bool: CoreMetrics.Counter]]
+    /// Lookups the full path made (the fast path's, answered from memory in under a microsecond, are counted in
+    /// `fastHits` only: timing them would cost as much as the rest of the hit).
     private let storeLookup: CoreMetrics.Timer
+    /// Hits answered by the fast path (`HitFastPath`), also counted with every hit in `trove_requests_total`.
+    private let fastHits: CoreMetrics.Counter
+
+    func recordFastHit() {
+        fastHits.increment()
+    }
     private let storeWrite: CoreMetrics.Timer
     private let storeErrors: [String: CoreMetrics.Counter]
     private let origins = Mutex<[String: OriginMetrics]>([:])
@@ -88,6 +96,7 @@ public final class ProxyMetrics: Sendable {
         }
         self.purges = purges
         storeLookup = CoreMetrics.Timer(label: "trove_store_duration_seconds", dimensions: [("store", store), ("op", "lookup")], factory: factory)
+        fastHits = CoreMetrics.Counter(label: "trove_fast_path_hits_total", factory: factory)
         storeWrite = CoreMetrics.Timer(label: "trove_store_duration_seconds", dimensions: [("store", store), ("op", "store")], factory: factory)
         var storeErrors: [String: CoreMetrics.Counter] = [:]
         for op in ["lookup", "store", "purge"] {

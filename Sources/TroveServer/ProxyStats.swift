@@ -18,6 +18,8 @@ public final class ProxyStats: Sendable {
         public var errors = 0
         public var stored = 0
         public var coalesced = 0
+        /// Hits served from this process's memory rather than from Redis (all of a memory store's hits).
+        public var localHits = 0
 
         /// hits / (hits + misses); nil before any cacheable request.
         public var hitRatio: Double? {
@@ -27,7 +29,8 @@ public final class ProxyStats: Sendable {
         static func + (a: Snapshot, b: Snapshot) -> Snapshot {
             Snapshot(requests: a.requests + b.requests, hits: a.hits + b.hits, misses: a.misses + b.misses,
                 stale: a.stale + b.stale, bypasses: a.bypasses + b.bypasses, passes: a.passes + b.passes,
-                errors: a.errors + b.errors, stored: a.stored + b.stored, coalesced: a.coalesced + b.coalesced)
+                errors: a.errors + b.errors, stored: a.stored + b.stored, coalesced: a.coalesced + b.coalesced,
+                localHits: a.localHits + b.localHits)
         }
     }
 
@@ -55,9 +58,10 @@ public final class ProxyStats: Sendable {
 
     /// Records one answered request (see `RouteCounters.record`).
     public func record(
-        _ counters: RouteCounters, outcome: CacheStatus.Outcome?, stored: Bool, storedBytes: Int = 0, coalesced: Bool = false, error: Bool
+        _ counters: RouteCounters, outcome: CacheStatus.Outcome?, stored: Bool, storedBytes: Int = 0, coalesced: Bool = false, error: Bool,
+        local: Bool = false
     ) {
-        counters.record(outcome: outcome, stored: stored, storedBytes: storedBytes, coalesced: coalesced, error: error)
+        counters.record(outcome: outcome, stored: stored, storedBytes: storedBytes, coalesced: coalesced, error: error, local: local)
     }
 
     /// Every route's counts, by name.

@@ -26,9 +26,10 @@ enum ResponseEncoding {
 
     static func head(
         version: HTTPVersion, status: Int, headers: [Header], trove: TroveHeaders, contentLength: Int?, keepAlive: Bool,
-        allocator: ByteBufferAllocator
+        allocator: ByteBufferAllocator, reserving: Int = 0
     ) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 256 + headers.count * 48)
+        // `reserving`: room for bytes the caller writes after the head (a small body), in the same allocation.
+        var buffer = allocator.buffer(capacity: 256 + headers.count * 48 + reserving)
         buffer.writeStaticString(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         writeDecimal(status, into: &buffer)
         buffer.writeInteger(UInt8(ascii: " "))

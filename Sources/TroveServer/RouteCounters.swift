@@ -38,6 +38,9 @@ public final class RouteCounters: Sendable {
     let storedBytes: CoreMetrics.Counter
     /// Requests answered from another request's fetch, which they waited for.
     let coalesced: Tally
+    /// Hits served from this process's memory (the memory store, or the in-process tier in front of Redis): the
+    /// rest of `hits` came from Redis.
+    let localHits: Tally
 
     init(route: String, factory: any MetricsFactory) {
         func outcome(_ name: String) -> CoreMetrics.Counter {
@@ -53,10 +56,13 @@ public final class RouteCounters: Sendable {
         stored = Tally(CoreMetrics.Counter(label: "trove_entries_stored_total", dimensions: [("route", route)], factory: factory))
         storedBytes = CoreMetrics.Counter(label: "trove_stored_bytes_total", dimensions: [("route", route)], factory: factory)
         coalesced = Tally(CoreMetrics.Counter(label: "trove_coalesced_total", dimensions: [("route", route)], factory: factory))
+        localHits = Tally(CoreMetrics.Counter(label: "trove_local_hits_total", dimensions: [("route", route)], factory: factory))
     }
 
     /// Counts one answered request.
-    func record(outcome: CacheStatus.Outcome?, stored isStored: Bool, storedBytes bytes: Int, coalesced isCoalesced: Bool, error: Bool) {
+    func record(
+        outcome: CacheStatus.Outcome?, stored isStored: Bool, storedBytes bytes: Int, coalesced isCoalesced: Bool, error: Bool, local: Bool = false
+    ) {
         requests.add(1, ordering: .relaxed)
         let tally: Tally? = switch outcome {
         case .hit: hits
@@ -79,12 +85,13 @@ public final class RouteCounters: Sendable {
             storedBytes.increment(by: bytes)
         }
         if isCoalesced { coalesced.add() }
+        if local, outcome == .hit, !error { localHits.add() }
     }
 
     public var snapshot: ProxyStats.Snapshot {
         ProxyStats.Snapshot(
             requests: requests.load(ordering: .relaxed), hits: hits.value, misses: misses.value, stale: stale.value,
             bypasses: bypasses.value, passes: passes.value, errors: errors.value, stored: stored.value,
-            coalesced: coalesced.value)
+            coalesced: coalesced.value, localHits: localHits.value)
     }
 }

@@ -48,10 +48,13 @@ public final class TroveServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     // NIO's request decoder, then ProxyHandler, which answers pipelined requests in order, malformed
                     // ones with 400, and encodes its answers itself (see there and ResponseEncoding why).
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    // In front of both, the hit fast path, which answers plain reads of fresh entries from the raw bytes
+                    // and hands everything else to the decoder a whole request at a time; it adds the decoder when a
+                    // request first needs it (see HitFastPath).
+                    let proxy = ProxyHandler(environment: environment, drain: drain)
+                    try channel.pipeline.syncOperations.addHandler(HitFastPath(proxy: proxy))
                     drain?.opened(channel)
-                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment, drain: drain))
+                    try channel.pipeline.syncOperations.addHandler(proxy)
                 }
             }
             .bind(host: listen.host, port: listen.port)

@@ -67,7 +67,7 @@ import TroveTestSupport
         }
         var after: [Int64] = []
         store.lookup(address) {
-            if case .found(let meta, _, let found) = $0 { after = found; #expect(meta.change(for: address, generations: found) == .purged) }
+            if case .found(let meta, _, let found, _) = $0 { after = found; #expect(meta.change(for: address, generations: found) == .purged) }
         }
         #expect(after.first == Generation.hardStep, "everything was increased")
     }

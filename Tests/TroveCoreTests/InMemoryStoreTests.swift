@@ -39,7 +39,7 @@ import TroveTestSupport
         guard case .notFound(let generations) = lookup(store, address) else { Issue.record("expected notFound"); return }
         #expect(generations == [0, 0, 0, 0, 0])
         self.store(store, address, generations: generations)
-        guard case .found(let found, let body, let current) = lookup(store, address) else { Issue.record("expected found"); return }
+        guard case .found(let found, let body, let current, _) = lookup(store, address) else { Issue.record("expected found"); return }
         #expect(body == [1, 2, 3])
         #expect(found.generations == current)
     }
@@ -52,7 +52,7 @@ import TroveTestSupport
         self.store(store, a, generations: [0, 0, 0, 0])
         let report = purge(store, PurgeSet(tags: ["event:1"]))
         #expect(report == PurgeReport(tags: ["event:1"]))
-        guard case .found(_, _, let afterTag) = lookup(store, a) else { Issue.record("expected found"); return }
+        guard case .found(_, _, let afterTag, _) = lookup(store, a) else { Issue.record("expected found"); return }
         // A hard purge adds `Generation.hardStep` (the low bits are soft purges').
         let h = Generation.hardStep
         #expect(afterTag == [0, 0, 0, h])

@@ -115,7 +115,7 @@ import TroveTestSupport
         var outcome: LookupOutcome<[UInt8]>?
         store.lookup(address) { outcome = $0 }
         switch outcome {
-        case .found(let meta, _, let generations): return (meta, generations)
+        case .found(let meta, _, let generations, _): return (meta, generations)
         case .notFound(let generations): return (nil, generations)
         default: return (nil, [])
         }

@@ -300,4 +300,42 @@ import TroveTestSupport
     @Test func counterLifetime() {
         #expect(Self.rules.counterLifetime == 2 * (60_000 + 10_000 + 6000))
     }
+
+    /// `freshHit`, which the hit fast path asks instead of running a machine, answers exactly what the machine
+    /// answers for a fresh hit, and nothing for what the machine decides otherwise.
+    @Test func freshHitAgreesWithTheMachine() throws {
+        let stored = try #require(miss())
+        let current: [Int64] = [0, 0, 0, 0, 0]
+        var variant = stored
+        variant.variant = [Header("Accept-Language", "de")]
+        let base = clock.nowMilliseconds()
+        let marker = EntryMeta.varyMarker(names: ["Accept-Language"], route: "event", tags: ["events", "event:42"], generations: current,
+            storedAt: base, until: base + 120_000)
+        // (entry, counters now, milliseconds since it was stored, served as a fresh hit), in time order.
+        let cases: [(EntryMeta, [Int64], Int64, Bool)] = [
+            (stored, current, 0, true),
+            (stored, [0, 0, 0, 1, 0], 1000, false),  // purged
+            (variant, current, 1000, false),
+            (marker, current, 1000, false),
+            (stored, current, 59_999, true),
+            (stored, current, 60_000, false),  // stale
+        ]
+        for (meta, generations, offset, served) in cases {
+            clock.advance(by: .milliseconds(base + offset - clock.nowMilliseconds()))
+            let now = clock.nowMilliseconds()
+            let fast = ReadThroughStateMachine.freshHit(meta, address: address, generations: generations, now: now)
+            #expect((fast != nil) == served, "at +\(offset) ms, generations \(generations)")
+            guard let fast else { continue }
+            var sm = machine("GET", "/events/42")
+            _ = sm.start()
+            guard case .respond(let plan) = sm.lookupCompleted(.found(meta, generations: generations)) else {
+                Issue.record("the machine answers a fresh entry")
+                continue
+            }
+            #expect(plan.source == .entry)
+            #expect(plan.cacheStatus == fast.status)
+            #expect(plan.age == fast.age)
+            #expect(!plan.notModified && !plan.omitBody)
+        }
+    }
 }

@@ -168,7 +168,7 @@ import TroveTestSupport
         #expect(report?.keys == [PurgeReport.KeyResult(key: "event:1", found: true)])
         var outcome: LookupOutcome<[UInt8]>?
         store.lookup(address) { outcome = $0 }
-        guard case .found(_, _, let generations) = outcome else { Issue.record("still stored"); return }
+        guard case .found(_, _, let generations, _) = outcome else { Issue.record("still stored"); return }
         #expect(Generation.change(recorded: meta.generations, current: generations) == .softPurged(since: clock.nowMilliseconds()))
         // A write's keys stay hard: the entry goes.
         store.purge(PurgeRequest(counters: [.key("event:1")], counterLifetime: 600_000, softMark: mark, softKeys: false)) { _ in }

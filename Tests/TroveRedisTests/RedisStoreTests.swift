@@ -104,7 +104,7 @@ import TroveTestSupport
 
     private func generations(_ outcome: LookupOutcome<ByteBuffer>) -> [Int64]? {
         switch outcome {
-        case .found(_, _, let generations), .notFound(let generations): generations
+        case .found(_, _, let generations, _), .notFound(let generations): generations
         case .unavailable: nil
         }
     }
@@ -117,7 +117,7 @@ import TroveTestSupport
         guard case .success = try await store.store(event, generations: generations, body: "{\"id\": 42}") else {
             Issue.record("the store write failed"); return
         }
-        guard case .found(let meta, let body, let current) = try await store.lookup(event) else { Issue.record("expected found"); return }
+        guard case .found(let meta, let body, let current, _) = try await store.lookup(event) else { Issue.record("expected found"); return }
         #expect(String(buffer: body) == "{\"id\": 42}")
         #expect(meta.headers == [Header("Content-Type", "text/plain")])
         #expect(current == generations)
@@ -133,7 +133,7 @@ import TroveTestSupport
         var body = ByteBufferAllocator().buffer(capacity: 3 * RedisStore.chunkSize + 5)
         for index in 0..<(3 * RedisStore.chunkSize + 5) { body.writeInteger(UInt8(truncatingIfNeeded: index * 7)) }
         guard case .success = try await store.store(event, body: body) else { Issue.record("the store write failed"); return }
-        guard case .found(let meta, let inline, let generations) = try await store.lookup(event), let chunks = meta.chunks else {
+        guard case .found(let meta, let inline, let generations, _) = try await store.lookup(event), let chunks = meta.chunks else {
             Issue.record("expected a chunked entry"); return
         }
         #expect(inline.readableBytes == 0, "the head comes alone")
@@ -148,12 +148,12 @@ import TroveTestSupport
         #expect(Int(try redis.command(["PTTL", "test:c:{\(event.key)}:\(String(chunks.nonce, radix: 16)):0"])) ?? 0 > 60_000, "chunks outlive their head")
 
         _ = try await store.purge([.tag("events")])
-        guard case .found(let purged, _, let now) = try await store.lookup(event) else { Issue.record("the head is still there"); return }
+        guard case .found(let purged, _, let now, _) = try await store.lookup(event) else { Issue.record("the head is still there"); return }
         #expect(purged.change(for: event, generations: now) == .purged, "purged like any entry")
         #expect(now != generations)
 
         _ = try await store.store(event, body: body)
-        guard case .found(let second, _, _) = try await store.lookup(event), let secondChunks = second.chunks else { return }
+        guard case .found(let second, _, _, _) = try await store.lookup(event), let secondChunks = second.chunks else { return }
         #expect(secondChunks.nonce != chunks.nonce, "a new store writes new chunks")
         _ = try redis.command(["DEL", "test:c:{\(event.key)}:\(String(secondChunks.nonce, radix: 16)):2"])
         guard case .success(nil) = try await store.readChunk(event.key, secondChunks, 2) else { Issue.record("a gone chunk reads nil"); return }
@@ -208,7 +208,7 @@ import TroveTestSupport
         let mark: Int64 = 30_000_000
         let report = try await store.purge([.tag("events"), .key("event:42")], softMark: mark)
         #expect(report == .success(PurgeReport(tags: ["events"], keys: [.init(key: "event:42", found: true)])))
-        guard case .found(_, _, let current) = try await store.lookup(event) else { Issue.record("a soft purge keeps the entry"); return }
+        guard case .found(_, _, let current, _) = try await store.lookup(event) else { Issue.record("a soft purge keeps the entry"); return }
         #expect(current == [0, 0, mark, mark, 0])
         #expect(Int(try redis.command(["PTTL", "test:g:{test}:t:events"])) ?? 0 > 500_000)
         // Twice with one mark: one past it, never the same value.
@@ -253,11 +253,11 @@ import TroveTestSupport
         guard case .success = try await one.store(list, body: ByteBuffer(string: "x"), meta: meta(["p-1", "c-2"], after)) else {
             Issue.record("a fetch that began after the purge is stored"); return
         }
-        guard case .found(let found, _, let current) = try await other.lookup(list) else { Issue.record("expected found"); return }
+        guard case .found(let found, _, let current, _) = try await other.lookup(list) else { Issue.record("expected found"); return }
         #expect(current == [0, 0, 0, 0, 1, Generation.hardStep, 0])
         #expect(found.change(for: list, generations: current) == Generation.Change.none)
         _ = try await other.purge([.tag("c-2")])
-        guard case .found(let purged, _, let now) = try await one.lookup(list) else { Issue.record("expected found"); return }
+        guard case .found(let purged, _, let now, _) = try await one.lookup(list) else { Issue.record("expected found"); return }
         #expect(purged.change(for: list, generations: now) == .purged)
         #expect(try await one.inspect("products").get()?.valid == false)
         try await one.shutdown()
@@ -308,7 +308,7 @@ import TroveTestSupport
         let one = try await store(factory(), loop: 0)
         let other = try await store(factory(), loop: 1)
         _ = try await one.store(event, generations: [0, 0, 0, 0, 0], body: "shared")
-        guard case .found(_, let body, _) = try await other.lookup(event) else { Issue.record("expected found"); return }
+        guard case .found(_, let body, _, _) = try await other.lookup(event) else { Issue.record("expected found"); return }
         #expect(String(buffer: body) == "shared")
         _ = try await other.purge([.tag("events")])
         #expect(generations(try await one.lookup(event)) == [0, 0, 0, Generation.hardStep, 0])
@@ -381,7 +381,7 @@ import TroveTestSupport
         }
         #expect(report.tags.count == 100_001)
         #expect(try await store.health().ready)
-        guard case .found(_, _, let generations) = try await store.lookup(event) else { Issue.record("the store answers"); return }
+        guard case .found(_, _, let generations, _) = try await store.lookup(event) else { Issue.record("the store answers"); return }
         #expect(generations == [0, 0, 0, 0, Generation.hardStep])
         #expect(try redis.command(["GET", "test:g:{test}:t:bulk:99999"]) == String(Generation.hardStep))
         try await store.shutdown()
@@ -406,7 +406,7 @@ import TroveTestSupport
         guard case .failure = try await store.purge([.tag("event:42")]) else { Issue.record("the purge cannot reach Redis"); return }
         guard case .unavailable = try await store.lookup(event) else { Issue.record("no answers while a purge waits"); return }
         try await eventually("the queued purge is replayed", timeout: .seconds(15)) {
-            if case .found(_, _, let generations) = try await store.lookup(self.event) { return generations == [0, 0, 0, 0, Generation.hardStep] }
+            if case .found(_, _, let generations, _) = try await store.lookup(self.event) { return generations == [0, 0, 0, 0, Generation.hardStep] }
             return false
         }
         try await store.shutdown()
@@ -484,7 +484,7 @@ import TroveTestSupport
             let promise = loop.makePromise(of: UInt8?.self)
             loop.execute {
                 store.value.lookup(address) { outcome in
-                    if case .found(_, let body, _) = outcome { promise.succeed(body.getInteger(at: body.readerIndex + 1000)) } else { promise.succeed(nil) }
+                    if case .found(_, let body, _, _) = outcome { promise.succeed(body.getInteger(at: body.readerIndex + 1000)) } else { promise.succeed(nil) }
                 }
             }
             return try await promise.futureResult.get()

@@ -58,7 +58,7 @@ import TroveTestSupport
             }
         }
         #expect(try await stored.futureResult.get())
-        guard case .found(_, let body, _) = try await lookup(store, address) else { Issue.record("found over TLS"); return }
+        guard case .found(_, let body, _, _) = try await lookup(store, address) else { Issue.record("found over TLS"); return }
         #expect(String(buffer: body) == "hello")
         #expect(try server.redis.command(["EXISTS", "tls:e:{k}"]) == "1", "the same Redis, seen on its plain port")
         let purged = store.eventLoop.makePromise(of: Bool.self)

@@ -89,7 +89,7 @@ import TroveTestSupport
 
     /// The entry, when it may be served: found, and every counter it recorded unchanged.
     private func servable(_ outcome: LookupOutcome<ByteBuffer>, _ address: EntryAddress) -> String? {
-        guard case .found(let meta, let body, let generations) = outcome, meta.change(for: address, generations: generations) == .none else {
+        guard case .found(let meta, let body, let generations, _) = outcome, meta.change(for: address, generations: generations) == .none else {
             return nil
         }
         return String(buffer: body)
@@ -107,7 +107,7 @@ import TroveTestSupport
             let generations: [Int64]
             switch try await lookup(second, address) {
             case .notFound(let current): generations = current
-            case .found(let meta, _, let current) where meta.change(for: address, generations: current) != .none: generations = current
+            case .found(let meta, _, let current, _) where meta.change(for: address, generations: current) != .none: generations = current
             default:
                 Issue.record("trial \(trial): the purged entry was found valid before its store")
                 return
@@ -143,7 +143,7 @@ import TroveTestSupport
         try await store(stores[0], address, generations: before, body: "old")
         #expect(servable(try await lookup(stores[1], address), address) == "old", "read from Redis, kept in the tier")
         try await purge(stores[0], [.tag("event:2")])
-        guard case .found(_, _, let after) = try await lookup(stores[0], address) else { Issue.record("the purged entry is gone"); return }
+        guard case .found(_, _, let after, _) = try await lookup(stores[0], address) else { Issue.record("the purged entry is gone"); return }
         try await store(stores[0], address, generations: after, body: "new")
         #expect(servable(try await lookup(stores[1], address), address) == "new")
         #expect(try await loop.submit { stores[1].value.local.peek(address.key).map { String(buffer: $0.body) } }.get() == "new")
@@ -200,7 +200,7 @@ import TroveTestSupport
             let generations: [Int64]
             switch try await lookup(second, address) {
             case .notFound(let current): generations = current
-            case .found(_, _, let current): generations = current
+            case .found(_, _, let current, _): generations = current
             default: Issue.record("trial \(trial): Redis unavailable"); return
             }
             try await store(second, address, generations: generations, body: "v\(trial)")
@@ -247,7 +247,7 @@ import TroveTestSupport
             let generations: [Int64]
             switch try await lookup(second, address) {
             case .notFound(let current): generations = current
-            case .found(_, _, let current): generations = current
+            case .found(_, _, let current, _): generations = current
             default: Issue.record("trial \(trial): Redis unavailable"); return false
             }
             try await store(second, address, generations: generations, body: "v\(trial)")
@@ -278,7 +278,7 @@ import TroveTestSupport
         for index in 100..<150 { guard try await trial(index, tracked: true) else { return } }
         // Tracked again: a hit reads nothing from Redis.
         #expect(servable(try await lookup(second, address), address) == nil)
-        guard case .found(_, _, let generations) = try await lookup(second, address) else { Issue.record("the entry is gone"); return }
+        guard case .found(_, _, let generations, _) = try await lookup(second, address) else { Issue.record("the entry is gone"); return }
         try await store(second, address, generations: generations, body: "back")
         #expect(servable(try await lookup(second, address), address) == "back")
         let hit = try counterReads(redis)

@@ -1,6 +1,7 @@
 internal import Foundation
 
-/// `GET /stats`: requests, hits, misses, passes and the hit ratio, overall and per route.
+/// `GET /stats`: requests, hits (and how many were served from this process's memory), misses, passes and the hit
+/// ratio, overall and per route.
 enum AdminStats {
     static func answer(_ request: AdminRequest, _ answer: @escaping (JSONAnswer) -> Void) {
         let stats = request.environment.stats
@@ -20,6 +21,8 @@ enum AdminStats {
             "bypasses": counts.bypasses, "passes": counts.passes, "errors": counts.errors, "stored": counts.stored,
             // RFC 9211's word for a request coalesced on another's fetch, as Cache-Status says it.
             "collapsed": counts.coalesced,
+            // Of the hits, those served from this process's memory (the memory store, or the in-process tier).
+            "local_hits": counts.localHits,
         ]
         fields["hit_ratio"] = counts.hitRatio.map { ($0 * 10_000).rounded() / 10_000 } ?? NSNull()
         return fields

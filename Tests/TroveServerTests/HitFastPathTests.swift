@@ -1,0 +1,228 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+import TroveCore
+import TroveHTTP
+import TroveRules
+import TroveTestSupport
+@testable import TroveServer
+
+/// The hit fast path on an EmbeddedChannel, with the server's inbound pipeline (fast path, then ProxyHandler; the
+/// fast path puts NIO's decoder between them when a request needs it) fed raw bytes: what it answers must be what the full path answers, in the same order.
+@Suite struct HitFastPathTests {
+    static let yaml = """
+        version: 1
+        admin: {allow_unauthenticated: true}
+        origins: {api: {url: "http://origin.internal:8000"}}
+        routes:
+          - {name: event, match: "GET /events/{id}", cache: {key: "event:{id}", ttl: 60s, tags: ["event:{id}"]}}
+          - {name: change, match: "PUT /events/{id}", purge: {tags: ["event:{id}"]}}
+          - {name: rest, match: ANY /**, pass: true}
+        """
+
+    let clock = ManualClock()
+
+    private struct Setup {
+        let channel: EmbeddedChannel
+        let environment: ProxyEnvironment
+        let origin: ScriptedOrigin
+
+        /// `trove_fast_path_hits_total`.
+        var fastHits: Int {
+            let text = String(decoding: environment.metrics.exposition(), as: UTF8.self)
+            let line = text.split(separator: "\n").first { $0.hasPrefix("trove_fast_path_hits_total ") }
+            return line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        }
+
+        func send(_ text: String) throws {
+            try channel.writeInbound(ByteBuffer(string: text))
+            channel.embeddedEventLoop.run()
+        }
+
+        /// Every byte written to the client so far, as answers. (Parsed as bytes: "\r\n" is one `Character`.)
+        func answers() throws -> [Answer] {
+            var bytes = ByteBuffer()
+            while var piece = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&piece) }
+            var rest = Array(bytes.readableBytesView)[...]
+            func line() -> String? {
+                guard let cr = rest.indices.first(where: { rest[$0] == 13 && $0 + 1 < rest.endIndex && rest[$0 + 1] == 10 }) else { return nil }
+                defer { rest = rest[(cr + 2)...] }
+                return String(decoding: rest[..<cr], as: UTF8.self)
+            }
+            func take(_ count: Int) -> String {
+                defer { rest = rest.dropFirst(count) }
+                return String(decoding: rest.prefix(count), as: UTF8.self)
+            }
+            var answers: [Answer] = []
+            while let statusLine = line() {
+                var headers: [(String, String)] = []
+                while let header = line(), !header.isEmpty {
+                    let colon = try #require(header.firstIndex(of: ":"))
+                    headers.append((String(header[..<colon]), header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+                }
+                let status = try #require(Int(statusLine.split(separator: " ")[1]))
+                let isHead = answers.count < heads.count && heads[answers.count]
+                var body = ""
+                if isHead {
+                } else if headers.contains(where: { $0.0.lowercased() == "transfer-encoding" }) {
+                    // Chunked (an answer passed on as it arrives): size lines, chunks, then 0 and an empty line.
+                    while let size = line().flatMap({ Int($0, radix: 16) }) {
+                        body += take(size)
+                        _ = line()
+                        if size == 0 { break }
+                    }
+                } else {
+                    body = take(Int(headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "0") ?? 0)
+                }
+                answers.append(Answer(status: status, headers: headers, body: body))
+            }
+            #expect(rest.isEmpty, "nothing but whole answers")
+            return answers
+        }
+
+        /// Which answers answer a HEAD (they have no body).
+        var heads: [Bool] = []
+    }
+
+    struct Answer {
+        var status: Int
+        var headers: [(String, String)]
+        var body: String
+
+        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+        /// The headers, but those that tell time (`Age`, the ttl in `Cache-Status`).
+        var timeless: [String] {
+            headers.filter { !["age", "cache-status"].contains($0.0.lowercased()) }.map { "\($0.0): \($0.1)" }
+        }
+    }
+
+    private func setup(origin: ScriptedOrigin = ScriptedOrigin(body: "{\"id\": 1}"), yaml: String = Self.yaml) throws -> Setup {
+        let channel = EmbeddedChannel()
+        let rules = try RulesLoader.parse(yaml, file: "fast.yaml")
+        let environment = ProxyEnvironment(
+            rules: RulesState(rules, loadedAt: 0), origins: origin,
+            stores: StoreDirectory(memory: InMemoryStore<ByteBuffer>(capacity: 1 << 20, clock: clock)), clock: clock,
+            stats: ProxyStats(), coalescer: Coalescer(clock: clock, notifications: nil),
+            gates: OriginGates(rules: rules, timerLoop: channel.eventLoop), logger: Logger(label: "test"))
+        let proxy = ProxyHandler(environment: environment)
+        try channel.pipeline.syncOperations.addHandler(HitFastPath(proxy: proxy))
+        try channel.pipeline.syncOperations.addHandler(proxy)
+        try channel.connect(to: SocketAddress(ipAddress: "203.0.113.9", port: 51000)).wait()
+        return Setup(channel: channel, environment: environment, origin: origin)
+    }
+
+    static func get(_ path: String, _ extra: String = "") -> String {
+        "GET \(path) HTTP/1.1\r\nHost: trove.test\r\n\(extra)\r\n"
+    }
+
+    /// The second and later requests for an entry are answered by the fast path, with the full path's answer.
+    @Test func aRepeatedReadIsAnsweredFromTheFastPathAsTheFullPathWould() throws {
+        var setup = try setup()
+        try setup.send(Self.get("/events/1"))  // a miss: stored, and its plan remembered
+        try setup.send(Self.get("/events/1"))  // the fast path
+        #expect(setup.fastHits == 1)
+        // A header the fast path does not let through sends the same request the full way.
+        try setup.send(Self.get("/events/1", "X-Trace: 1\r\n"))
+        #expect(setup.fastHits == 1)
+        clock.advance(by: .seconds(5))
+        try setup.send("HEAD /events/1 HTTP/1.1\r\nHost: trove.test\r\n\r\n")  // a plan of its own: full path, remembered
+        try setup.send("HEAD /events/1 HTTP/1.1\r\nHost: trove.test\r\n\r\n")
+        #expect(setup.fastHits == 2)
+        setup.heads = [false, false, false, true, true]
+        let answers = try setup.answers()
+        try #require(answers.count == 5)
+        #expect(answers[0].header("X-Cache") == "MISS")
+        let (fast, full) = (answers[1], answers[2])
+        #expect(fast.header("X-Cache") == "HIT")
+        #expect(fast.status == full.status)
+        #expect(fast.timeless == full.timeless, "the same headers, in the same order")
+        #expect(fast.header("Cache-Status") == "trove; hit; ttl=60")
+        #expect(fast.body == "{\"id\": 1}")
+        #expect(fast.body == full.body)
+        #expect(answers[4].header("Age") == "5")
+        #expect(answers[4].header("Cache-Status") == "trove; hit; ttl=55")
+        #expect(answers[4].timeless == answers[3].timeless)
+        #expect(answers[4].header("Content-Length") == "9")
+        #expect(answers[4].body.isEmpty)
+        #expect(setup.origin.requests.count == 1)
+        let stats = setup.environment.stats.byRoute["event"]
+        #expect(stats?.hits == 4)
+        #expect(stats?.localHits == 4, "the memory store's hits are all served from this process")
+    }
+
+    /// Pipelined requests are answered in order, whichever path answers each: a hit behind a write waits for it,
+    /// and the write's purge is seen by the hit.
+    @Test func pipelinedRequestsKeepTheirOrder() throws {
+        let origin = ScriptedOrigin { request in
+            let body = request.method == "PUT" ? "updated" : "event \(request.url.split(separator: "/").last ?? "")"
+            return .success(OriginResponse(status: 200, headers: [Header("Content-Type", "text/plain")], body: ByteBuffer(string: body),
+                bodyLength: body.utf8.count))
+        }
+        let setup = try setup(origin: origin)
+        try setup.send(Self.get("/events/1") + Self.get("/events/2"))
+        try setup.send(Self.get("/events/1") + Self.get("/events/2"))
+        let before = setup.fastHits
+        #expect(before >= 2)
+        // A hit, a write purging event 1 (its body split across reads), then reads of both events.
+        try setup.send(Self.get("/events/2") + "PUT /events/1 HTTP/1.1\r\nHost: trove.test\r\nContent-Length: 5\r\n\r\nab")
+        try setup.send("cde" + Self.get("/events/1") + Self.get("/events/2"))
+        let answers = try setup.answers()
+        try #require(answers.count == 8)
+        #expect(answers.map(\.body) == ["event 1", "event 2", "event 1", "event 2", "event 2", "updated", "event 1", "event 2"])
+        #expect(answers[6].header("X-Cache") == "MISS", "purged by the write before it")
+        #expect(answers[7].header("X-Cache") == "HIT")
+        #expect(setup.origin.requests.map(\.method) == ["GET", "GET", "PUT", "GET"])
+        #expect(setup.fastHits > before)
+    }
+
+    /// A request that arrives a few bytes at a time is answered once it is whole, by the fast path.
+    @Test func aHeadInPiecesIsAnsweredOnceWhole() throws {
+        let setup = try setup()
+        try setup.send(Self.get("/events/3"))
+        for byte in Self.get("/events/3").utf8 { try setup.send(String(decoding: [byte], as: UTF8.self)) }
+        #expect(setup.fastHits == 1)
+        let answers = try setup.answers()
+        #expect(answers.map { $0.header("X-Cache") } == ["MISS", "HIT"])
+    }
+
+    /// Requests the fast path cannot frame (a chunked body) hand the rest of the connection to the decoder, which
+    /// answers them all as before.
+    @Test func aChunkedBodyLeavesTheConnectionToTheDecoder() throws {
+        let setup = try setup()
+        try setup.send(Self.get("/events/4"))
+        try setup.send("PUT /events/9 HTTP/1.1\r\nHost: trove.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + Self.get("/events/4"))
+        let answers = try setup.answers()
+        #expect(answers.map(\.status) == [200, 200, 200])
+        #expect(answers.last?.header("X-Cache") == "HIT")
+        #expect(setup.fastHits == 0)
+    }
+
+    /// What the fast path looked up and left to the full path (a stale entry) is decided there exactly once.
+    @Test func anEntryTheFastPathCannotServeGoesTheFullWay() throws {
+        let setup = try setup()
+        try setup.send(Self.get("/events/5"))
+        clock.advance(by: .seconds(61))
+        try setup.send(Self.get("/events/5"))
+        #expect(setup.fastHits == 0)
+        let answers = try setup.answers()
+        #expect(answers.map { $0.header("X-Cache") } == ["MISS", "MISS"])
+        #expect(setup.origin.requests.count == 2)
+    }
+
+    /// The rules may name a header a plain read carries as a credential: then no request takes the fast path.
+    @Test func aCredentialTheFastPathLetsThroughTurnsItOff() throws {
+        let yaml = Self.yaml.replacingOccurrences(of: "admin: {allow_unauthenticated: true}",
+            with: "admin: {allow_unauthenticated: true}\nclients: {credentials: [User-Agent]}")
+        let setup = try setup(yaml: yaml)
+        try setup.send(Self.get("/events/6", "User-Agent: alice\r\n"))
+        try setup.send(Self.get("/events/6", "User-Agent: alice\r\n"))
+        try setup.send(Self.get("/events/6"))
+        try setup.send(Self.get("/events/6"))
+        #expect(setup.fastHits == 0)
+        let answers = try setup.answers()
+        #expect(answers.map { $0.header("X-Cache") } == ["BYPASS", "BYPASS", "MISS", "HIT"])
+    }
+}
