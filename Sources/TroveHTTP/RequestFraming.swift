@@ -134,6 +134,28 @@ public enum RequestFraming {
         return .request(length: end + body)
     }
 
+    /// The header fields of a plain read (`bytes`: the bytes it was framed in), names and values as sent (values
+    /// trimmed): for the full path, when a read the fast path took turns out to need it.
+    public static func fields(of read: PlainRead, in bytes: UnsafeRawBufferPointer) -> [(name: String, value: String)] {
+        var fields: [(name: String, value: String)] = []
+        var at = 0
+        while at < read.length, bytes[at] != lf { at += 1 }  // past the request line
+        at += 1
+        while at < read.length - 2 {
+            let start = at
+            while bytes[at] != cr { at += 1 }
+            let line = UnsafeRawBufferPointer(rebasing: bytes[start..<at])
+            at += 2
+            guard let colon = line.firstIndex(of: colon) else { continue }
+            var valueStart = colon + 1
+            var valueEnd = line.count
+            while valueStart < valueEnd, line[valueStart] == space || line[valueStart] == tab { valueStart += 1 }
+            while valueEnd > valueStart, line[valueEnd - 1] == space || line[valueEnd - 1] == tab { valueEnd -= 1 }
+            fields.append((String(decoding: line[..<colon], as: UTF8.self), String(decoding: line[valueStart..<valueEnd], as: UTF8.self)))
+        }
+        return fields
+    }
+
     private static let cr = UInt8(ascii: "\r")
     private static let lf = UInt8(ascii: "\n")
     private static let space = UInt8(ascii: " ")

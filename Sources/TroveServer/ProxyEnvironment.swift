@@ -165,6 +165,11 @@ public final class StoreDirectory: Sendable {
         return StoreDirectory(stores: stores, name: name)
     }
 
+    /// One loop's stores, made on that loop now (tests: an EmbeddedEventLoop runs nothing submitted until told).
+    convenience init(loop: any EventLoop, stores: LoopStores, name: String) {
+        self.init(stores: [ObjectIdentifier(loop): NIOLoopBound(stores, eventLoop: loop)], name: name)
+    }
+
     private init(stores: [ObjectIdentifier: NIOLoopBound<LoopStores>], name: String) {
         kind = .perLoop(stores)
         self.name = name

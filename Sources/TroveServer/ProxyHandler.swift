@@ -100,6 +100,17 @@ final class ProxyHandler: ChannelDuplexHandler {
         case request(HTTPRequestHead, ByteBuffer?, BudgetReservation?, endsConnection: Bool, upload: OriginUpload? = nil)
         /// A request Trove answers itself, in its turn, before closing the connection.
         case refused(HTTPRequestHead?, Refusal)
+        /// A plain read the fast path took, whose store must be asked (Redis): see `answerAtOnce`.
+        case plainRead(PlainRead)
+    }
+
+    /// A plain read waiting for its store: what the fast path needs to answer it, and the request's bytes, should
+    /// the full path have to (a copy: the receive buffer is not held while Redis answers).
+    private struct PlainRead {
+        let read: RequestFraming.PlainRead
+        let bytes: ByteBuffer
+        let remembered: PlanCache.Remembered
+        let started: NIODeadline
     }
 
     /// Why a request is answered by Trove without being run; the connection closes after the answer.
@@ -558,6 +569,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         switch request {
         case .request(let head, let body, let reservation, let endsConnection, let upload):
             start(head, body: body, bodyReservation: reservation, endsConnection: endsConnection, upload: upload)
+        case .plainRead(let request):
+            lookUp(request)
         case .refused(let head, let refusal):
             environment.stats.record(environment.stats.counters(route: nil), outcome: nil, stored: false, error: true)
             let message: String
@@ -738,11 +751,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         lookedUp = nil
     }
 
-    /// Answers `read` (framed by `HitFastPath` at the start of `bytes`) from a fresh entry the store holds in
-    /// memory, if everything the full path would do for it comes to exactly that: a remembered plan, nothing else
-    /// pending on the connection, an entry served as it is (no variant, no gzip to decode, no chunks). Returns
-    /// false, having changed nothing the full path would notice, otherwise; an outcome it looked up is then
-    /// handed to the full path with the request.
+    /// Takes `read` (framed by `HitFastPath` at the start of `bytes`) if it can be answered without the full path's
+    /// objects: its plan remembered, nothing else pending on the connection. When the store knows the outcome at once
+    /// (memory), answers it now if the entry is served as it is (a fresh hit with no variant, no gzip to decode, no
+    /// chunks); when the store must be asked (Redis), queues it (`lookUp`). Returns false, having changed nothing
+    /// the full path would notice, when the full path must take the request; an outcome looked up is then handed to
+    /// it with the request.
     func answerAtOnce(_ read: RequestFraming.PlainRead, in bytes: ByteBuffer) -> Bool {
         guard let context, let plans, let store, uploading == nil, head == nil, !connection.isIgnoringInput,
             connection.answersAtOnce(writable: context.channel.isWritable), !(drain?.isDraining ?? false)
@@ -754,31 +768,84 @@ final class ProxyHandler: ChannelDuplexHandler {
         let started = environment.accessLog == nil ? nil : NIODeadline.now()
         guard let target = bytes.getSlice(at: bytes.readerIndex + read.target.lowerBound, length: read.target.count),
             let remembered = plans.remembered(isHead: read.isHead, target: target, version: environment.rules.version),
-            let policy = remembered.plan.route?.cachePolicy, policy.tagsFrom == nil, policy.sendTags == nil,
-            let outcome = store.lookupAtOnce(remembered.address)
+            let policy = remembered.plan.route?.cachePolicy, policy.tagsFrom == nil, policy.sendTags == nil
         else { return false }
+        decodedThisRead = true
+        let time = timeOfRead()
+        deadlines.headReceived(now: time)
+        guard let outcome = store.lookupAtOnce(remembered.address) else {
+            // The store must be asked (Redis, or the strict tier's counters): the request takes its turn like any
+            // other, and is answered when the store is, still without the full path's objects.
+            let copy = ByteBuffer(bytes: bytes.readableBytesView.prefix(read.length))
+            enqueue(.plainRead(PlainRead(read: read, bytes: copy, remembered: remembered, started: started ?? NIODeadline.now())),
+                context: context)
+            return true
+        }
+        guard answerHit(outcome, read: read, remembered: remembered, target: target, started: started, context: context) else {
+            lookedUp = (remembered.address.key, outcome)
+            return false
+        }
+        deadlines.requestReceived(now: time)
+        drainFinished()
+        deadlines.answered(now: time)
+        return true
+    }
+
+    /// Asks the store for a plain read's entry (its turn has come), then answers it as `answerAtOnce` does, or, when
+    /// the entry is not a plain fresh hit, runs the full path on the request with the outcome found.
+    private func lookUp(_ request: PlainRead) {
+        guard let store else { return }
+        let started = NIODeadline.now()
+        store.lookup(request.remembered.address) { outcome in
+            var failed = false
+            if case .unavailable = outcome { failed = true }
+            self.environment.metrics.recordLookup(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
+            guard let context = self.context, context.channel.isActive else {
+                self.drainFinished()
+                return self.connection.answerAbandoned()
+            }
+            let target = request.bytes.getSlice(at: request.bytes.readerIndex + request.read.target.lowerBound, length: request.read.target.count)!
+            // Draining: the full path says whether this answer closes the connection.
+            if !(self.drain?.isDraining ?? false),
+                self.answerHit(outcome, read: request.read, remembered: request.remembered, target: target,
+                    started: self.environment.accessLog == nil ? nil : request.started, context: context)
+            {
+                self.drainFinished()
+                return self.answered(context: context)
+            }
+            self.lookedUp = (request.remembered.address.key, outcome)
+            var headers = HTTPHeaders()
+            for (name, value) in request.bytes.withUnsafeReadableBytes({ RequestFraming.fields(of: request.read, in: $0) }) {
+                headers.add(name: name, value: value)
+            }
+            let head = HTTPRequestHead(version: .http1_1, method: request.read.isHead ? .HEAD : .GET, uri: String(buffer: target),
+                headers: headers)
+            self.start(head, body: nil, bodyReservation: nil, endsConnection: false)
+            self.lookedUp = nil
+        }
+    }
+
+    /// Writes the answer to a plain read from `outcome` if it is a plain fresh hit that needs nothing but its bytes
+    /// (no chunks, no gzip to decode, within the answer budget), and counts it; false, having done nothing, if not.
+    private func answerHit(
+        _ outcome: LookupOutcome<ByteBuffer>, read: RequestFraming.PlainRead, remembered: PlanCache.Remembered, target: ByteBuffer,
+        started: NIODeadline?, context: ChannelHandlerContext
+    ) -> Bool {
         let now = environment.clock.nowMilliseconds()
         guard case .found(let meta, let body, let generations, let local) = outcome,
             let (status, age) = ReadThroughStateMachine.freshHit(meta, address: remembered.address, generations: generations, now: now),
             meta.chunks == nil, body.readableBytes == meta.bodyLength, !ContentCoding.isGzip(meta.headers),
             environment.stores.sharesBodies || body.readableBytes < Self.budgetedAnswer
-        else {
-            lookedUp = (remembered.address.key, outcome)
-            return false
-        }
-        // What `channelRead`, `begin` and `answered` do for a request, the state machines aside.
-        decodedThisRead = true
-        let time = timeOfRead()
-        deadlines.headReceived(now: time)
-        deadlines.requestReceived(now: time)
-        drainFinished()
+        else { return false }
+        _ = connection.answerStarts(keepAliveAsked: true)
         let bodiless = ResponseEncoding.isBodiless(meta.status)
+        let copies = !read.isHead && !bodiless && body.readableBytes <= Self.copiedBody
         var answer = ResponseEncoding.head(version: .http1_1, status: meta.status, headers: meta.headers,
             trove: .init(cacheStatus: status, age: age, retryAfter: nil), contentLength: bodiless ? nil : meta.bodyLength, keepAlive: true,
-            allocator: context.channel.allocator, reserving: read.isHead || bodiless || body.readableBytes > Self.copiedBody ? 0 : body.readableBytes)
+            allocator: context.channel.allocator, reserving: copies ? body.readableBytes : 0)
         if read.isHead || bodiless || body.readableBytes == 0 {
             context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
-        } else if body.readableBytes <= Self.copiedBody {
+        } else if copies {
             // One buffer, one write: a small body costs less to copy than a second buffer and an iovec.
             answer.writeImmutableBuffer(body)
             context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
@@ -786,13 +853,13 @@ final class ProxyHandler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(answer), promise: nil)
             context.writeAndFlush(wrapOutboundOut(body), promise: nil)
         }
-        deadlines.answered(now: time)
         remembered.counters.record(outcome: .hit, stored: false, storedBytes: 0, coalesced: false, error: false, local: local)
         environment.metrics.recordFastHit()
         if let accessLog = environment.accessLog {
             accessLog.record(route: remembered.plan.route?.name, method: read.isHead ? "HEAD" : "GET",
                 path: String(buffer: target), status: meta.status, outcome: "hit", key: remembered.address.key, originNanoseconds: nil,
-                totalNanoseconds: started.map { (NIODeadline.now() - $0).nanoseconds } ?? 0, bytes: read.isHead ? 0 : body.readableBytes, client: context.channel.remoteAddress?.ipAddress)
+                totalNanoseconds: started.map { (NIODeadline.now() - $0).nanoseconds } ?? 0, bytes: read.isHead ? 0 : body.readableBytes,
+                client: context.channel.remoteAddress?.ipAddress)
         }
         return true
     }

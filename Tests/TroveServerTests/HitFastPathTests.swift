@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -29,6 +30,7 @@ import TroveTestSupport
         let channel: EmbeddedChannel
         let environment: ProxyEnvironment
         let origin: ScriptedOrigin
+        let deferred: DeferredStore?
 
         /// `trove_fast_path_hits_total`.
         var fastHits: Int {
@@ -99,19 +101,59 @@ import TroveTestSupport
         }
     }
 
-    private func setup(origin: ScriptedOrigin = ScriptedOrigin(body: "{\"id\": 1}"), yaml: String = Self.yaml) throws -> Setup {
+    /// A store that answers later, on the loop, as Redis does (its `lookupAtOnce` knows nothing), counting lookups.
+    final class DeferredStore: CacheStore, Sendable {
+        typealias Body = ByteBuffer
+        let memory: InMemoryStore<ByteBuffer>
+        let loop: EmbeddedEventLoop
+        let lookups = Mutex(0)
+
+        init(memory: InMemoryStore<ByteBuffer>, loop: EmbeddedEventLoop) {
+            self.memory = memory
+            self.loop = loop
+        }
+
+        func lookup(_ address: EntryAddress, completion: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+            lookups.withLock { $0 += 1 }
+            memory.lookup(address) { outcome in
+                // Read from elsewhere, as from Redis: not a hit from this process's memory.
+                var outcome = outcome
+                if case .found(let meta, let body, let generations, _) = outcome { outcome = .found(meta, body, generations: generations) }
+                nonisolated(unsafe) let completion = completion
+                loop.execute { completion(outcome) }
+            }
+        }
+        func store(_ write: StoreWrite<ByteBuffer>, completion: @escaping (Result<Void, StoreError>) -> Void) { memory.store(write, completion: completion) }
+        func readChunk(_ key: String, _ chunks: EntryChunks, index: Int, completion: @escaping (Result<ByteBuffer?, StoreError>) -> Void) {
+            memory.readChunk(key, chunks, index: index, completion: completion)
+        }
+        func purge(_ request: PurgeRequest, completion: @escaping (Result<PurgeReport, StoreError>) -> Void) { memory.purge(request, completion: completion) }
+        func inspect(key: String, completion: @escaping (Result<EntryInspection?, StoreError>) -> Void) { memory.inspect(key: key, completion: completion) }
+        var health: StoreHealth { memory.health }
+        func shutdown() {}
+    }
+
+    private func setup(
+        origin: ScriptedOrigin = ScriptedOrigin(body: "{\"id\": 1}"), yaml: String = Self.yaml, deferred: Bool = false
+    ) throws -> Setup {
         let channel = EmbeddedChannel()
         let rules = try RulesLoader.parse(yaml, file: "fast.yaml")
+        let memory = InMemoryStore<ByteBuffer>(capacity: 1 << 20, clock: clock)
+        let stores = deferred
+            ? StoreDirectory(loop: channel.embeddedEventLoop, stores: LoopStores(store: DeferredStore(memory: memory, loop: channel.embeddedEventLoop),
+                fetchLocks: LocalFetchLocks(), deliveryClaims: LocalDeliveryClaims()), name: "deferred")
+            : StoreDirectory(memory: memory)
         let environment = ProxyEnvironment(
             rules: RulesState(rules, loadedAt: 0), origins: origin,
-            stores: StoreDirectory(memory: InMemoryStore<ByteBuffer>(capacity: 1 << 20, clock: clock)), clock: clock,
+            stores: stores, clock: clock,
             stats: ProxyStats(), coalescer: Coalescer(clock: clock, notifications: nil),
             gates: OriginGates(rules: rules, timerLoop: channel.eventLoop), logger: Logger(label: "test"))
         let proxy = ProxyHandler(environment: environment)
         try channel.pipeline.syncOperations.addHandler(HitFastPath(proxy: proxy))
         try channel.pipeline.syncOperations.addHandler(proxy)
         try channel.connect(to: SocketAddress(ipAddress: "203.0.113.9", port: 51000)).wait()
-        return Setup(channel: channel, environment: environment, origin: origin)
+        return Setup(channel: channel, environment: environment, origin: origin,
+            deferred: environment.stores.store(for: channel.embeddedEventLoop) as? DeferredStore)
     }
 
     static func get(_ path: String, _ extra: String = "") -> String {
@@ -224,5 +266,34 @@ import TroveTestSupport
         #expect(setup.fastHits == 0)
         let answers = try setup.answers()
         #expect(answers.map { $0.header("X-Cache") } == ["BYPASS", "BYPASS", "MISS", "HIT"])
+    }
+
+    /// With a store that must be asked (Redis), a plain read waits for it in its turn and is answered by the fast
+    /// path; one whose entry is not a fresh hit goes the full way with the outcome found (one lookup, not two);
+    /// pipelined requests keep their order.
+    @Test func aReadWaitingForItsStoreIsAnsweredInItsTurn() throws {
+        var setup = try setup(deferred: true)
+        try setup.send(Self.get("/events/1"))
+        // The first waits for the store on the fast path; the two behind it, pipelined, take the full path in turn.
+        try setup.send(Self.get("/events/1") + Self.get("/events/2") + Self.get("/events/1"))
+        #expect(setup.fastHits == 1)
+        try setup.send("HEAD /events/1 HTTP/1.1\r\nHost: trove.test\r\n\r\n")  // the full path, which remembers its plan
+        try setup.send("HEAD /events/1 HTTP/1.1\r\nHost: trove.test\r\n\r\n")
+        #expect(setup.fastHits == 2)
+        let lookups = setup.deferred?.lookups.withLock { $0 }
+        clock.advance(by: .seconds(61))
+        try setup.send(Self.get("/events/1", "Accept: */*\r\n"))  // stale now: the full path fetches it again
+        #expect(setup.deferred?.lookups.withLock { $0 } == lookups.map { $0 + 1 }, "looked up once, by the fast path")
+        #expect(setup.fastHits == 2)
+        setup.heads = [false, false, false, false, true, true, false]
+        let answers = try setup.answers()
+        #expect(answers.map { $0.header("X-Cache") } == ["MISS", "HIT", "MISS", "HIT", "HIT", "HIT", "MISS"])
+        #expect(answers.map(\.status) == [200, 200, 200, 200, 200, 200, 200])
+        #expect(answers[6].header("Cache-Status") == "trove; fwd=stale; fwd-status=200; stored")
+        #expect(answers[1].timeless == answers[3].timeless)
+        #expect(setup.origin.requests.count == 3)
+        let stats = setup.environment.stats.byRoute["event"]
+        #expect(stats?.hits == 4)
+        #expect(stats?.localHits == 0, "this store's hits are not from this process's memory")
     }
 }
