@@ -28,8 +28,9 @@ public enum FuzzTargets {
     }
 
     /// The hit fast path's framing of a client's bytes (`RequestFraming`): whatever it says lies within the bytes
-    /// given (a body may lie past them), a plain read's target and host lie within its head, and framing the head
-    /// alone says the same (the fast path frames a request again once more bytes arrive).
+    /// given (a body may lie past them), a plain read's target and host lie within its head, framing the head
+    /// alone says the same (the fast path frames a request again once more bytes arrive), and the fields handed to
+    /// the full path hold the Host framing found.
     static func framing(_ bytes: UnsafeRawBufferPointer) {
         let maxHead = 1 + Int(bytes.first ?? 0) * 64
         let frame = RequestFraming.frame(bytes, maxHead: maxHead)
@@ -44,6 +45,12 @@ public enum FuzzTargets {
             // A prefix of a head is never a request.
             let cut = RequestFraming.frame(UnsafeRawBufferPointer(rebasing: bytes[..<(read.length - 1)]), maxHead: maxHead)
             precondition(cut == .incomplete || cut == .unframed, "a cut head framed as \(cut)")
+            // The fields the full path is handed hold the one Host, with the value framing found.
+            let fields = RequestFraming.fields(of: read, in: bytes)
+            let hosts = fields.filter { $0.name.lowercased() == "host" }
+            precondition(hosts.count == 1, "not one Host among \(fields)")
+            // (As NIO's decoder does, bytes that are not UTF-8 are read as U+FFFD.)
+            precondition(hosts[0].value == String(decoding: bytes[read.host], as: UTF8.self), "the Host value differs: \(hosts[0].value)")
         case .request(let length):
             precondition(length > 0, "an empty request")
         case .unframed:

@@ -804,7 +804,9 @@ final class ProxyHandler: ChannelDuplexHandler {
                 self.drainFinished()
                 return self.connection.answerAbandoned()
             }
-            let target = request.bytes.getSlice(at: request.bytes.readerIndex + request.read.target.lowerBound, length: request.read.target.count)!
+            // (The copy holds the whole head, so the target is in it.)
+            let target = request.bytes.getSlice(
+                at: request.bytes.readerIndex + request.read.target.lowerBound, length: request.read.target.count)!
             // Draining: the full path says whether this answer closes the connection.
             if !(self.drain?.isDraining ?? false),
                 self.answerHit(outcome, read: request.read, remembered: request.remembered, target: target,
@@ -866,7 +868,6 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// Bodies up to this size are copied behind the head, into one buffer.
     static let copiedBody = 16 << 10
-
 
     // MARK: Coalescing
 

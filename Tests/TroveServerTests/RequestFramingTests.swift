@@ -83,4 +83,13 @@ import TroveHTTP
             #expect(frame(text) == .unframed, "\(text.debugDescription)")
         }
     }
+
+    /// The fields of a plain read, as the full path gets them when a read the fast path took needs it.
+    @Test func aPlainReadsFieldsAreItsHeaders() throws {
+        let text = "GET /a HTTP/1.1\r\nHost:  trove.test \r\nAccept:\r\nUser-Agent: wrk/4 (x)\r\n\r\nGET /b"
+        let read = try #require(plain(text))
+        let fields = Array(text.utf8).withUnsafeBytes { RequestFraming.fields(of: read, in: $0) }
+        #expect(fields.map(\.name) == ["Host", "Accept", "User-Agent"])
+        #expect(fields.map(\.value) == ["trove.test", "", "wrk/4 (x)"])
+    }
 }
