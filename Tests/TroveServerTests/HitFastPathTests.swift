@@ -296,4 +296,28 @@ import TroveTestSupport
         #expect(stats?.hits == 4)
         #expect(stats?.localHits == 0, "this store's hits are not from this process's memory")
     }
+
+    /// The fast path holds at most `HitFastPath.maxHead` bytes of a head; a longer one goes to the decoder, which
+    /// reads it as before (and refuses past its own limit).
+    @Test func aHeadLongerThanTheFastPathHoldsGoesToTheDecoder() throws {
+        let setup = try setup()
+        try setup.send(Self.get("/events/7"))
+        let long = String(repeating: "a", count: HitFastPath.maxHead + 100)
+        let request = Self.get("/events/7", "User-Agent: \(long)\r\n")
+        // In pieces, as a client sends it: the fast path holds the first ones, then hands them all over.
+        for piece in stride(from: 0, to: request.utf8.count, by: 4096) {
+            let bytes = Array(request.utf8)[piece..<min(piece + 4096, request.utf8.count)]
+            try setup.send(String(decoding: bytes, as: UTF8.self))
+        }
+        try setup.send(Self.get("/events/7"))
+        #expect(setup.fastHits == 0, "the connection stays with the decoder")
+        let answers = try setup.answers()
+        #expect(answers.map { $0.header("X-Cache") } == ["MISS", "HIT", "HIT"])
+
+        // Past the decoder's own limit: 431, and the connection closes.
+        let other = try self.setup()
+        try other.send(Self.get("/events/7", "User-Agent: \(String(repeating: "a", count: 100 << 10))\r\n"))
+        #expect(try other.answers().map(\.status) == [431])
+        #expect(!other.channel.isActive)
+    }
 }
