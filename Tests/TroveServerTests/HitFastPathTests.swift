@@ -14,15 +14,8 @@ import TroveTestSupport
 /// The hit fast path on an EmbeddedChannel, with the server's inbound pipeline (fast path, then ProxyHandler; the
 /// fast path puts NIO's decoder between them when a request needs it) fed raw bytes: what it answers must be what the full path answers, in the same order.
 @Suite struct HitFastPathTests {
-    static let yaml = """
-        version: 1
-        admin: {allow_unauthenticated: true}
-        origins: {api: {url: "http://origin.internal:8000"}}
-        routes:
-          - {name: event, match: "GET /events/{id}", cache: {key: "event:{id}", ttl: 60s, tags: ["event:{id}"]}}
-          - {name: change, match: "PUT /events/{id}", purge: {tags: ["event:{id}"]}}
-          - {name: rest, match: ANY /**, pass: true}
-        """
+    /// `ProxyHandlerTests`' rules: a cached route for `GET /events/{id}`, a write purging it, everything else passed.
+    static let yaml = ProxyHandlerTests.yaml()
 
     let clock = ManualClock()
 
@@ -256,8 +249,7 @@ import TroveTestSupport
 
     /// The rules may name a header a plain read carries as a credential: then no request takes the fast path.
     @Test func aCredentialTheFastPathLetsThroughTurnsItOff() throws {
-        let yaml = Self.yaml.replacingOccurrences(of: "admin: {allow_unauthenticated: true}",
-            with: "admin: {allow_unauthenticated: true}\nclients: {credentials: [User-Agent]}")
+        let yaml = ProxyHandlerTests.yaml(extra: "clients: {credentials: [User-Agent]}")
         let setup = try setup(yaml: yaml)
         try setup.send(Self.get("/events/6", "User-Agent: alice\r\n"))
         try setup.send(Self.get("/events/6", "User-Agent: alice\r\n"))

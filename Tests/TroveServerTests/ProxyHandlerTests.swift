@@ -12,17 +12,23 @@ import TroveTestSupport
 
 /// The proxy handler on an EmbeddedChannel: no socket, no thread; the memory store and a scripted origin.
 @Suite struct ProxyHandlerTests {
+    /// The rules of these tests (and `HitFastPathTests`'), with `limits:` and more top-level lines (`extra`) added.
+    static func yaml(limits: String = "", extra: String = "") -> String {
+        """
+        version: 1
+        admin: {allow_unauthenticated: true}
+        \(limits.isEmpty ? "" : "limits: {\(limits)}")
+        \(extra)
+        origins: {api: {url: "http://origin.internal:8000"}}
+        routes:
+          - {name: event, match: "GET /events/{id}", cache: {key: "event:{id}", ttl: 60s, tags: ["event:{id}"]}}
+          - {name: change, match: "PUT /events/{id}", purge: {tags: ["event:{id}"]}}
+          - {name: rest, match: ANY /**, pass: true}
+        """
+    }
+
     static func rules(limits: String = "") -> RuleSet {
-        try! RulesLoader.parse("""
-            version: 1
-            admin: {allow_unauthenticated: true}
-            \(limits.isEmpty ? "" : "limits: {\(limits)}")
-            origins: {api: {url: "http://origin.internal:8000"}}
-            routes:
-              - {name: event, match: "GET /events/{id}", cache: {key: "event:{id}", ttl: 60s, tags: ["event:{id}"]}}
-              - {name: change, match: "PUT /events/{id}", purge: {tags: ["event:{id}"]}}
-              - {name: rest, match: ANY /**, pass: true}
-            """, file: "embedded.yaml")
+        try! RulesLoader.parse(yaml(limits: limits), file: "embedded.yaml")
     }
 
     let clock = ManualClock()
