@@ -67,9 +67,20 @@ public struct EntryAddress: Sendable, Equatable {
     /// each tag, then (for a route that learns tags) the tag-purge sequence. An entry with tags from the origin
     /// records theirs after these (`OriginTags`).
     public var counters: [PurgeCounter] {
-        var counters: [PurgeCounter] = [.everything, .route(route), .key(counterKey)] + tags.map(PurgeCounter.tag)
-        if learnsTags { counters.append(.tagSequence) }
+        var counters: [PurgeCounter] = []
+        counters.reserveCapacity(counterCount)
+        forEachCounter { counters.append($0) }
         return counters
+    }
+
+    /// Each of `counters`, in order, without building the array (the memory store reads them on every hit).
+    @inlinable
+    public func forEachCounter(_ body: (PurgeCounter) -> Void) {
+        body(.everything)
+        body(.route(route))
+        body(.key(counterKey))
+        for tag in tags { body(.tag(tag)) }
+        if learnsTags { body(.tagSequence) }
     }
 
     /// How many counters `counters` holds (without building them: a lookup encodes them straight into its command).

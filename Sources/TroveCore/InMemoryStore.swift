@@ -50,7 +50,9 @@ public final class InMemoryStore<Body: Sendable>: CacheStore, Sendable {
         let now = clock.nowMilliseconds()
         let outcome: LookupOutcome<Body> = state.withLock { state in
             state.sketch.increment(address.key.hashValue)
-            let generations = address.counters.map { state.counter($0, now: now) }
+            var generations: [Int64] = []
+            generations.reserveCapacity(address.counterCount)
+            address.forEachCounter { generations.append(state.counter($0, now: now)) }
             guard let slot = state.index[address.key] else { return .notFound(generations: generations) }
             let entry = state.slots[slot].entry!
             guard entry.expiresAt > now else {

@@ -25,11 +25,18 @@ final class PlanCache {
         let target: ByteBuffer
     }
 
-    /// A remembered plan, with what a hit needs besides: the entry's address and the route's counters.
-    struct Remembered {
+    /// A remembered plan, with what a hit needs besides: the entry's address and the route's counters. A class: the
+    /// fast path takes one on every hit, and a reference is one retain where the plan's fields are dozens.
+    final class Remembered {
         let plan: RequestPlan
         let address: EntryAddress
         let counters: RouteCounters
+
+        init(plan: RequestPlan, address: EntryAddress, counters: RouteCounters) {
+            self.plan = plan
+            self.address = address
+            self.counters = counters
+        }
     }
 
     static let capacity = 4096

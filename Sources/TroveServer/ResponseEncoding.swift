@@ -48,11 +48,20 @@ enum ResponseEncoding {
             write(header.name, header.value, into: &buffer)
         }
         if let cacheStatus = trove.cacheStatus {
-            buffer.writeStaticString("X-Cache: ")
-            buffer.writeString(cacheStatus.outcome.rawValue)
-            buffer.writeStaticString("\r\nCache-Status: ")
-            buffer.writeString(cacheStatus.headerValue(appendingTo: upstreamCacheStatus))
-            buffer.writeStaticString("\r\n")
+            if upstreamCacheStatus == nil, let ttl = cacheStatus.ttl, ttl >= 0,
+                cacheStatus == CacheStatus(outcome: .hit, hit: true, ttl: ttl)
+            {
+                // The plain hit, every hit's value: written without building its string.
+                buffer.writeStaticString("X-Cache: HIT\r\nCache-Status: trove; hit; ttl=")
+                writeDecimal(ttl, into: &buffer)
+                buffer.writeStaticString("\r\n")
+            } else {
+                buffer.writeStaticString("X-Cache: ")
+                buffer.writeString(cacheStatus.outcome.rawValue)
+                buffer.writeStaticString("\r\nCache-Status: ")
+                buffer.writeString(cacheStatus.headerValue(appendingTo: upstreamCacheStatus))
+                buffer.writeStaticString("\r\n")
+            }
         }
         if let age = trove.age {
             buffer.writeStaticString("Age: ")
