@@ -4,7 +4,7 @@
 # in-process tier in strict mode (trove-local) and in tracked mode (trove-tracked), and the memory store
 # (trove-memory).
 #
-#   loadtest/peers.sh                        the full run: ~45 min on a quiet machine
+#   loadtest/peers.sh                        the full run: ~30 min on a quiet machine
 #   DURATION_S=3 REPS=1 loadtest/peers.sh    a quick look (not for the record)
 #   SKIP_IDLE=1 SKIP_MISS=1 loadtest/peers.sh   without the idle connections and miss overhead parts
 #
