@@ -11,7 +11,7 @@
 # Measures, per target: cache-hit throughput and latency (2 KB and 64 KB bodies, 50 and 256 connections),
 # the cold-key stampede (200 concurrent requests for one uncached URL), redis-benchmark's ceiling, what each
 # proxy adds to a miss (peers/miss-overhead.py: MISS_N misses in a row per target and round, REPS rounds), and
-# resident memory across 10,000 idle keep-alive connections; then Trove beside the best peer and issue #17's
+# resident memory across 8,000 idle keep-alive connections; then Trove beside the best peer and issue #17's
 # targets, met or missed (peers/targets.py). Every knob of peers/run-peers.sh works here (see
 # peers/README.md). Results: loadtest/results/peers-<date>/ (report.md is printed at the end).
 set -euo pipefail
@@ -76,17 +76,17 @@ if [ -z "${SKIP_MISS:-}" ]; then
 fi
 
 if [ -z "${SKIP_IDLE:-}" ]; then
-  log "idle keep-alive connections: resident memory up to ${IDLE_MAX:-10000} connections"
+  log "idle keep-alive connections: resident memory up to ${IDLE_MAX:-8000} connections"
   # A cached URL on each, so every connection has served a hit before it idles.
   for target in 18081 18082 18090 18091 18096 18098; do curl -s -o /dev/null "http://127.0.0.1:$target/api/events?page=1"; done
   {
     echo
     echo "### Resident memory across idle keep-alive connections"
     echo
-    echo "Command: \`loadtest/peers/idle-connections.py --max ${IDLE_MAX:-10000} nginx=127.0.0.1:18081 varnish=127.0.0.1:18082 $troves\`"
+    echo "Command: \`loadtest/peers/idle-connections.py --max ${IDLE_MAX:-8000} nginx=127.0.0.1:18081 varnish=127.0.0.1:18082 $troves\`"
     echo
     # shellcheck disable=SC2086  # $troves is a list of name=address words
-    "$PYTHON" "$kit/idle-connections.py" --max "${IDLE_MAX:-10000}" --out "$RUN_DIR/idle.jsonl" \
+    "$PYTHON" "$kit/idle-connections.py" --max "${IDLE_MAX:-8000}" --out "$RUN_DIR/idle.jsonl" \
       nginx=127.0.0.1:18081 varnish=127.0.0.1:18082 $troves
   } | tee -a "$RUN_DIR/report.md"
 fi
