@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU per cache hit, and where it goes: Trove's hit path under wrk, sampled by perf.
 #
-#   loadtest/profile-hit.sh [memory|redis] [2k|64k]      (default: memory 2k)
+#   loadtest/profile-hit.sh [memory|redis|redis-local|redis-tracked] [2k|64k]   (default: memory 2k)
 #   PERF=0 loadtest/profile-hit.sh                       CPU per request only, without perf's overhead
 #
 # Starts the peers origin (peers/origin.py), redis-server (for redis) and a release `trove serve` on
@@ -32,7 +32,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 "$kit/start-origin.sh"; started=(origin)
-if [ "$store" = redis ]; then "$kit/start-redis.sh"; started=(redis "${started[@]}"); fi
+case $store in redis | redis-local | redis-tracked) "$kit/start-redis.sh"; started=(redis "${started[@]}") ;; esac
 "$kit/start-trove.sh" "trove-$store" 18094 18095 "$store"; started=("trove-$store" "${started[@]}")
 pid=$(cat "$WORKDIR/trove-$store.pid")
 case $body in
