@@ -652,16 +652,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 self.lookedUp = nil
                 return lookupCompleted(lookedUp.outcome, exchange)
             }
-            let started = NIODeadline.now()
-            store.lookup(address) { outcome in
-                var failed = false
-                if case .unavailable(let error) = outcome {
-                    failed = true
-                    self.environment.logger.debug("store unavailable for a lookup", metadata: ["store.error": "\(error)"])
-                }
-                self.environment.metrics.recordLookup(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
-                self.lookupCompleted(outcome, exchange)
-            }
+            lookUp(address, in: store) { outcome in self.lookupCompleted(outcome, exchange) }
         case .fetch(let fetch):
             exchange.fetchMethod = fetch.method
             if exchange.readsFill {
@@ -732,6 +723,21 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Asks the store, timing the lookup for `trove_store_duration_seconds` and logging a store that cannot answer:
+    /// the full path's lookups and the fast path's that wait for Redis alike.
+    private func lookUp(_ address: EntryAddress, in store: any CacheStore<ByteBuffer>, then: @escaping (LookupOutcome<ByteBuffer>) -> Void) {
+        let started = NIODeadline.now()
+        store.lookup(address) { outcome in
+            var failed = false
+            if case .unavailable(let error) = outcome {
+                failed = true
+                self.environment.logger.debug("store unavailable for a lookup", metadata: ["store.error": "\(error)"])
+            }
+            self.environment.metrics.recordLookup(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
+            then(outcome)
+        }
+    }
+
     private func lookupCompleted(_ outcome: LookupOutcome<ByteBuffer>, _ exchange: Exchange) {
         if case .found(let meta, let body, _, let local) = outcome {
             exchange.entry = (meta, body)
@@ -795,11 +801,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// the entry is not a plain fresh hit, runs the full path on the request with the outcome found.
     private func lookUp(_ request: PlainRead) {
         guard let store else { return }
-        let started = NIODeadline.now()
-        store.lookup(request.remembered.address) { outcome in
-            var failed = false
-            if case .unavailable = outcome { failed = true }
-            self.environment.metrics.recordLookup(nanoseconds: (NIODeadline.now() - started).nanoseconds, failed: failed)
+        lookUp(request.remembered.address, in: store) { outcome in
             guard let context = self.context, context.channel.isActive else {
                 self.drainFinished()
                 return self.connection.answerAbandoned()

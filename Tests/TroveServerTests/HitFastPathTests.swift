@@ -312,4 +312,33 @@ import TroveTestSupport
         #expect(try other.answers().map(\.status) == [431])
         #expect(!other.channel.isActive)
     }
+
+    /// A reload puts new rules in force for the next request: a plan the fast path remembered from the old rules is
+    /// not used (here the route stops caching).
+    @Test func aReloadIsSeenByTheNextRead() throws {
+        let setup = try setup()
+        try setup.send(Self.get("/events/8"))
+        try setup.send(Self.get("/events/8"))
+        #expect(setup.fastHits == 1)
+        let passing = try RulesLoader.parse(ProxyHandlerTests.yaml().replacingOccurrences(
+            of: #"cache: {key: "event:{id}", ttl: 60s, tags: ["event:{id}"]}"#, with: "pass: true"), file: "reloaded.yaml")
+        setup.environment.rules.replace(with: passing, loadedAt: 1)
+        try setup.send(Self.get("/events/8"))
+        #expect(setup.fastHits == 1)
+        let answers = try setup.answers()
+        #expect(answers.map { $0.header("X-Cache") } == ["MISS", "HIT", "PASS"])
+        #expect(setup.origin.requests.count == 2)
+    }
+
+    /// With `clients.hosts`, a plain read for another host is refused (421) as on the full path, not served.
+    @Test func aHostNotAnsweredIsRefused() throws {
+        let setup = try setup(yaml: ProxyHandlerTests.yaml(extra: "clients: {hosts: [trove.test]}"))
+        try setup.send(Self.get("/events/9"))
+        try setup.send(Self.get("/events/9"))
+        #expect(setup.fastHits == 1)
+        try setup.send("GET /events/9 HTTP/1.1\r\nHost: other.example\r\n\r\n")
+        #expect(setup.fastHits == 1)
+        let answers = try setup.answers()
+        #expect(answers.map(\.status) == [200, 200, 421])
+    }
 }
