@@ -60,7 +60,7 @@ enum StoreBackends {
              })
         }.get()
         // The in-process tier, when the rules ask for one: one per process, shared by every loop's store.
-        let local = rules.store.local.map { InMemoryStore<ByteBuffer>(capacity: $0.bytes, clock: options.clock) }
+        let local = rules.store.local.map { LocalEntries<ByteBuffer>(capacity: $0.bytes, clock: options.clock) }
         // Tracked: as many counters as the tier could need (an entry's key counter each, and the shared ones).
         let tracked = rules.store.local.flatMap { $0.mode == .tracked ? TrackedCounters(capacity: max(4096, $0.bytes / 512)) : nil }
         let factory = RedisStoreFactory(settings: settings, monitor: monitor, topology: topology, namespace: rules.store.namespace,

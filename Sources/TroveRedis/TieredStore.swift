@@ -2,9 +2,9 @@ public import NIOCore
 public import TroveCore
 
 /// Redis with an in-process tier in front of it (`store.local`): entries found in Redis, or written to it, are also
-/// kept in this process (one `InMemoryStore` shared by every event loop, bounded in bytes, with its admission
-/// policy); a lookup that finds one there checks the counters it depends on and serves the body from memory. In
-/// `strict` mode the counters are read from Redis on every hit (a few bytes, one round trip); in `tracked` mode
+/// kept in this process (one `LocalEntries` table shared by every event loop, bounded in bytes, with its admission
+/// policy: the table the memory store is made of, that store being this tier with nothing behind it); a lookup that
+/// finds one there checks the counters it depends on and serves the body from memory. In `strict` mode the counters are read from Redis on every hit (a few bytes, one round trip); in `tracked` mode
 /// from `TrackedCounters`, which Redis keeps current (no round trip), or from Redis while it cannot.
 ///
 /// A copy kept here that is purged (its counters moved) or no longer fresh is not answered from here: Redis is asked
@@ -22,12 +22,12 @@ public final class TieredStore: CacheStore {
     public typealias Body = ByteBuffer
 
     let remote: RedisStore
-    public let local: InMemoryStore<ByteBuffer>
+    public let local: LocalEntries<ByteBuffer>
     /// In `tracked` mode, the counters Redis tells this process about (`CounterTracking`); nil in `strict`.
     let tracked: TrackedCounters?
     private let clock: any TroveClock
 
-    public init(remote: RedisStore, local: InMemoryStore<ByteBuffer>, tracked: TrackedCounters? = nil, clock: any TroveClock = SystemClock()) {
+    public init(remote: RedisStore, local: LocalEntries<ByteBuffer>, tracked: TrackedCounters? = nil, clock: any TroveClock = SystemClock()) {
         self.remote = remote
         self.local = local
         self.tracked = tracked

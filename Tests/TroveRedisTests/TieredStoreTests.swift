@@ -29,7 +29,7 @@ import TroveTestSupport
         let loop = self.loop
         let stores = try await loop.submit {
             zip(factories, counters).map {
-                NIOLoopBound(TieredStore(remote: $0.makeStore(on: loop), local: InMemoryStore(capacity: localBytes), tracked: $1), eventLoop: loop)
+                NIOLoopBound(TieredStore(remote: $0.makeStore(on: loop), local: LocalEntries(capacity: localBytes), tracked: $1), eventLoop: loop)
             }
         }.get()
         if tracked {
