@@ -67,17 +67,7 @@ struct PurgeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var url = admin ?? "http://127.0.0.1:9090"
-        if admin == nil, let config {
-            do {
-                let rules = try RulesLoader.load(path: config)
-                let host = rules.admin.listen.host == "0.0.0.0" ? "127.0.0.1" : rules.admin.listen.host
-                url = "http://\(host):\(rules.admin.listen.port)"
-            } catch {
-                print(RulesReport.rejection(error, path: config))
-                throw ExitCode.failure
-            }
-        }
+        guard let client = AdminClient(admin: admin, config: config, tokenEnv: tokenEnv, command: "purge") else { throw ExitCode.failure }
         var body: [String: Any] = [:]
         if !tags.isEmpty { body["tags"] = tags }
         if !keys.isEmpty { body["keys"] = keys }
@@ -85,31 +75,9 @@ struct PurgeCommand: AsyncParsableCommand {
         if all { body["all"] = true }
         if soft { body["soft"] = true }
         if let stale { body["stale"] = stale }
-        var headers = [Header("Content-Type", "application/json")]
-        let token = ProcessInfo.processInfo.environment[tokenEnv].flatMap { $0.isEmpty ? nil : $0 }
-        if let token { headers.append(Header("Authorization", "Bearer \(token)")) }
-        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
-        let client = CurlOriginClient(maxCachedConnections: 1)
-        let result = await withCheckedContinuation { continuation in
-            client.send(OriginRequest(
-                origin: "admin", method: "POST", url: url.trimmingSuffix("/") + "/purge", headers: headers,
-                body: ByteBuffer(bytes: data), connectTimeout: .seconds(2), timeout: .seconds(10), maxResponseBytes: 1 << 20)) {
-                continuation.resume(returning: $0)
-            }
-        }
-        await client.shutdown()
-        switch result {
-        case .failure(let error):
-            FileHandle.standardError.write(Data("trove purge: cannot reach the admin API at \(url): \(error.reason)\n".utf8))
-            throw ExitCode.failure
-        case .success(let response):
-            let text = String(buffer: response.body)
-            print(json ? text : Self.summary(status: response.status, body: text), terminator: json ? "" : "\n")
-            if response.status == 401 && token == nil {
-                FileHandle.standardError.write(Data("trove purge: the admin API wants a token: set $\(tokenEnv)\n".utf8))
-            }
-            if response.status >= 400 { throw ExitCode.failure }
-        }
+        guard let (status, text) = await client.send("POST", "/purge", json: body) else { throw ExitCode.failure }
+        print(json ? text : Self.summary(status: status, body: text), terminator: json ? "" : "\n")
+        if status >= 400 { throw ExitCode.failure }
     }
 }
 

@@ -29,6 +29,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("memory"), help: "Use the in-process memory store even when the rules name a Redis.")
     var memory = false
 
+    @Flag(help: ArgumentHelp(
+        "Run every cacheable route in shadow: clients get the origin's answers; Trove stores, purges and compares, and reports "
+            + "what it would have served at the admin API's /shadow (`trove shadow`). See docs/shadow.md."))
+    var shadow = false
+
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -156,12 +161,13 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("stopped")
     }
 
-    /// The rules with the command line's --listen, --admin-listen, --redis, --memory and --origin applied.
+    /// The rules with the command line's --listen, --admin-listen, --redis, --memory, --origin and --shadow applied.
     /// (`validate()` has checked the --origin options.)
     func overridden(_ rules: RuleSet) -> RuleSet {
         rules.overriding(
             listen: listen.flatMap(ListenAddress.init(parsing:)), admin: adminListen.flatMap(ListenAddress.init(parsing:)),
-            redis: redis.flatMap { try? RedisEndpoint.parse($0).get() }, memory: memory, origins: (try? originAddresses()) ?? [:])
+            redis: redis.flatMap { try? RedisEndpoint.parse($0).get() }, memory: memory, origins: (try? originAddresses()) ?? [:],
+            shadow: shadow)
     }
 
     /// `--origin name=url` options, parsed.
@@ -197,6 +203,11 @@ struct ServeCommand: AsyncParsableCommand {
                 + "bodies up to \(Units.format(bytes: rules.limits.maxRequestBody)) (see limits: in docs/rules.md)",
         ]
         for origin in rules.origins { lines.append("  origin   \(origin.name) → \(origin.url)") }
+        let shadowed = rules.shadowRoutes
+        if !shadowed.isEmpty {
+            lines.append("  shadow   \(shadowed.count == rules.routes.filter({ $0.cachePolicy != nil }).count ? "every cacheable route" : shadowed.map(\.name).joined(separator: ", ")): "
+                + "clients get the origin's answers; see `trove shadow --admin URL`")
+        }
         return lines.joined(separator: "\n")
     }
 }

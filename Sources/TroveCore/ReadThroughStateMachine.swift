@@ -151,6 +151,12 @@ public struct ReadThroughStateMachine: Sendable {
     private var state: State = .idle
     /// The stale entry a conditional fetch is revalidating (its validators went to the origin).
     private var revalidating: EntryMeta?
+    /// In shadow: the entry the lookup found and Trove would have served (nil: it would have fetched). The origin is
+    /// asked anyway and answers the client; its answer is compared with this entry's.
+    public private(set) var shadowServed: EntryMeta?
+    /// In shadow, with `shadowServed`: whether the origin's answer is stored too (an entry served stale would have
+    /// been refreshed; a fresh one would have been left as it is, to age as it would in service).
+    private var shadowStores = true
     private let plan: RequestPlan
     private let requestHeaders: [Header]
     private let clock: any TroveClock
@@ -225,8 +231,41 @@ public struct ReadThroughStateMachine: Sendable {
         }
     }
 
-    /// The store answered the lookup.
+    /// The route runs in shadow: the origin answers every request (see `lookupCompleted`).
+    public var isShadow: Bool {
+        if case .cache(let target) = plan.decision { target.shadow != nil } else { false }
+    }
+
+    /// The store answered the lookup. In shadow, what would have been answered from the entry is remembered
+    /// (`shadowServed`) and the origin is asked instead; every fetch is whole (no validators) and alone (never
+    /// coalesced), so that each client gets the origin's own answer.
     public mutating func lookupCompleted(_ result: LookupResult) -> Action {
+        guard isShadow else { return decideLookup(result) }
+        guard case .lookingUp(let target, let address) = state else { return invalid("lookupCompleted") }
+        let action = decideLookup(result)
+        switch action {
+        case .respond(let response) where response.source == .entry:
+            shadowStores = false
+        case .respondAndRefresh:
+            shadowStores = true
+        case .fetch(var fetch):
+            fetch.coalesce = false
+            fetch.validators = []
+            revalidating = nil
+            if case .fetching(.cache(let target, let address, let generations, let forward, _)) = state {
+                state = .fetching(.cache(target, address, generations: generations, forward: forward, stale: nil))
+            }
+            return .fetch(fetch)
+        default:
+            return action
+        }
+        guard case .found(let meta, let generations) = result else { return invalid("lookupCompleted (shadow)") }
+        shadowServed = meta
+        state = .fetching(.cache(target, address, generations: generations, forward: .miss, stale: nil))
+        return .fetch(Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: false))
+    }
+
+    private mutating func decideLookup(_ result: LookupResult) -> Action {
         guard case .lookingUp(let target, let address) = state else { return invalid("lookupCompleted") }
         let fetch = Fetch(method: "GET", sendsBody: false, forStorage: true, coalesce: true)
         switch result {
@@ -312,6 +351,12 @@ public struct ReadThroughStateMachine: Sendable {
             return .finished(response)
         }
         pending.meta.bodyLength = length
+        guard shadowStores else {
+            // In shadow, a fresh entry was found: it stays as it is (the answer was kept only to compare).
+            state = .done
+            response.cacheStatus?.stored = false
+            return .finished(response)
+        }
         response.cacheStatus?.stored = true
         state = .storing(response, streamed: true)
         return .store(pending, then: response)
@@ -408,6 +453,11 @@ public struct ReadThroughStateMachine: Sendable {
             if streaming {
                 state = .receiving(pending, response, maxBody: target.policy.maxBodyBytes)
                 return .respondWhileStoring(pending, then: response)
+            }
+            guard shadowStores else {
+                state = .done
+                response.cacheStatus?.stored = false
+                return .respond(response)
             }
             state = .storing(response, streamed: false)
             return .store(pending, then: response)

@@ -61,6 +61,9 @@ final class DemoData: Sendable {
 
     func event(_ id: Int) -> Event? { state.withLock { $0.events[id] } }
 
+    /// How many events there are, and when each was last changed, for `/api/v1/summary`.
+    var summary: (count: Int, titles: Int) { state.withLock { ($0.events.count, $0.events.values.reduce(0) { $0 &+ $1.title.utf8.count }) } }
+
     var broken: Int? {
         get { state.withLock { $0.broken } }
     }
@@ -281,6 +284,12 @@ final class DemoOriginHandler: ChannelInboundHandler {
                 answer.headers.append(("Location", "/api/v1/events/\(event.id)"))
                 return answer
             }
+        }
+        // A summary that embeds the time it was made: volatile on every request, whatever the data (shadow tests).
+        if segments == ["api", "v1", "summary"], isRead {
+            let (count, titles) = data.summary
+            return json(.ok, ["events": count, "title_bytes": titles,
+                              "generated_at": String(format: "%.6f", Date().timeIntervalSince1970)])
         }
         if segments.count == 4, Array(segments.prefix(3)) == ["api", "v1", "events"] {
             guard let id = Int(segments[3]) else { return json(.notFound, ["error": "no such event"]) }

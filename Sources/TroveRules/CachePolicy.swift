@@ -36,8 +36,11 @@ public final class CachePolicy: Sendable {
     public let tagsFrom: OriginTagHeader?
     /// A header that carries the entry's tags on to a CDN in front (`send_tags`).
     public let sendTags: CDNTagHeader?
+    /// Run in shadow: answered by the origin, compared with what Trove would have served (`cache.shadow`).
+    public let shadow: ShadowSettings?
 
-    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = [], cookies: CookieFilter = .all, tagsFrom: OriginTagHeader? = nil, sendTags: CDNTagHeader? = nil, keyedCredentials: Set<Credential>? = nil) {
+    init(key: Template, tags: [Template], statusTTLs: [(status: Int, ttl: Duration)], stale: Duration, staleIfError: Duration, maxBodyBytes: Int, shared: Bool, authenticated: Bool, overrideCacheControl: Bool, freshness: FreshnessSource = .rules, maxTTL: Duration? = nil, anyStatus: Bool = false, ignoreQuery: [String] = [], cookies: CookieFilter = .all, tagsFrom: OriginTagHeader? = nil, sendTags: CDNTagHeader? = nil, keyedCredentials: Set<Credential>? = nil, shadow: ShadowSettings? = nil) {
+        self.shadow = shadow
         self.ignoreQuery = ignoreQuery
         self.tagsFrom = tagsFrom
         self.sendTags = sendTags

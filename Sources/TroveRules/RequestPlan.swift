@@ -63,6 +63,8 @@ public struct RequestPlan: Sendable {
         public let sharedDespite: Set<Credential>
         /// The request's cookies the route says do not matter (`ignore_cookies`, `only_cookies`).
         public var ignoredCookies: [String] = []
+        /// In shadow (`cache.shadow`, `trove serve --shadow`): the origin answers; Trove compares.
+        public var shadow: ShadowSettings? = nil
     }
 
     public enum BypassReason: Sendable, Equatable {
@@ -254,7 +256,8 @@ extension RuleSet {
                 policy: policy,
                 perUser: keyed.intersection(carried),
                 sharedDespite: policy.shared ? carried : [],
-                ignoredCookies: ignoredCookies)
+                ignoredCookies: ignoredCookies,
+                shadow: policy.shadow ?? (shadowEverything ? ShadowSettings() : nil))
             return RequestPlan(method: method, target: target, route: route, origin: origin,
                 decision: .cache(cacheTarget))
         }

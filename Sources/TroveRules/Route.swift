@@ -56,6 +56,10 @@ public final class Route: Sendable {
         /// Forward; never store.
         case pass
 
+        public var isPass: Bool {
+            if case .pass = self { true } else { false }
+        }
+
         /// True when requests render templates (keys, tags, purges): not for `pass`.
         var rendersTemplates: Bool {
             if case .pass = self { false } else { true }

@@ -33,13 +33,15 @@ public struct RuleSet: Sendable {
     public var limits = Limits()
     /// The hosts answered and the proxies trusted (`clients:`).
     public var clients = ClientSettings()
+    /// `trove serve --shadow`: every cacheable route runs in shadow (with its own `shadow` settings, if it has any).
+    public var shadowEverything = false
 
     /// The same rules with where to listen, which Redis to use and where origins are replaced (from
     /// command-line options). `memory` drops `store.redis`; `origins` maps origin names to new addresses and
     /// keeps everything else about them (headers, timeouts, limits).
     public func overriding(
         listen: ListenAddress? = nil, admin: ListenAddress? = nil, redis: RedisEndpoint? = nil, memory: Bool = false,
-        origins addresses: [String: OriginAddress] = [:]
+        origins addresses: [String: OriginAddress] = [:], shadow: Bool = false
     ) -> RuleSet {
         var store = self.store
         if memory {
@@ -54,7 +56,7 @@ public struct RuleSet: Sendable {
         // Variables only the replaced settings read are no longer needed.
         var missing = missingEnvironment
         if memory || redis != nil, let variable = self.store.redis?.url.environmentVariable { missing.removeAll { $0 == variable } }
-        return RuleSet(
+        var overridden = RuleSet(
             file: file, fingerprint: fingerprint, listen: listen ?? self.listen,
             admin: AdminSettings(listen: admin ?? self.admin.listen, token: self.admin.token,
                 allowUnauthenticated: self.admin.allowUnauthenticated),
@@ -63,6 +65,13 @@ public struct RuleSet: Sendable {
             defaultOrigin: defaultOrigin, routes: routes, unmatched: unmatched,
             warnings: warnings, missingEnvironment: missing, shopifyWebhook: shopifyWebhook, warm: warm, limits: limits,
             clients: clients)
+        overridden.shadowEverything = shadow || shadowEverything
+        return overridden
+    }
+
+    /// The routes run in shadow, in file order.
+    public var shadowRoutes: [Route] {
+        routes.filter { route in route.cachePolicy.map { $0.shadow != nil || shadowEverything } ?? false }
     }
 
     public func origin(named name: String) -> Origin? {

@@ -28,6 +28,7 @@ extension RulesLoader {
         var cookies = CookieFilter.all
         var tagsFrom: OriginTagHeader?
         var sendTags: CDNTagHeader?
+        var shadow: ShadowSettings?
         /// Where each option was given (its value's node and its field), for diagnostics about it; an option
         /// not in here has its built-in default.
         var given: [String: (node: Node, field: String)] = [:]
@@ -151,6 +152,11 @@ extension RulesLoader {
         CacheOption(name: "send_tags", scope: .routeOrDefaults) { node, field, _, reader, options in
             guard let name = readHeaderName(node, field: field, example: "Cache-Tag", reader: &reader) else { return false }
             options.sendTags = CDNTagHeader(name: name)
+            return true
+        },
+        CacheOption(name: "shadow", scope: .routeOrDefaults) { node, field, _, reader, options in
+            guard let value = readShadow(node, field: field, reader: &reader) else { return false }
+            options.shadow = value
             return true
         },
     ]
@@ -296,7 +302,7 @@ extension RulesLoader {
             shared: shared,
             authenticated: authenticated, overrideCacheControl: overrideCacheControl, freshness: freshness, maxTTL: maxTTL,
             anyStatus: anyStatus, ignoreQuery: ignoreQuery, cookies: options.cookies, tagsFrom: options.tagsFrom, sendTags: options.sendTags,
-            keyedCredentials: identity)
+            keyedCredentials: identity, shadow: options.shadow)
     }
 
     static func suggestedIdentityKey(_ key: Template) -> String {
@@ -357,6 +363,38 @@ extension RulesLoader {
             keep = value
         }
         return OriginTagHeader(name: name, keep: keep)
+    }
+
+    /// `shadow: true`, or `shadow: {ignore: [$.generated_at, X-Request-Id]}`: JSON paths (starting with `$`) and
+    /// response headers left out of the comparison. `shadow: false` in a route undoes `defaults.cache.shadow`.
+    static func readShadow(_ node: Node, field: String, reader: inout RulesReader) -> ShadowSettings?? {
+        guard node.mapping != nil else {
+            guard let on = reader.bool(node, field: field) else { return nil }
+            return .some(on ? ShadowSettings() : nil)
+        }
+        guard let fields = reader.mapping(node, path: field, allowed: ["ignore"]) else { return nil }
+        var settings = ShadowSettings()
+        guard let ignoreNode = fields["ignore"] else { return .some(settings) }
+        guard let items = reader.stringList(ignoreNode, field: "\(field).ignore") else { return nil }
+        var valid = true
+        for (offset, (text, itemNode)) in items.enumerated() {
+            if text.hasPrefix("$") {
+                switch JSONPath.parse(text) {
+                case .success(let path): settings.ignoredPaths.append(path)
+                case .failure(let problem):
+                    reader.error("'\(text)' is not a JSON path: \(problem.message); e.g. $.generated_at or $.results[*].updated_at",
+                        at: itemNode, field: "\(field).ignore[\(offset)]")
+                    valid = false
+                }
+            } else if HTTPSyntax.isToken(text) {
+                settings.ignoredHeaders.insert(text.lowercased())
+            } else {
+                reader.error("'\(text)' is neither a JSON path (starting with $, e.g. $.generated_at) nor a header name (e.g. X-Request-Id)",
+                    at: itemNode, field: "\(field).ignore[\(offset)]")
+                valid = false
+            }
+        }
+        return valid ? .some(settings) : nil
     }
 
     /// A header name (a token), for `tags_from` and `send_tags`.

@@ -87,7 +87,8 @@ final class PlanCache {
             return found.plan
         }
         let plan = loaded.rules.plan(for: RequestHead(method: head.method.token, target: head.uri, headers: headers, receivedAt: now()))
-        if let key, let route = plan.route, !route.readsHeaders, case .cache(let target) = plan.decision {
+        // A route in shadow is never answered from a remembered plan: the fast path answers hits, and shadow never does.
+        if let key, let route = plan.route, !route.readsHeaders, case .cache(let target) = plan.decision, target.shadow == nil {
             if plans.count >= Self.capacity { plans.removeAll(keepingCapacity: true) }
             // The same address `ReadThroughStateMachine.start` makes for this plan.
             let address = EntryAddress(key: target.key, route: route.name, tags: target.tags, learnsTags: target.policy.tagsFrom != nil)

@@ -33,6 +33,8 @@ public struct ProxyEnvironment: Sendable {
     public let purger: Purger
     /// The most recent purges (`GET /purges`).
     let purgeHistory = PurgeHistory()
+    /// What the routes in shadow would have done (`GET /shadow`), and the writes seen, for its diagnosis.
+    public let shadow: ShadowReport
 
     public init(
         rules: RulesState, origins: any OriginClient<ByteBuffer>, stores: StoreDirectory, clock: any TroveClock,
@@ -47,6 +49,7 @@ public struct ProxyEnvironment: Sendable {
         self.clock = clock
         self.stats = stats
         self.plans = PlanCaches(stats: stats)
+        self.shadow = ShadowReport(clock: clock)
         self.coalescer = coalescer
         self.gates = gates
         self.logger = logger

@@ -176,6 +176,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         var entry: (meta: EntryMeta, body: ByteBuffer)?
         /// The entry was read from this process's memory (counted as a tier hit if it is served as a hit).
         var entryIsLocal = false
+        /// In shadow: the comparison was made (or found impossible), once.
+        var shadowCompared = false
         var response: OriginResponse<ByteBuffer>?
         var fetchMethod = "GET"
         /// Set while this request leads the fetch of its key (in process, and maybe across instances).
@@ -743,7 +745,25 @@ final class ProxyHandler: ChannelDuplexHandler {
             exchange.entry = (meta, body)
             exchange.entryIsLocal = local
         }
-        execute(exchange.machine.lookupCompleted(outcome.result), exchange)
+        let action = exchange.machine.lookupCompleted(outcome.result)
+        if exchange.machine.isShadow, case .fetch = action, exchange.machine.shadowServed == nil, let route = exchange.plan.route {
+            environment.shadow.recordMiss(route: route.name)
+        }
+        execute(action, exchange)
+    }
+
+    /// In shadow, once the origin's answer is whole (or known not to be kept): compares it with the entry that would
+    /// have been served, if one would have been.
+    private func shadowCompare(_ exchange: Exchange, body: ByteBuffer?, why: @autoclosure () -> String) {
+        guard exchange.machine.shadowServed != nil, let route = exchange.plan.route, case .cache(let target) = exchange.plan.decision else {
+            return
+        }
+        exchange.shadowCompared = true
+        guard let body, let entry = exchange.entry, let response = exchange.response else {
+            return environment.shadow.recordNotCompared(route: route.name, why: why())
+        }
+        ShadowCheck.compare(entry: entry, origin: (response.status, response.headers, body), target: target, route: route.name,
+            requestTarget: exchange.head.uri, report: environment.shadow)
     }
 
     // MARK: The hit fast path
@@ -1097,6 +1117,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     return self.streamEnded(nil, exchange)
                 }
                 exchange.response = response
+                if exchange.machine.isShadow { self.shadowCompare(exchange, body: response.body, why: "") }
                 self.execute(exchange.machine.originResponded(
                     status: response.status, headers: response.headers, bodyLength: response.bodyLength), exchange)
             case .failed(let error) where exchange.fill != nil && exchange.fillHeadSeen:
@@ -1195,7 +1216,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         // Checked on the route's policy first: binding the cache target costs a copy on every hit.
         if let policy = exchange.plan.route?.cachePolicy, policy.tagsFrom != nil || policy.sendTags != nil,
-            case .cache(let target) = exchange.plan.decision
+            case .cache(let target) = exchange.plan.decision, target.shadow == nil
         {
             headers = Self.withTagHeaders(headers, target: target, plan: plan, exchange: exchange)
         }
@@ -1295,7 +1316,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         var headers = headers
         if plan.notModified && status == 304 { headers = ConditionalRequest.notModifiedHeaders(headers) }
-        let trove = ResponseEncoding.TroveHeaders(cacheStatus: plan.cacheStatus, age: plan.age, retryAfter: plan.retryAfter)
+        // In shadow the client gets the origin's answer as it came: none of Trove's headers.
+        let trove = exchange.machine.isShadow ? .none : ResponseEncoding.TroveHeaders(cacheStatus: plan.cacheStatus, age: plan.age, retryAfter: plan.retryAfter)
 
         var isError = isError
         if case .trove(let troveStatus, _) = plan.source, troveStatus >= 500 || troveStatus == 400 || troveStatus == 413 { isError = true }
@@ -1316,6 +1338,13 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// Counts the answer in the statistics and the access log.
     private func record(_ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, status: Int, bytes: Int, isError: Bool) {
+        // Every write the origin accepted, with what it purged: the evidence the shadow report's diagnosis reads.
+        if plan.source == .origin, (200..<400).contains(status), !["GET", "HEAD", "OPTIONS"].contains(exchange.plan.method) {
+            var purged = PurgeSet()
+            if case .write(let purges) = exchange.plan.decision { purged = purges }
+            environment.shadow.recordWrite(route: exchange.plan.route?.name ?? "(unmatched)", method: exchange.plan.method,
+                target: exchange.head.uri, purged: purged)
+        }
         let stored = plan.cacheStatus?.stored ?? false
         // What was stored, not the answer as this client gets it (decoded from gzip, or a 304 without a body).
         let storedBytes = stored ? (plan.source == .entry ? exchange.entry?.meta.bodyLength : exchange.response?.bodyLength) ?? 0 : 0
@@ -1562,6 +1591,12 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// The origin's transfer into the fill ended. An answer being stored is stored now if it is whole and within
     /// its limits; its readers get their last piece once the store answered (`.finished` seals the fill).
     private func fillEnded(_ error: OriginError?, _ exchange: Exchange) {
+        if exchange.machine.isShadow, !exchange.shadowCompared {
+            let kept = error == nil && exchange.storesFill && exchange.fill?.isKept == true
+            shadowCompare(exchange, body: kept ? exchange.fill?.wholeBody() : nil,
+                why: error != nil ? "the origin's answer broke off" : exchange.storesFill ? "the origin's answer was too large to keep"
+                    : "the origin's answer would not be stored (\(exchange.response?.status ?? 0))")
+        }
         guard exchange.storesFill, let fill = exchange.fill else { return }
         exchange.storesFill = false
         if let error {

@@ -32,6 +32,8 @@ enum AdminRoutes {
         Route(method: .POST, path: "/purge", usage: "", needsToken: true, endpoint: AdminPurge.answer),
         Route(method: .GET, path: "/purges", usage: "", needsToken: true, endpoint: AdminPurges.answer),
         Route(method: .POST, path: "/reload", usage: "", needsToken: true, endpoint: AdminReload.answer),
+        Route(method: .GET, path: "/shadow", usage: "", needsToken: true, endpoint: AdminShadow.answer),
+        Route(method: .DELETE, path: "/shadow", usage: "", needsToken: true, endpoint: AdminShadow.reset),
     ]
 
     /// How a request's method and path resolve.
