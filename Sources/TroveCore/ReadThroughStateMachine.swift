@@ -231,6 +231,13 @@ public struct ReadThroughStateMachine: Sendable {
         }
     }
 
+    /// In shadow: the origin's answer differs from `shadowServed`, so it is stored in its place (as a purge and a miss
+    /// would have stored it), so that each change is caught once and what follows is compared with the current answer.
+    public mutating func shadowFoundStale() {
+        guard shadowServed != nil else { return }
+        shadowStores = true
+    }
+
     /// The route runs in shadow: the origin answers every request (see `lookupCompleted`).
     public var isShadow: Bool {
         if case .cache(let target) = plan.decision { target.shadow != nil } else { false }

@@ -762,8 +762,11 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let body, let entry = exchange.entry, let response = exchange.response else {
             return environment.shadow.recordNotCompared(route: route.name, why: why())
         }
-        ShadowCheck.compare(entry: entry, origin: (response.status, response.headers, body), target: target, route: route.name,
+        if ShadowCheck.compare(entry: entry, origin: (response.status, response.headers, body), target: target, route: route.name,
             requestTarget: exchange.head.uri, report: environment.shadow)
+        {
+            exchange.machine.shadowFoundStale()
+        }
     }
 
     // MARK: The hit fast path

@@ -11,12 +11,15 @@ enum ShadowCheck {
     /// Bodies past this are compared byte for byte only: naming parts means parsing both on the event loop.
     static let parsedLimit = 1 << 20
 
+    /// Returns whether the answers differed.
+    @discardableResult
     static func compare(
         entry: (meta: EntryMeta, body: ByteBuffer), origin: (status: Int, headers: [Header], body: ByteBuffer),
         target: RequestPlan.CacheTarget, route: String, requestTarget: String, report: ShadowReport
-    ) {
+    ) -> Bool {
         guard entry.meta.chunks == nil, entry.body.readableBytes == entry.meta.bodyLength else {
-            return report.recordNotCompared(route: route, why: "entry stored in chunks")
+            report.recordNotCompared(route: route, why: "entry stored in chunks")
+            return false
         }
         let stored = ShadowComparison.Answer(status: entry.meta.status, headers: entry.meta.headers, body: bytes(entry.body, entry.meta.headers))
         let now = ShadowComparison.Answer(status: origin.status, headers: HeaderPolicy.storedHeaders(origin.headers),
@@ -29,6 +32,7 @@ enum ShadowCheck {
         }
         report.recordHit(route: route, key: target.key, target: requestTarget, storedAt: entry.meta.storedAt, tags: entry.meta.tags,
             differences: differences)
+        return !differences.isEmpty
     }
 
     /// The body's bytes, decoded when it is gzip and small enough; as they are otherwise.

@@ -150,6 +150,13 @@ import TroveTestSupport
         }
         #expect(plan.source == .origin)
         guard case .finished = sm.bodyReceived(length: 2, kept: true) else { Issue.record("compared, not stored"); return }
+        // Found stale: the origin's answer takes the entry's place, so that the change is counted once.
+        var stale = machine("/events/1")
+        _ = stale.start()
+        _ = stale.lookupCompleted(.found(meta, generations: meta.generations))
+        _ = stale.originStarted(status: 200, headers: json, declaredLength: 2)
+        stale.shadowFoundStale()
+        guard case .store = stale.bodyReceived(length: 2, kept: true) else { Issue.record("a stale entry is replaced"); return }
     }
 
     /// Nothing would have been served: a miss, stored as in service, but never coalesced or revalidated.

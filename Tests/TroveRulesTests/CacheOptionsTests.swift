@@ -22,10 +22,11 @@ import Testing
 
     @Test func everyInheritableOptionIsInherited() throws {
         let inheritable = RulesLoader.cacheOptions.filter { $0.scope == .routeOrDefaults }.map(\.name)
-        #expect(inheritable == ["ttl", "statuses", "stale", "stale_if_error", "max_body", "freshness", "max_ttl", "ignore_query", "ignore_cookies", "only_cookies", "tags_from", "send_tags"])
+        #expect(inheritable == ["ttl", "statuses", "stale", "stale_if_error", "max_body", "freshness", "max_ttl", "ignore_query", "ignore_cookies", "only_cookies", "tags_from", "send_tags", "shadow"])
         let policy = try Self.policy(defaults: """
             ttl: 7m, statuses: [200, 404], stale: 1m, stale_if_error: 1h, max_body: 2MB, freshness: origin, max_ttl: 1d, \
-            ignore_query: [utm_*], ignore_cookies: [_ga], tags_from: Surrogate-Key, send_tags: Cache-Tag
+            ignore_query: [utm_*], ignore_cookies: [_ga], tags_from: Surrogate-Key, send_tags: Cache-Tag, \
+            shadow: {ignore: [$.generated_at]}
             """)
         #expect(policy.statusTTLs.map(\.status) == [200, 404])
         #expect(policy.statusTTLs.map(\.ttl) == [.seconds(420), .seconds(420)])
@@ -38,6 +39,7 @@ import Testing
         #expect(policy.cookies == .ignoring(["_ga"]))
         #expect(policy.tagsFrom == OriginTagHeader(name: "Surrogate-Key", keep: false))
         #expect(policy.sendTags == CDNTagHeader(name: "Cache-Tag"))
+        #expect(policy.shadow?.ignoredPaths.map(\.description) == ["$.generated_at"])
         #expect(try Self.policy(defaults: "ttl: 1m, only_cookies: [sessionid]").cookies == .only(["sessionid"]))
     }
 

@@ -13,8 +13,8 @@ import TroveRules
     }
 
     @Test func everyPathOnceWithItsMethod() {
-        let paths = AdminRoutes.table.map(\.path)
-        #expect(Set(paths).count == paths.count, "a path is listed once")
+        let routes = AdminRoutes.table.map { "\($0.method) \($0.path)" }
+        #expect(Set(routes).count == routes.count, "a method and path are listed once")
         guard case .route(let purge) = AdminRoutes.resolve(method: .POST, path: "/purge") else { Issue.record("POST /purge"); return }
         #expect(purge.needsToken)
         guard case .route(let health) = AdminRoutes.resolve(method: .GET, path: "/healthz") else { Issue.record("GET /healthz"); return }
@@ -37,7 +37,7 @@ import TroveRules
     @Test func anUnknownPathListsEveryEndpoint() throws {
         guard case .notFound = AdminRoutes.resolve(method: .GET, path: "/nope") else { Issue.record("404"); return }
         let message = try #require(try json(AdminRoutes.notFound("/nope"))["error"] as? String)
-        #expect(message == "no such endpoint /nope; try GET /healthz, /readyz, /stats, /metrics, /explain?request=…, /entry?key=…, /purges; POST /purge, /reload")
+        #expect(message == "no such endpoint /nope; try DELETE /shadow; GET /healthz, /readyz, /stats, /metrics, /explain?request=…, /entry?key=…, /purges, /shadow; POST /purge, /reload")
         for route in AdminRoutes.table { #expect(message.contains(route.path)) }
     }
 
