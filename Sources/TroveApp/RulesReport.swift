@@ -108,7 +108,7 @@ enum RulesReport {
                 }
                 var sharing = ""
                 if policy.shared { sharing = " [shared]" } else if !policy.keyedCredentials.isEmpty { sharing = " [per user]" }
-                row += ["cache", fresh, policy.stale == .zero ? "-" : Units.format(policy.stale), policy.key.description + sharing]
+                row += [policy.shadow == nil && !rules.shadowEverything ? "cache" : "shadow", fresh, policy.stale == .zero ? "-" : Units.format(policy.stale), policy.key.description + sharing]
             case .purge(let rule):
                 var targets: [String] = []
                 if rule.everything { targets.append("all") }

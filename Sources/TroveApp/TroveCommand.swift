@@ -17,7 +17,7 @@ public struct TroveCommand: AsyncParsableCommand {
             Rules reference: docs/rules.md
             """,
         version: TroveVersion.current,
-        subcommands: [ServeCommand.self, CheckCommand.self, ExplainCommand.self, PurgeCommand.self, ShadowCommand.self, WarmCommand.self, DemoOriginCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, ExplainCommand.self, PurgeCommand.self, ShadowCommand.self, SuggestCommand.self, WarmCommand.self, DemoOriginCommand.self]
     )
 
     public init() {}

@@ -13,7 +13,7 @@ internal import TroveRules
 /// reports with the input that caused it.
 public enum FuzzTargets {
     /// The targets by name, as `TROVE_FUZZ=name` selects them.
-    public static let names = ["rules", "template", "target", "headers", "resp", "framing"]
+    public static let names = ["rules", "template", "target", "headers", "resp", "framing", "accesslog"]
 
     public static func run(_ name: String, _ bytes: UnsafeRawBufferPointer) {
         switch name {
@@ -23,6 +23,7 @@ public enum FuzzTargets {
         case "headers": headers(bytes)
         case "resp": resp(bytes)
         case "framing": framing(bytes)
+        case "accesslog": accesslog(bytes)
         default: fatalError("no fuzz target '\(name)'; targets: \(names.joined(separator: ", "))")
         }
     }
@@ -55,6 +56,25 @@ public enum FuzzTargets {
             precondition(length > 0, "an empty request")
         case .unframed:
             break
+        }
+    }
+
+    /// `trove suggest`: access-log lines (Trove's JSON, nginx's combined format) read into requests, and the draft
+    /// drafted from them. A request read has a path and a status in range; a draft always loads as rules.
+    static func accesslog(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        var requests: [RulesDraft.Request] = []
+        for line in text.split(separator: "\n").prefix(64) {
+            guard let request = RulesDraft.parse(line: line) else { continue }
+            precondition(request.path.hasPrefix("/") && (100...599).contains(request.status))
+            requests.append(request)
+        }
+        guard !requests.isEmpty else { return }
+        let draft = RulesDraft.draft(requests, origin: "http://127.0.0.1:8000", source: "fuzz")
+        do {
+            _ = try RulesLoader.parse(draft, file: "draft.yaml", environment: ["TROVE_ADMIN_TOKEN": "fuzz"])
+        } catch {
+            preconditionFailure("a draft that does not load: \(error)\n\(draft)")
         }
     }
 
