@@ -143,12 +143,20 @@ public enum RulesDraft {
                 out.append("{\(unique)}")
                 previous = nil
             } else {
-                guard !segment.contains(where: { "{}* \t%".contains($0) }) || segment.isEmpty else { return nil }
+                // RFC 3986's path characters, less `*` (a glob in a match) and `%` (a literal is matched decoded).
+                guard segment.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.pathLiteral.contains($0)) }) else { return nil }
                 out.append(String(segment))
                 if !segment.isEmpty { previous = segment; resource = String(segment) }
             }
         }
         return ("/" + out.joined(separator: "/"), parameters, resource)
+    }
+
+    /// Text from the log as a comment shows it: printable ASCII only (YAML refuses control characters), at most
+    /// `limit` characters.
+    static func commentSafe(_ text: String, limit: Int = 120) -> String {
+        let printable = String(text.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value != 0x7F ? Character($0) : "?" })
+        return printable.count > limit ? printable.prefix(limit) + "…" : printable
     }
 
     static func singular(_ word: String) -> String {
@@ -216,7 +224,8 @@ public enum RulesDraft {
             if read, let bytes = request.bytes, (200..<300).contains(request.status), group.sizes.count < 10_000 || group.sizes[request.target] != nil {
                 group.sizes[request.target, default: []].append(bytes)
             }
-            if group.examples.count < 3, !group.examples.contains(request.target) { group.examples.append(request.target) }
+            let example = commentSafe(request.target, limit: 80)
+            if group.examples.count < 3, !group.examples.contains(example) { group.examples.append(example) }
             byKey[key] = group
         }
         return order.compactMap { byKey[$0] }.sorted { $0.count > $1.count }.prefix(maxTemplates).map { $0 }
@@ -226,7 +235,7 @@ public enum RulesDraft {
     public static func draft(_ requests: [Request], origin: String, source: String, skipped: Int = 0) -> String {
         let groups = groups(requests)
         var lines = [
-            "# DRAFT rules written by `trove suggest` from \(source): \(requests.count) requests\(skipped > 0 ? " (\(count(skipped, "line")) skipped: not a request)" : "").",
+            "# DRAFT rules written by `trove suggest` from \(commentSafe(source)): \(requests.count) requests\(skipped > 0 ? " (\(count(skipped, "line")) skipped: not a request)" : "").",
             "# It is a draft: every guess is explained in a comment beside it, and every cacheable route runs in",
             "# shadow (defaults.cache.shadow), so clients keep getting the origin's answers while Trove compares.",
             "# Roll it out: trove serve -c THIS-FILE, replay or wait for real traffic, read `trove shadow`, fix what it",
@@ -264,7 +273,7 @@ public enum RulesDraft {
             guard group.count >= 2, Double(group.successes) >= 0.9 * Double(group.count) else {
                 text.append(group.count < 2 ? "  # Seen once: too little to judge, so passed. Add cache: once it is seen more."
                     : "  # \(errors) of \(group.count) answers were not successful: passed rather than cached (errors are the origin's to fix).")
-                text += ["  - name: \(name)", "    match: GET \(group.template)", "    pass: true"]
+                text += ["  - name: \(name)", "    match: \(yamlString("GET " + group.template))", "    pass: true"]
                 routes.append((group.template, true, text))
                 continue
             }
@@ -284,7 +293,7 @@ public enum RulesDraft {
                 text.append("  # Keyed on the whole query: \(group.queryNames.count) parameter names were seen (or names a template cannot hold).")
             } else if !group.queryNames.isEmpty {
                 for query in group.queryNames.sorted() { key += ":\(query)={query.\(query)}" }
-                text.append("  # Keyed on the query parameters seen (\(group.queryNames.sorted().joined(separator: ", "))): a request with another is passed, not "
+                text.append("  # Keyed on the query parameters seen (\(commentSafe(group.queryNames.sorted().joined(separator: ", ")))): a request with another is passed, not "
                     + "cached under the wrong key.")
             }
             var tags = [resource]
@@ -298,7 +307,7 @@ public enum RulesDraft {
             carried.formUnion(tags)
             text.append("  # TTL: a guess (1m); shadow mode reports the quickest change it sees, and any answer that depends on the user "
                 + "needs authenticated: true and a key naming the credential.")
-            text += ["  - name: \(name)", "    match: GET \(group.template)", "    cache:", "      key: \(yamlString(key))", "      ttl: 1m",
+            text += ["  - name: \(name)", "    match: \(yamlString("GET " + group.template))", "    cache:", "      key: \(yamlString(key))", "      ttl: 1m",
                      "      tags: [\(tags.map(yamlString).joined(separator: ", "))]"]
             routes.append((group.template, true, text))
         }
@@ -326,9 +335,9 @@ public enum RulesDraft {
             }
             if purges.isEmpty {
                 text.append("  # No cached read of this resource was seen: forwarded, purging nothing.")
-                text += ["  - name: \(name)", "    match: \(methods.joined(separator: ",")) \(group.template)", "    pass: true"]
+                text += ["  - name: \(name)", "    match: \(yamlString(methods.joined(separator: ",") + " " + group.template))", "    pass: true"]
             } else {
-                text += ["  - name: \(name)", "    match: \(methods.joined(separator: ",")) \(group.template)",
+                text += ["  - name: \(name)", "    match: \(yamlString(methods.joined(separator: ",") + " " + group.template))",
                          "    purge: {tags: [\(purges.map(yamlString).joined(separator: ", "))]}"]
             }
             routes.append((group.template, false, text))
@@ -369,4 +378,9 @@ public enum RulesDraft {
     static func yamlString(_ text: String) -> String {
         "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
+}
+
+extension CharacterSet {
+    /// What a literal path segment in a drafted `match:` may hold: RFC 3986's `pchar` without `%`, and no `*`.
+    static let pathLiteral = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()+,;=:@")
 }
