@@ -6,7 +6,7 @@
 SWIFT ?= swift
 CONFIG ?= rules/demo.yaml
 
-.PHONY: run test deps build release check-rules conformance lint fuzz clean help
+.PHONY: run test deps build release check-rules conformance lint fuzz shadow-demo clean help
 
 help:
 	@echo "make run          install dependencies, build, and run Trove in front of the demo origin ($(CONFIG))"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint         hadolint on the Dockerfile (part of make test)"
 	@echo "make conformance  the public HTTP caching test suite against Trove, nginx and Varnish (needs network, node)"
 	@echo "make fuzz         libFuzzer on every parser, FUZZ_SECONDS (60) each; new corpus inputs land in fuzz/corpus"
+	@echo "make shadow-demo  the rollout of docs/shadow.md in front of the demo origin: pass-through, suggest, shadow, fix"
 
 deps:
 	@scripts/install-deps.sh
@@ -41,6 +42,9 @@ check-rules: build
 
 fuzz: deps
 	@scripts/fuzz.sh
+
+shadow-demo: release
+	@scripts/shadow-demo.sh
 
 conformance: release
 	conformance/cache-tests/run.sh

@@ -56,7 +56,7 @@ public struct ShadowDiagnosis: Sendable, Equatable, Codable {
             let incomplete = counts.examples.contains { $0.storedAt < completeSince }
             return ShadowDiagnosis(kind: .changesBehindTrove,
                 explanation: "no write went through Trove between an entry's store and its stale answer "
-                    + "(\(counts.examples.count) examples): the data changes behind Trove's back"
+                    + "(\(counts.examples.count) example\(counts.examples.count == 1 ? "" : "s")): the data changes behind Trove's back"
                     + (incomplete ? " (writes older than the last \(ShadowReport.maxWrites) were not kept: some may be missing)" : ""),
                 suggestion: "set route `\(route.name)`'s cache.ttl below \(Self.duration(quickest)) (the quickest change seen), "
                     + "or have the origin purge it when the data changes (POST /purge or a webhook)",
