@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh                       every target, FUZZ_SECONDS (60) each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh rules target     some targets, longer
 #
-# Targets (Sources/TroveFuzz/FuzzTargets.swift): rules, template, target, headers, resp, framing, accesslog. The binary is built with
+# Targets (Sources/TroveFuzz/FuzzTargets.swift): rules, template, target, headers, resp, framing, accesslog, shadow. The binary is built with
 # -sanitize=fuzzer in .build-fuzz/. Each run starts from fuzz/corpus/TARGET; what it finds that covers new code
 # is merged back there (minimized: commit it), and an input that crashes or breaks an invariant is written to
 # fuzz/findings/ with the command that reproduces it. Copy a finding into fuzz/regressions/TARGET and fix it:
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(rules template target headers resp framing accesslog)
+[ ${#targets[@]} -gt 0 ] || targets=(rules template target headers resp framing accesslog shadow)
 
 echo "fuzz: building trove-fuzz with -sanitize=fuzzer (.build-fuzz; the first build takes several minutes)"
 swift build --product trove-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING --scratch-path .build-fuzz >/dev/null
@@ -22,7 +22,7 @@ binary=.build-fuzz/x86_64-unknown-linux-gnu/debug/trove-fuzz
 mkdir -p fuzz/findings
 status=0
 for target in "${targets[@]}"; do
-  [ -d "fuzz/corpus/$target" ] || { echo "fuzz: no target '$target' (rules, template, target, headers, resp, framing, accesslog)" >&2; exit 2; }
+  [ -d "fuzz/corpus/$target" ] || { echo "fuzz: no target '$target' (rules, template, target, headers, resp, framing, accesslog, shadow)" >&2; exit 2; }
   work=$(mktemp -d)
   echo "fuzz: $target for ${seconds}s (corpus fuzz/corpus/$target: $(find "fuzz/corpus/$target" -type f | wc -l) inputs)"
   # Swift's own crash handler would take the signal before libFuzzer could save the input.

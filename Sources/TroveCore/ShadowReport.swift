@@ -19,12 +19,18 @@ public final class ShadowReport: Sendable {
         public var differences: [String]
         /// The tags the entry carries.
         public var tags: [String]
+        /// In a summary: how old the entry was when it was found stale, in milliseconds, and the writes Trove saw
+        /// between its store and then (at most `maxWritesPerExample`, the first ones), each with what it purged.
+        public var ageMilliseconds: Int64?
+        public var writesSince: [Write]?
 
         enum CodingKeys: String, CodingKey {
             case key, target, differences, tags
-            case storedAt = "stored_at", seenAt = "seen_at"
+            case storedAt = "stored_at", seenAt = "seen_at", ageMilliseconds = "age_ms", writesSince = "writes_since"
         }
     }
+
+    public static let maxWritesPerExample = 5
 
     /// A write that reached the origin through Trove, and what it purged.
     public struct Write: Sendable, Equatable, Codable {
@@ -125,7 +131,13 @@ public final class ShadowReport: Sendable {
         }
         var summaries: [ShadowSummary.Route] = []
         for route in rules.shadowRoutes {
-            let counts = routes[route.name] ?? RouteCounts()
+            var counts = routes[route.name] ?? RouteCounts()
+            for index in counts.examples.indices {
+                let example = counts.examples[index]
+                counts.examples[index].ageMilliseconds = example.seenAt - example.storedAt
+                counts.examples[index].writesSince = Array(writes.lazy.filter { $0.at > example.storedAt && $0.at <= example.seenAt }
+                    .prefix(Self.maxWritesPerExample))
+            }
             summaries.append(ShadowSummary.Route(name: route.name, match: route.match, counts: counts,
                 diagnosis: ShadowDiagnosis.diagnose(route: route, counts: counts, writes: writes, completeSince: completeSince, rules: rules)))
         }

@@ -13,7 +13,7 @@ internal import TroveRules
 /// reports with the input that caused it.
 public enum FuzzTargets {
     /// The targets by name, as `TROVE_FUZZ=name` selects them.
-    public static let names = ["rules", "template", "target", "headers", "resp", "framing", "accesslog"]
+    public static let names = ["rules", "template", "target", "headers", "resp", "framing", "accesslog", "shadow"]
 
     public static func run(_ name: String, _ bytes: UnsafeRawBufferPointer) {
         switch name {
@@ -24,6 +24,7 @@ public enum FuzzTargets {
         case "resp": resp(bytes)
         case "framing": framing(bytes)
         case "accesslog": accesslog(bytes)
+        case "shadow": shadow(bytes)
         default: fatalError("no fuzz target '\(name)'; targets: \(names.joined(separator: ", "))")
         }
     }
@@ -76,6 +77,29 @@ public enum FuzzTargets {
         } catch {
             preconditionFailure("a draft that does not load: \(error)\n\(draft)")
         }
+    }
+
+    /// Shadow mode's comparison: the first line is a JSON path to ignore (`cache.shadow.ignore`), the rest two
+    /// bodies separated by a NUL byte. A path parsed is written back as given; an answer equals itself; what
+    /// differs is bounded; and the verdict does not depend on which side is the stored one.
+    static func shadow(_ bytes: UnsafeRawBufferPointer) {
+        let all = Array(bytes)
+        let newline = all.firstIndex(of: 10) ?? all.endIndex
+        let pathText = String(decoding: all[..<newline], as: UTF8.self)
+        var settings = ShadowSettings()
+        if case .success(let path) = JSONPath.parse(pathText) {
+            precondition(path.description == pathText)
+            settings.ignoredPaths = [path]
+        }
+        let rest = newline < all.endIndex ? Array(all[(newline + 1)...]) : []
+        let split = rest.firstIndex(of: 0) ?? rest.endIndex
+        let a = ShadowComparison.Answer(status: 200, headers: [], body: Array(rest[..<split]))
+        let b = ShadowComparison.Answer(status: 200, headers: [], body: split < rest.endIndex ? Array(rest[(split + 1)...]) : [])
+        precondition(ShadowComparison.compare(stored: a, origin: a, settings: settings) == .same)
+        let forward = ShadowComparison.compare(stored: a, origin: b, settings: settings)
+        let backward = ShadowComparison.compare(stored: b, origin: a, settings: settings)
+        precondition((forward == .same) == (backward == .same))
+        if case .differs(let found) = forward { precondition(!found.isEmpty && found.count <= ShadowComparison.maxDifferences) }
     }
 
     /// The rules loader: YAML, validation, and a plan and an explanation for a request to each route.

@@ -91,6 +91,11 @@ import TroveTestSupport
         // Every stored answer was stored the way serve mode stores it: the detail was a miss after its purge.
         #expect(event.counts.misses == 6)
         #expect(summary.recentWrites.count == 3)
+        // Each example: the entry's age when found stale, and the write seen since it was stored, with what it purged.
+        let example = try #require(list.counts.examples.first)
+        #expect(example.ageMilliseconds == example.seenAt - example.storedAt && example.ageMilliseconds! > 0)
+        #expect(example.writesSince?.map(\.route) == ["event-change"])
+        #expect(example.writesSince?.first?.purged.tags == ["event:1"])
         #expect(summary.recentWrites.first?.purged.tags == ["event:1"])
         await scenario.stop(trove)
 
