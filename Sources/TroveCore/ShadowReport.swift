@@ -73,28 +73,60 @@ public final class ShadowReport: Sendable {
         /// Writes before this time were dropped from the ring: the evidence before it is incomplete.
         var completeSince: Int64 = .min
         var since: Int64
+
+        /// Changes `route`'s counts, unless `maxRoutes` others are counted already.
+        mutating func counting(_ route: String, _ change: (inout RouteCounts) -> Void) {
+            guard routes[route] != nil || routes.count < ShadowReport.maxRoutes else { return }
+            change(&routes[route, default: RouteCounts()])
+        }
     }
+
+    /// What a request in shadow came to, as `observe` hears of it (the metrics count these).
+    public enum Outcome: String, Sendable, CaseIterable {
+        case hit, stale, miss
+        case notCompared = "not_compared"
+    }
+
+    /// Routes counted at once: the rules' routes, and those of earlier rules (reloads) until a reset.
+    public static let maxRoutes = 1024
+    /// Why a comparison was not made: each different text is counted apart, up to this many per route.
+    static let maxReasons = 16
 
     private let state: Mutex<State>
     private let clock: any TroveClock
+    private let observe: @Sendable (String, Outcome) -> Void
 
-    public init(clock: any TroveClock = SystemClock()) {
+    /// - Parameter observe: told of every outcome, outside the lock (`ProxyMetrics.recordShadow`).
+    public init(clock: any TroveClock = SystemClock(), observe: @escaping @Sendable (String, Outcome) -> Void = { _, _ in }) {
         self.clock = clock
+        self.observe = observe
         self.state = Mutex(State(since: clock.nowMilliseconds()))
     }
 
+    /// How many routes are counted (for the bound's test).
+    var routesCounted: Int { state.withLock { $0.routes.count } }
+
     public func recordMiss(route: String) {
-        state.withLock { $0.routes[route, default: RouteCounts()].misses += 1 }
+        observe(route, .miss)
+        state.withLock { state in state.counting(route) { $0.misses += 1 } }
     }
 
     public func recordNotCompared(route: String, why: String) {
-        state.withLock { $0.routes[route, default: RouteCounts()].notCompared[why, default: 0] += 1 }
+        observe(route, .notCompared)
+        state.withLock { state in
+            state.counting(route) { counts in
+                let reason = counts.notCompared[why] != nil || counts.notCompared.count < Self.maxReasons ? why : "other"
+                counts.notCompared[reason, default: 0] += 1
+            }
+        }
     }
 
     /// A would-be hit compared with the origin's answer: `differences` empty when they were the same.
     public func recordHit(route: String, key: String, target: String, storedAt: Int64, tags: [String], differences: [String]) {
         let now = clock.nowMilliseconds()
+        observe(route, differences.isEmpty ? .hit : .stale)
         state.withLock { state in
+            guard state.routes[route] != nil || state.routes.count < Self.maxRoutes else { return }
             var counts = state.routes[route, default: RouteCounts()]
             defer { state.routes[route] = counts }
             guard !differences.isEmpty else { return counts.hits += 1 }

@@ -49,7 +49,7 @@ public struct ProxyEnvironment: Sendable {
         self.clock = clock
         self.stats = stats
         self.plans = PlanCaches(stats: stats)
-        self.shadow = ShadowReport(clock: clock)
+        self.shadow = ShadowReport(clock: clock) { [metrics = stats.metrics] route, outcome in metrics.recordShadow(route: route, outcome: outcome) }
         self.coalescer = coalescer
         self.gates = gates
         self.logger = logger

@@ -172,6 +172,24 @@ public final class ProxyMetrics: Sendable {
         if failed { metrics.failures.increment() }
     }
 
+    private let shadow = Mutex<[String: [ShadowReport.Outcome: CoreMetrics.Counter]]>([:])
+
+    /// A request on a route in shadow came to `outcome` (`trove_shadow_answers_total{route, outcome}`): would-be
+    /// hits, stale answers, misses, and answers that could not be compared.
+    func recordShadow(route: String, outcome: ShadowReport.Outcome) {
+        let counter = shadow.withLock { shadow in
+            if let made = shadow[route] { return made[outcome]! }
+            var made: [ShadowReport.Outcome: CoreMetrics.Counter] = [:]
+            for each in ShadowReport.Outcome.allCases {
+                made[each] = CoreMetrics.Counter(label: "trove_shadow_answers_total", dimensions: [("route", route), ("outcome", each.rawValue)],
+                    factory: factory)
+            }
+            shadow[route] = made
+            return made[outcome]!
+        }
+        counter.increment()
+    }
+
     /// The factory behind these metrics, for parts outside the server that report their own (the Redis
     /// connections' `RedisMetrics`).
     public var metricsFactory: any MetricsFactory { factory }

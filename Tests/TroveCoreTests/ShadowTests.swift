@@ -262,5 +262,11 @@ import TroveTestSupport
         #expect(event?.counts.examples.count == ShadowReport.maxExamples)
         #expect(event?.counts.parts.count == ShadowReport.maxParts)
         #expect(event?.counts.stale == 100)
+        // Routes (those of earlier rules stay until a reset) and reasons for not comparing are bounded too.
+        for index in 0..<(ShadowReport.maxRoutes + 10) { report.recordMiss(route: "r\(index)") }
+        #expect(report.routesCounted == ShadowReport.maxRoutes)
+        for index in 0..<40 { report.recordNotCompared(route: "event", why: "reason \(index)") }
+        let reasons = report.summary(rules: Self.rules).routes.first { $0.name == "event" }?.counts.notCompared
+        #expect(reasons?.count == ShadowReport.maxReasons + 1 && reasons?["other"] == 40 - ShadowReport.maxReasons)
     }
 }

@@ -91,6 +91,9 @@ import TroveTestSupport
         // Every stored answer was stored the way serve mode stores it: the detail was a miss after its purge.
         #expect(event.counts.misses == 6)
         #expect(summary.recentWrites.count == 3)
+        let metrics = try await scenario.admin(trove, "/metrics").body
+        #expect(metrics.contains(#"trove_shadow_answers_total{route="events-list",outcome="stale"} 3"#), "\(metrics.split(separator: "\n").filter { $0.contains("shadow") })")
+        #expect(metrics.contains(#"trove_shadow_answers_total{route="event",outcome="miss"} 6"#))
         // Each example: the entry's age when found stale, and the write seen since it was stored, with what it purged.
         let example = try #require(list.counts.examples.first)
         #expect(example.ageMilliseconds == example.seenAt - example.storedAt && example.ageMilliseconds! > 0)
