@@ -1,4 +1,5 @@
 internal import TroveHTTP
+internal import ArgumentParser
 internal import Foundation
 internal import NIOCore
 internal import TroveCore
@@ -62,5 +63,22 @@ struct AdminClient {
             }
             return (response.status, String(buffer: response.body))
         }
+    }
+}
+
+/// Where a command finds the admin API: `--admin`, or a rules file's `admin.listen`, and the token's variable.
+struct AdminOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The admin API's URL.", valueName: "url"))
+    var admin: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("A rules file to read the admin address from.", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("The environment variable holding the admin token.", valueName: "name"))
+    var tokenEnv: String = "TROVE_ADMIN_TOKEN"
+
+    /// The client for `command`; nil (the rules file's rejection printed) when the rules file cannot be read.
+    func client(for command: String) -> AdminClient? {
+        AdminClient(admin: admin, config: config, tokenEnv: tokenEnv, command: command)
     }
 }

@@ -44,14 +44,7 @@ struct PurgeCommand: AsyncParsableCommand {
         valueName: "duration"))
     var stale: String?
 
-    @Option(help: ArgumentHelp("The admin API's URL.", valueName: "url"))
-    var admin: String?
-
-    @Option(name: [.short, .long], help: ArgumentHelp("A rules file to read the admin address from.", valueName: "file"))
-    var config: String?
-
-    @Option(help: ArgumentHelp("The environment variable holding the admin token.", valueName: "name"))
-    var tokenEnv: String = "TROVE_ADMIN_TOKEN"
+    @OptionGroup var location: AdminOptions
 
     @Flag(help: "Print the admin API's JSON answer as it is, instead of a summary.")
     var json = false
@@ -67,7 +60,7 @@ struct PurgeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let client = AdminClient(admin: admin, config: config, tokenEnv: tokenEnv, command: "purge") else { throw ExitCode.failure }
+        guard let client = location.client(for: "purge") else { throw ExitCode.failure }
         var body: [String: Any] = [:]
         if !tags.isEmpty { body["tags"] = tags }
         if !keys.isEmpty { body["keys"] = keys }

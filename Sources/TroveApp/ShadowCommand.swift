@@ -21,14 +21,7 @@ struct ShadowCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The admin API's URL.", valueName: "url"))
-    var admin: String?
-
-    @Option(name: [.short, .long], help: ArgumentHelp("A rules file to read the admin address from.", valueName: "file"))
-    var config: String?
-
-    @Option(help: ArgumentHelp("The environment variable holding the admin token.", valueName: "name"))
-    var tokenEnv: String = "TROVE_ADMIN_TOKEN"
+    @OptionGroup var location: AdminOptions
 
     @Flag(help: "Print the admin API's JSON answer as it is.")
     var json = false
@@ -37,7 +30,7 @@ struct ShadowCommand: AsyncParsableCommand {
     var reset = false
 
     func run() async throws {
-        guard let client = AdminClient(admin: admin, config: config, tokenEnv: tokenEnv, command: "shadow") else { throw ExitCode.failure }
+        guard let client = location.client(for: "shadow") else { throw ExitCode.failure }
         guard let (status, text) = await client.send(reset ? "DELETE" : "GET", "/shadow") else { throw ExitCode.failure }
         guard status == 200 else {
             FileHandle.standardError.write(Data("trove shadow: the admin API answered \(status): \(text)".utf8))

@@ -216,14 +216,8 @@ import TroveTestSupport
     /// a hash of its key and its times; the key itself is not in the log.
     @Test func accessLogLines() async throws {
         let scenario = try await Scenario(redis: false)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trove-access-\(UUID().uuidString).log").path
+        let (trove, sink, path) = try await scenario.troveWithAccessLog(try scenario.rules())
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let sink = try AccessLogSink.open(path)
-        var logger = Logger(label: "trove-test")
-        logger.logLevel = .critical
-        var options = TroveApplication.Options(clock: scenario.clock, logger: logger, threads: 2, environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
-        options.accessLog = AccessLog(logger: Logger(label: "trove.access") { _ in AccessLogHandler(format: .json, sink: sink) })
-        let trove = try await TroveApplication.start(rules: try scenario.rules(), options: options)
         _ = try await scenario.request(trove, "/api/v1/events/1")
         _ = try await scenario.request(trove, "/api/v1/events/1")
         _ = try await scenario.request(trove, "/health")

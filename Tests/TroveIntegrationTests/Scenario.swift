@@ -9,6 +9,7 @@ import TroveCore
 import TroveCurl
 import TroveDemoOrigin
 import TroveRules
+import TroveServer
 import TroveFixtures
 import TroveTestSupport
 
@@ -120,6 +121,18 @@ final class Scenario: Sendable {
         return try await TroveApplication.start(
             rules: rules ?? self.rules(), options: TroveApplication.Options(clock: clock, logger: logger, threads: 2,
                 rulesPath: rulesPath, environment: ["TROVE_ADMIN_TOKEN": Self.token]))
+    }
+
+    /// A Trove instance as `trove(_:)` makes it, writing a JSON access log to a new temporary file: the instance,
+    /// the sink (flush it before reading) and the file's path (the caller removes it).
+    func troveWithAccessLog(_ rules: RuleSet) async throws -> (trove: TroveApplication, sink: AccessLogSink, path: String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trove-access-\(UUID().uuidString).log").path
+        let sink = try AccessLogSink.open(path)
+        var logger = Logger(label: "trove-test")
+        logger.logLevel = .critical
+        var options = TroveApplication.Options(clock: clock, logger: logger, threads: 2, environment: ["TROVE_ADMIN_TOKEN": Self.token])
+        options.accessLog = AccessLog(logger: Logger(label: "trove.access") { _ in AccessLogHandler(format: .json, sink: sink) })
+        return (try await TroveApplication.start(rules: rules, options: options), sink, path)
     }
 
     /// Sends the same request `count` times at once (on as many connections) and returns every answer.

@@ -7,7 +7,6 @@ import TroveCore
 import TroveDemoOrigin
 import TroveFixtures
 import TroveServer
-import Logging
 import TroveTestSupport
 
 /// Shadow mode end to end, in front of the demo origin: clients get the origin's answers, and the report names what
@@ -196,14 +195,8 @@ import TroveTestSupport
     /// stale (or, if it would, named why).
     @Test func aDraftFromRecordedTrafficRunsInShadow() async throws {
         let recording = try await Scenario(redis: false)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trove-suggest-\(UUID().uuidString).log").path
+        let (passing, sink, path) = try await recording.troveWithAccessLog(try recording.rules(routes: "  - {name: all, match: ANY /**, pass: true}"))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let sink = try AccessLogSink.open(path)
-        var logger = Logger(label: "trove-test")
-        logger.logLevel = .critical
-        var options = TroveApplication.Options(clock: recording.clock, logger: logger, threads: 2, environment: ["TROVE_ADMIN_TOKEN": Scenario.token])
-        options.accessLog = AccessLog(logger: Logger(label: "trove.access") { _ in AccessLogHandler(format: .json, sink: sink) })
-        let passing = try await TroveApplication.start(rules: try recording.rules(routes: "  - {name: all, match: ANY /**, pass: true}"), options: options)
         try await traffic(recording, passing, round: 1)
         _ = try await recording.request(passing, "/api/v1/summary")
         var requests: [RulesDraft.Request] = []
