@@ -43,7 +43,7 @@ struct SuggestCommand: ParsableCommand {
     }
 
     func run() throws {
-        var requests: [RulesDraft.Request] = []
+        var traffic = RulesDraft.Traffic()
         var skipped = 0
         var read = 0
         for log in logs {
@@ -58,7 +58,7 @@ struct SuggestCommand: ParsableCommand {
                 while read < maxLines, let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
                     read += 1
                     let line = String(decoding: pending[start..<newline], as: UTF8.self)
-                    if let request = RulesDraft.parse(line: Substring(line)) { requests.append(request) } else if !line.isEmpty { skipped += 1 }
+                    if let request = RulesDraft.parse(line: Substring(line)) { traffic.add(request) } else if !line.isEmpty { skipped += 1 }
                     start = pending.index(after: newline)
                     if read % 500_000 == 0 { FileHandle.standardError.write(Data("trove suggest: \(read) lines read…\n".utf8)) }
                 }
@@ -68,10 +68,10 @@ struct SuggestCommand: ParsableCommand {
             }
             if read < maxLines, !pending.isEmpty {
                 read += 1
-                if let request = RulesDraft.parse(line: Substring(String(decoding: pending, as: UTF8.self))) { requests.append(request) } else { skipped += 1 }
+                if let request = RulesDraft.parse(line: Substring(String(decoding: pending, as: UTF8.self))) { traffic.add(request) } else { skipped += 1 }
             }
         }
-        guard !requests.isEmpty else {
+        guard traffic.requests > 0 else {
             FileHandle.standardError.write(Data(("trove suggest: no request found in \(logs.joined(separator: ", ")) (\(skipped) lines skipped); "
                 + "give Trove's JSON access log (--access-log-format json) or nginx's combined format\n").utf8))
             throw ExitCode.failure
@@ -80,7 +80,7 @@ struct SuggestCommand: ParsableCommand {
             FileHandle.standardError.write(Data("trove suggest: stopped after --max-lines \(maxLines) lines; the draft covers those\n".utf8))
         }
         let source = logs.joined(separator: ", ")
-        let draft = RulesDraft.draft(requests, origin: origin, source: source, skipped: skipped)
+        let draft = RulesDraft.draft(traffic, origin: origin, source: source, skipped: skipped)
         // The draft must load: a draft that does not is this command's bug, said as such.
         do {
             _ = try RulesLoader.parse(draft, file: output ?? "draft.yaml", environment: ["TROVE_ADMIN_TOKEN": "draft"])
@@ -95,7 +95,7 @@ struct SuggestCommand: ParsableCommand {
                 throw ValidationError("cannot write \(output): \(error.localizedDescription)")
             }
             let routes = draft.components(separatedBy: "\n  - name: ").count - 1
-            FileHandle.standardError.write(Data(("trove suggest: \(requests.count) requests → \(routes) routes in \(output). "
+            FileHandle.standardError.write(Data(("trove suggest: \(traffic.requests) requests → \(routes) routes in \(output). "
                 + "Next: read its comments, `trove check -c \(output)`, then `trove serve -c \(output)` (in shadow) and `trove shadow`.\n").utf8))
         } else {
             print(draft, terminator: "")

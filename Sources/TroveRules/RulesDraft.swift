@@ -190,52 +190,95 @@ public enum RulesDraft {
         var successes = 0
         var statuses: [Int: Int] = [:]
         var queryNames: [String] = []
-        /// Per URL: the body sizes seen, to tell whether repeated reads got the same answer.
-        var sizes: [String: [Int]] = [:]
+        /// Per URL read successfully: the first body size seen, and whether a later read of it had another.
+        var sizes: [String: (first: Int, reads: Int, varied: Bool)] = [:]
         var examples: [String] = []
 
         var isRead: Bool { methods == ["GET"] }
         /// Ends with a parameter: one item of the resource.
         var isItem: Bool { template.split(separator: "/").last?.hasPrefix("{") ?? false }
+
+        mutating func add(_ request: Request, read: Bool) {
+            if !methods.contains(request.method) { methods.append(request.method) }
+            count += 1
+            statuses[request.status, default: 0] += 1
+            let success = (200..<300).contains(request.status)
+            if success { successes += 1 }
+            for name in request.queryNames where !queryNames.contains(name) && queryNames.count <= RulesDraft.maxQueryNames {
+                queryNames.append(name)
+            }
+            if read, success, let bytes = request.bytes {
+                if let seen = sizes[request.target] {
+                    sizes[request.target] = (seen.first, seen.reads + 1, seen.varied || bytes != seen.first)
+                } else if sizes.count < Traffic.maxURLs {
+                    sizes[request.target] = (bytes, 1, false)
+                }
+            }
+            if examples.count < 3 {
+                let example = RulesDraft.commentSafe(request.target, limit: 80)
+                if !examples.contains(example) { examples.append(example) }
+            }
+        }
     }
 
-    /// Groups `requests` by method kind (reads apart from writes) and template, the busiest first.
-    static func groups(_ requests: [Request]) -> [Group] {
-        var byKey: [String: Group] = [:]
-        var order: [String] = []
-        for request in requests {
-            guard let (template, parameters, resource) = template(of: request.path) else { continue }
+    /// The traffic of a log as the draft needs it, gathered one request at a time in bounded memory: at most
+    /// `maxGroups` groups (a template first seen past them is counted in `unplaced`), `maxURLs` URLs remembered
+    /// per group, three examples each.
+    public struct Traffic: Sendable {
+        static let maxGroups = 2 * RulesDraft.maxTemplates
+        static let maxURLs = 10_000
+
+        var groups: [String: Group] = [:]
+        /// Requests read.
+        public private(set) var requests = 0
+        /// Requests whose template came after `maxGroups` others, or whose path cannot be a template.
+        public private(set) var unplaced = 0
+
+        public init() {}
+
+        public mutating func add(_ request: Request) {
+            requests += 1
+            guard let (template, parameters, resource) = RulesDraft.template(of: request.path),
+                !["OPTIONS", "TRACE", "CONNECT"].contains(request.method)
+            else { return unplaced += 1 }
             let read = request.method == "GET"
-            if !read && ["OPTIONS", "TRACE", "CONNECT"].contains(request.method) { continue }
             let key = (read ? "R " : "W ") + template
-            if byKey[key] == nil {
-                guard byKey.count < maxTemplates * 2 else { continue }
-                byKey[key] = Group(template: template, parameters: parameters, resource: resource)
-                order.append(key)
+            if groups[key] == nil {
+                guard groups.count < Self.maxGroups else { return unplaced += 1 }
+                groups[key] = Group(template: template, parameters: parameters, resource: resource)
             }
-            var group = byKey[key]!
-            if !group.methods.contains(request.method) { group.methods.append(request.method) }
-            group.count += 1
-            group.statuses[request.status, default: 0] += 1
-            if (200..<300).contains(request.status) { group.successes += 1 }
-            for name in request.queryNames where !group.queryNames.contains(name) && group.queryNames.count <= maxQueryNames {
-                group.queryNames.append(name)
-            }
-            if read, let bytes = request.bytes, (200..<300).contains(request.status), group.sizes.count < 10_000 || group.sizes[request.target] != nil {
-                group.sizes[request.target, default: []].append(bytes)
-            }
-            let example = commentSafe(request.target, limit: 80)
-            if group.examples.count < 3, !group.examples.contains(example) { group.examples.append(example) }
-            byKey[key] = group
+            groups[key]!.add(request, read: read)
         }
-        return order.compactMap { byKey[$0] }.sorted { $0.count > $1.count }.prefix(maxTemplates).map { $0 }
+
+        /// The busiest `maxTemplates` groups, busiest first (ties in template order, so a draft is reproducible).
+        var busiest: [Group] {
+            groups.values.sorted { $0.count != $1.count ? $0.count > $1.count : $0.template < $1.template }.prefix(RulesDraft.maxTemplates).map { $0 }
+        }
+    }
+
+    /// Groups `requests` (a test's, or a small log's).
+    static func groups(_ requests: [Request]) -> [Group] {
+        var traffic = Traffic()
+        for request in requests { traffic.add(request) }
+        return traffic.busiest
     }
 
     /// The draft rules file for `requests`, read from `source`, in front of `origin`.
     public static func draft(_ requests: [Request], origin: String, source: String, skipped: Int = 0) -> String {
-        let groups = groups(requests)
+        var traffic = Traffic()
+        for request in requests { traffic.add(request) }
+        return draft(traffic, origin: origin, source: source, skipped: skipped)
+    }
+
+    /// The draft rules file for `traffic`, read from `source`, in front of `origin`.
+    public static func draft(_ traffic: Traffic, origin: String, source: String, skipped: Int = 0) -> String {
+        let groups = traffic.busiest
+        var notes: [String] = []
+        if skipped > 0 { notes.append("\(count(skipped, "line")) skipped: not a request") }
+        if traffic.unplaced > 0 { notes.append("\(count(traffic.unplaced, "request")) left to the catch-all: paths no template can hold, or past \(Traffic.maxGroups) templates") }
+        if traffic.groups.count > maxTemplates { notes.append("the \(maxTemplates) busiest of \(traffic.groups.count) templates drafted") }
         var lines = [
-            "# DRAFT rules written by `trove suggest` from \(commentSafe(source)): \(requests.count) requests\(skipped > 0 ? " (\(count(skipped, "line")) skipped: not a request)" : "").",
+            "# DRAFT rules written by `trove suggest` from \(commentSafe(source)): \(count(traffic.requests, "request"))\(notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")").",
             "# It is a draft: every guess is explained in a comment beside it, and every cacheable route runs in",
             "# shadow (defaults.cache.shadow), so clients keep getting the origin's answers while Trove compares.",
             "# Roll it out: trove serve -c THIS-FILE, replay or wait for real traffic, read `trove shadow`, fix what it",
@@ -277,8 +320,8 @@ public enum RulesDraft {
                 routes.append((group.template, true, text))
                 continue
             }
-            let repeats = group.sizes.values.filter { $0.count > 1 }
-            let same = repeats.filter { Set($0).count == 1 }.count
+            let repeats = group.sizes.values.filter { $0.reads > 1 }
+            let same = repeats.filter { !$0.varied }.count
             if !repeats.isEmpty {
                 text.append("  # Repeated reads of one URL got a body of the same size in \(same) of \(count(repeats.count, "URL"))"
                     + (same == repeats.count ? ": stable, so cached." : ": some answers change; shadow mode will say whether writes or time explain it."))

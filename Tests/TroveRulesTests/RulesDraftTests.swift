@@ -63,8 +63,28 @@ import Testing
         for index in 0..<(RulesDraft.maxTemplates + 50) { for _ in 0..<2 { log.append(request("GET", "/r\(index)")) } }
         let names = (0...RulesDraft.maxQueryNames).map { "q\($0)=1" }.joined(separator: "&")
         for _ in 0..<3 { log.append(request("GET", "/search?\(names)")) }
-        let rules = try RulesLoader.parse(RulesDraft.draft(log, origin: "http://x:1", source: "big.log"), file: "d.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
+        let draft = RulesDraft.draft(log, origin: "http://x:1", source: "big.log")
+        #expect(draft.hasPrefix("# DRAFT rules written by `trove suggest` from big.log: \(log.count) requests (the 300 busiest of 351 templates drafted)."))
+        let rules = try RulesLoader.parse(draft, file: "d.yaml", environment: ["TROVE_ADMIN_TOKEN": "t"])
         #expect(rules.routes.count == RulesDraft.maxTemplates + 1, "the busiest templates, and the catch-all")
         #expect(rules.routes.first { $0.match == "GET /search" }?.cachePolicy?.key.description == "search-list:{query}")
+    }
+
+    /// A log is gathered one request at a time in bounded memory: groups past `maxGroups` and URLs past `maxURLs`
+    /// per group are not kept (the requests are counted), whatever the log's length.
+    @Test func trafficIsGatheredInBoundedMemory() {
+        var traffic = RulesDraft.Traffic()
+        for index in 0..<(RulesDraft.Traffic.maxGroups + 5) { traffic.add(request("GET", "/t\(index)")) }
+        #expect(traffic.groups.count == RulesDraft.Traffic.maxGroups)
+        #expect(traffic.unplaced == 5 && traffic.requests == RulesDraft.Traffic.maxGroups + 5)
+        var urls = RulesDraft.Traffic()
+        for index in 0..<(RulesDraft.Traffic.maxURLs + 100) {
+            urls.add(request("GET", "/search?q=\(index)"))
+            urls.add(request("GET", "/search?q=\(index)", bytes: index % 2 == 0 ? 10 : 11))
+        }
+        let group = urls.groups.values.first
+        #expect(group?.sizes.count == RulesDraft.Traffic.maxURLs)
+        #expect(group?.count == 2 * (RulesDraft.Traffic.maxURLs + 100))
+        #expect(group?.sizes.values.filter(\.varied).count == RulesDraft.Traffic.maxURLs / 2, "a URL read with another size is marked varied")
     }
 }
