@@ -48,7 +48,8 @@ struct SuggestCommand: ParsableCommand {
         var read = 0
         for log in logs {
             guard let handle = FileHandle(forReadingAtPath: log) else {
-                throw ValidationError("cannot read \(log): no such file, or not readable")
+                FileHandle.standardError.write(Data("trove suggest: cannot read \(log): no such file, or not readable\n".utf8))
+                throw ExitCode.failure
             }
             defer { try? handle.close() }
             var pending = Data()
@@ -92,7 +93,8 @@ struct SuggestCommand: ParsableCommand {
             do {
                 try draft.write(toFile: output, atomically: true, encoding: .utf8)
             } catch {
-                throw ValidationError("cannot write \(output): \(error.localizedDescription)")
+                FileHandle.standardError.write(Data("trove suggest: cannot write \(output): \(error.localizedDescription) (does its directory exist?)\n".utf8))
+                throw ExitCode.failure
             }
             let routes = draft.components(separatedBy: "\n  - name: ").count - 1
             FileHandle.standardError.write(Data(("trove suggest: \(traffic.requests) requests → \(routes) routes in \(output). "
