@@ -35,6 +35,9 @@ public struct RequestPlan: Sendable {
     /// Where the request goes if it goes anywhere.
     public let origin: Origin?
     public let decision: Decision
+    /// In shadow (the route's `cache.shadow`, or every route with `trove serve --shadow`): the client gets the
+    /// origin's answer with none of Trove's headers.
+    public var inShadow = false
 
     public enum Decision: Sendable {
         /// Look the key up; answer fresh entries from the store, fetch and store the others.
@@ -139,6 +142,19 @@ extension RuleSet {
     /// A write (any method not defined as safe) also purges the entry a GET of the same target would use, whether or not its
     /// route names it (RFC 9111 §4.4): `PUT /api/v1/events/42` purges what `GET /api/v1/events/42` stored.
     public func plan(for request: RequestHead) -> RequestPlan {
+        var plan = invalidatingPlan(for: request)
+        // `trove serve --shadow`: users see no change at all, on any route (a route's own `cache.shadow` quiets that
+        // route's answers only).
+        if shadowEverything {
+            plan.inShadow = true
+        } else if case .cache(let target) = plan.decision, target.shadow != nil {
+            plan.inShadow = true
+        }
+        return plan
+    }
+
+    /// The route's plan, a write's extended to purge the entry its own target would read (RFC 9111 §4.4).
+    private func invalidatingPlan(for request: RequestHead) -> RequestPlan {
         let plan = routePlan(for: request)
         guard MethodSet.invalidates(plan.method), let target = plan.target,
             let key = invalidationKey(for: target.forwardTarget, headers: request.headers)

@@ -1219,7 +1219,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         // Checked on the route's policy first: binding the cache target costs a copy on every hit.
         if let policy = exchange.plan.route?.cachePolicy, policy.tagsFrom != nil || policy.sendTags != nil,
-            case .cache(let target) = exchange.plan.decision, target.shadow == nil
+            case .cache(let target) = exchange.plan.decision, !exchange.plan.inShadow
         {
             headers = Self.withTagHeaders(headers, target: target, plan: plan, exchange: exchange)
         }
@@ -1320,7 +1320,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         var headers = headers
         if plan.notModified && status == 304 { headers = ConditionalRequest.notModifiedHeaders(headers) }
         // In shadow the client gets the origin's answer as it came: none of Trove's headers.
-        let trove = exchange.machine.isShadow ? .none : ResponseEncoding.TroveHeaders(cacheStatus: plan.cacheStatus, age: plan.age, retryAfter: plan.retryAfter)
+        let trove = exchange.plan.inShadow ? .none : ResponseEncoding.TroveHeaders(cacheStatus: plan.cacheStatus, age: plan.age, retryAfter: plan.retryAfter)
 
         var isError = isError
         if case .trove(let troveStatus, _) = plan.source, troveStatus >= 500 || troveStatus == 400 || troveStatus == 413 { isError = true }

@@ -225,4 +225,25 @@ import TroveTestSupport
         #expect(summary.routes.allSatisfy { $0.counts.stale == 0 }, "the draft purges what each write changes: \(summary.routes.map { ($0.name, $0.counts.stale) })")
         await replay.stop(trove)
     }
+
+    /// `trove serve --shadow`: every cacheable route runs in shadow, and no answer on any route carries Trove's
+    /// headers (reads, writes, passed requests): users see no change at all.
+    @Test func shadowEverythingQuietsEveryAnswer() async throws {
+        let scenario = try await Scenario(redis: false)
+        let rules = try scenario.rules().overriding(shadow: true)
+        #expect(rules.shadowRoutes.map(\.name) == ["events-list", "event", "asin-stats", "plain", "override"])
+        let trove = try await scenario.trove(rules)
+        var answers = [try await scenario.request(trove, "/api/v1/events/4"), try await scenario.request(trove, "/api/v1/events/4")]
+        answers.append(try await scenario.request(trove, "PUT", "/api/v1/events/4", headers: [Header("Content-Type", "application/json")],
+            body: "{\"title\": \"Quiet\"}"))
+        answers.append(try await scenario.request(trove, "/echo/anything"))
+        for answer in answers {
+            #expect(answer.status < 500)
+            for name in ["Cache-Status", "X-Cache", "Age"] { #expect(answer.header(name) == nil, "\(name): \(answer.headers)") }
+        }
+        #expect(scenario.originCount("/api/v1/events/4") == 3, "both reads, and the write, reached the origin")
+        let event = try #require(try await report(scenario, trove).routes.first { $0.name == "event" })
+        #expect(event.counts.hits == 1 && event.counts.misses == 1)
+        await scenario.stop(trove)
+    }
 }
