@@ -36,6 +36,8 @@ public struct Explanation: Sendable, Codable, Equatable {
     public var tagsFrom: String?
     /// The header that carries the entry's tags on to a CDN (`send_tags`).
     public var sendTags: String?
+    /// In shadow: what the client gets, and what is compared.
+    public var shadow: String?
     public var maxBody: String?
     /// `shared`, `per-user` or `anonymous`.
     public var sharing: String?
@@ -63,6 +65,12 @@ public struct Explanation: Sendable, Codable, Equatable {
             tags = cache.tags
             tagsFrom = cache.policy.tagsFrom.map { "each answer's \($0.name) header" + ($0.keep ? " (kept on the answer)" : " (taken off the answer)") }
             sendTags = cache.policy.sendTags.map { "\($0.name), to the CDN in front" }
+            shadow = cache.shadow.map { settings in
+                "the origin answers every request; Trove stores, purges and compares what it would have served"
+                    + (settings.ignoredPaths.isEmpty && settings.ignoredHeaders.isEmpty ? ""
+                        : ", ignoring " + (settings.ignoredPaths.map(\.description) + settings.ignoredHeaders.sorted()).joined(separator: ", "))
+                    + " (GET /shadow)"
+            }
             maxBody = Units.format(bytes: cache.policy.maxBodyBytes)
             if !cache.perUser.isEmpty {
                 sharing = "per-user"
@@ -154,6 +162,7 @@ public struct Explanation: Sendable, Codable, Equatable {
         }
         if let tagsFrom { lines.append(("tags from", tagsFrom)) }
         if let sendTags { lines.append(("sends tags", sendTags)) }
+        if let shadow { lines.append(("shadow", shadow)) }
         if let maxBody { lines.append(("max body", "\(maxBody); bigger answers are passed through unstored")) }
         if let sharing { lines.append(("users", sharing)) }
         if let purge {

@@ -38,6 +38,10 @@ import TroveTestSupport
         let settings = try #require(Self.rules.route(named: "event")?.cachePolicy?.shadow)
         #expect(settings.ignoredPaths.map(\.description) == ["$.generated_at"])
         #expect(settings.ignoredHeaders == ["x-request-id"])
+        let head = RequestHead(method: "GET", target: "/events/3", headers: [])
+        let explained = Explanation(plan: Self.rules.plan(for: head), rules: Self.rules, request: head).text
+        #expect(explained.contains("shadow     the origin answers every request; Trove stores, purges and compares what it would have served, "
+            + "ignoring $.generated_at, x-request-id (GET /shadow)"), "\(explained)")
         let problems = rejection("""
             version: 1
             origins: {api: {url: "http://127.0.0.1:8000"}}
