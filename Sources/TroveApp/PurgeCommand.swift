@@ -1,10 +1,6 @@
 internal import TroveHTTP
 internal import ArgumentParser
 internal import Foundation
-internal import NIOCore
-internal import TroveCore
-internal import TroveCurl
-internal import TroveRules
 
 /// `trove purge`: asks a running Trove's admin API to purge tags, keys, routes or everything.
 struct PurgeCommand: AsyncParsableCommand {

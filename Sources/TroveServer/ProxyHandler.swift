@@ -1342,7 +1342,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Counts the answer in the statistics and the access log.
     private func record(_ plan: ReadThroughStateMachine.ResponsePlan, _ exchange: Exchange, status: Int, bytes: Int, isError: Bool) {
         // Every write the origin accepted, with what it purged: the evidence the shadow report's diagnosis reads.
-        if plan.source == .origin, (200..<400).contains(status), !["GET", "HEAD", "OPTIONS"].contains(exchange.plan.method) {
+        if plan.source == .origin, (200..<400).contains(status), MethodSet.invalidates(exchange.plan.method) {
             var purged = PurgeSet()
             if case .write(let purges) = exchange.plan.decision { purged = purges }
             environment.shadow.recordWrite(route: exchange.plan.route?.name ?? "(unmatched)", method: exchange.plan.method,
